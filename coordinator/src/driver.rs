@@ -1,0 +1,88 @@
+//! The loop that runs the scheduling core against a real transport: receive with a deadline,
+//! dispatch, check heartbeats, report progress; then stop the workers.
+
+use crate::{Coordinator, CoordinatorError};
+use flywheel_protocol::{ToCoordinator, ToWorker, Transport};
+use std::time::{Duration, Instant};
+
+/// Timing of the driver loop.
+#[derive(Debug, Clone)]
+pub struct DriveOptions {
+    /// Longest wait for one message before housekeeping runs.
+    pub poll: Duration,
+    /// How long workers get to say goodbye after `Stop`.
+    pub stop_grace: Duration,
+    /// How long to wait for the first worker to register.
+    pub ready_timeout: Duration,
+}
+
+impl Default for DriveOptions {
+    fn default() -> Self {
+        DriveOptions {
+            poll: Duration::from_millis(100),
+            stop_grace: Duration::from_secs(30),
+            ready_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Runs the job to completion or failure, then stops every worker. `on_progress` is called
+/// after every event and at least every `poll`.
+pub fn drive(
+    coord: &mut Coordinator,
+    tx: &mut impl Transport,
+    opts: &DriveOptions,
+    on_progress: &mut dyn FnMut(&Coordinator),
+) -> Result<(), CoordinatorError> {
+    let started = Instant::now();
+    let result = loop {
+        if coord.is_complete() {
+            break Ok(());
+        }
+        if let Some(f) = coord.failure() {
+            break Err(CoordinatorError::JobFailed(f.message.clone()));
+        }
+        if coord.live_workers().is_empty() && started.elapsed() > opts.ready_timeout {
+            break Err(CoordinatorError::JobFailed(format!(
+                "no worker registered within {}s",
+                opts.ready_timeout.as_secs()
+            )));
+        }
+        match tx.recv_timeout(opts.poll) {
+            Ok(Some((from, msg))) => coord.on_message(tx, from, msg, Instant::now())?,
+            Ok(None) => {}
+            Err(e) => break Err(e.into()),
+        }
+        coord.on_tick(tx, Instant::now())?;
+        on_progress(coord);
+    };
+    on_progress(coord);
+    stop_workers(coord, tx, opts.stop_grace);
+    result
+}
+
+/// Sends `Stop` to every worker and waits (bounded) for their goodbyes.
+fn stop_workers(coord: &mut Coordinator, tx: &mut impl Transport, grace: Duration) {
+    for rank in tx.workers() {
+        if let Err(e) = tx.send(rank, ToWorker::Stop) {
+            tracing::debug!("could not stop {rank}: {e}");
+        }
+    }
+    let deadline = Instant::now() + grace;
+    let mut waiting: Vec<_> = tx.workers();
+    while !waiting.is_empty() && Instant::now() < deadline {
+        match tx.recv_timeout(Duration::from_millis(50)) {
+            Ok(Some((from, ToCoordinator::Bye))) => waiting.retain(|r| *r != from),
+            Ok(Some(_)) | Ok(None) => {}
+            Err(_) => break,
+        }
+    }
+    if !waiting.is_empty() {
+        tracing::warn!(
+            "{} worker(s) did not confirm the stop within {}s",
+            waiting.len(),
+            grace.as_secs()
+        );
+    }
+    let _ = coord;
+}

@@ -1,0 +1,20 @@
+//! The coordinator's error.
+
+use flywheel_protocol::TransportError;
+
+/// Why a job could not finish or publish.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// The transport broke: a rank is gone.
+    #[error("transport: {0}")]
+    Transport(#[from] TransportError),
+    /// A chunk used all its attempts, or every worker was lost.
+    #[error("{0}")]
+    JobFailed(String),
+    /// Publishing the version failed.
+    #[error("publish: {0}")]
+    Publish(#[from] flywheel_formats::FormatError),
+    /// The chunks' output schemas disagree and cannot be published as one table.
+    #[error("chunk outputs have different schemas: {0}")]
+    SchemaConflict(String),
+}

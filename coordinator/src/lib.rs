@@ -1,0 +1,19 @@
+//! The coordinator: plans are cut into chunks elsewhere (`flywheel-formats`); this crate hands
+//! chunks to workers, takes their results and failures, decides when the job is done or lost,
+//! and publishes the output version.
+//!
+//! The scheduling core ([`Coordinator`]) is plain functions over state: it never blocks, never
+//! reads the clock (callers pass `now`) and sees workers only through
+//! [`flywheel_protocol::Transport`]. [`drive`] is the loop that runs it against a real transport.
+
+mod driver;
+mod error;
+mod publish;
+mod report;
+mod state;
+
+pub use driver::{drive, DriveOptions};
+pub use error::CoordinatorError;
+pub use publish::{publish, PublishRequest};
+pub use report::{JobReport, WorkerReport};
+pub use state::{ChunkState, Coordinator, CoordinatorConfig, JobFailure, Progress};

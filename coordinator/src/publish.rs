@@ -1,0 +1,114 @@
+//! Publishing a job's accepted outputs as a new table version.
+//!
+//! The coordinator publishes once, after every chunk is accepted; a failed job publishes nothing.
+//! Concurrent publishers are serialised by the table's no-replace commit: `append` and
+//! `overwrite` re-read the latest version and try again when they lose a race, `create` reports
+//! that the table exists.
+
+use crate::CoordinatorError;
+use flywheel_formats::{DataFile, FormatError, Manifest, Table, FORMAT_NAME, FORMAT_VERSION};
+use flywheel_protocol::{ChunkOutput, Mode};
+
+const MAX_COMMIT_ATTEMPTS: u32 = 20;
+
+/// What to publish.
+pub struct PublishRequest<'a> {
+    pub table: &'a Table,
+    pub mode: Mode,
+    /// Accepted outputs, in chunk order.
+    pub outputs: Vec<&'a ChunkOutput>,
+    /// The output schema (Arrow JSON), if any chunk produced rows or the user fixed it.
+    pub schema: Option<String>,
+    /// Extra provenance per chunk (worker, host), keyed by chunk position in `outputs`.
+    pub provenance: Vec<serde_json::Value>,
+    pub lineage: serde_json::Value,
+    pub report: Option<serde_json::Value>,
+}
+
+fn empty_schema() -> serde_json::Value {
+    serde_json::json!({ "fields": [], "metadata": {} })
+}
+
+/// Commits a new version and returns its manifest.
+pub fn publish(req: PublishRequest<'_>) -> Result<Manifest, CoordinatorError> {
+    let new_schema: Option<serde_json::Value> = match &req.schema {
+        Some(s) => {
+            Some(serde_json::from_str(s).map_err(|e| FormatError::BadSchemaJson(e.to_string()))?)
+        }
+        None => None,
+    };
+    let new_files: Vec<DataFile> = req
+        .outputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| {
+            o.file.as_ref().map(|path| DataFile {
+                path: path.clone(),
+                rows: o.rows_out,
+                bytes: o.bytes,
+                provenance: req.provenance.get(i).cloned(),
+            })
+        })
+        .collect();
+    for _ in 0..MAX_COMMIT_ATTEMPTS {
+        let latest = req.table.latest_version()?;
+        let (mut files, schema) = match (req.mode, latest) {
+            (Mode::Create, Some(v)) => {
+                return Err(FormatError::TableExists {
+                    path: req.table.dir().to_path_buf(),
+                    version: v,
+                }
+                .into())
+            }
+            (Mode::Append, Some(v)) => {
+                let prev = req.table.manifest(Some(v))?;
+                let schema = match new_schema.clone() {
+                    Some(s) if !prev.files.is_empty() && s != prev.schema => {
+                        return Err(CoordinatorError::SchemaConflict(format!(
+                            "appended rows have schema {s} but version {v} has {}",
+                            prev.schema
+                        )))
+                    }
+                    Some(s) => s,
+                    None => prev.schema.clone(),
+                };
+                (prev.files, schema)
+            }
+            _ => (Vec::new(), new_schema.clone().unwrap_or_else(empty_schema)),
+        };
+        files.extend(new_files.iter().cloned());
+        let version = latest.unwrap_or(0) + 1;
+        let manifest = Manifest {
+            format: FORMAT_NAME.to_string(),
+            format_version: FORMAT_VERSION,
+            version,
+            created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            operation: req.mode.to_string(),
+            schema,
+            num_rows: files.iter().map(|f| f.rows).sum(),
+            files,
+            lineage: req.lineage.clone(),
+            report: req.report.clone(),
+        };
+        match req.table.commit(&manifest) {
+            Ok(()) => return Ok(manifest),
+            Err(FormatError::VersionAlreadyExists { version, .. }) if req.mode != Mode::Create => {
+                tracing::info!(
+                    "version {version} was published by another writer; retrying on top of it"
+                );
+            }
+            Err(FormatError::VersionAlreadyExists { version, .. }) => {
+                return Err(FormatError::TableExists {
+                    path: req.table.dir().to_path_buf(),
+                    version,
+                }
+                .into())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CoordinatorError::JobFailed(format!(
+        "gave up publishing to {} after {MAX_COMMIT_ATTEMPTS} lost races",
+        req.table.dir().display()
+    )))
+}

@@ -1,0 +1,57 @@
+//! The job report: printed at the end of a job and kept in the version's manifest.
+
+use serde::{Deserialize, Serialize};
+
+/// One worker's share of the job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    pub rank: u32,
+    pub host: String,
+    pub chunks: u64,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub failures: u64,
+    pub busy_ms: u64,
+    /// busy time / job wall time.
+    pub busy_share: f64,
+    pub lost: bool,
+}
+
+/// The whole job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobReport {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub chunks: u64,
+    pub chunks_done: u64,
+    pub retries: u64,
+    pub failures: u64,
+    pub wall_s: f64,
+    pub rows_per_s: f64,
+    pub workers: Vec<WorkerReport>,
+    /// GPU utilisation summary, or "no GPU".
+    pub gpu: String,
+}
+
+impl JobReport {
+    /// The human-readable report.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "rows in {} · rows out {} · chunks {}/{} · retries {} · failures {} · wall {:.1}s · {:.0} rows/s · GPU: {}\n",
+            self.rows_in, self.rows_out, self.chunks_done, self.chunks, self.retries, self.failures, self.wall_s, self.rows_per_s, self.gpu
+        );
+        for w in &self.workers {
+            s.push_str(&format!(
+                "  worker {:>3} {:<16} chunks {:>5} rows {:>9} failures {:>3} busy {:>5.1}%{}\n",
+                w.rank,
+                w.host,
+                w.chunks,
+                w.rows_out,
+                w.failures,
+                w.busy_share * 100.0,
+                if w.lost { " (lost)" } else { "" }
+            ));
+        }
+        s
+    }
+}

@@ -1,0 +1,60 @@
+"""Generates examples/data/dialogues.parquet: 500 short synthetic support dialogues.
+
+Deterministic (seeded), so the file in the repository can be rebuilt byte for byte:
+    .venv/bin/python examples/data/make_dialogues.py
+"""
+
+import os
+import random
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TOPICS = {
+    "billing": ["Why was I charged twice this month?", "Can I get an invoice for March?", "How do I change my card?"],
+    "shipping": ["Where is my parcel?", "Can you ship to Norway?", "My order arrived damaged."],
+    "account": ["I forgot my password.", "How do I delete my account?", "Can I change my username?"],
+    "product": ["Does the kettle work at 110 V?", "Is the blue model back in stock?", "What is the warranty?"],
+}
+ANSWERS = [
+    "Thanks for reaching out. I have looked into it: {detail}",
+    "Sorry about that! {detail}",
+    "Good question. {detail}",
+]
+DETAILS = [
+    "it is fixed now and you will get an email confirmation.",
+    "I have opened a ticket and a colleague will follow up within a day.",
+    "you can do this yourself under Settings, then Account.",
+    "the answer is yes, and there is no extra fee.",
+]
+FOLLOW_UPS = ["Thanks! One more thing: how long does that take?", "Great, and is there a fee?", "Perfect, thank you."]
+
+
+def dialogue(rng, i):
+    topic = rng.choice(sorted(TOPICS))
+    turns = [{"role": "user", "text": rng.choice(TOPICS[topic])}]
+    for _ in range(rng.randint(1, 3)):
+        turns.append({"role": "assistant", "text": rng.choice(ANSWERS).format(detail=rng.choice(DETAILS))})
+        if rng.random() < 0.6:
+            turns.append({"role": "user", "text": rng.choice(FOLLOW_UPS)})
+    return {"id": i, "topic": topic, "turns": turns}
+
+
+def main():
+    rng = random.Random(42)
+    rows = [dialogue(rng, i) for i in range(500)]
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("topic", pa.string()),
+            ("turns", pa.list_(pa.struct([("role", pa.string()), ("text", pa.string())]))),
+        ]
+    )
+    table = pa.Table.from_pylist(rows, schema=schema)
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dialogues.parquet")
+    pq.write_table(table, out, row_group_size=100, compression="snappy")
+    print(f"wrote {out}: {table.num_rows} dialogues")
+
+
+if __name__ == "__main__":
+    main()

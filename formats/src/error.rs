@@ -1,0 +1,82 @@
+//! The formats crate's error.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong reading or writing flywheel's data.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// A filesystem call failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An input address matched no file.
+    #[error("input '{0}' matches no file")]
+    NoInput(String),
+    /// An input file's extension names no supported format.
+    #[error("{0}: unknown input format (expected .parquet, .jsonl, .ndjson, .csv, .arrow, .h5 or .hdf5)")]
+    UnknownFormat(PathBuf),
+    /// An input format that this build cannot read.
+    #[error("{path}: {what}")]
+    Unsupported { path: PathBuf, what: String },
+    /// A Parquet file could not be read or written.
+    #[error("{path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// Arrow refused the data.
+    #[error("{context}: {source}")]
+    Arrow {
+        context: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+    /// A glob pattern is malformed.
+    #[error("input '{pattern}' is not a valid glob: {reason}")]
+    BadGlob { pattern: String, reason: String },
+    /// A table address like `t@x` whose version part is not a number.
+    #[error("table address '{0}': the version after '@' must be a positive integer or 'latest'")]
+    BadTableRef(String),
+    /// The table directory holds no version.
+    #[error("{0}: not a flywheel table (no published version)")]
+    NoVersion(PathBuf),
+    /// The requested version does not exist.
+    #[error("{table}: version {version} does not exist (latest is {latest})")]
+    VersionMissing {
+        table: PathBuf,
+        version: u64,
+        latest: u64,
+    },
+    /// Another writer published this version first. Retryable: re-read the latest and try again.
+    #[error("manifest version {version} already exists at {path}")]
+    VersionAlreadyExists { version: u64, path: PathBuf },
+    /// `create` on a table that already has versions.
+    #[error(
+        "{path} already holds a table (version {version}); use --mode append or --mode overwrite"
+    )]
+    TableExists { path: PathBuf, version: u64 },
+    /// A manifest that does not hold up.
+    #[error("{path}: invalid manifest: {reason}")]
+    BadManifest { path: PathBuf, reason: String },
+    /// A schema in JSON that does not parse.
+    #[error("invalid schema JSON: {0}")]
+    BadSchemaJson(String),
+}
+
+impl FormatError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> FormatError {
+        let path = path.into();
+        move |source| FormatError::Io { path, source }
+    }
+
+    pub(crate) fn parquet(
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(parquet::errors::ParquetError) -> FormatError {
+        let path = path.into();
+        move |source| FormatError::Parquet { path, source }
+    }
+}

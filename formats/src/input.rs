@@ -1,0 +1,163 @@
+//! Input addresses and chunk planning.
+//!
+//! An input is a flywheel table (`DIR[@V]`), one file, or a glob of files. Planning reads
+//! metadata only (Parquet footers), never the data, and cuts deterministic row ranges of about
+//! `chunk_rows` rows that never cross a file boundary, so a plan is stable for a given input and
+//! setting (output order and `--resume` rely on that).
+
+use crate::{FormatError, Table, TableRef};
+use flywheel_protocol::{InputFormat, InputSlice};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// One input file, as found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputFile {
+    pub path: PathBuf,
+    pub format: InputFormat,
+    /// For HDF5 (`file.h5:/group`), the group.
+    pub group: Option<String>,
+    pub bytes: u64,
+    /// Modification time, seconds since the epoch (for lineage).
+    pub mtime: u64,
+}
+
+/// An input address, resolved to files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedInput {
+    pub files: Vec<InputFile>,
+    /// When the input is a table: its directory and the pinned version.
+    pub table: Option<(PathBuf, u64)>,
+}
+
+fn format_of(path: &Path) -> Result<InputFormat, FormatError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    Ok(match ext.as_str() {
+        "parquet" | "pq" => InputFormat::Parquet,
+        "jsonl" | "ndjson" => InputFormat::Jsonl,
+        "csv" => InputFormat::Csv,
+        "arrow" | "ipc" | "feather" => InputFormat::Arrow,
+        "h5" | "hdf5" => InputFormat::Hdf5,
+        _ => return Err(FormatError::UnknownFormat(path.to_path_buf())),
+    })
+}
+
+fn input_file(path: &Path, group: Option<String>) -> Result<InputFile, FormatError> {
+    let meta = fs::metadata(path).map_err(FormatError::io(path))?;
+    let abs = fs::canonicalize(path).map_err(FormatError::io(path))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok(InputFile {
+        format: format_of(path)?,
+        path: abs,
+        group,
+        bytes: meta.len(),
+        mtime,
+    })
+}
+
+/// Resolves an input address to its files, in order.
+pub fn resolve_input(address: &str) -> Result<ResolvedInput, FormatError> {
+    let tref = TableRef::parse(address)?;
+    if Table::is_table(&tref.path) {
+        let table = Table::new(&tref.path);
+        let manifest = table.manifest(tref.version)?;
+        let files = table
+            .file_paths(&manifest)
+            .iter()
+            .map(|p| input_file(p, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dir = fs::canonicalize(&tref.path).map_err(FormatError::io(&tref.path))?;
+        return Ok(ResolvedInput {
+            files,
+            table: Some((dir, manifest.version)),
+        });
+    }
+    if address.contains(['*', '?', '[']) {
+        let paths = glob::glob(address).map_err(|e| FormatError::BadGlob {
+            pattern: address.into(),
+            reason: e.to_string(),
+        })?;
+        let mut files = Vec::new();
+        for p in paths {
+            let p = p.map_err(|e| FormatError::Io {
+                path: e.path().to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            if p.is_file() {
+                files.push(input_file(&p, None)?);
+            }
+        }
+        if files.is_empty() {
+            return Err(FormatError::NoInput(address.to_string()));
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        return Ok(ResolvedInput { files, table: None });
+    }
+    // `file.h5:/group` picks an HDF5 group.
+    if let Some((file, group)) = address
+        .split_once(".h5:")
+        .map(|(f, g)| (format!("{f}.h5"), g))
+    {
+        return Ok(ResolvedInput {
+            files: vec![input_file(Path::new(&file), Some(group.to_string()))?],
+            table: None,
+        });
+    }
+    let path = Path::new(address);
+    if !path.exists() {
+        return Err(FormatError::NoInput(address.to_string()));
+    }
+    Ok(ResolvedInput {
+        files: vec![input_file(path, None)?],
+        table: None,
+    })
+}
+
+/// Row count of a file, from metadata only.
+fn count_rows(file: &InputFile) -> Result<u64, FormatError> {
+    match file.format {
+        InputFormat::Parquet => {
+            let f = fs::File::open(&file.path).map_err(FormatError::io(&file.path))?;
+            let reader = SerializedFileReader::new(f).map_err(FormatError::parquet(&file.path))?;
+            Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
+        }
+        other => Err(FormatError::Unsupported {
+            path: file.path.clone(),
+            what: format!(
+                "{other:?} input is not readable by this build yet; convert it to Parquet"
+            ),
+        }),
+    }
+}
+
+/// Cuts the input into chunks of about `chunk_rows` rows, in input order.
+pub fn plan_chunks(input: &ResolvedInput, chunk_rows: u64) -> Result<Vec<InputSlice>, FormatError> {
+    let chunk_rows = chunk_rows.max(1);
+    let mut slices = Vec::new();
+    for file in &input.files {
+        let rows = count_rows(file)?;
+        let mut start = 0;
+        while start < rows {
+            let count = chunk_rows.min(rows - start);
+            slices.push(InputSlice {
+                path: file.path.to_string_lossy().into_owned(),
+                format: file.format,
+                group: file.group.clone(),
+                row_start: start,
+                row_count: count,
+            });
+            start += count;
+        }
+    }
+    Ok(slices)
+}

@@ -1,0 +1,53 @@
+//! flywheel's data formats: input discovery and chunk planning, chunk readers, the Parquet chunk
+//! writer, and tables — versioned manifests published atomically.
+
+mod error;
+mod input;
+mod manifest;
+mod read;
+mod table;
+mod write;
+
+pub use error::FormatError;
+pub use input::{plan_chunks, resolve_input, InputFile, ResolvedInput};
+pub use manifest::{DataFile, Manifest, FORMAT_NAME, FORMAT_VERSION};
+pub use read::read_slice;
+pub use table::{Table, TableRef};
+pub use write::{write_chunk_file, WrittenFile};
+
+/// The Arrow schema type, for crates that read schemas out of manifests.
+pub use arrow::datatypes::Schema as ArrowSchema;
+
+/// Arrow schema → JSON text, the form schemas travel in and manifests keep. The text is
+/// canonical (object keys sorted, field order kept), so equal schemas give equal text whatever
+/// process wrote them.
+pub fn schema_to_json(schema: &arrow::datatypes::Schema) -> String {
+    let value = serde_json::to_value(schema)
+        .map(sort_keys)
+        .unwrap_or(serde_json::Value::Null);
+    value.to_string()
+}
+
+fn sort_keys(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sort_keys).collect())
+        }
+        other => other,
+    }
+}
+
+/// JSON text → Arrow schema.
+pub fn schema_from_json(text: &str) -> Result<arrow::datatypes::Schema, FormatError> {
+    serde_json::from_str(text).map_err(|e| FormatError::BadSchemaJson(e.to_string()))
+}

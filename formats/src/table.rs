@@ -1,0 +1,310 @@
+//! Tables: a directory of immutable data files and one manifest per version.
+//!
+//! ```text
+//! TABLE/
+//!   _versions/00000000000000000001.json   manifest of version 1 (exists ⇔ version 1 exists)
+//!   _versions/.tmp-<pid>-<nanos>.json     a manifest being written (never read)
+//!   data/<chunk>-<attempt>-<job>.parquet  data files (part of a version only once named)
+//! ```
+//!
+//! Commit protocol (publish version N):
+//!
+//! ```text
+//!  write manifest to _versions/.tmp-*  ──fsync──▶  link(tmp, _versions/N.json)
+//!                                                   │ EEXIST → VersionAlreadyExists (retryable)
+//!                                                   ▼
+//!                                      unlink(tmp), fsync(_versions/)  ──▶ version N visible
+//! ```
+//!
+//! `link(2)` never replaces an existing name (unlike `rename(2)`), works on NFS, Lustre and GPFS,
+//! and makes the complete, synced manifest appear in one step: a reader sees version N whole or
+//! not at all, and of two writers racing for N exactly one wins.
+
+use crate::{FormatError, Manifest};
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+const VERSIONS_DIR: &str = "_versions";
+const DATA_DIR: &str = "data";
+
+/// `PATH` or `PATH@N` / `PATH@latest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRef {
+    pub path: PathBuf,
+    /// `None` means the latest version.
+    pub version: Option<u64>,
+}
+
+impl TableRef {
+    /// Parses a table address. Only a final `@` followed by a number or `latest` is a version.
+    pub fn parse(text: &str) -> Result<TableRef, FormatError> {
+        if let Some((path, v)) = text.rsplit_once('@') {
+            if !path.is_empty() && !v.contains('/') {
+                if v == "latest" {
+                    return Ok(TableRef {
+                        path: path.into(),
+                        version: None,
+                    });
+                }
+                return match v.parse::<u64>() {
+                    Ok(n) if n >= 1 => Ok(TableRef {
+                        path: path.into(),
+                        version: Some(n),
+                    }),
+                    _ => Err(FormatError::BadTableRef(text.to_string())),
+                };
+            }
+        }
+        Ok(TableRef {
+            path: text.into(),
+            version: None,
+        })
+    }
+}
+
+/// A table directory.
+#[derive(Debug, Clone)]
+pub struct Table {
+    dir: PathBuf,
+}
+
+impl Table {
+    /// A handle on the table at `dir` (which need not exist yet).
+    pub fn new(dir: impl Into<PathBuf>) -> Table {
+        Table { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where workers put data files.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join(DATA_DIR)
+    }
+
+    fn versions_dir(&self) -> PathBuf {
+        self.dir.join(VERSIONS_DIR)
+    }
+
+    fn manifest_path(&self, version: u64) -> PathBuf {
+        self.versions_dir().join(format!("{version:020}.json"))
+    }
+
+    /// Whether `dir` looks like a table (has a versions directory).
+    pub fn is_table(dir: &Path) -> bool {
+        dir.join(VERSIONS_DIR).is_dir()
+    }
+
+    /// Every published version, ascending.
+    pub fn versions(&self) -> Result<Vec<u64>, FormatError> {
+        let dir = self.versions_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(FormatError::Io {
+                    path: dir,
+                    source: e,
+                })
+            }
+        };
+        let mut versions = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(FormatError::io(&dir))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".json") {
+                if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+                    if let Ok(v) = stem.parse::<u64>() {
+                        versions.push(v);
+                    }
+                }
+            }
+        }
+        versions.sort_unstable();
+        Ok(versions)
+    }
+
+    /// The latest version, if any.
+    pub fn latest_version(&self) -> Result<Option<u64>, FormatError> {
+        Ok(self.versions()?.last().copied())
+    }
+
+    /// Reads and checks the manifest of `version` (the latest when `None`).
+    pub fn manifest(&self, version: Option<u64>) -> Result<Manifest, FormatError> {
+        let latest = self
+            .latest_version()?
+            .ok_or_else(|| FormatError::NoVersion(self.dir.clone()))?;
+        let v = version.unwrap_or(latest);
+        let path = self.manifest_path(v);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(FormatError::VersionMissing {
+                    table: self.dir.clone(),
+                    version: v,
+                    latest,
+                })
+            }
+            Err(e) => return Err(FormatError::Io { path, source: e }),
+        };
+        let m = Manifest::from_bytes(&bytes, &path)?;
+        if m.version != v {
+            return Err(FormatError::BadManifest {
+                path,
+                reason: format!("names version {} in its body", m.version),
+            });
+        }
+        Ok(m)
+    }
+
+    /// Absolute paths of a manifest's data files, in row order.
+    pub fn file_paths(&self, manifest: &Manifest) -> Vec<PathBuf> {
+        let base = fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        manifest.files.iter().map(|f| base.join(&f.path)).collect()
+    }
+
+    /// Publishes `manifest` as version `manifest.version` (see the module docs). Fails with
+    /// [`FormatError::VersionAlreadyExists`] when another writer got there first.
+    pub fn commit(&self, manifest: &Manifest) -> Result<(), FormatError> {
+        let vdir = self.versions_dir();
+        fs::create_dir_all(&vdir).map_err(FormatError::io(&vdir))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let tmp = vdir.join(format!(".tmp-{}-{nanos}.json", std::process::id()));
+        let body = serde_json::to_vec_pretty(manifest).map_err(|e| FormatError::BadManifest {
+            path: tmp.clone(),
+            reason: e.to_string(),
+        })?;
+        {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(FormatError::io(&tmp))?;
+            f.write_all(&body).map_err(FormatError::io(&tmp))?;
+            f.sync_all().map_err(FormatError::io(&tmp))?;
+        }
+        let target = self.manifest_path(manifest.version);
+        let linked = link_no_replace(&tmp, &target);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(FormatError::VersionAlreadyExists {
+                    version: manifest.version,
+                    path: target,
+                })
+            }
+            Err(e) => {
+                return Err(FormatError::Io {
+                    path: target,
+                    source: e,
+                })
+            }
+        }
+        sync_dir(&vdir)
+    }
+}
+
+/// `link(2)`: creates `to` as a second name of `from`, failing with `AlreadyExists` if `to` exists.
+fn link_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (a, b) = (c(from)?, c(to)?);
+    // SAFETY: both are valid NUL-terminated paths that live across the call.
+    let rc = unsafe { libc::link(a.as_ptr(), b.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// fsyncs a directory so that names created in it survive a crash.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), FormatError> {
+    let f = fs::File::open(dir).map_err(FormatError::io(dir))?;
+    f.sync_all().map_err(FormatError::io(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FORMAT_NAME, FORMAT_VERSION};
+
+    fn manifest(version: u64) -> Manifest {
+        Manifest {
+            format: FORMAT_NAME.into(),
+            format_version: FORMAT_VERSION,
+            version,
+            created_at: "now".into(),
+            operation: "create".into(),
+            schema: serde_json::json!({}),
+            num_rows: 0,
+            files: vec![],
+            lineage: serde_json::Value::Null,
+            report: None,
+        }
+    }
+
+    #[test]
+    fn parses_table_addresses() {
+        assert_eq!(
+            TableRef::parse("t").unwrap(),
+            TableRef {
+                path: "t".into(),
+                version: None
+            }
+        );
+        assert_eq!(
+            TableRef::parse("a/t@3").unwrap(),
+            TableRef {
+                path: "a/t".into(),
+                version: Some(3)
+            }
+        );
+        assert_eq!(TableRef::parse("t@latest").unwrap().version, None);
+        assert!(TableRef::parse("t@0").is_err());
+        assert!(TableRef::parse("t@x").is_err());
+        assert_eq!(
+            TableRef::parse("me@host/t").unwrap().path,
+            PathBuf::from("me@host/t")
+        );
+    }
+
+    #[test]
+    fn second_commit_of_a_version_loses() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Table::new(dir.path());
+        assert_eq!(t.latest_version().unwrap(), None);
+        t.commit(&manifest(1)).unwrap();
+        let err = t.commit(&manifest(1)).unwrap_err();
+        assert!(
+            matches!(err, FormatError::VersionAlreadyExists { version: 1, .. }),
+            "{err}"
+        );
+        t.commit(&manifest(2)).unwrap();
+        assert_eq!(t.versions().unwrap(), vec![1, 2]);
+        assert_eq!(t.manifest(None).unwrap().version, 2);
+        assert_eq!(t.manifest(Some(1)).unwrap().version, 1);
+        let missing = t.manifest(Some(7)).unwrap_err().to_string();
+        assert!(
+            missing.contains("version 7 does not exist (latest is 2)"),
+            "{missing}"
+        );
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(dir.path().join("_versions"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+}

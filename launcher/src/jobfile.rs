@@ -1,0 +1,112 @@
+//! Job files: TOML with `map`'s options at the top level and a `[slurm]` table.
+//!
+//! Relative paths in a job file (input, output, a mapper's file) are relative to the job file's
+//! directory, so a job file means the same thing whatever directory it is submitted from.
+
+use crate::error::{bad_input, CliError};
+use anyhow::anyhow;
+use flywheel_protocol::JobOptions;
+use flywheel_slurm::SlurmSpec;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// A parsed job file.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub struct JobFile {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub content: String,
+    pub job: JobOptions,
+    pub slurm: SlurmSpec,
+}
+
+fn absolutize(base: &Path, p: &str) -> String {
+    if Path::new(p).is_absolute() {
+        p.to_string()
+    } else {
+        base.join(p).to_string_lossy().into_owned()
+    }
+}
+
+/// Reads and checks a job file.
+pub fn load(path: &Path) -> Result<JobFile, CliError> {
+    let content =
+        std::fs::read_to_string(path).map_err(|e| bad_input(anyhow!("{}: {e}", path.display())))?;
+    let abs =
+        std::fs::canonicalize(path).map_err(|e| bad_input(anyhow!("{}: {e}", path.display())))?;
+    let base = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut table: toml::Table =
+        toml::from_str(&content).map_err(|e| bad_input(anyhow!("{}: {e}", path.display())))?;
+    let slurm = match table.remove("slurm") {
+        Some(v) => v
+            .try_into::<SlurmSpec>()
+            .map_err(|e| bad_input(anyhow!("{}: [slurm]: {e}", path.display())))?,
+        None => SlurmSpec::default(),
+    };
+    let mut job: JobOptions = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| bad_input(anyhow!("{}: {e}", path.display())))?;
+    if job.schema.is_some() {
+        return Err(bad_input(anyhow!(
+            "{}: 'schema' is not supported by this build yet; leave it out to infer the schema",
+            path.display()
+        )));
+    }
+    job.input = absolutize(&base, &job.input);
+    job.output = PathBuf::from(absolutize(&base, &job.output.to_string_lossy()));
+    if let Some((file, name)) = job.mapper.rsplit_once(':') {
+        if file.ends_with(".py") && !job.mapper.starts_with("exec:") {
+            job.mapper = format!("{}:{name}", absolutize(&base, file));
+        }
+    }
+    let sha256 = hex::encode(Sha256::digest(content.as_bytes()));
+    Ok(JobFile {
+        path: abs,
+        sha256,
+        content,
+        job,
+        slurm,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_paths_against_the_job_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("job.toml");
+        std::fs::write(
+            &p,
+            "input = \"data/in.parquet\"\noutput = \"/abs/out\"\nmapper = \"m.py:F\"\nchunk_rows = 5\n[slurm]\nntasks_per_node = 4\nsetup = \"module load x\"\n",
+        )
+        .unwrap();
+        let jf = load(&p).unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(jf.job.input, base.join("data/in.parquet").to_string_lossy());
+        assert_eq!(jf.job.output, PathBuf::from("/abs/out"));
+        assert_eq!(jf.job.mapper, format!("{}:F", base.join("m.py").display()));
+        assert_eq!(jf.job.chunk_rows, 5);
+        assert_eq!(jf.slurm.ntasks_per_node, 4);
+        assert_eq!(jf.slurm.setup.0, vec!["module load x"]);
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("job.toml");
+        std::fs::write(
+            &p,
+            "input = \"a\"\noutput = \"b\"\nmapper = \"builtin:identity\"\nchunk_row = 5\n",
+        )
+        .unwrap();
+        let e = load(&p).err().unwrap();
+        assert_eq!(e.code, 2);
+        assert!(
+            format!("{:#}", e.error).contains("chunk_row"),
+            "{:#}",
+            e.error
+        );
+    }
+}

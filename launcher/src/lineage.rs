@@ -1,0 +1,89 @@
+//! A version's lineage: what was run, on what, by whom, when — enough to rerun it.
+
+use flywheel_formats::ResolvedInput;
+use flywheel_protocol::{JobOptions, MapperSpec};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::time::SystemTime;
+
+/// Lineage being collected during a job.
+pub struct Lineage {
+    value: serde_json::Map<String, Value>,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn file_sha256(path: &std::path::Path) -> Option<String> {
+    std::fs::read(path)
+        .ok()
+        .map(|b| hex::encode(Sha256::digest(&b)))
+}
+
+impl Lineage {
+    /// Starts the lineage of a job; `job_file` is (path, sha256, content) when there is one.
+    pub fn start(job_file: Option<(&std::path::Path, &str, &str)>) -> Lineage {
+        let mut value = serde_json::Map::new();
+        value.insert("flywheel_version".into(), json!(env!("CARGO_PKG_VERSION")));
+        value.insert("host".into(), json!(flywheel_worker::hostname()));
+        value.insert(
+            "slurm_job_id".into(),
+            json!(std::env::var("SLURM_JOB_ID").ok()),
+        );
+        value.insert("started_at".into(), json!(now()));
+        if let Some((path, sha, content)) = job_file {
+            value.insert(
+                "job_file".into(),
+                json!({"path": path, "sha256": sha, "content": content}),
+            );
+        }
+        Lineage { value }
+    }
+
+    /// Adds the job's options, mapper and resolved input.
+    pub fn with_input(mut self, job: &JobOptions, input: &ResolvedInput) -> Lineage {
+        self.value
+            .insert("operation".into(), json!(job.mode.to_string()));
+        self.value.insert(
+            "options".into(),
+            serde_json::to_value(job).unwrap_or(Value::Null),
+        );
+        self.value.insert("seed".into(), json!(job.seed));
+        let mapper_file = match MapperSpec::parse(&job.mapper) {
+            Ok(MapperSpec::Python { file, .. }) => Some(file),
+            Ok(MapperSpec::Exec { argv }) if argv[0].contains('/') => Some(argv[0].clone().into()),
+            _ => None,
+        };
+        self.value.insert(
+            "mapper".into(),
+            json!({
+                "spec": job.mapper,
+                "sha256": mapper_file.as_deref().and_then(file_sha256),
+            }),
+        );
+        let files: Vec<Value> = input
+            .files
+            .iter()
+            .map(|f| json!({"path": f.path, "bytes": f.bytes, "mtime": f.mtime}))
+            .collect();
+        self.value.insert(
+            "input".into(),
+            json!({
+                "address": job.input,
+                "table": input.table.as_ref().map(|(p, v)| json!({"path": p, "version": v})),
+                "files": files,
+            }),
+        );
+        self
+    }
+
+    /// Stamps the end time.
+    pub fn finish(&mut self) {
+        self.value.insert("finished_at".into(), json!(now()));
+    }
+
+    pub fn to_json(&self) -> Value {
+        Value::Object(self.value.clone())
+    }
+}

@@ -1,0 +1,91 @@
+//! `flywheel run JOB.toml`: the same job as MPI ranks. Rank 0 coordinates; every other rank is
+//! a worker whose mappers run in child processes, so user code can never take a rank (and with
+//! it, the whole MPI job) down.
+
+use crate::cli::RunArgs;
+use crate::error::CliError;
+
+#[cfg(not(feature = "mpi"))]
+pub fn run(_args: RunArgs) -> Result<(), CliError> {
+    Err(crate::error::bad_input(anyhow::anyhow!(
+        "MPI support is not compiled into this build; rebuild with --features mpi (see README, 'Building for a cluster'), or use `flywheel map` to run in one process"
+    )))
+}
+
+#[cfg(feature = "mpi")]
+pub fn run(args: RunArgs) -> Result<(), CliError> {
+    use crate::error::{bad_input, job_failed};
+    use crate::jobfile;
+    use crate::lineage::Lineage;
+    use crate::plan::{coordinate, prepare, print_outcome};
+    use anyhow::anyhow;
+    use flywheel_protocol::mpi::{MpiTransport, MpiWorkerLink};
+    use flywheel_protocol::{Rank, ToCoordinator, ToWorker, Transport};
+    use flywheel_worker::{run_worker, WorkerConfig};
+    use mpi::topology::Communicator;
+    use std::time::{Duration, Instant};
+
+    let jf = jobfile::load(&args.job)?;
+    // A panic that unwinds would run MPI_Finalize from a destructor and hang every rank:
+    // abort instead, which the launcher notices.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        std::process::abort();
+    }));
+    let universe =
+        mpi::initialize().ok_or_else(|| job_failed(anyhow!("MPI was already initialised")))?;
+    let world = universe.world();
+    let (size, rank) = (world.size(), world.rank());
+    let slurm = flywheel_slurm::SlurmEnv::from_env();
+    if let Some(n) = slurm.ntasks {
+        if n as i32 != size {
+            return Err(bad_input(anyhow!(
+                "the MPI world has {size} rank(s) but Slurm started {n} tasks: srun and MPI do not agree (with Open MPI use `srun --mpi=pmix`)"
+            )));
+        }
+    }
+    if size < 2 {
+        return Err(bad_input(anyhow!(
+            "flywheel run needs at least 2 MPI ranks (1 coordinator + workers); got {size}. Use `flywheel map` to run in one process"
+        )));
+    }
+    if rank == 0 {
+        let lineage = Lineage::start(Some((&jf.path, &jf.sha256, &jf.content)));
+        let mut tx = MpiTransport::new(world);
+        let prepared = match prepare(jf.job.clone(), lineage) {
+            Ok(p) => p,
+            Err(e) => {
+                // Release the workers before reporting the bad input.
+                for r in tx.workers() {
+                    let _ = tx.send(r, ToWorker::Stop);
+                }
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let mut waiting = tx.workers();
+                while !waiting.is_empty() && Instant::now() < deadline {
+                    if let Ok(Some((from, ToCoordinator::Bye))) =
+                        tx.recv_timeout(Duration::from_millis(50))
+                    {
+                        waiting.retain(|r| *r != from);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let outcome = coordinate(prepared, &mut tx, args.json)?;
+        print_outcome(&jf.job, &outcome, args.json);
+    } else {
+        let mut link = MpiWorkerLink::new(world);
+        let mut cfg = WorkerConfig::new(jf.job.clone(), Rank(rank as u32));
+        if let Some(local) = slurm.local_id {
+            if !slurm.gpus.is_empty() && std::env::var_os("CUDA_VISIBLE_DEVICES").is_none() {
+                let gpu = &slurm.gpus[local as usize % slurm.gpus.len()];
+                cfg.extra_env
+                    .push(("CUDA_VISIBLE_DEVICES".into(), gpu.clone()));
+            }
+        }
+        run_worker(&mut link, cfg).map_err(job_failed)?;
+    }
+    drop(universe);
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! What every way of running a job shares: the checks before any worker starts (bad input is
+//! exit 2 and nothing runs), the coordinator's loop over whatever transport, and the publish.
+
+use crate::error::{bad_input, job_failed, CliError};
+use crate::lineage::Lineage;
+use crate::progress::ProgressReporter;
+use anyhow::anyhow;
+use flywheel_coordinator::{
+    drive, publish, Coordinator, CoordinatorConfig, DriveOptions, JobReport, PublishRequest,
+};
+use flywheel_formats::{plan_chunks, resolve_input, Manifest, Table};
+use flywheel_protocol::{InputSlice, JobOptions, MapperSpec, Mode, Transport};
+use std::time::Instant;
+
+/// A job that passed its checks.
+pub struct Prepared {
+    pub job: JobOptions,
+    pub slices: Vec<InputSlice>,
+    pub lineage: Lineage,
+}
+
+/// Checks the job and plans its chunks, before any worker starts.
+pub fn prepare(job: JobOptions, lineage: Lineage) -> Result<Prepared, CliError> {
+    match MapperSpec::parse(&job.mapper).map_err(bad_input)? {
+        MapperSpec::Python { file, .. } => {
+            if !file.is_file() {
+                return Err(bad_input(anyhow!(
+                    "mapper file {} does not exist",
+                    file.display()
+                )));
+            }
+        }
+        MapperSpec::Exec { argv } => {
+            if !program_exists(&argv[0]) {
+                return Err(bad_input(anyhow!(
+                    "exec mapper program '{}' is not found (not a file, not on PATH)",
+                    argv[0]
+                )));
+            }
+        }
+        MapperSpec::Builtin { .. } => {}
+    }
+    if job.workers == 0 {
+        return Err(bad_input(anyhow!("--workers must be at least 1")));
+    }
+    if job.max_attempts == 0 {
+        return Err(bad_input(anyhow!("--max-attempts must be at least 1")));
+    }
+    if job.chunk_rows == 0 {
+        return Err(bad_input(anyhow!("--chunk-rows must be at least 1")));
+    }
+    let table = Table::new(&job.output);
+    if job.mode == Mode::Create {
+        if let Some(v) = table.latest_version().map_err(bad_input)? {
+            return Err(bad_input(anyhow!(
+                "{} already holds a table (version {v}); use --mode append or --mode overwrite",
+                job.output.display()
+            )));
+        }
+    }
+    let input = resolve_input(&job.input).map_err(bad_input)?;
+    let slices = plan_chunks(&input, job.chunk_rows).map_err(bad_input)?;
+    let lineage = lineage.with_input(&job, &input);
+    Ok(Prepared {
+        job,
+        slices,
+        lineage,
+    })
+}
+
+fn program_exists(program: &str) -> bool {
+    if program.contains('/') {
+        return std::path::Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// What a finished job left.
+pub struct Outcome {
+    pub manifest: Manifest,
+    pub report: JobReport,
+}
+
+/// Runs the coordinator over `tx` to the end and publishes. Nothing is published on failure.
+pub fn coordinate(
+    prepared: Prepared,
+    tx: &mut impl Transport,
+    json: bool,
+) -> Result<Outcome, CliError> {
+    let Prepared {
+        job,
+        slices,
+        mut lineage,
+    } = prepared;
+    let started = Instant::now();
+    let cfg = CoordinatorConfig {
+        max_attempts: job.max_attempts,
+        job_seed: job.seed,
+        ..CoordinatorConfig::default()
+    };
+    let mut coord = Coordinator::new(cfg, slices);
+    let mut progress = ProgressReporter::new(!json);
+    let result = drive(&mut coord, tx, &DriveOptions::default(), &mut |c| {
+        progress.update(c.progress())
+    });
+    progress.finish();
+    let report = coord.report(started.elapsed());
+    if let Err(e) = result {
+        eprint!("{}", report.render());
+        return Err(job_failed(anyhow!(
+            "job failed, nothing was published: {e}"
+        )));
+    }
+    lineage.finish();
+    let table = Table::new(&job.output);
+    let outputs = coord.outputs();
+    let provenance = outputs
+        .iter()
+        .map(|o| serde_json::json!({"chunk": o.chunk.0, "attempt": o.attempt.0, "rows_in": o.rows_in, "wall_ms": o.wall_ms}))
+        .collect();
+    let report_json = serde_json::to_value(&report).ok();
+    let errors: Vec<_> = outputs.iter().filter(|o| o.errors_file.is_some()).collect();
+    if !errors.is_empty() {
+        let errors_table = Table::new(job.output.join("_errors"));
+        let converted: Vec<flywheel_protocol::ChunkOutput> = errors
+            .iter()
+            .map(|o| flywheel_protocol::ChunkOutput {
+                file: o.errors_file.clone(),
+                rows_out: o.error_rows,
+                bytes: 0,
+                ..(**o).clone()
+            })
+            .collect();
+        publish(PublishRequest {
+            table: &errors_table,
+            mode: Mode::Append,
+            outputs: converted.iter().collect(),
+            schema: None,
+            provenance: Vec::new(),
+            lineage: lineage.to_json(),
+            report: None,
+        })
+        .map_err(job_failed)?;
+    }
+    let manifest = publish(PublishRequest {
+        table: &table,
+        mode: job.mode,
+        outputs,
+        schema: coord.schema().map(str::to_string),
+        provenance,
+        lineage: lineage.to_json(),
+        report: report_json,
+    })
+    .map_err(|e| job_failed(anyhow!("publishing {}: {e}", job.output.display())))?;
+    Ok(Outcome { manifest, report })
+}
+
+/// Prints the end of a job: the report (stderr) and where the table is (stdout), or JSON.
+pub fn print_outcome(job: &JobOptions, outcome: &Outcome, json: bool) {
+    let path = std::fs::canonicalize(&job.output).unwrap_or_else(|_| job.output.clone());
+    if json {
+        let v = serde_json::json!({
+            "table": path,
+            "version": outcome.manifest.version,
+            "rows": outcome.manifest.num_rows,
+            "files": outcome.manifest.files.len(),
+            "report": outcome.report,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        eprint!("{}", outcome.report.render());
+        println!(
+            "published {}@{} ({} rows in {} files)",
+            path.display(),
+            outcome.manifest.version,
+            outcome.manifest.num_rows,
+            outcome.manifest.files.len()
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! `flywheel table …`: looking at versions, files and lineage.
+
+use crate::cli::TableCommand;
+use crate::error::{CliError, OrBadInput};
+use flywheel_formats::{Manifest, Table, TableRef};
+
+fn open(address: &str) -> Result<(Table, Manifest), CliError> {
+    let tref = TableRef::parse(address).or_bad_input()?;
+    let table = Table::new(&tref.path);
+    let manifest = table.manifest(tref.version).or_bad_input()?;
+    Ok((table, manifest))
+}
+
+fn schema_lines(schema: &serde_json::Value) -> Vec<String> {
+    let Ok(s) = serde_json::from_value::<flywheel_formats::ArrowSchema>(schema.clone()) else {
+        return vec![schema.to_string()];
+    };
+    s.fields()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}: {}{}",
+                f.name(),
+                f.data_type(),
+                if f.is_nullable() { "?" } else { "" }
+            )
+        })
+        .collect()
+}
+
+pub fn table(cmd: TableCommand) -> Result<(), CliError> {
+    match cmd {
+        TableCommand::Info { table, json } => {
+            let (t, m) = open(&table)?;
+            if json {
+                let mut v = serde_json::to_value(&m).unwrap_or_default();
+                v["path"] = serde_json::json!(
+                    std::fs::canonicalize(t.dir()).unwrap_or_else(|_| t.dir().to_path_buf())
+                );
+                v["versions"] = serde_json::json!(t.versions().or_bad_input()?);
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(());
+            }
+            let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
+            println!(
+                "table:    {}",
+                std::fs::canonicalize(t.dir())
+                    .unwrap_or_else(|_| t.dir().to_path_buf())
+                    .display()
+            );
+            println!(
+                "version:  {} (of {})",
+                m.version,
+                t.versions().or_bad_input()?.len()
+            );
+            println!("created:  {}", m.created_at);
+            println!("operation: {}", m.operation);
+            println!("rows:     {}", m.num_rows);
+            println!("files:    {} ({bytes} bytes)", m.files.len());
+            println!("schema:");
+            for line in schema_lines(&m.schema) {
+                println!("  {line}");
+            }
+            if let Some(l) = m.lineage.as_object() {
+                println!("lineage:");
+                for key in [
+                    "mapper",
+                    "input",
+                    "seed",
+                    "slurm_job_id",
+                    "host",
+                    "started_at",
+                    "finished_at",
+                    "flywheel_version",
+                ] {
+                    if let Some(v) = l.get(key) {
+                        let text = match key {
+                            "mapper" => {
+                                v["spec"].as_str().unwrap_or("").to_string()
+                                    + &v["sha256"]
+                                        .as_str()
+                                        .map(|s| format!(" (sha256 {})", &s[..12.min(s.len())]))
+                                        .unwrap_or_default()
+                            }
+                            "input" => v["address"].as_str().unwrap_or("").to_string(),
+                            _ => v.to_string().trim_matches('"').to_string(),
+                        };
+                        println!("  {key}: {text}");
+                    }
+                }
+            }
+        }
+        TableCommand::Files { table } => {
+            let (t, m) = open(&table)?;
+            for p in t.file_paths(&m) {
+                println!("{}", p.display());
+            }
+        }
+        TableCommand::Log { table } => {
+            let tref = TableRef::parse(&table).or_bad_input()?;
+            let t = Table::new(&tref.path);
+            let versions = t.versions().or_bad_input()?;
+            if versions.is_empty() {
+                return Err(crate::error::bad_input(
+                    flywheel_formats::FormatError::NoVersion(tref.path),
+                ));
+            }
+            for v in versions {
+                let m = t.manifest(Some(v)).or_bad_input()?;
+                let mapper = m.lineage["mapper"]["spec"].as_str().unwrap_or("-");
+                let input = m.lineage["input"]["address"].as_str().unwrap_or("-");
+                println!(
+                    "{:>4}  {}  {:<9}  {:>10} rows  {:>4} files  {input} → {mapper}",
+                    m.version,
+                    m.created_at,
+                    m.operation,
+                    m.num_rows,
+                    m.files.len()
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! The options of one map job. The same struct is filled from `flywheel map`'s flags and from a
+//! job file's top-level fields, and every MPI rank reads it, so ranks agree on the job without
+//! sending it around.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// How the output table's new version relates to its previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Refuse an output that already has a version.
+    #[default]
+    Create,
+    /// Keep the previous version's files and add the new ones.
+    Append,
+    /// Publish a version holding only the new files.
+    Overwrite,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Create => "create",
+            Mode::Append => "append",
+            Mode::Overwrite => "overwrite",
+        })
+    }
+}
+
+/// What a row whose mapper call raised does to its chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowErrorPolicy {
+    /// The chunk fails (and is retried up to `max_attempts`).
+    #[default]
+    Fail,
+    /// The row goes to `OUT/_errors` with the error text; the chunk goes on.
+    Skip,
+}
+
+/// Everything a rank needs to know about a map job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobOptions {
+    /// Input address: a file, a glob of files, or a table (`PATH[@V]`).
+    pub input: String,
+    /// Output table directory.
+    pub output: PathBuf,
+    /// Mapper spec: `file.py:Name`, `exec:CMD ARGS…` or `builtin:NAME`.
+    pub mapper: String,
+    /// Worker count for the embedded runner (MPI and Slurm decide it from the rank count).
+    #[serde(default = "default_workers")]
+    pub workers: u32,
+    /// Target rows per chunk.
+    #[serde(default = "default_chunk_rows")]
+    pub chunk_rows: u64,
+    #[serde(default)]
+    pub mode: Mode,
+    /// Output schema in flywheel's schema language (or `@FILE`); inferred when absent.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Attempts a chunk gets before the job fails.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default)]
+    pub on_row_error: RowErrorPolicy,
+    /// Python interpreter for Python mappers.
+    #[serde(default = "default_python")]
+    pub python: String,
+    /// Job seed; each chunk's mapper gets a seed derived from it.
+    #[serde(default)]
+    pub seed: u64,
+    /// Seconds a chunk may run before its mapper is killed and the chunk counted failed.
+    #[serde(default = "default_chunk_timeout")]
+    pub chunk_timeout_s: u64,
+    /// Constructor keyword arguments (Python) or environment (exec mappers).
+    #[serde(default)]
+    pub mapper_args: BTreeMap<String, String>,
+}
+
+fn default_workers() -> u32 {
+    2
+}
+fn default_chunk_rows() -> u64 {
+    10_000
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_python() -> String {
+    "python3".to_string()
+}
+fn default_chunk_timeout() -> u64 {
+    3600
+}
+
+impl JobOptions {
+    /// Options with every default, for the given input, output and mapper.
+    pub fn new(
+        input: impl Into<String>,
+        output: impl Into<PathBuf>,
+        mapper: impl Into<String>,
+    ) -> Self {
+        JobOptions {
+            input: input.into(),
+            output: output.into(),
+            mapper: mapper.into(),
+            workers: default_workers(),
+            chunk_rows: default_chunk_rows(),
+            mode: Mode::default(),
+            schema: None,
+            max_attempts: default_max_attempts(),
+            on_row_error: RowErrorPolicy::default(),
+            python: default_python(),
+            seed: 0,
+            chunk_timeout_s: default_chunk_timeout(),
+            mapper_args: BTreeMap::new(),
+        }
+    }
+}
+
+/// A parsed `--mapper` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapperSpec {
+    /// `path/to/file.py:Name`: a Python function or class.
+    Python { file: PathBuf, name: String },
+    /// `exec:COMMAND ARGS…`: any executable speaking the JSON-lines protocol.
+    Exec { argv: Vec<String> },
+    /// `builtin:NAME`: a mapper written in Rust.
+    Builtin { name: String },
+}
+
+/// Why a `--mapper` value could not be parsed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MapperSpecError {
+    /// The spec has none of the known forms.
+    #[error("mapper '{0}' is not of the form FILE.py:NAME, exec:COMMAND or builtin:NAME")]
+    UnknownForm(String),
+    /// `exec:` with nothing after it.
+    #[error("mapper '{0}' names no command after 'exec:'")]
+    EmptyExec(String),
+    /// A builtin mapper that does not exist.
+    #[error("unknown builtin mapper '{name}' (available: {available})")]
+    UnknownBuiltin { name: String, available: String },
+}
+
+/// The builtin mappers, for messages and `--help`.
+pub const BUILTIN_MAPPERS: &[&str] = &["identity"];
+
+impl MapperSpec {
+    /// Parses a `--mapper` value.
+    pub fn parse(spec: &str) -> Result<MapperSpec, MapperSpecError> {
+        if let Some(rest) = spec.strip_prefix("exec:") {
+            let argv: Vec<String> = rest.split_whitespace().map(str::to_string).collect();
+            if argv.is_empty() {
+                return Err(MapperSpecError::EmptyExec(spec.to_string()));
+            }
+            return Ok(MapperSpec::Exec { argv });
+        }
+        if let Some(name) = spec.strip_prefix("builtin:") {
+            if !BUILTIN_MAPPERS.contains(&name) {
+                return Err(MapperSpecError::UnknownBuiltin {
+                    name: name.to_string(),
+                    available: BUILTIN_MAPPERS.join(", "),
+                });
+            }
+            return Ok(MapperSpec::Builtin {
+                name: name.to_string(),
+            });
+        }
+        if let Some((file, name)) = spec.rsplit_once(':') {
+            if file.ends_with(".py")
+                && !name.is_empty()
+                && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+            {
+                return Ok(MapperSpec::Python {
+                    file: PathBuf::from(file),
+                    name: name.to_string(),
+                });
+            }
+        }
+        Err(MapperSpecError::UnknownForm(spec.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_mapper_form() {
+        assert_eq!(
+            MapperSpec::parse("examples/m.py:Expand").unwrap(),
+            MapperSpec::Python {
+                file: "examples/m.py".into(),
+                name: "Expand".into()
+            }
+        );
+        assert_eq!(
+            MapperSpec::parse("exec:sh -c cat").unwrap(),
+            MapperSpec::Exec {
+                argv: vec!["sh".into(), "-c".into(), "cat".into()]
+            }
+        );
+        assert_eq!(
+            MapperSpec::parse("builtin:identity").unwrap(),
+            MapperSpec::Builtin {
+                name: "identity".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_bad_mapper_specs_with_the_value() {
+        assert!(
+            matches!(MapperSpec::parse("m.py"), Err(MapperSpecError::UnknownForm(s)) if s == "m.py")
+        );
+        assert!(matches!(
+            MapperSpec::parse("exec:  "),
+            Err(MapperSpecError::EmptyExec(_))
+        ));
+        let err = MapperSpec::parse("builtin:nope").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown builtin mapper 'nope' (available: identity)"
+        );
+    }
+
+    #[test]
+    fn job_options_fill_defaults_from_toml_like_json() {
+        let j: JobOptions = serde_json::from_str(
+            r#"{"input":"a.parquet","output":"out","mapper":"builtin:identity"}"#,
+        )
+        .unwrap();
+        assert_eq!(j, JobOptions::new("a.parquet", "out", "builtin:identity"));
+    }
+}

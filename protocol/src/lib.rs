@@ -1,0 +1,23 @@
+//! The vocabulary shared by flywheel's coordinator and workers: id newtypes, the small control
+//! messages that travel between ranks, the job options every rank reads, and the transport seam
+//! (`Transport` for the coordinator, `WorkerLink` for a worker) with its implementations:
+//! in-process channels (the embedded default) and MPI (behind the `mpi` feature).
+//!
+//! Only control messages travel here: workers read their input and write their output on the
+//! shared filesystem themselves.
+
+mod channel;
+mod ids;
+mod job;
+mod messages;
+#[cfg(feature = "mpi")]
+pub mod mpi;
+mod transport;
+
+pub use channel::{channel_transport, ChannelTransport, ChannelWorkerLink};
+pub use ids::{chunk_seed, Attempt, ChunkId, Rank};
+pub use job::{JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
+pub use messages::{
+    ChunkOutput, ChunkTask, FailureKind, InputFormat, InputSlice, ToCoordinator, ToWorker,
+};
+pub use transport::{Transport, TransportError, WorkerLink};

@@ -1,0 +1,129 @@
+//! The control messages. They stay small: a chunk is described by where its rows are, never by
+//! the rows themselves.
+
+use crate::{Attempt, ChunkId, Rank};
+use serde::{Deserialize, Serialize};
+
+/// The on-disk format of an input file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputFormat {
+    Parquet,
+    Jsonl,
+    Csv,
+    Arrow,
+    Hdf5,
+}
+
+/// Where one chunk's input rows are: a row range of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputSlice {
+    /// Absolute path of the file.
+    pub path: String,
+    pub format: InputFormat,
+    /// For HDF5, the group whose datasets are the columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// First row of the chunk within the file (0-based).
+    pub row_start: u64,
+    /// Number of rows.
+    pub row_count: u64,
+}
+
+/// One unit of work sent to a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkTask {
+    pub chunk: ChunkId,
+    pub attempt: Attempt,
+    /// The per-chunk seed (see [`crate::chunk_seed`]).
+    pub seed: u64,
+    pub input: InputSlice,
+    /// The output schema fixed so far (Arrow schema as JSON); the worker casts its output to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+}
+
+/// What a finished chunk left on the shared filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkOutput {
+    pub chunk: ChunkId,
+    pub attempt: Attempt,
+    /// Data file path relative to the output table directory; `None` when the chunk yielded no rows.
+    pub file: Option<String>,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub bytes: u64,
+    /// The Arrow schema of the output (JSON); `None` when the chunk yielded no rows.
+    pub schema: Option<String>,
+    /// Wall time the worker spent on the chunk, in milliseconds.
+    pub wall_ms: u64,
+    /// With `--on-row-error skip`: the file (relative to the `_errors` table) holding the rows
+    /// whose mapper call raised, and how many there were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors_file: Option<String>,
+    #[serde(default)]
+    pub error_rows: u64,
+}
+
+/// Why a chunk attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The mapper raised on a row, or exited, crashed or was killed.
+    Mapper,
+    /// The mapper ran past the chunk timeout and was killed.
+    Timeout,
+    /// The mapper's output was invalid (bad JSON, wrong schema).
+    InvalidOutput,
+    /// Reading the input or writing the output failed.
+    Io,
+    /// The worker rank stopped answering.
+    WorkerLost,
+}
+
+/// Coordinator → worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Run this chunk (queued behind any the worker holds).
+    Assign(ChunkTask),
+    /// No more work: finish and exit.
+    Stop,
+}
+
+/// Worker → coordinator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToCoordinator {
+    /// The worker started and can take chunks.
+    Ready { host: String },
+    /// A chunk attempt finished; its file is written and synced.
+    Done(ChunkOutput),
+    /// A chunk attempt failed.
+    Failed {
+        chunk: ChunkId,
+        attempt: Attempt,
+        kind: FailureKind,
+        error: String,
+    },
+    /// The worker is alive.
+    Heartbeat,
+    /// Answer to `Stop`: the worker is exiting.
+    Bye,
+}
+
+impl ToCoordinator {
+    /// The sender, for log lines.
+    pub fn describe(&self, from: Rank) -> String {
+        match self {
+            ToCoordinator::Ready { host } => format!("{from} ready on {host}"),
+            ToCoordinator::Done(o) => format!("{from} finished {} ({} rows)", o.chunk, o.rows_out),
+            ToCoordinator::Failed {
+                chunk,
+                attempt,
+                error,
+                ..
+            } => format!("{from} failed {chunk} {attempt}: {error}"),
+            ToCoordinator::Heartbeat => format!("{from} heartbeat"),
+            ToCoordinator::Bye => format!("{from} exiting"),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The MPI transport (feature `mpi`): rank 0 is the coordinator, every other rank a worker.
+//!
+//! Messages are JSON-encoded byte vectors sent point to point. Receives never block without a
+//! deadline: they poll a non-blocking matched probe with a short sleep, because a blocking
+//! receive in Open MPI busy-polls a core, which the coordinator would steal from a worker that
+//! shares its node.
+
+use crate::{Rank, ToCoordinator, ToWorker, Transport, TransportError, WorkerLink};
+use mpi::point_to_point::{Destination, Source};
+use mpi::topology::{Communicator, SimpleCommunicator};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+const POLL_SLEEP: Duration = Duration::from_micros(500);
+
+fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, TransportError> {
+    serde_json::to_vec(msg).map_err(|e| TransportError::Mpi(format!("cannot encode message: {e}")))
+}
+
+fn poll<T: DeserializeOwned>(
+    world: &SimpleCommunicator,
+    from_any: bool,
+    timeout: Duration,
+) -> Result<Option<(Rank, T)>, TransportError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let probed = if from_any {
+            world.any_process().immediate_matched_probe()
+        } else {
+            world.process_at_rank(0).immediate_matched_probe()
+        };
+        if let Some((message, _status)) = probed {
+            let (bytes, status) = message.matched_receive_vec::<u8>();
+            let from = Rank(u32::try_from(status.source_rank()).unwrap_or(u32::MAX));
+            let msg = serde_json::from_slice(&bytes).map_err(|e| TransportError::Decode {
+                from,
+                reason: e.to_string(),
+            })?;
+            return Ok(Some((from, msg)));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(POLL_SLEEP);
+    }
+}
+
+/// The coordinator's end, on rank 0.
+pub struct MpiTransport {
+    world: SimpleCommunicator,
+}
+
+impl MpiTransport {
+    /// Wraps the world communicator; call on rank 0 only.
+    pub fn new(world: SimpleCommunicator) -> Self {
+        MpiTransport { world }
+    }
+}
+
+impl Transport for MpiTransport {
+    fn workers(&self) -> Vec<Rank> {
+        (1..self.world.size()).map(|r| Rank(r as u32)).collect()
+    }
+
+    fn send(&mut self, to: Rank, msg: ToWorker) -> Result<(), TransportError> {
+        let bytes = encode(&msg)?;
+        let rank = i32::try_from(to.0).map_err(|_| TransportError::Disconnected(to))?;
+        if rank <= 0 || rank >= self.world.size() {
+            return Err(TransportError::Disconnected(to));
+        }
+        self.world.process_at_rank(rank).send(&bytes[..]);
+        Ok(())
+    }
+
+    fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<(Rank, ToCoordinator)>, TransportError> {
+        poll(&self.world, true, timeout)
+    }
+}
+
+/// A worker's end, on ranks 1…N.
+pub struct MpiWorkerLink {
+    world: SimpleCommunicator,
+    rank: Rank,
+}
+
+impl MpiWorkerLink {
+    /// Wraps the world communicator; call on worker ranks only.
+    pub fn new(world: SimpleCommunicator) -> Self {
+        let rank = Rank(world.rank() as u32);
+        MpiWorkerLink { world, rank }
+    }
+}
+
+impl WorkerLink for MpiWorkerLink {
+    fn rank(&self) -> Rank {
+        self.rank
+    }
+
+    fn send(&mut self, msg: ToCoordinator) -> Result<(), TransportError> {
+        let bytes = encode(&msg)?;
+        self.world.process_at_rank(0).send(&bytes[..]);
+        Ok(())
+    }
+
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<ToWorker>, TransportError> {
+        Ok(poll(&self.world, false, timeout)?.map(|(_, m)| m))
+    }
+}

@@ -1,0 +1,140 @@
+"""flywheel's mapper runner.
+
+The flywheel worker starts this file in a child process (one per worker, living across chunks) and
+speaks the JSON-lines protocol of docs/protocol.md with it over stdin and a private copy of
+stdout. Before any user code runs, file descriptor 1 is pointed at stderr, so a mapper's print()
+(or a C library writing to stdout) lands in the job log and can never corrupt the data stream.
+
+The runner ships inside the flywheel binary; users need not install it.
+"""
+
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import traceback
+
+
+def _send(out, obj):
+    out.write(json.dumps(obj, default=_json_default, ensure_ascii=False, allow_nan=False))
+    out.write("\n")
+
+
+def _json_default(value):
+    # numpy scalars and arrays, and anything else that knows how to become a Python value.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"value of type {type(value).__name__} cannot be written to a table: {value!r:.80}")
+
+
+def _load(spec, kwargs):
+    path, _, name = spec.rpartition(":")
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    module_name = os.path.splitext(os.path.basename(path))[0]
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot import mapper file {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, name):
+        raise AttributeError(f"{path} defines no '{name}'")
+    target = getattr(module, name)
+    if inspect.isclass(target):
+        instance = target(**kwargs)
+        if hasattr(instance, "start"):
+            instance.start()
+        return instance
+    if kwargs:
+        raise TypeError(f"--mapper-arg given, but {name} is a function, not a class")
+    if not callable(target):
+        raise TypeError(f"{name} in {path} is not callable")
+    return target
+
+
+def _outputs(result):
+    """A mapper call may return a dict, None, or an iterable (list, generator) of dicts."""
+    if result is None:
+        return ()
+    if isinstance(result, dict):
+        return (result,)
+    return result
+
+
+def _run_chunk(mapper, rows, out, skip_errors):
+    produced = 0
+    batch_size = getattr(mapper, "batch_size", None)
+    step = batch_size if isinstance(batch_size, int) and batch_size > 0 else None
+    units = (
+        [(i, rows[i : i + step]) for i in range(0, len(rows), step)]
+        if step
+        else [(i, row) for i, row in enumerate(rows)]
+    )
+    for index, unit in units:
+        try:
+            emitted = []
+            for row in _outputs(mapper(unit)):
+                if not isinstance(row, dict):
+                    raise TypeError(f"mapper yielded {type(row).__name__}, expected dict")
+                emitted.append(row)
+        except Exception as exc:  # noqa: BLE001 - any user error is reported, not fatal
+            _send(out, {"error": {
+                "row": index,
+                "rows": len(unit) if step else 1,
+                "message": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }})
+            if not skip_errors:
+                return produced, True
+            continue
+        for row in emitted:
+            _send(out, {"row": row})
+        produced += len(emitted)
+    return produced, False
+
+
+def main():
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout.reconfigure(line_buffering=True)
+    out = os.fdopen(out_fd, "w", buffering=1 << 16, encoding="utf-8")
+    stdin = sys.stdin.buffer
+
+    spec = os.environ["FLYWHEEL_MAPPER"]
+    kwargs = json.loads(os.environ.get("FLYWHEEL_MAPPER_ARGS", "{}"))
+    skip_errors = os.environ.get("FLYWHEEL_ON_ROW_ERROR", "fail") == "skip"
+    try:
+        mapper = _load(spec, kwargs)
+    except BaseException:  # noqa: BLE001 - reported to the worker, which fails the chunk
+        _send(out, {"fatal": traceback.format_exc()})
+        out.flush()
+        sys.exit(1)
+    _send(out, {"ready": True})
+    out.flush()
+
+    for line in stdin:
+        if not line.strip():
+            continue
+        header = json.loads(line)["chunk"]
+        rows = [json.loads(stdin.readline()) for _ in range(header["rows"])]
+        os.environ["FLYWHEEL_CHUNK"] = str(header["chunk"])
+        os.environ["FLYWHEEL_SEED"] = str(header["seed"])
+        os.environ["FLYWHEEL_WORKER"] = str(header["worker"])
+        produced, failed = _run_chunk(mapper, rows, out, skip_errors)
+        _send(out, {"end": {"rows_out": produced, "failed": failed}})
+        out.flush()
+
+    if hasattr(mapper, "finish"):
+        mapper.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,374 @@
+//! sbatch scripts rendered from a job file's `[slurm]` table, and their submission.
+//!
+//! [`render_sbatch`] is pure, so every field is covered by tests on the text it produces.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Errors from Slurm's tools or settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SlurmError {
+    /// A `[slurm]` setting that cannot work.
+    #[error("[slurm] {field}: {reason}")]
+    BadSetting { field: &'static str, reason: String },
+    /// `sbatch` could not be run at all.
+    #[error("cannot run sbatch: {0} (is Slurm installed and on PATH?)")]
+    NotAvailable(std::io::Error),
+    /// `sbatch` refused the script.
+    #[error("sbatch failed: {0}")]
+    Rejected(String),
+    /// `sbatch --parsable` printed something other than a job id.
+    #[error("sbatch printed no job id: {0:?}")]
+    NoJobId(String),
+}
+
+/// A list of strings that a job file may also give as one string.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "OneOrMany")]
+pub struct Lines(pub Vec<String>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<OneOrMany> for Lines {
+    fn from(v: OneOrMany) -> Lines {
+        match v {
+            OneOrMany::One(s) => Lines(s.lines().map(str::to_string).collect()),
+            OneOrMany::Many(v) => Lines(v),
+        }
+    }
+}
+
+/// The `[slurm]` table of a job file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSpec {
+    #[serde(default = "one")]
+    pub nodes: u32,
+    /// Tasks per node; the first task of the job is the coordinator, the others are workers.
+    #[serde(default = "two")]
+    pub ntasks_per_node: u32,
+    #[serde(default)]
+    pub gpus_per_task: Option<u32>,
+    #[serde(default)]
+    pub cpus_per_task: Option<u32>,
+    /// Memory per node, e.g. `"64G"`.
+    #[serde(default)]
+    pub mem: Option<String>,
+    /// Time limit, e.g. `"02:00:00"`.
+    #[serde(default)]
+    pub time: Option<String>,
+    #[serde(default)]
+    pub partition: Option<String>,
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub qos: Option<String>,
+    #[serde(default)]
+    pub job_name: Option<String>,
+    /// Raw `#SBATCH` lines (with or without the `#SBATCH` prefix).
+    #[serde(default)]
+    pub extra: Lines,
+    /// Shell lines run before `srun` (e.g. `module load cuda`).
+    #[serde(default)]
+    pub setup: Lines,
+    /// Environment variables exported before `srun`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// srun's `--mpi` plugin (Open MPI from most distributions needs `pmix`).
+    #[serde(default = "pmix")]
+    pub mpi: String,
+}
+
+fn one() -> u32 {
+    1
+}
+fn two() -> u32 {
+    2
+}
+fn pmix() -> String {
+    "pmix".to_string()
+}
+
+impl Default for SlurmSpec {
+    fn default() -> Self {
+        SlurmSpec {
+            nodes: 1,
+            ntasks_per_node: 2,
+            gpus_per_task: None,
+            cpus_per_task: None,
+            mem: None,
+            time: None,
+            partition: None,
+            account: None,
+            qos: None,
+            job_name: None,
+            extra: Lines::default(),
+            setup: Lines::default(),
+            env: BTreeMap::new(),
+            mpi: pmix(),
+        }
+    }
+}
+
+/// A script to render: the settings plus where things are.
+#[derive(Debug, Clone)]
+pub struct SbatchJob<'a> {
+    pub spec: &'a SlurmSpec,
+    /// Absolute path of the flywheel binary the tasks run.
+    pub flywheel: PathBuf,
+    /// Absolute path of the job file.
+    pub job_file: PathBuf,
+    /// Directory the job runs in.
+    pub workdir: PathBuf,
+    /// Where Slurm writes the job's log (`%j` is the job id).
+    pub log: PathBuf,
+    /// Default job name when the spec gives none.
+    pub default_name: String,
+}
+
+fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Renders the batch script.
+pub fn render_sbatch(job: &SbatchJob<'_>) -> Result<String, SlurmError> {
+    let s = job.spec;
+    if s.nodes == 0 {
+        return Err(SlurmError::BadSetting {
+            field: "nodes",
+            reason: "must be at least 1".into(),
+        });
+    }
+    if s.nodes * s.ntasks_per_node < 2 {
+        return Err(SlurmError::BadSetting {
+            field: "ntasks_per_node",
+            reason: format!(
+                "nodes × ntasks_per_node is {}, but a job needs at least 2 tasks (1 coordinator + 1 worker)",
+                s.nodes * s.ntasks_per_node
+            ),
+        });
+    }
+    for (k, _) in &s.env {
+        if k.is_empty()
+            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || k.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(SlurmError::BadSetting {
+                field: "env",
+                reason: format!("'{k}' is not a valid variable name"),
+            });
+        }
+    }
+    let mut out = String::from("#!/bin/bash\n");
+    let mut sb = |line: String| {
+        out.push_str("#SBATCH ");
+        out.push_str(&line);
+        out.push('\n');
+    };
+    sb(format!(
+        "--job-name={}",
+        quote(s.job_name.as_deref().unwrap_or(&job.default_name))
+    ));
+    sb(format!("--nodes={}", s.nodes));
+    sb(format!("--ntasks-per-node={}", s.ntasks_per_node));
+    if let Some(g) = s.gpus_per_task {
+        sb(format!("--gpus-per-task={g}"));
+    }
+    if let Some(c) = s.cpus_per_task {
+        sb(format!("--cpus-per-task={c}"));
+    }
+    if let Some(m) = &s.mem {
+        sb(format!("--mem={}", quote(m)));
+    }
+    if let Some(t) = &s.time {
+        sb(format!("--time={}", quote(t)));
+    }
+    if let Some(p) = &s.partition {
+        sb(format!("--partition={}", quote(p)));
+    }
+    if let Some(a) = &s.account {
+        sb(format!("--account={}", quote(a)));
+    }
+    if let Some(q) = &s.qos {
+        sb(format!("--qos={}", quote(q)));
+    }
+    sb(format!("--output={}", quote(&job.log.to_string_lossy())));
+    sb(format!("--chdir={}", quote(&job.workdir.to_string_lossy())));
+    for line in &s.extra.0 {
+        let line = line.trim();
+        sb(line
+            .strip_prefix("#SBATCH")
+            .map(str::trim)
+            .unwrap_or(line)
+            .to_string());
+    }
+    out.push_str("\nset -euo pipefail\n");
+    for (k, v) in &s.env {
+        out.push_str(&format!("export {k}={}\n", quote(v)));
+    }
+    for line in &s.setup.0 {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\nsrun --mpi={} {} run {}\n",
+        quote(&s.mpi),
+        quote(&job.flywheel.to_string_lossy()),
+        quote(&job.job_file.to_string_lossy())
+    ));
+    Ok(out)
+}
+
+/// Submits a script with `sbatch --parsable` and returns the job id.
+pub fn submit(script: &str) -> Result<String, SlurmError> {
+    let mut child = Command::new("sbatch")
+        .arg("--parsable")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(SlurmError::NotAvailable)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(SlurmError::NotAvailable)?;
+    }
+    let out = child.wait_with_output().map_err(SlurmError::NotAvailable)?;
+    if !out.status.success() {
+        return Err(SlurmError::Rejected(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    parse_parsable(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `sbatch --parsable` prints `12345` or `12345;cluster`.
+fn parse_parsable(text: &str) -> Result<String, SlurmError> {
+    let first = text.trim().split(';').next().unwrap_or("");
+    if !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(first.to_string())
+    } else {
+        Err(SlurmError::NoJobId(text.trim().to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(spec: &SlurmSpec) -> SbatchJob<'_> {
+        SbatchJob {
+            spec,
+            flywheel: "/opt/flywheel/bin/flywheel".into(),
+            job_file: "/home/me/job.toml".into(),
+            workdir: "/home/me".into(),
+            log: "/home/me/out/_logs/slurm-%j.out".into(),
+            default_name: "flywheel-out".into(),
+        }
+    }
+
+    #[test]
+    fn renders_the_minimal_script() {
+        let spec = SlurmSpec::default();
+        let text = render_sbatch(&job(&spec)).unwrap();
+        assert_eq!(
+            text,
+            "#!/bin/bash\n\
+             #SBATCH --job-name=flywheel-out\n\
+             #SBATCH --nodes=1\n\
+             #SBATCH --ntasks-per-node=2\n\
+             #SBATCH --output=/home/me/out/_logs/slurm-%j.out\n\
+             #SBATCH --chdir=/home/me\n\
+             \nset -euo pipefail\n\
+             \nsrun --mpi=pmix /opt/flywheel/bin/flywheel run /home/me/job.toml\n"
+        );
+    }
+
+    #[test]
+    fn renders_every_field() {
+        let spec = SlurmSpec {
+            nodes: 2,
+            ntasks_per_node: 5,
+            gpus_per_task: Some(1),
+            cpus_per_task: Some(8),
+            mem: Some("200G".into()),
+            time: Some("12:00:00".into()),
+            partition: Some("gpu".into()),
+            account: Some("proj42".into()),
+            qos: Some("normal".into()),
+            job_name: Some("my job".into()),
+            extra: Lines(vec![
+                "#SBATCH --exclusive".into(),
+                "--constraint=a100".into(),
+            ]),
+            setup: Lines(vec![
+                "module load cuda/12".into(),
+                "source ~/venv/bin/activate".into(),
+            ]),
+            env: [("HF_HOME".to_string(), "/scratch/hf cache".to_string())]
+                .into_iter()
+                .collect(),
+            mpi: "pmix".into(),
+        };
+        let text = render_sbatch(&job(&spec)).unwrap();
+        for want in [
+            "#SBATCH --job-name='my job'\n",
+            "#SBATCH --nodes=2\n",
+            "#SBATCH --ntasks-per-node=5\n",
+            "#SBATCH --gpus-per-task=1\n",
+            "#SBATCH --cpus-per-task=8\n",
+            "#SBATCH --mem=200G\n",
+            "#SBATCH --time=12:00:00\n",
+            "#SBATCH --partition=gpu\n",
+            "#SBATCH --account=proj42\n",
+            "#SBATCH --qos=normal\n",
+            "#SBATCH --exclusive\n",
+            "#SBATCH --constraint=a100\n",
+            "export HF_HOME='/scratch/hf cache'\n",
+            "module load cuda/12\nsource ~/venv/bin/activate\n",
+            "srun --mpi=pmix /opt/flywheel/bin/flywheel run /home/me/job.toml\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        // Setup runs after the exports and before srun.
+        assert!(text.find("export").unwrap() < text.find("module load").unwrap());
+        assert!(text.find("module load").unwrap() < text.find("srun").unwrap());
+    }
+
+    #[test]
+    fn refuses_a_job_without_workers() {
+        let spec = SlurmSpec {
+            ntasks_per_node: 1,
+            ..Default::default()
+        };
+        let e = render_sbatch(&job(&spec)).unwrap_err().to_string();
+        assert!(e.contains("at least 2 tasks"), "{e}");
+        let spec = SlurmSpec {
+            env: [("1X".to_string(), "v".to_string())].into_iter().collect(),
+            ..Default::default()
+        };
+        assert!(render_sbatch(&job(&spec)).is_err());
+    }
+
+    #[test]
+    fn parses_parsable_output() {
+        assert_eq!(parse_parsable("4242\n").unwrap(), "4242");
+        assert_eq!(parse_parsable("4242;cluster1\n").unwrap(), "4242");
+        assert!(parse_parsable("Submitted batch job 1").is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! A flywheel worker: takes chunk assignments from the coordinator, reads each chunk's rows from
+//! the shared filesystem, runs the user's mapper on them in a supervised child process, writes
+//! the output as a Parquet file and reports back. A mapper that crashes or hangs costs its chunk,
+//! never the worker.
+
+mod convert;
+mod error;
+mod mapper;
+mod process;
+mod runtime;
+
+pub use error::{ChunkError, WorkerError};
+pub use mapper::{build_mapper, AbortHandle, IdentityMapper, MapOutput, Mapper, RowError};
+pub use process::{python_runner_path, ProcessMapper, RUNNER_SOURCE};
+pub use runtime::{hostname, run_worker, WorkerConfig};

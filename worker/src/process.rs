@@ -1,0 +1,460 @@
+//! Mappers in a supervised child process, speaking the JSON-lines protocol (docs/protocol.md):
+//! Python mappers through the embedded runner, `exec:` mappers directly.
+//!
+//! One process lives across chunks (a Python class's `start()` runs once). If it exits, crashes,
+//! is killed or runs past the chunk timeout, the chunk fails, the process is reaped, and the next
+//! chunk starts a fresh one.
+
+use crate::convert::{batches_to_json_lines, json_rows_to_batch};
+use crate::{AbortHandle, ChunkError, MapOutput, Mapper, RowError, WorkerConfig, WorkerError};
+use arrow::record_batch::RecordBatch;
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError};
+use flywheel_protocol::{ChunkTask, FailureKind, MapperSpec, Rank, RowErrorPolicy};
+use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The Python runner, compiled into the binary.
+pub const RUNNER_SOURCE: &str = include_str!("../../python/flywheel/_runner.py");
+
+const STDERR_TAIL: usize = 40;
+
+/// Puts the embedded runner on disk (once per content) and returns its path.
+pub fn python_runner_path() -> Result<PathBuf, WorkerError> {
+    let digest = hex::encode(Sha256::digest(RUNNER_SOURCE.as_bytes()));
+    let dir = std::env::temp_dir().join(format!("flywheel-runner-{}", &digest[..16]));
+    let path = dir.join("flywheel_runner.py");
+    let err = |source| WorkerError::Runner {
+        path: path.clone(),
+        source,
+    };
+    if std::fs::read_to_string(&path)
+        .map(|s| s == RUNNER_SOURCE)
+        .unwrap_or(false)
+    {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let tmp = dir.join(format!(
+        ".tmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&tmp, RUNNER_SOURCE).map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)?;
+    Ok(path)
+}
+
+struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Option<String>>,
+}
+
+/// A mapper process under supervision.
+pub struct ProcessMapper {
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    label: String,
+    timeout: Duration,
+    policy: RowErrorPolicy,
+    rank: Rank,
+    running: Option<Running>,
+    abort: AbortHandle,
+    current_chunk: Arc<AtomicI64>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl ProcessMapper {
+    /// Prepares (does not start) the process for a Python or exec spec.
+    pub fn new(
+        spec: &MapperSpec,
+        cfg: &WorkerConfig,
+        abort: AbortHandle,
+    ) -> Result<ProcessMapper, WorkerError> {
+        let mut env = vec![
+            ("FLYWHEEL_WORKER".to_string(), cfg.rank.0.to_string()),
+            (
+                "FLYWHEEL_ON_ROW_ERROR".to_string(),
+                if cfg.job.on_row_error == RowErrorPolicy::Skip {
+                    "skip"
+                } else {
+                    "fail"
+                }
+                .to_string(),
+            ),
+            ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+        ];
+        env.extend(cfg.extra_env.iter().cloned());
+        let (program, args, label) = match spec {
+            MapperSpec::Python { file, name } => {
+                let runner = python_runner_path()?;
+                let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+                env.push((
+                    "FLYWHEEL_MAPPER".to_string(),
+                    format!("{}:{name}", file.display()),
+                ));
+                let args_json =
+                    serde_json::to_string(&cfg.job.mapper_args).unwrap_or_else(|_| "{}".into());
+                env.push(("FLYWHEEL_MAPPER_ARGS".to_string(), args_json));
+                (
+                    cfg.job.python.clone(),
+                    vec!["-u".to_string(), runner.display().to_string()],
+                    name.clone(),
+                )
+            }
+            MapperSpec::Exec { argv } => {
+                for (k, v) in &cfg.job.mapper_args {
+                    env.push((
+                        format!("FLYWHEEL_ARG_{}", k.to_ascii_uppercase()),
+                        v.clone(),
+                    ));
+                }
+                (argv[0].clone(), argv[1..].to_vec(), argv[0].clone())
+            }
+            MapperSpec::Builtin { name } => (name.clone(), Vec::new(), name.clone()),
+        };
+        Ok(ProcessMapper {
+            program,
+            args,
+            env,
+            label,
+            timeout: Duration::from_secs(cfg.job.chunk_timeout_s.max(1)),
+            policy: cfg.job.on_row_error,
+            rank: cfg.rank,
+            running: None,
+            abort,
+            current_chunk: Arc::new(AtomicI64::new(-1)),
+            stderr_tail: Arc::new(Mutex::new(VecDeque::new())),
+        })
+    }
+
+    fn tail(&self) -> String {
+        match self.stderr_tail.lock() {
+            Ok(t) if !t.is_empty() => format!(
+                "\nlast lines of the mapper's stderr:\n{}",
+                Vec::from(t.clone()).join("\n")
+            ),
+            _ => String::new(),
+        }
+    }
+
+    fn start(&mut self) -> Result<(), ChunkError> {
+        if let Ok(mut t) = self.stderr_tail.lock() {
+            t.clear();
+        }
+        let mut child = Command::new(&self.program)
+            .args(&self.args)
+            .envs(self.env.iter().cloned())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                ChunkError::new(
+                    FailureKind::Mapper,
+                    format!("cannot start mapper '{}': {e}", self.program),
+                )
+            })?;
+        self.abort.set(Some(child.id()));
+        let (stdin, stdout, stderr) =
+            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+                (Some(a), Some(b), Some(c)) => (a, b, c),
+                _ => {
+                    return Err(ChunkError::new(
+                        FailureKind::Mapper,
+                        "mapper process has no pipes",
+                    ))
+                }
+            };
+        let (tx, lines) = unbounded();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::with_capacity(1 << 16, stdout);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if tx.send(Some(std::mem::take(&mut line))).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(None);
+        });
+        let tail = Arc::clone(&self.stderr_tail);
+        let chunk = Arc::clone(&self.current_chunk);
+        let (label, rank) = (self.label.clone(), self.rank);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let c = chunk.load(Ordering::Relaxed);
+                if c >= 0 {
+                    eprintln!("[worker {} chunk {c} {label}] {line}", rank.0);
+                } else {
+                    eprintln!("[worker {} {label}] {line}", rank.0);
+                }
+                if let Ok(mut t) = tail.lock() {
+                    if t.len() == STDERR_TAIL {
+                        t.pop_front();
+                    }
+                    t.push_back(line);
+                }
+            }
+        });
+        self.running = Some(Running {
+            child,
+            stdin: Some(stdin),
+            lines,
+        });
+        // The first line says whether the mapper loaded (a Python class's start() has run).
+        let deadline = Instant::now() + self.timeout;
+        match self.next_line(deadline)? {
+            serde_json::Value::Object(m)
+                if m.get("ready") == Some(&serde_json::Value::Bool(true)) =>
+            {
+                Ok(())
+            }
+            serde_json::Value::Object(m) if m.contains_key("fatal") => {
+                let why = m
+                    .get("fatal")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .trim_end()
+                    .to_string();
+                self.kill();
+                Err(ChunkError::new(
+                    FailureKind::Mapper,
+                    format!("mapper {} failed to start:\n{why}", self.label),
+                ))
+            }
+            other => {
+                self.kill();
+                Err(ChunkError::new(
+                    FailureKind::InvalidOutput,
+                    format!(
+                        "mapper {} sent {other} instead of {{\"ready\": true}}",
+                        self.label
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Kills and reaps the process.
+    fn kill(&mut self) {
+        if let Some(mut r) = self.running.take() {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+        self.abort.set(None);
+    }
+
+    /// The next protocol line, or the reason there is none.
+    fn next_line(&mut self, deadline: Instant) -> Result<serde_json::Value, ChunkError> {
+        let Some(r) = self.running.as_mut() else {
+            return Err(ChunkError::new(
+                FailureKind::Mapper,
+                "mapper process is not running",
+            ));
+        };
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match r.lines.recv_timeout(wait) {
+            Ok(Some(line)) => serde_json::from_str(&line).map_err(|e| {
+                ChunkError::new(
+                    FailureKind::InvalidOutput,
+                    format!(
+                        "mapper {} wrote a line that is not JSON ({e}): {:.200}",
+                        self.label,
+                        line.trim_end()
+                    ),
+                )
+            }),
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => {
+                let status = r
+                    .child
+                    .wait()
+                    .map(|s| describe_exit(&s))
+                    .unwrap_or_else(|e| e.to_string());
+                self.running = None;
+                self.abort.set(None);
+                Err(ChunkError::new(
+                    FailureKind::Mapper,
+                    format!("mapper {} {status}{}", self.label, self.tail()),
+                ))
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                self.kill();
+                Err(ChunkError::new(
+                    FailureKind::Timeout,
+                    format!(
+                        "mapper {} ran past the chunk timeout of {}s and was killed{}",
+                        self.label,
+                        self.timeout.as_secs(),
+                        self.tail()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+fn describe_exit(s: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => format!(
+            "was killed by signal {sig}{}",
+            if sig == libc::SIGSEGV {
+                " (segmentation fault)"
+            } else {
+                ""
+            }
+        ),
+        _ => "ended".to_string(),
+    }
+}
+
+impl Mapper for ProcessMapper {
+    fn map_chunk(
+        &mut self,
+        task: &ChunkTask,
+        worker: Rank,
+        input: Vec<RecordBatch>,
+    ) -> Result<MapOutput, ChunkError> {
+        if self.running.is_none() {
+            self.start()?;
+        }
+        self.current_chunk
+            .store(i64::from(task.chunk.0), Ordering::Relaxed);
+        let rows_in: usize = input.iter().map(|b| b.num_rows()).sum();
+        let header = serde_json::json!({"chunk": {
+            "chunk": task.chunk.0, "attempt": task.attempt.0, "seed": task.seed, "worker": worker.0, "rows": rows_in,
+        }});
+        let mut buf = serde_json::to_vec(&header).unwrap_or_default();
+        buf.push(b'\n');
+        batches_to_json_lines(&input, &mut buf)?;
+        drop(input);
+
+        let deadline = Instant::now() + self.timeout;
+        let Some(mut stdin) = self.running.as_mut().and_then(|r| r.stdin.take()) else {
+            return Err(ChunkError::new(
+                FailureKind::Mapper,
+                "mapper process is not running",
+            ));
+        };
+        let result = std::thread::scope(|s| {
+            // Write while reading, so neither side blocks on a full pipe.
+            let writer = &mut stdin;
+            s.spawn(move || {
+                let _ = writer.write_all(&buf).and_then(|()| writer.flush());
+            });
+            self.read_chunk(task, deadline)
+        });
+        if let Some(r) = self.running.as_mut() {
+            r.stdin = Some(stdin);
+        }
+        self.current_chunk.store(-1, Ordering::Relaxed);
+        result
+    }
+
+    fn finish(&mut self) {
+        if let Some(mut r) = self.running.take() {
+            drop(r.stdin);
+            // finish() runs on end of input; give it a bounded while, then kill.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                match r.child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() > deadline => {
+                        let _ = r.child.kill();
+                        let _ = r.child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+        self.abort.set(None);
+    }
+}
+
+impl ProcessMapper {
+    fn read_chunk(&mut self, task: &ChunkTask, deadline: Instant) -> Result<MapOutput, ChunkError> {
+        let mut rows = Vec::new();
+        let mut row_errors = Vec::new();
+        loop {
+            let mut line = match self.next_line(deadline) {
+                Ok(v) => v,
+                Err(e) => {
+                    // The writer thread must not outlive a dead pipe.
+                    self.kill();
+                    return Err(e);
+                }
+            };
+            if let Some(row) = line.get_mut("row") {
+                rows.push(row.take());
+            } else if let Some(err) = line.get("error") {
+                row_errors.push(RowError {
+                    row: err.get("row").and_then(|v| v.as_u64()).unwrap_or(0),
+                    rows: err.get("rows").and_then(|v| v.as_u64()).unwrap_or(1),
+                    message: err
+                        .get("message")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_string(),
+                    traceback: err
+                        .get("traceback")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_string(),
+                });
+            } else if line.get("end").is_some() {
+                break;
+            } else {
+                self.kill();
+                return Err(ChunkError::new(
+                    FailureKind::InvalidOutput,
+                    format!("mapper {} sent an unknown message: {line:.200}", self.label),
+                ));
+            }
+        }
+        if self.policy == RowErrorPolicy::Fail {
+            if let Some(e) = row_errors.first() {
+                let at = task.input.row_start + e.row;
+                return Err(ChunkError::new(
+                    FailureKind::Mapper,
+                    format!(
+                        "mapper {} raised on row {at} of {} ({}): {}\n{}",
+                        self.label,
+                        task.input.path,
+                        task.chunk,
+                        e.message,
+                        e.traceback.trim_end()
+                    ),
+                ));
+            }
+        }
+        let schema = match &task.schema {
+            Some(s) => Some(flywheel_formats::schema_from_json(s)?),
+            None => None,
+        };
+        let batches = if rows.is_empty() {
+            Vec::new()
+        } else {
+            vec![json_rows_to_batch(&rows, schema.as_ref())?]
+        };
+        Ok(MapOutput {
+            batches,
+            row_errors,
+        })
+    }
+}

@@ -1,0 +1,246 @@
+//! The worker's loop. The thread that owns the link (for MPI: the thread that may call MPI)
+//! only moves messages and sends heartbeats; an executor thread reads, maps and writes chunks in
+//! the order they were assigned.
+
+use crate::{build_mapper, AbortHandle, ChunkError, MapOutput, Mapper, RowError, WorkerError};
+use arrow::array::{ArrayRef, StringArray, UInt32Array, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use flywheel_formats::{read_slice, schema_to_json, write_chunk_file, Table};
+use flywheel_protocol::{
+    ChunkOutput, ChunkTask, FailureKind, InputSlice, JobOptions, Rank, ToCoordinator, ToWorker,
+    WorkerLink,
+};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a worker needs besides its link.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub job: JobOptions,
+    pub rank: Rank,
+    pub host: String,
+    /// Extra environment for the mapper process (e.g. `CUDA_VISIBLE_DEVICES`).
+    pub extra_env: Vec<(String, String)>,
+    /// Rows per record batch when reading input.
+    pub batch_rows: usize,
+    /// Interval between heartbeats.
+    pub heartbeat: Duration,
+    /// Distinguishes this worker process's file names from any other's.
+    pub file_tag: String,
+}
+
+impl WorkerConfig {
+    /// Defaults for a worker of `job` with rank `rank`.
+    pub fn new(job: JobOptions, rank: Rank) -> WorkerConfig {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        WorkerConfig {
+            job,
+            rank,
+            host: hostname(),
+            extra_env: Vec::new(),
+            batch_rows: 8192,
+            heartbeat: Duration::from_secs(2),
+            file_tag: format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff),
+        }
+    }
+}
+
+/// The machine's host name.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".to_string();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Runs a worker until the coordinator says `Stop` (or the link breaks).
+pub fn run_worker(link: &mut impl WorkerLink, cfg: WorkerConfig) -> Result<(), WorkerError> {
+    let abort = AbortHandle::default();
+    let mapper = build_mapper(&cfg, abort.clone())?;
+    let (task_tx, task_rx) = unbounded::<ChunkTask>();
+    let (result_tx, result_rx) = unbounded::<ToCoordinator>();
+    let stopping = Arc::new(AtomicBool::new(false));
+    let executor = {
+        let (cfg, stopping) = (cfg.clone(), Arc::clone(&stopping));
+        std::thread::Builder::new()
+            .name(format!("worker-{}", cfg.rank.0))
+            .spawn(move || execute(mapper, &cfg, &task_rx, &result_tx, &stopping))
+            .map_err(|e| WorkerError::Runner {
+                path: PathBuf::from("<thread>"),
+                source: e,
+            })?
+    };
+    link.send(ToCoordinator::Ready {
+        host: cfg.host.clone(),
+    })?;
+    let mut last_sent = Instant::now();
+    let outcome = loop {
+        while let Ok(msg) = result_rx.try_recv() {
+            link.send(msg)?;
+            last_sent = Instant::now();
+        }
+        if last_sent.elapsed() >= cfg.heartbeat {
+            link.send(ToCoordinator::Heartbeat)?;
+            last_sent = Instant::now();
+        }
+        match link.recv_timeout(Duration::from_millis(20)) {
+            Ok(Some(ToWorker::Assign(task))) => {
+                let _ = task_tx.send(task);
+            }
+            Ok(Some(ToWorker::Stop)) => break Ok(()),
+            Ok(None) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    // Stop: drop queued work, kill a mapper that is still running, let finish() run.
+    stopping.store(true, Ordering::SeqCst);
+    drop(task_tx);
+    abort.abort();
+    let _ = executor.join();
+    outcome?;
+    link.send(ToCoordinator::Bye)?;
+    Ok(())
+}
+
+fn execute(
+    mut mapper: Box<dyn Mapper>,
+    cfg: &WorkerConfig,
+    tasks: &Receiver<ChunkTask>,
+    results: &Sender<ToCoordinator>,
+    stopping: &AtomicBool,
+) {
+    for task in tasks.iter() {
+        if stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let msg = match run_chunk(mapper.as_mut(), cfg, &task) {
+            Ok(out) => ToCoordinator::Done(out),
+            Err(e) => ToCoordinator::Failed {
+                chunk: task.chunk,
+                attempt: task.attempt,
+                kind: e.kind,
+                error: e.message,
+            },
+        };
+        if results.send(msg).is_err() {
+            break;
+        }
+    }
+    mapper.finish();
+}
+
+fn run_chunk(
+    mapper: &mut dyn Mapper,
+    cfg: &WorkerConfig,
+    task: &ChunkTask,
+) -> Result<ChunkOutput, ChunkError> {
+    let started = Instant::now();
+    let input = read_slice(&task.input, cfg.batch_rows)?;
+    let rows_in: u64 = input.iter().map(|b| b.num_rows() as u64).sum();
+    let MapOutput {
+        batches,
+        row_errors,
+    } = mapper.map_chunk(task, cfg.rank, input)?;
+    let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    let name = format!(
+        "c{:06}-a{}-r{}-{}.parquet",
+        task.chunk.0, task.attempt.0, cfg.rank.0, cfg.file_tag
+    );
+    let table = Table::new(&cfg.job.output);
+    let (file, rows_out, bytes, schema) = if batches.is_empty() {
+        (None, 0, 0, None)
+    } else {
+        let written = write_chunk_file(&table.data_dir().join(&name), &batches)?;
+        (
+            Some(format!("data/{name}")),
+            written.rows,
+            written.bytes,
+            Some(schema_to_json(&batches[0].schema())),
+        )
+    };
+    let (errors_file, error_rows) = if row_errors.is_empty() {
+        (None, 0)
+    } else {
+        let errors = Table::new(cfg.job.output.join("_errors"));
+        let batch = error_batch(task, &row_errors, cfg.batch_rows)?;
+        let n = batch.num_rows() as u64;
+        write_chunk_file(&errors.data_dir().join(&name), &[batch])?;
+        (Some(format!("data/{name}")), n)
+    };
+    Ok(ChunkOutput {
+        chunk: task.chunk,
+        attempt: task.attempt,
+        file,
+        rows_in,
+        rows_out,
+        bytes,
+        schema,
+        wall_ms: started.elapsed().as_millis() as u64,
+        errors_file,
+        error_rows,
+    })
+}
+
+/// The `_errors` rows of one chunk: where each failing input row is, the row itself (JSON), and
+/// the error.
+fn error_batch(
+    task: &ChunkTask,
+    errors: &[RowError],
+    batch_rows: usize,
+) -> Result<RecordBatch, ChunkError> {
+    let (mut chunk, mut source, mut row, mut input, mut message, mut traceback) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for e in errors {
+        for k in 0..e.rows.max(1) {
+            let at = task.input.row_start + e.row + k;
+            let slice = InputSlice {
+                row_start: at,
+                row_count: 1,
+                ..task.input.clone()
+            };
+            let mut json = Vec::new();
+            crate::convert::batches_to_json_lines(&read_slice(&slice, batch_rows)?, &mut json)?;
+            chunk.push(task.chunk.0);
+            source.push(task.input.path.clone());
+            row.push(at);
+            input.push(String::from_utf8_lossy(&json).trim_end().to_string());
+            message.push(e.message.clone());
+            traceback.push(e.traceback.clone());
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("chunk", DataType::UInt32, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("row", DataType::UInt64, false),
+        Field::new("input", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, false),
+        Field::new("traceback", DataType::Utf8, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(UInt32Array::from(chunk)),
+        Arc::new(StringArray::from(source)),
+        Arc::new(UInt64Array::from(row)),
+        Arc::new(StringArray::from(input)),
+        Arc::new(StringArray::from(message)),
+        Arc::new(StringArray::from(traceback)),
+    ];
+    RecordBatch::try_new(schema, cols)
+        .map_err(|e| ChunkError::new(FailureKind::Io, format!("cannot build the error rows: {e}")))
+}
