@@ -6,7 +6,7 @@
 //! shares its node.
 
 use crate::{Rank, ToCoordinator, ToWorker, Transport, TransportError, WorkerLink};
-use mpi::point_to_point::{Destination, Source};
+use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -30,8 +30,8 @@ fn poll<T: DeserializeOwned>(
         } else {
             world.process_at_rank(0).immediate_matched_probe()
         };
-        if let Some((message, _status)) = probed {
-            let (bytes, status) = message.matched_receive_vec::<u8>();
+        if let Some(matched) = probed {
+            let (bytes, status) = matched.matched_receive_vec::<u8>();
             let from = Rank(u32::try_from(status.source_rank()).unwrap_or(u32::MAX));
             let msg = serde_json::from_slice(&bytes).map_err(|e| TransportError::Decode {
                 from,

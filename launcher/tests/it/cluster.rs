@@ -1,0 +1,190 @@
+//! The same job as MPI ranks: under `mpirun` with 4 ranks, and through `sbatch` on the local
+//! Slurm cluster (`slurm/local-cluster.sh start`). Built only with `--features mpi`.
+#![cfg(feature = "mpi")]
+
+use crate::support::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn write_job(dir: &Path, mapper: &str, extra: &str) -> (PathBuf, PathBuf) {
+    let out = dir.join("pairs");
+    let job = dir.join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "input = {:?}\noutput = {:?}\nmapper = {:?}\nchunk_rows = 29\nmax_attempts = 2\n{extra}",
+            dialogues().display().to_string(),
+            out.display().to_string(),
+            mapper
+        ),
+    )
+    .unwrap();
+    (job, out)
+}
+
+fn mpirun(job: &Path) -> std::process::Output {
+    run(Command::new("timeout")
+        .args(["300", "mpirun", "-n", "4", "--oversubscribe"])
+        .arg(env!("CARGO_BIN_EXE_flywheel"))
+        .arg("run")
+        .arg(job)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"))
+}
+
+#[test]
+fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
+    let py = pyarrow_python();
+    if !available(py.is_some(), "a Python with pyarrow") || !available(have("mpirun"), "mpirun") {
+        return;
+    }
+    let py = py.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (job, out) = write_job(
+        dir.path(),
+        &format!("{}:ExpandDialogue", expand_dialogue().display()),
+        "",
+    );
+    let o = mpirun(&job);
+    assert!(o.status.success(), "mpirun failed");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    // 1 coordinator + 3 workers, all of which did work.
+    for w in 1..=3 {
+        assert!(
+            stderr.contains(&format!("worker {w:>3}")),
+            "worker {w} missing from the report: {stderr}"
+        );
+    }
+    assert!(!stderr.contains("worker   4"), "{stderr}");
+    let expected = expected_rows(&py, &dialogues(), &expand_dialogue(), "ExpandDialogue");
+    assert_table_rows(&py, &out, &expected);
+    // The job file and its hash are in the lineage.
+    let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(
+        v["lineage"]["job_file"]["sha256"].as_str().map(str::len),
+        Some(64)
+    );
+}
+
+#[test]
+fn mpirun_job_whose_mapper_always_fails_publishes_nothing() {
+    if !available(have("mpirun"), "mpirun") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mapper = dir.path().join("bad.py");
+    std::fs::write(
+        &mapper,
+        "def f(row):\n    raise RuntimeError('model exploded')\n",
+    )
+    .unwrap();
+    let (job, out) = write_job(dir.path(), &format!("{}:f", mapper.display()), "");
+    let o = mpirun(&job);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("error: job failed, nothing was published")
+            && stderr.contains("model exploded"),
+        "{stderr}"
+    );
+    assert!(!has_version(&out));
+}
+
+fn cluster_up() -> bool {
+    Command::new("timeout")
+        .args(["10", "sinfo", "-h", "-o", "%T"])
+        .output()
+        .map(|o| {
+            let s = String::from_utf8_lossy(&o.stdout);
+            o.status.success()
+                && (s.contains("idle") || s.contains("mixed") || s.contains("allocated"))
+        })
+        .unwrap_or(false)
+}
+
+/// Waits until Slurm no longer lists the job as pending or running.
+fn wait_for_job(id: &str, limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let o = Command::new("timeout")
+            .args(["10", "squeue", "-h", "-j", id, "-o", "%T"])
+            .output()
+            .unwrap();
+        let state = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        if state.is_empty()
+            || !(state.contains("PENDING")
+                || state.contains("RUNNING")
+                || state.contains("CONFIGURING")
+                || state.contains("COMPLETING"))
+        {
+            let show = Command::new("timeout")
+                .args(["10", "scontrol", "show", "job", id])
+                .output()
+                .unwrap();
+            return String::from_utf8_lossy(&show.stdout).to_string();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "job {id} still {state} after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn sbatch_job_on_the_local_cluster_publishes_the_table() {
+    let py = pyarrow_python();
+    if !available(py.is_some(), "a Python with pyarrow")
+        || !available(
+            have("sbatch") && cluster_up(),
+            "a running local Slurm cluster (slurm/local-cluster.sh start)",
+        )
+    {
+        return;
+    }
+    let py = py.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (job, out) = write_job(
+        dir.path(),
+        &format!("{}:ExpandDialogue", expand_dialogue().display()),
+        "[slurm]\nnodes = 1\nntasks_per_node = 4\ntime = \"00:10:00\"\n",
+    );
+    let dry = run(flywheel().args(["submit", "--dry-run"]).arg(&job));
+    assert!(dry.status.success());
+    let script = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        script.starts_with("#!/bin/bash\n")
+            && script.contains("#SBATCH --ntasks-per-node=4")
+            && script.contains("srun --mpi=pmix"),
+        "{script}"
+    );
+    assert!(!out.join("_logs").exists(), "--dry-run submits nothing");
+
+    let o = run(flywheel().arg("submit").arg(&job));
+    assert!(o.status.success());
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(
+        !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()),
+        "job id: {id:?}"
+    );
+    let show = wait_for_job(&id, Duration::from_secs(300));
+    let log = std::fs::read_to_string(out.join("_logs").join(format!("slurm-{id}.out")))
+        .unwrap_or_default();
+    eprintln!("--- scontrol\n{show}\n--- job log\n{log}");
+    assert!(log.contains("published"), "the job log reports the publish");
+    let expected = expected_rows(&py, &dialogues(), &expand_dialogue(), "ExpandDialogue");
+    assert_table_rows(&py, &out, &expected);
+    let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(v["lineage"]["slurm_job_id"].as_str(), Some(id.as_str()));
+}

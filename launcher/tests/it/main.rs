@@ -1,0 +1,6 @@
+//! flywheel's integration tests: the real binary, real Python mapper processes, real Parquet
+//! files read back by pyarrow; under the `mpi` feature also real `mpirun` and a real local Slurm.
+
+mod cluster;
+mod local;
+mod support;

@@ -1,0 +1,135 @@
+//! Helpers: running the binary, the Python that has pyarrow, reading tables independently.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("launcher/ has a parent")
+        .to_path_buf()
+}
+
+/// A command running the flywheel binary under test.
+pub fn flywheel() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_flywheel"));
+    c.current_dir(root());
+    c
+}
+
+/// Runs a command and returns its output, printing stderr for the test log.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("command starts");
+    eprintln!(
+        "$ {cmd:?}\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Whether a requirement missing here must fail the test (CI) rather than skip it.
+pub fn must_have_everything() -> bool {
+    std::env::var("FLYWHEEL_TEST_REQUIRE_ALL")
+        .map(|v| v == "1")
+        .unwrap_or(false)
+}
+
+/// Skips (prints why and returns false) or, where everything is required, panics.
+pub fn available(ok: bool, what: &str) -> bool {
+    if !ok {
+        assert!(
+            !must_have_everything(),
+            "{what} is required here (FLYWHEEL_TEST_REQUIRE_ALL=1) but missing"
+        );
+        eprintln!("SKIPPED: {what} is not available on this machine");
+    }
+    ok
+}
+
+/// A Python interpreter that can import pyarrow: $FLYWHEEL_TEST_PYTHON, else the repo's .venv.
+pub fn pyarrow_python() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("FLYWHEEL_TEST_PYTHON").map(PathBuf::from),
+        Some(root().join(".venv/bin/python")),
+    ];
+    candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .args(["-c", "import pyarrow"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    })
+}
+
+/// Reads a table with pyarrow only (manifest as plain JSON, files with pyarrow.parquet).
+pub fn read_with_pyarrow(py: &Path, table: &Path, version: Option<u64>) -> Value {
+    let mut cmd = Command::new(py);
+    cmd.arg(root().join("launcher/tests/it/read_table.py"))
+        .arg(table);
+    if let Some(v) = version {
+        cmd.arg(v.to_string());
+    }
+    let out = cmd.output().expect("python runs");
+    assert!(
+        out.status.success(),
+        "read_table.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("read_table.py prints JSON")
+}
+
+/// The expected output of a mapper: the same function called in a plain Python loop.
+pub fn expected_rows(py: &Path, input: &Path, mapper_file: &Path, name: &str) -> Vec<Value> {
+    let out = Command::new(py)
+        .arg(root().join("launcher/tests/it/expected_rows.py"))
+        .arg(input)
+        .arg(mapper_file)
+        .arg(name)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "expected_rows.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("expected_rows.py prints JSON")
+}
+
+/// The example dataset and mapper of the README demo.
+pub fn dialogues() -> PathBuf {
+    root().join("examples/data/dialogues.parquet")
+}
+
+pub fn expand_dialogue() -> PathBuf {
+    root().join("examples/expand_dialogue.py")
+}
+
+/// Checks a table against expected rows: same rows, same order, manifest count right.
+pub fn assert_table_rows(py: &Path, table: &Path, expected: &[Value]) {
+    let got = read_with_pyarrow(py, table, None);
+    let rows = got["rows"].as_array().expect("rows");
+    assert_eq!(
+        got["num_rows"].as_u64(),
+        Some(expected.len() as u64),
+        "manifest row count"
+    );
+    assert_eq!(rows.len(), expected.len(), "rows read back");
+    for (i, (g, e)) in rows.iter().zip(expected).enumerate() {
+        assert_eq!(g, e, "row {i} differs");
+    }
+}
+
+/// Whether the table directory has any published version.
+pub fn has_version(table: &Path) -> bool {
+    std::fs::read_dir(table.join("_versions"))
+        .map(|d| {
+            d.flatten().any(|e| {
+                e.file_name().to_string_lossy().ends_with(".json")
+                    && !e.file_name().to_string_lossy().starts_with('.')
+            })
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# flywheel's test command (the README's second command). It sets up what the tests need, then runs
+# them with cargo-nextest (cargo test if nextest is missing):
+#   - a Python venv with pyarrow in .venv (the independent reader the tests check tables with);
+#   - as root on Debian/Ubuntu: the system packages for the cluster build (Open MPI, Slurm, munge,
+#     HDF5, libclang) and a one-node Slurm cluster (slurm/local-cluster.sh). Set FLYWHEEL_NO_APT=1
+#     to skip installing;
+#   - the default build's tests, then, where MPI and HDF5 are installed, the all-features build's
+#     tests (mpirun and sbatch end to end).
+# Without root or MPI the cluster tests are skipped and say so. In CI (CI=true) nothing may be
+# skipped: FLYWHEEL_TEST_REQUIRE_ALL=1 turns every skip into a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(slurmctld slurmd slurm-client munge libpmix2 openmpi-bin libopenmpi-dev libhdf5-dev libclang-dev pkg-config clang)
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "${FLYWHEEL_NO_APT:-0}" != 1 ]; then
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 "${missing[@]}"
+  fi
+fi
+
+if ! .venv/bin/python -c 'import pyarrow' >/dev/null 2>&1; then
+  echo "== creating .venv with pyarrow"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check pyarrow
+fi
+export FLYWHEEL_TEST_PYTHON="$PWD/.venv/bin/python"
+
+cluster=0
+if command -v mpirun >/dev/null 2>&1 && pkg-config --exists ompi 2>/dev/null && pkg-config --exists hdf5 2>/dev/null; then
+  cluster=1
+  if [ "$(id -u)" = 0 ] && command -v slurmctld >/dev/null 2>&1; then
+    timeout 10 sinfo -h -o %T 2>/dev/null | grep -qE 'idle|mixed|alloc' || slurm/local-cluster.sh start
+  fi
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+  run_tests() { cargo nextest run --workspace --no-fail-fast "$@"; }
+else
+  run_tests() { cargo test --workspace --no-fail-fast "$@"; }
+fi
+
+echo "== default build (no MPI, no HDF5)"
+run_tests
+if [ "$cluster" = 1 ]; then
+  echo "== all-features build (mpi, hdf5): mpirun and Slurm end to end"
+  run_tests --all-features
+else
+  echo "SKIPPED: the all-features build (mpirun/Slurm tests): Open MPI and HDF5 development packages are not installed"
+  if [ "${FLYWHEEL_TEST_REQUIRE_ALL:-0}" = 1 ]; then exit 1; fi
+fi
