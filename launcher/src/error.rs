@@ -1,6 +1,7 @@
 //! Exit codes: 2 for bad usage or bad input, 1 for a job that failed.
 
 /// An error with the exit code it deserves.
+#[derive(Debug)]
 pub struct CliError {
     pub code: i32,
     pub error: anyhow::Error,
