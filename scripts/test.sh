@@ -24,10 +24,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "${FLYWHEEL_NO_
   fi
 fi
 
-if ! .venv/bin/python -c 'import pyarrow' >/dev/null 2>&1; then
-  echo "== creating .venv with pyarrow"
+if ! .venv/bin/python -c "import pyarrow, h5py" >/dev/null 2>&1; then
+  echo "== creating .venv with pyarrow and h5py"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check pyarrow
+  .venv/bin/pip install -q --disable-pip-version-check pyarrow h5py
 fi
 export FLYWHEEL_TEST_PYTHON="$PWD/.venv/bin/python"
 

@@ -40,7 +40,11 @@ pub fn drive(
             break Ok(());
         }
         if let Some(f) = coord.failure() {
-            break Err(CoordinatorError::JobFailed(f.message.clone()));
+            break Err(if f.bad_input {
+                CoordinatorError::BadInput(f.message.clone())
+            } else {
+                CoordinatorError::JobFailed(f.message.clone())
+            });
         }
         if coord.live_workers().is_empty() && started.elapsed() > opts.ready_timeout {
             break Err(CoordinatorError::JobFailed(format!(

@@ -11,6 +11,9 @@ pub enum CoordinatorError {
     /// A chunk used all its attempts, or every worker was lost.
     #[error("{0}")]
     JobFailed(String),
+    /// A chunk found the input itself bad; nothing was published.
+    #[error("{0}")]
+    BadInput(String),
     /// Publishing the version failed.
     #[error("publish: {0}")]
     Publish(#[from] flywheel_formats::FormatError),

@@ -81,6 +81,8 @@ struct Worker {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobFailure {
     pub message: String,
+    /// The input itself is bad (exit 2 rather than 1).
+    pub bad_input: bool,
 }
 
 /// A snapshot for progress displays.
@@ -226,6 +228,7 @@ impl Coordinator {
         {
             self.failure = Some(JobFailure {
                 message: "every worker was lost".to_string(),
+                bad_input: false,
             });
         }
         let ranks: Vec<Rank> = self.workers.keys().copied().collect();
@@ -310,9 +313,19 @@ impl Coordinator {
         tracing::warn!("{id} {attempt} failed on {from} ({kind:?}): {error}");
         chunk.errors.push(format!("{attempt} on {from}: {error}"));
         chunk.state = ChunkState::Pending;
+        if kind == FailureKind::BadInput {
+            if self.failure.is_none() {
+                self.failure = Some(JobFailure {
+                    message: error.to_string(),
+                    bad_input: true,
+                });
+            }
+            return;
+        }
         if chunk.attempts >= max {
             if self.failure.is_none() {
                 self.failure = Some(JobFailure {
+                    bad_input: false,
                     message: format!(
                         "{id} (rows {}..{} of {}) failed {} times; last error: {error}",
                         chunk.slice.row_start,
@@ -625,6 +638,42 @@ mod tests {
         );
         tx.emptiness_check();
         assert!(!c.is_complete());
+    }
+
+    #[test]
+    fn bad_input_fails_the_job_at_once() {
+        let now = Instant::now();
+        let mut tx = Recorder::default();
+        let mut c = Coordinator::new(
+            CoordinatorConfig {
+                prefetch: 1,
+                ..Default::default()
+            },
+            slices(3),
+        );
+        c.on_message(
+            &mut tx,
+            Rank(1),
+            ToCoordinator::Ready { host: "a".into() },
+            now,
+        )
+        .unwrap();
+        let t = tx.take_tasks().remove(0).1;
+        let msg = ToCoordinator::Failed {
+            chunk: t.chunk,
+            attempt: t.attempt,
+            kind: FailureKind::BadInput,
+            error: "x.jsonl: line 7: not JSON".into(),
+        };
+        c.on_message(&mut tx, Rank(1), msg, now).unwrap();
+        assert_eq!(
+            c.failure(),
+            Some(&JobFailure {
+                message: "x.jsonl: line 7: not JSON".into(),
+                bad_input: true
+            })
+        );
+        tx.emptiness_check();
     }
 
     #[test]

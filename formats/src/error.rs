@@ -21,6 +21,23 @@ pub enum FormatError {
     /// An input format that this build cannot read.
     #[error("{path}: {what}")]
     Unsupported { path: PathBuf, what: String },
+    /// An input file that is damaged or not what its name says.
+    #[error("{path}: {reason}")]
+    BadFile { path: PathBuf, reason: String },
+    /// A line of a text input that cannot be decoded.
+    #[error("{path}: line {line}: {reason}")]
+    BadLine {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    /// Datasets of an HDF5 group with different row counts.
+    #[error("{path}: HDF5 datasets of group '{group}' have different first dimensions ({detail}); every dataset is a column and needs the same number of rows")]
+    RaggedHdf5 {
+        path: PathBuf,
+        group: String,
+        detail: String,
+    },
     /// A Parquet file could not be read or written.
     #[error("{path}: {source}")]
     Parquet {

@@ -4,14 +4,14 @@
 mod error;
 mod input;
 mod manifest;
-mod read;
 mod table;
 mod write;
 
 pub use error::FormatError;
-pub use input::{plan_chunks, resolve_input, InputFile, ResolvedInput};
+pub use input::{
+    plan_chunks, plan_chunks_counted, read_slice, resolve_input, InputFile, ResolvedInput,
+};
 pub use manifest::{DataFile, Manifest, FORMAT_NAME, FORMAT_VERSION};
-pub use read::read_slice;
 pub use table::{Table, TableRef};
 pub use write::{write_chunk_file, WrittenFile};
 

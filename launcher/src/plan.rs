@@ -109,6 +109,9 @@ pub fn coordinate(
     let report = coord.report(started.elapsed());
     if let Err(e) = result {
         eprint!("{}", report.render());
+        if let flywheel_coordinator::CoordinatorError::BadInput(why) = e {
+            return Err(bad_input(anyhow!("{why} (nothing was published)")));
+        }
         return Err(job_failed(anyhow!(
             "job failed, nothing was published: {e}"
         )));

@@ -24,10 +24,18 @@ pub struct InputSlice {
     /// For HDF5, the group whose datasets are the columns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    /// First row of the chunk within the file (0-based).
+    /// First row of the chunk within the file (0-based). For text formats (JSONL, CSV) cut by
+    /// byte ranges, an estimate.
     pub row_start: u64,
-    /// Number of rows.
+    /// Number of rows (an estimate for text formats).
     pub row_count: u64,
+    /// For text formats: the byte range; the chunk holds the lines that start inside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<(u64, u64)>,
+    /// For text formats: the schema inferred when planning (Arrow JSON), so that every chunk of
+    /// a file decodes to the same types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
 }
 
 /// One unit of work sent to a worker.
@@ -79,6 +87,9 @@ pub enum FailureKind {
     Io,
     /// The worker rank stopped answering.
     WorkerLost,
+    /// The input itself is bad (a line that is not JSON, a value of the wrong type): retrying
+    /// cannot help, so the job stops at once.
+    BadInput,
 }
 
 /// Coordinator → worker.

@@ -21,7 +21,16 @@ impl ChunkError {
 
 impl From<flywheel_formats::FormatError> for ChunkError {
     fn from(e: flywheel_formats::FormatError) -> Self {
-        ChunkError::new(FailureKind::Io, e.to_string())
+        use flywheel_formats::FormatError as F;
+        // Bad data fails the same way on every attempt: stop the job rather than retry.
+        let kind = match &e {
+            F::BadLine { .. }
+            | F::BadFile { .. }
+            | F::RaggedHdf5 { .. }
+            | F::Unsupported { .. } => FailureKind::BadInput,
+            _ => FailureKind::Io,
+        };
+        ChunkError::new(kind, e.to_string())
     }
 }
 

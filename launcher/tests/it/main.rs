@@ -2,5 +2,6 @@
 //! files read back by pyarrow; under the `mpi` feature also real `mpirun` and a real local Slurm.
 
 mod cluster;
+mod inputs;
 mod local;
 mod support;

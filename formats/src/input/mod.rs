@@ -1,13 +1,19 @@
-//! Input addresses and chunk planning.
+//! Input addresses, chunk planning and chunk reading.
 //!
-//! An input is a flywheel table (`DIR[@V]`), one file, or a glob of files. Planning reads
-//! metadata only (Parquet footers), never the data, and cuts deterministic row ranges of about
-//! `chunk_rows` rows that never cross a file boundary, so a plan is stable for a given input and
-//! setting (output order and `--resume` rely on that).
+//! An input is a flywheel table (`DIR[@V]`), one file, or a glob of files, in Parquet, JSONL,
+//! CSV, Arrow IPC or HDF5. Planning reads metadata only, never the data, and cuts deterministic
+//! chunks of about `chunk_rows` rows that never cross a file boundary, so a plan is stable for a
+//! given input and setting (output order and `--resume` rely on that). A worker then reads only
+//! its own chunk's rows.
+
+mod h5;
+mod ipc;
+mod parquet;
+mod text;
 
 use crate::{FormatError, Table, TableRef};
+use arrow::record_batch::RecordBatch;
 use flywheel_protocol::{InputFormat, InputSlice};
-use parquet::file::reader::{FileReader, SerializedFileReader};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -123,41 +129,56 @@ pub fn resolve_input(address: &str) -> Result<ResolvedInput, FormatError> {
     })
 }
 
-/// Row count of a file, from metadata only.
-fn count_rows(file: &InputFile) -> Result<u64, FormatError> {
-    match file.format {
-        InputFormat::Parquet => {
-            let f = fs::File::open(&file.path).map_err(FormatError::io(&file.path))?;
-            let reader = SerializedFileReader::new(f).map_err(FormatError::parquet(&file.path))?;
-            Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
-        }
-        other => Err(FormatError::Unsupported {
-            path: file.path.clone(),
-            what: format!(
-                "{other:?} input is not readable by this build yet; convert it to Parquet"
-            ),
-        }),
+/// Cuts the input into chunks of about `chunk_rows` rows, in input order, from metadata only
+/// (Parquet footers, Arrow IPC batch headers, HDF5 shapes, a sample of a text file's head).
+pub fn plan_chunks(input: &ResolvedInput, chunk_rows: u64) -> Result<Vec<InputSlice>, FormatError> {
+    Ok(plan_chunks_counted(input, chunk_rows)?.0)
+}
+
+/// [`plan_chunks`], also returning how many bytes of the input files planning read.
+pub fn plan_chunks_counted(
+    input: &ResolvedInput,
+    chunk_rows: u64,
+) -> Result<(Vec<InputSlice>, u64), FormatError> {
+    let chunk_rows = chunk_rows.max(1);
+    let mut slices = Vec::new();
+    let mut bytes_read = 0;
+    for file in &input.files {
+        bytes_read += match file.format {
+            InputFormat::Parquet => parquet::plan(file, chunk_rows, &mut slices)?,
+            InputFormat::Jsonl | InputFormat::Csv => text::plan(file, chunk_rows, &mut slices)?,
+            InputFormat::Arrow => ipc::plan(file, chunk_rows, &mut slices)?,
+            InputFormat::Hdf5 => h5::plan(file, chunk_rows, &mut slices)?,
+        };
+    }
+    Ok((slices, bytes_read))
+}
+
+/// Row ranges of about `chunk_rows` over `rows` rows of one file.
+pub(crate) fn row_slices(file: &InputFile, rows: u64, chunk_rows: u64, out: &mut Vec<InputSlice>) {
+    let mut start = 0;
+    while start < rows {
+        let count = chunk_rows.min(rows - start);
+        out.push(InputSlice {
+            path: file.path.to_string_lossy().into_owned(),
+            format: file.format,
+            group: file.group.clone(),
+            row_start: start,
+            row_count: count,
+            bytes: None,
+            schema: None,
+        });
+        start += count;
     }
 }
 
-/// Cuts the input into chunks of about `chunk_rows` rows, in input order.
-pub fn plan_chunks(input: &ResolvedInput, chunk_rows: u64) -> Result<Vec<InputSlice>, FormatError> {
-    let chunk_rows = chunk_rows.max(1);
-    let mut slices = Vec::new();
-    for file in &input.files {
-        let rows = count_rows(file)?;
-        let mut start = 0;
-        while start < rows {
-            let count = chunk_rows.min(rows - start);
-            slices.push(InputSlice {
-                path: file.path.to_string_lossy().into_owned(),
-                format: file.format,
-                group: file.group.clone(),
-                row_start: start,
-                row_count: count,
-            });
-            start += count;
-        }
+/// Reads the rows of `slice`, in order, in batches of at most `batch_rows` rows.
+pub fn read_slice(slice: &InputSlice, batch_rows: usize) -> Result<Vec<RecordBatch>, FormatError> {
+    let batch_rows = batch_rows.max(1);
+    match slice.format {
+        InputFormat::Parquet => parquet::read(slice, batch_rows),
+        InputFormat::Jsonl | InputFormat::Csv => text::read(slice, batch_rows),
+        InputFormat::Arrow => ipc::read(slice, batch_rows),
+        InputFormat::Hdf5 => h5::read(slice, batch_rows),
     }
-    Ok(slices)
 }

@@ -1,0 +1,117 @@
+//! Parquet inputs: planned from the footer, read by row group with a row selection inside.
+
+use super::{row_slices, InputFile};
+use crate::FormatError;
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use flywheel_protocol::InputSlice;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
+use parquet::file::reader::{ChunkReader, FileReader, Length, SerializedFileReader};
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A file that counts the bytes read from it (planning must read footers only).
+struct Counted {
+    file: File,
+    read: Arc<AtomicU64>,
+}
+
+impl Length for Counted {
+    fn len(&self) -> u64 {
+        self.file.len()
+    }
+}
+
+/// A reader that counts what passes through it.
+struct CountedRead<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountedRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl ChunkReader for Counted {
+    type T = CountedRead<<File as ChunkReader>::T>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(CountedRead {
+            inner: self.file.get_read(start)?,
+            read: Arc::clone(&self.read),
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.read.fetch_add(length as u64, Ordering::Relaxed);
+        self.file.get_bytes(start, length)
+    }
+}
+
+/// Plans a Parquet file's chunks from its footer; returns the bytes read.
+pub(super) fn plan(
+    file: &InputFile,
+    chunk_rows: u64,
+    out: &mut Vec<InputSlice>,
+) -> Result<u64, FormatError> {
+    let read = Arc::new(AtomicU64::new(0));
+    let f = File::open(&file.path).map_err(FormatError::io(&file.path))?;
+    let reader = SerializedFileReader::new(Counted {
+        file: f,
+        read: Arc::clone(&read),
+    })
+    .map_err(|e| FormatError::BadFile {
+        path: file.path.clone(),
+        reason: format!("not a readable Parquet file: {e}"),
+    })?;
+    let rows = reader.metadata().file_metadata().num_rows().max(0) as u64;
+    row_slices(file, rows, chunk_rows, out);
+    Ok(read.load(Ordering::Relaxed))
+}
+
+pub(super) fn read(slice: &InputSlice, batch_rows: usize) -> Result<Vec<RecordBatch>, FormatError> {
+    let path = PathBuf::from(&slice.path);
+    let f = File::open(&path).map_err(FormatError::io(&path))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(f).map_err(FormatError::parquet(&path))?;
+    let end = slice.row_start + slice.row_count;
+    // The row groups overlapping [row_start, end), and the rows to skip and take inside them.
+    let mut groups = Vec::new();
+    let mut first_group_start = None;
+    let mut offset = 0u64;
+    for (i, rg) in builder.metadata().row_groups().iter().enumerate() {
+        let n = rg.num_rows().max(0) as u64;
+        if offset < end && offset + n > slice.row_start {
+            groups.push(i);
+            first_group_start.get_or_insert(offset);
+        }
+        offset += n;
+    }
+    let Some(group_start) = first_group_start else {
+        return Ok(Vec::new());
+    };
+    let skip = (slice.row_start - group_start) as usize;
+    let selection = RowSelection::from(vec![
+        RowSelector::skip(skip),
+        RowSelector::select(slice.row_count as usize),
+    ]);
+    let reader = builder
+        .with_row_groups(groups)
+        .with_row_selection(selection)
+        .with_batch_size(batch_rows)
+        .build()
+        .map_err(FormatError::parquet(&path))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| FormatError::Arrow {
+            context: path.display().to_string(),
+            source,
+        })
+}

@@ -1,0 +1,281 @@
+//! Input formats: the same rows in Parquet, JSONL, CSV, Arrow IPC and HDF5 map to equal tables;
+//! bad inputs are refused with exit 2 and a message naming the file (and line).
+
+use crate::support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const ROWS: u64 = 100_000;
+
+fn make_inputs(py: &Path, dir: &Path) {
+    let o = Command::new(py)
+        .arg(root().join("launcher/tests/it/make_inputs.py"))
+        .arg(dir)
+        .arg(ROWS.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "make_inputs.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn digest(py: &Path, table: &Path) -> Value {
+    let o = Command::new(py)
+        .arg(root().join("launcher/tests/it/table_digest.py"))
+        .arg(table)
+        .args(["id", "score", "name"])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "table_digest.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn formats() -> Vec<&'static str> {
+    let mut f = vec!["data.parquet", "data.jsonl", "data.csv", "data.arrow"];
+    if cfg!(feature = "hdf5") {
+        f.push("data.h5:/g");
+    }
+    f
+}
+
+#[test]
+fn the_same_rows_in_every_format_map_to_equal_tables() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    if cfg!(feature = "hdf5") {
+        let has_h5py = Command::new(&py)
+            .args(["-c", "import h5py"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !available(has_h5py, "h5py in the test Python") {
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_inputs(&py, dir.path());
+    let mut reference: Option<Value> = None;
+    for (chunk_rows, workers) in [(997u64, 3u32), (25_000, 1), (100_000, 2)] {
+        for input in formats() {
+            let out = dir.path().join(format!(
+                "out-{}-{chunk_rows}-{workers}",
+                input.replace([':', '/', '.'], "_")
+            ));
+            let o = run(flywheel()
+                .args([
+                    "map",
+                    "--mapper",
+                    "builtin:identity",
+                    "--chunk-rows",
+                    &chunk_rows.to_string(),
+                    "--workers",
+                    &workers.to_string(),
+                    "--input",
+                ])
+                .arg(format!("{}/{input}", dir.path().display()))
+                .arg("--output")
+                .arg(&out));
+            assert!(o.status.success(), "{input}");
+            let d = digest(&py, &out);
+            assert_eq!(d["num_rows"].as_u64(), Some(ROWS), "{input}");
+            assert_eq!(d["rows"].as_u64(), Some(ROWS), "{input}");
+            match &reference {
+                None => reference = Some(d["digest"].clone()),
+                Some(r) => assert_eq!(
+                    &d["digest"], r,
+                    "{input} with --chunk-rows {chunk_rows} --workers {workers} differs"
+                ),
+            }
+        }
+    }
+}
+
+fn expect_bad_input(input: &str, needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t");
+    let o = run(flywheel()
+        .args([
+            "map",
+            "--mapper",
+            "builtin:identity",
+            "--chunk-rows",
+            "1000",
+            "--input",
+            input,
+        ])
+        .arg("--output")
+        .arg(&out));
+    assert_eq!(o.status.code(), Some(2), "{input}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.starts_with("error: ") || stderr.contains("\nerror: "),
+        "{stderr}"
+    );
+    for n in needles {
+        assert!(stderr.contains(n), "{input}: expected {n:?} in {stderr}");
+    }
+    assert!(!has_version(&out), "nothing is published for bad input");
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn missing_files_and_empty_globs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    expect_bad_input(
+        &format!("{}/nope.parquet", dir.path().display()),
+        &["nope.parquet' matches no file"],
+    );
+    expect_bad_input(
+        &format!("{}/*.parquet", dir.path().display()),
+        &["*.parquet' matches no file"],
+    );
+    let txt = write(dir.path(), "notes.txt", b"hello");
+    expect_bad_input(
+        &txt.display().to_string(),
+        &["notes.txt: unknown input format"],
+    );
+}
+
+#[test]
+fn a_corrupt_parquet_footer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(dialogues()).unwrap();
+    let n = bytes.len();
+    bytes[n - 20..n - 8].fill(0xff);
+    let p = write(dir.path(), "broken.parquet", &bytes);
+    expect_bad_input(
+        &p.display().to_string(),
+        &["broken.parquet: not a readable Parquet file"],
+    );
+    let p = write(dir.path(), "empty.parquet", b"");
+    expect_bad_input(
+        &p.display().to_string(),
+        &["empty.parquet: not a readable Parquet file"],
+    );
+}
+
+#[test]
+fn a_truncated_arrow_file_is_refused() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    make_inputs(&py, dir.path());
+    let bytes = std::fs::read(dir.path().join("data.arrow")).unwrap();
+    let p = write(dir.path(), "cut.arrow", &bytes[..bytes.len() / 2]);
+    expect_bad_input(
+        &p.display().to_string(),
+        &["cut.arrow: not a readable Arrow IPC file"],
+    );
+}
+
+#[test]
+fn a_jsonl_line_that_is_not_json_is_named_by_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // Early: found while planning, before any worker starts.
+    let mut text = String::new();
+    for i in 0..10 {
+        text.push_str(&format!("{{\"id\": {i}}}\n"));
+    }
+    text.push_str("{\"id\": 10, oops}\n");
+    let p = write(dir.path(), "early.jsonl", text.as_bytes());
+    expect_bad_input(
+        &p.display().to_string(),
+        &["early.jsonl: line 11: not JSON"],
+    );
+    // Late (past the planning sample): found by the worker that reads it; the job stops at once.
+    let mut text = String::new();
+    for i in 0..60_000 {
+        text.push_str(&format!("{{\"id\": {i}, \"text\": \"row number {i}\"}}\n"));
+    }
+    text.push_str("[1, 2, 3]\n");
+    for i in 0..100 {
+        text.push_str(&format!("{{\"id\": {i}, \"text\": \"after\"}}\n"));
+    }
+    let p = write(dir.path(), "late.jsonl", text.as_bytes());
+    expect_bad_input(
+        &p.display().to_string(),
+        &[
+            "late.jsonl: line 60001: not a JSON object",
+            "nothing was published",
+        ],
+    );
+}
+
+#[test]
+fn a_csv_with_newlines_inside_quotes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "q.csv", b"id,text\n1,\"one\ntwo\"\n2,plain\n");
+    expect_bad_input(
+        &p.display().to_string(),
+        &["q.csv: line 2: a quoted field spans lines"],
+    );
+}
+
+#[cfg(not(feature = "hdf5"))]
+#[test]
+fn hdf5_input_without_the_feature_says_how_to_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "x.h5", b"\x89HDF\r\n\x1a\n");
+    expect_bad_input(
+        &p.display().to_string(),
+        &["HDF5 support is not compiled into this build; rebuild with --features hdf5"],
+    );
+}
+
+#[cfg(feature = "hdf5")]
+#[test]
+fn ragged_hdf5_datasets_are_refused_and_nd_datasets_become_tensor_columns() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "import h5py, numpy as np\nwith h5py.File({:?}, 'w') as f:\n    f['a/x'] = np.arange(10)\n    f['a/y'] = np.arange(9)\n    f['b/x'] = np.arange(6, dtype=np.int32)\n    f['b/emb'] = np.arange(24, dtype=np.float32).reshape(6, 2, 2)\n",
+        dir.path().join("m.h5").display().to_string()
+    );
+    let o = Command::new(&py).args(["-c", &script]).output().unwrap();
+    if !available(o.status.success(), "h5py in the test Python") {
+        return;
+    }
+    let f = dir.path().join("m.h5").display().to_string();
+    expect_bad_input(
+        &format!("{f}:/a"),
+        &["m.h5: HDF5 datasets of group '/a' have different first dimensions (x: 10, y: 9)"],
+    );
+    let out = dir.path().join("t");
+    let o = run(flywheel()
+        .args([
+            "map",
+            "--mapper",
+            "builtin:identity",
+            "--chunk-rows",
+            "4",
+            "--input",
+            &format!("{f}:/b"),
+        ])
+        .arg("--output")
+        .arg(&out));
+    assert!(o.status.success());
+    let got = read_with_pyarrow(&py, &out, None);
+    let rows = got["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(rows[1]["x"], 1);
+    assert_eq!(rows[1]["emb"], serde_json::json!([4.0, 5.0, 6.0, 7.0]));
+}
