@@ -1,10 +1,13 @@
 //! `flywheel-bench`: end-to-end benchmarks that run each case beside its baseline in the same
 //! run and report ratios (machines are noisy; ratios travel). Data is generated here, seeded.
 //!
-//! Case `data-path`: `flywheel map --mapper builtin:identity --workers 2` against the copy floor —
-//! reading and rewriting the same Parquet file with arrow-rs in one process.
+//! Cases:
+//! - `data-path`: `flywheel map --mapper builtin:identity --workers 2` against the copy floor —
+//!   reading and rewriting the same Parquet file with arrow-rs in one process.
+//! - `memory`: peak RSS of `flywheel map --mapper builtin:identity --workers 2` over a large JSONL
+//!   file and a large Arrow IPC file (2 GB each by default), beside the input size.
 //!
-//! Usage: `cargo run --release -p flywheel-benchmarks -- --flywheel target/release/flywheel`
+//! Usage: `cargo run --release -p flywheel-benchmarks -- --flywheel target/release/flywheel [CASE…]`
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{ArrayRef, Int64Array, StringArray};
@@ -29,6 +32,14 @@ struct Args {
     /// Runs per case; the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Size of the generated files of the memory case, in MB.
+    #[arg(long, default_value_t = 2048)]
+    memory_mb: u64,
+    /// Where to put generated data (default: a temporary directory).
+    #[arg(long)]
+    scratch: Option<PathBuf>,
+    /// Cases to run (default: all).
+    cases: Vec<String>,
 }
 
 /// A seeded table of dialogue-like rows: an id, a topic and a text of varying length.
@@ -93,6 +104,104 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Runs a command and returns (wall seconds, peak RSS in MB) of the child.
+fn measured(cmd: &mut Command) -> Result<(f64, f64)> {
+    let t = Instant::now();
+    let child = cmd.stdout(std::process::Stdio::null()).spawn()?;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child; status and usage point to live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    if pid < 0 {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        bail!("{cmd:?} failed (status {status})");
+    }
+    Ok((t.elapsed().as_secs_f64(), usage.ru_maxrss as f64 / 1024.0))
+}
+
+/// Writes about `mb` MB of JSONL rows.
+fn generate_jsonl(path: &Path, mb: u64) -> Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let (mut written, mut id) = (0u64, 0u64);
+    while written < mb << 20 {
+        let text = "lorem ipsum dolor ".repeat(1 + (id % 8) as usize);
+        let line = format!(
+            "{{\"id\":{id},\"topic\":\"topic {}\",\"text\":\"{text}\"}}\n",
+            id % 17
+        );
+        w.write_all(line.as_bytes())?;
+        written += line.len() as u64;
+        id += 1;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Writes the same kind of rows as an Arrow IPC file of about `mb` MB.
+fn generate_arrow(path: &Path, mb: u64) -> Result<()> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("text", DataType::Utf8, false),
+    ]));
+    let mut w = arrow::ipc::writer::FileWriter::try_new(std::fs::File::create(path)?, &schema)?;
+    let mut id = 0i64;
+    while w.get_ref().metadata()?.len() < mb << 20 {
+        let n = 65_536;
+        let ids: Vec<i64> = (id..id + n).collect();
+        let topic: Vec<String> = ids.iter().map(|i| format!("topic {}", i % 17)).collect();
+        let text: Vec<String> = ids
+            .iter()
+            .map(|i| "lorem ipsum dolor ".repeat(1 + (i % 8) as usize))
+            .collect();
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(topic)),
+            Arc::new(StringArray::from(text)),
+        ];
+        w.write(&RecordBatch::try_new(schema.clone(), cols)?)?;
+        id += n;
+    }
+    w.finish()?;
+    Ok(())
+}
+
+fn memory_case(args: &Args, dir: &Path) -> Result<()> {
+    println!("case    input   input size  workers  peak RSS   wall");
+    let jsonl = dir.join("big.jsonl");
+    generate_jsonl(&jsonl, args.memory_mb)?;
+    let arrow_file = dir.join("big.arrow");
+    generate_arrow(&arrow_file, args.memory_mb)?;
+    for (name, input) in [("jsonl", &jsonl), ("arrow", &arrow_file)] {
+        let size = std::fs::metadata(input)?.len() as f64 / (1 << 20) as f64;
+        let out = dir.join(format!("mem-out-{name}"));
+        let (wall, rss) = measured(
+            Command::new(&args.flywheel)
+                .args([
+                    "map",
+                    "--mapper",
+                    "builtin:identity",
+                    "--workers",
+                    "2",
+                    "--json",
+                    "--input",
+                ])
+                .arg(input)
+                .arg("--output")
+                .arg(&out),
+        )?;
+        println!("memory  {name:<6}  {size:>7.0} MB   2        {rss:>6.0} MB  {wall:>5.1}s");
+        std::fs::remove_dir_all(&out)?;
+    }
+    std::fs::remove_file(&jsonl)?;
+    std::fs::remove_file(&arrow_file)?;
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if !args.flywheel.is_file() {
@@ -101,13 +210,21 @@ fn main() -> Result<()> {
             args.flywheel.display()
         );
     }
-    let dir = tempfile::tempdir()?;
-    let input = dir.path().join("input.parquet");
+    let tmp = tempfile::tempdir_in(args.scratch.clone().unwrap_or_else(std::env::temp_dir))?;
+    let dir = tmp.path();
+    let wants = |case: &str| args.cases.is_empty() || args.cases.iter().any(|c| c == case);
+    if wants("memory") {
+        memory_case(&args, dir)?;
+    }
+    if !wants("data-path") {
+        return Ok(());
+    }
+    let input = dir.join("input.parquet");
     generate(&input, args.rows).context("generating the input")?;
     let (mut floor, mut ours) = (Vec::new(), Vec::new());
     for run in 0..args.runs.max(1) {
         let t = Instant::now();
-        copy_floor(&input, &dir.path().join(format!("floor-{run}.parquet")))?;
+        copy_floor(&input, &dir.join(format!("floor-{run}.parquet")))?;
         floor.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         let status = Command::new(&args.flywheel)
@@ -124,7 +241,7 @@ fn main() -> Result<()> {
             ])
             .arg(&input)
             .arg("--output")
-            .arg(dir.path().join(format!("out-{run}")))
+            .arg(dir.join(format!("out-{run}")))
             .stdout(std::process::Stdio::null())
             .status()?;
         if !status.success() {

@@ -1,6 +1,6 @@
 //! Arrow IPC files, read through a memory map: planning decodes only the footer and each record
-//! batch's header (the arrays are zero-copy views of the map, never read), and a worker slices
-//! the batches that overlap its rows.
+//! batch's message header (never the data pages), and a worker decodes, zero-copy, only the
+//! batches that overlap its rows.
 
 use super::{row_slices, InputFile};
 use crate::FormatError;
@@ -89,6 +89,27 @@ fn open(path: &Path) -> Result<Mapped, FormatError> {
 }
 
 impl Mapped {
+    /// A batch's row count, from its message header alone (its data pages are not touched).
+    fn rows(&self, i: usize, path: &Path) -> Result<u64, FormatError> {
+        let b = &self.batches[i];
+        let meta =
+            &self.buffer[b.offset() as usize..b.offset() as usize + b.metaDataLength() as usize];
+        // Encapsulated message: [0xFFFFFFFF continuation] [int32 length] [flatbuffer], or the
+        // legacy form without the continuation marker.
+        let body = if meta.len() >= 8 && meta[..4] == [0xff; 4] {
+            &meta[8..]
+        } else {
+            meta.get(4..).unwrap_or_default()
+        };
+        let message =
+            arrow::ipc::root_as_message(body).map_err(|e| bad(path, format!("batch {i}: {e}")))?;
+        let header = message
+            .header_as_record_batch()
+            .ok_or_else(|| bad(path, format!("block {i} holds no record batch")))?;
+        u64::try_from(header.length())
+            .map_err(|_| bad(path, format!("batch {i} has a negative length")))
+    }
+
     fn batch(&self, i: usize, path: &Path) -> Result<RecordBatch, FormatError> {
         let b = &self.batches[i];
         let data = self.buffer.slice_with_length(
@@ -110,7 +131,7 @@ pub(super) fn plan(
     let m = open(&file.path)?;
     let mut rows = 0u64;
     for i in 0..m.batches.len() {
-        rows += m.batch(i, &file.path)?.num_rows() as u64;
+        rows += m.rows(i, &file.path)?;
     }
     row_slices(file, rows, chunk_rows, out);
     // Headers only: the arrays are views of the map that planning never touches.
@@ -127,9 +148,9 @@ pub(super) fn read(slice: &InputSlice, batch_rows: usize) -> Result<Vec<RecordBa
         if offset >= end {
             break;
         }
-        let batch = m.batch(i, path)?;
-        let n = batch.num_rows() as u64;
+        let n = m.rows(i, path)?;
         if offset + n > start {
+            let batch = m.batch(i, path)?;
             let from = start.saturating_sub(offset);
             let to = (end - offset).min(n);
             let mut at = from;

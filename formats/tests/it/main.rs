@@ -1,0 +1,3 @@
+//! flywheel-formats integration tests.
+
+mod planning;
