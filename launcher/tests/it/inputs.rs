@@ -279,3 +279,70 @@ fn ragged_hdf5_datasets_are_refused_and_nd_datasets_become_tensor_columns() {
     assert_eq!(rows[1]["x"], 1);
     assert_eq!(rows[1]["emb"], serde_json::json!([4.0, 5.0, 6.0, 7.0]));
 }
+
+#[test]
+fn a_table_is_an_input_at_any_version() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    for mode in ["create", "append"] {
+        let o = run(flywheel()
+            .args([
+                "map",
+                "--mapper",
+                "builtin:identity",
+                "--chunk-rows",
+                "128",
+                "--mode",
+                mode,
+                "--input",
+            ])
+            .arg(dialogues())
+            .arg("--output")
+            .arg(&t));
+        assert!(o.status.success());
+    }
+    for (address, rows) in [
+        (format!("{}@1", t.display()), 500u64),
+        (t.display().to_string(), 1000),
+    ] {
+        let out = dir.path().join(format!("from-{rows}"));
+        let o = run(flywheel()
+            .args([
+                "map",
+                "--mapper",
+                "builtin:identity",
+                "--chunk-rows",
+                "300",
+                "--input",
+                &address,
+            ])
+            .arg("--output")
+            .arg(&out));
+        assert!(o.status.success(), "{address}");
+        let got = read_with_pyarrow(&py, &out, None);
+        assert_eq!(got["num_rows"].as_u64(), Some(rows), "{address}");
+        let ids: Vec<u64> = got["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_u64().unwrap())
+            .collect();
+        let expected: Vec<u64> = (0..rows).map(|i| i % 500).collect();
+        assert_eq!(ids, expected, "{address}: rows in table order");
+        // The lineage pins the input table's version.
+        let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
+        let v: Value = serde_json::from_slice(&info.stdout).unwrap();
+        assert_eq!(
+            v["lineage"]["input"]["table"]["version"].as_u64(),
+            Some(if rows == 500 { 1 } else { 2 })
+        );
+    }
+    expect_bad_input(
+        &format!("{}@9", t.display()),
+        &["version 9 does not exist (latest is 2)"],
+    );
+}
