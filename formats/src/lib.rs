@@ -4,6 +4,7 @@
 mod error;
 mod input;
 mod manifest;
+mod schema;
 mod table;
 mod write;
 
@@ -12,6 +13,7 @@ pub use input::{
     plan_chunks, plan_chunks_counted, read_slice, resolve_input, InputFile, ResolvedInput,
 };
 pub use manifest::{DataFile, Manifest, FORMAT_NAME, FORMAT_VERSION};
+pub use schema::{Field, FieldType, Schema, SchemaParseError, Type, VecElem, TYPE_KEY};
 pub use table::{Table, TableRef};
 pub use write::{write_chunk_file, WrittenFile};
 
