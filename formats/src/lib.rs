@@ -4,6 +4,8 @@
 mod error;
 mod input;
 mod manifest;
+mod media;
+mod rows;
 mod schema;
 mod table;
 mod write;
@@ -13,6 +15,8 @@ pub use input::{
     plan_chunks, plan_chunks_counted, read_slice, resolve_input, InputFile, ResolvedInput,
 };
 pub use manifest::{DataFile, Manifest, FORMAT_NAME, FORMAT_VERSION};
+pub use media::{sniff, MediaKind};
+pub use rows::{infer_schema, rows_to_batch, Violation, BYTES_KEY};
 pub use schema::{Field, FieldType, Schema, SchemaParseError, Type, VecElem, TYPE_KEY};
 pub use table::{Table, TableRef};
 pub use write::{write_chunk_file, WrittenFile};
