@@ -535,6 +535,8 @@ mod tests {
                 group: None,
                 row_start: i * 10,
                 row_count: 10,
+                bytes: None,
+                schema: None,
             })
             .collect()
     }

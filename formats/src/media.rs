@@ -11,7 +11,9 @@ pub enum MediaKind {
 /// The kind and MIME type of `b`, when its first bytes are a known container's magic.
 pub fn sniff(b: &[u8]) -> Option<(MediaKind, &'static str)> {
     use MediaKind::*;
-    let at = |off: usize, magic: &[u8]| b.len() >= off + magic.len() && &b[off..off + magic.len()] == magic;
+    let at = |off: usize, magic: &[u8]| {
+        b.len() >= off + magic.len() && &b[off..off + magic.len()] == magic
+    };
     if at(0, b"\x89PNG\r\n\x1a\n") {
         return Some((Image, "image/png"));
     }
@@ -45,11 +47,17 @@ pub fn sniff(b: &[u8]) -> Option<(MediaKind, &'static str)> {
     if at(0, b"FORM") && (at(8, b"AIFF") || at(8, b"AIFC")) {
         return Some((Audio, "audio/aiff"));
     }
-    if at(0, b"ID3") || (b.len() >= 2 && b[0] == 0xff && (b[1] & 0xe0) == 0xe0 && (b[1] & 0x06) != 0) {
+    if at(0, b"ID3")
+        || (b.len() >= 2 && b[0] == 0xff && (b[1] & 0xe0) == 0xe0 && (b[1] & 0x06) != 0)
+    {
         return Some((Audio, "audio/mpeg"));
     }
     if at(4, b"ftyp") {
-        return Some(if at(8, b"M4A ") || at(8, b"M4B ") { (Audio, "audio/mp4") } else { (Video, "video/mp4") });
+        return Some(if at(8, b"M4A ") || at(8, b"M4B ") {
+            (Audio, "audio/mp4")
+        } else {
+            (Video, "video/mp4")
+        });
     }
     if at(0, b"\x1a\x45\xdf\xa3") {
         return Some((Video, "video/webm"));
@@ -69,10 +77,22 @@ mod tests {
 
     #[test]
     fn recognises_common_containers() {
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some((MediaKind::Image, "image/png")));
-        assert_eq!(sniff(b"RIFF\x24\0\0\0WAVEfmt "), Some((MediaKind::Audio, "audio/wav")));
-        assert_eq!(sniff(b"\0\0\0\x18ftypisom\0\0\x02\0"), Some((MediaKind::Video, "video/mp4")));
-        assert_eq!(sniff(b"\0\0\0\x18ftypM4A \0\0\x02\0"), Some((MediaKind::Audio, "audio/mp4")));
+        assert_eq!(
+            sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            Some((MediaKind::Image, "image/png"))
+        );
+        assert_eq!(
+            sniff(b"RIFF\x24\0\0\0WAVEfmt "),
+            Some((MediaKind::Audio, "audio/wav"))
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x18ftypisom\0\0\x02\0"),
+            Some((MediaKind::Video, "video/mp4"))
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x18ftypM4A \0\0\x02\0"),
+            Some((MediaKind::Audio, "audio/mp4"))
+        );
         assert_eq!(sniff(b"hello"), None);
     }
 }

@@ -9,8 +9,9 @@ use crate::media::{sniff, MediaKind};
 use crate::schema::{Field, FieldType, Schema, Type, VecElem};
 use arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListArray, Float16Builder,
-    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListArray, MapArray,
-    StringBuilder, StructArray, TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
+    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder,
+    ListArray, MapArray, StringBuilder, StructArray, TimestampMicrosecondBuilder, UInt16Builder,
+    UInt32Builder, UInt64Builder, UInt8Builder,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field as ArrowField};
@@ -38,11 +39,20 @@ fn describe(v: &Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("bool {b}"),
         Value::Number(n) => format!("number {n}"),
-        Value::String(s) if s.chars().count() > 40 => format!("string \"{}…\"", s.chars().take(40).collect::<String>()),
+        Value::String(s) if s.chars().count() > 40 => {
+            format!("string \"{}…\"", s.chars().take(40).collect::<String>())
+        }
         Value::String(s) => format!("string {s:?}"),
         Value::Array(a) => format!("a list of {} items", a.len()),
         Value::Object(o) if o.contains_key(BYTES_KEY) => "bytes".into(),
-        Value::Object(o) => format!("an object with keys {}", o.keys().take(5).map(String::as_str).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) => format!(
+            "an object with keys {}",
+            o.keys()
+                .take(5)
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -52,7 +62,9 @@ fn bytes_of(v: &Value) -> Option<Vec<u8>> {
     if o.len() != 1 {
         return None;
     }
-    base64::engine::general_purpose::STANDARD.decode(o.get(BYTES_KEY)?.as_str()?).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(o.get(BYTES_KEY)?.as_str()?)
+        .ok()
 }
 
 fn parse_date(s: &str) -> Option<i32> {
@@ -68,7 +80,12 @@ fn parse_timestamp(v: &Value) -> Option<i64> {
             if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
                 return Some(t.timestamp_micros());
             }
-            for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+            for fmt in [
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%dT%H:%M:%S",
+            ] {
                 if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
                     return Some(t.and_utc().timestamp_micros());
                 }
@@ -81,7 +98,8 @@ fn parse_timestamp(v: &Value) -> Option<i64> {
 
 fn int_fits(v: &Value, signed: bool, bits: u8) -> bool {
     if signed {
-        v.as_i64().is_some_and(|i| bits == 64 || (i >= -(1i64 << (bits - 1)) && i < (1i64 << (bits - 1))))
+        v.as_i64()
+            .is_some_and(|i| bits == 64 || (i >= -(1i64 << (bits - 1)) && i < (1i64 << (bits - 1))))
     } else {
         v.as_u64().is_some_and(|u| bits == 64 || u < (1u64 << bits))
     }
@@ -94,7 +112,9 @@ fn flatten_tensor<'a>(v: &'a Value, dims: &[usize], out: &mut Vec<&'a Value>) ->
             out.push(x);
             true
         }
-        (Some((d, rest)), Value::Array(items)) if items.len() == *d => items.iter().all(|i| flatten_tensor(i, rest, out)),
+        (Some((d, rest)), Value::Array(items)) if items.len() == *d => {
+            items.iter().all(|i| flatten_tensor(i, rest, out))
+        }
         _ => false,
     }
 }
@@ -107,7 +127,11 @@ fn tensor_values<'a>(v: &'a Value, dims: &[usize]) -> Option<Vec<&'a Value>> {
     }
     let total: usize = dims.iter().product();
     match v {
-        Value::Array(items) if items.len() == total && dims.len() > 1 && items.iter().all(|i| !i.is_array()) => Some(items.iter().collect()),
+        Value::Array(items)
+            if items.len() == total && dims.len() > 1 && items.iter().all(|i| !i.is_array()) =>
+        {
+            Some(items.iter().collect())
+        }
         _ => None,
     }
 }
@@ -117,8 +141,18 @@ fn check(v: Option<&Value>, ty: &Type, nullable: bool) -> Result<(), (String, St
     let expected = || format!("{ty}{}", if nullable { "?" } else { "" });
     let v = match v {
         None | Some(Value::Null) if nullable => return Ok(()),
-        None => return Err((expected(), "no value (the column is missing; make it nullable with '?')".into())),
-        Some(Value::Null) => return Err((expected(), "null (the column is not nullable; make it nullable with '?')".into())),
+        None => {
+            return Err((
+                expected(),
+                "no value (the column is missing; make it nullable with '?')".into(),
+            ))
+        }
+        Some(Value::Null) => {
+            return Err((
+                expected(),
+                "null (the column is not nullable; make it nullable with '?')".into(),
+            ))
+        }
         Some(v) => v,
     };
     let bad = |got: String| Err((expected(), got));
@@ -142,7 +176,9 @@ fn check(v: Option<&Value>, ty: &Type, nullable: bool) -> Result<(), (String, St
         },
         Type::Bytes | Type::Blob => bytes_of(v).is_some(),
         Type::Image | Type::Audio | Type::Video => {
-            let Some(b) = bytes_of(v) else { return bad(describe(v)) };
+            let Some(b) = bytes_of(v) else {
+                return bad(describe(v));
+            };
             let want = match ty {
                 Type::Image => MediaKind::Image,
                 Type::Audio => MediaKind::Audio,
@@ -155,7 +191,9 @@ fn check(v: Option<&Value>, ty: &Type, nullable: bool) -> Result<(), (String, St
             };
         }
         Type::Vector(n, _) => match v {
-            Value::Array(a) if a.len() != *n => return bad(format!("a list of {} numbers", a.len())),
+            Value::Array(a) if a.len() != *n => {
+                return bad(format!("a list of {} numbers", a.len()))
+            }
             Value::Array(a) => a.iter().all(Value::is_number),
             _ => false,
         },
@@ -166,7 +204,8 @@ fn check(v: Option<&Value>, ty: &Type, nullable: bool) -> Result<(), (String, St
         Type::List(item) => match v {
             Value::Array(a) => {
                 for (i, x) in a.iter().enumerate() {
-                    check(Some(x), &item.ty, item.nullable).map_err(|(e, g)| (e, format!("{g} at item {i}")))?;
+                    check(Some(x), &item.ty, item.nullable)
+                        .map_err(|(e, g)| (e, format!("{g} at item {i}")))?;
                 }
                 true
             }
@@ -183,7 +222,8 @@ fn check(v: Option<&Value>, ty: &Type, nullable: bool) -> Result<(), (String, St
                     if !key_ok {
                         return bad(format!("key {key:?}, which is not a {}", k.ty));
                     }
-                    check(Some(x), &val.ty, val.nullable).map_err(|(e, g)| (e, format!("{g} at key {key:?}")))?;
+                    check(Some(x), &val.ty, val.nullable)
+                        .map_err(|(e, g)| (e, format!("{g} at key {key:?}")))?;
                 }
                 true
             }
@@ -195,7 +235,8 @@ fn check(v: Option<&Value>, ty: &Type, nullable: bool) -> Result<(), (String, St
                     return bad(format!("an unknown member '{extra}'"));
                 }
                 for f in fields {
-                    check(o.get(&f.name), &f.ty, f.nullable).map_err(|(e, g)| (e, format!("{g} in member '{}'", f.name)))?;
+                    check(o.get(&f.name), &f.ty, f.nullable)
+                        .map_err(|(e, g)| (e, format!("{g} in member '{}'", f.name)))?;
                 }
                 true
             }
@@ -214,14 +255,28 @@ fn check(v: Option<&Value>, ty: &Type, nullable: bool) -> Result<(), (String, St
 pub fn rows_to_batch(rows: &[Value], schema: &Schema) -> Result<RecordBatch, Violation> {
     for (i, row) in rows.iter().enumerate() {
         let Some(obj) = row.as_object() else {
-            return Err(Violation { row: i, column: String::new(), expected: "an object".into(), got: describe(row) });
+            return Err(Violation {
+                row: i,
+                column: String::new(),
+                expected: "an object".into(),
+                got: describe(row),
+            });
         };
         if let Some(extra) = obj.keys().find(|k| schema.field(k).is_none()) {
-            return Err(Violation { row: i, column: extra.clone(), expected: "no such column (not in the table schema)".into(), got: describe(&obj[extra]) });
+            return Err(Violation {
+                row: i,
+                column: extra.clone(),
+                expected: "no such column (not in the table schema)".into(),
+                got: describe(&obj[extra]),
+            });
         }
         for f in &schema.fields {
-            check(obj.get(&f.name), &f.ty, f.nullable)
-                .map_err(|(expected, got)| Violation { row: i, column: f.name.clone(), expected, got })?;
+            check(obj.get(&f.name), &f.ty, f.nullable).map_err(|(expected, got)| Violation {
+                row: i,
+                column: f.name.clone(),
+                expected,
+                got,
+            })?;
         }
     }
     let arrow_schema = Arc::new(schema.to_arrow());
@@ -229,7 +284,10 @@ pub fn rows_to_batch(rows: &[Value], schema: &Schema) -> Result<RecordBatch, Vio
         .fields
         .iter()
         .map(|f| {
-            let values: Vec<Option<&Value>> = rows.iter().map(|r| r.get(&f.name).filter(|v| !v.is_null())).collect();
+            let values: Vec<Option<&Value>> = rows
+                .iter()
+                .map(|r| r.get(&f.name).filter(|v| !v.is_null()))
+                .collect();
             build(&f.ty, &values)
         })
         .collect::<Vec<_>>();
@@ -272,23 +330,44 @@ fn build(ty: &Type, values: &[Option<&Value>]) -> ArrayRef {
     match ty {
         Type::Bool => prim!(BooleanBuilder, values, |v: &Value| v.as_bool()),
         Type::Int(8) => prim!(Int8Builder, values, |v: &Value| v.as_i64().map(|x| x as i8)),
-        Type::Int(16) => prim!(Int16Builder, values, |v: &Value| v.as_i64().map(|x| x as i16)),
-        Type::Int(32) => prim!(Int32Builder, values, |v: &Value| v.as_i64().map(|x| x as i32)),
+        Type::Int(16) => prim!(Int16Builder, values, |v: &Value| v
+            .as_i64()
+            .map(|x| x as i16)),
+        Type::Int(32) => prim!(Int32Builder, values, |v: &Value| v
+            .as_i64()
+            .map(|x| x as i32)),
         Type::Int(_) => prim!(Int64Builder, values, |v: &Value| v.as_i64()),
-        Type::UInt(8) => prim!(UInt8Builder, values, |v: &Value| v.as_u64().map(|x| x as u8)),
-        Type::UInt(16) => prim!(UInt16Builder, values, |v: &Value| v.as_u64().map(|x| x as u16)),
-        Type::UInt(32) => prim!(UInt32Builder, values, |v: &Value| v.as_u64().map(|x| x as u32)),
+        Type::UInt(8) => prim!(UInt8Builder, values, |v: &Value| v
+            .as_u64()
+            .map(|x| x as u8)),
+        Type::UInt(16) => prim!(UInt16Builder, values, |v: &Value| v
+            .as_u64()
+            .map(|x| x as u16)),
+        Type::UInt(32) => prim!(UInt32Builder, values, |v: &Value| v
+            .as_u64()
+            .map(|x| x as u32)),
         Type::UInt(_) => prim!(UInt64Builder, values, |v: &Value| v.as_u64()),
-        Type::Float16 => prim!(Float16Builder, values, |v: &Value| v.as_f64().map(half::f16::from_f64)),
-        Type::Float32 => prim!(Float32Builder, values, |v: &Value| v.as_f64().map(|x| x as f32)),
+        Type::Float16 => prim!(Float16Builder, values, |v: &Value| v
+            .as_f64()
+            .map(half::f16::from_f64)),
+        Type::Float32 => prim!(Float32Builder, values, |v: &Value| v
+            .as_f64()
+            .map(|x| x as f32)),
         Type::Float64 => prim!(Float64Builder, values, |v: &Value| v.as_f64()),
-        Type::String => prim!(StringBuilder, values, |v: &Value| v.as_str().map(str::to_string)),
+        Type::String => prim!(StringBuilder, values, |v: &Value| v
+            .as_str()
+            .map(str::to_string)),
         Type::Json => prim!(StringBuilder, values, json_text),
         Type::Any => prim!(StringBuilder, values, |v: &Value| Some(v.to_string())),
-        Type::Bytes | Type::Blob | Type::Image | Type::Audio | Type::Video => prim!(BinaryBuilder, values, bytes_of),
-        Type::Date => prim!(Date32Builder, values, |v: &Value| v.as_str().and_then(parse_date)),
+        Type::Bytes | Type::Blob | Type::Image | Type::Audio | Type::Video => {
+            prim!(BinaryBuilder, values, bytes_of)
+        }
+        Type::Date => prim!(Date32Builder, values, |v: &Value| v
+            .as_str()
+            .and_then(parse_date)),
         Type::Timestamp => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone("UTC");
+            let mut b =
+                TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone("UTC");
             for v in values {
                 b.append_option(v.and_then(parse_timestamp));
             }
@@ -304,7 +383,12 @@ fn build(ty: &Type, values: &[Option<&Value>]) -> ArrayRef {
                 offsets.push(children.len() as i32);
             }
             let field = Arc::new(ArrowField::new("item", item.ty.to_arrow(), item.nullable));
-            Arc::new(ListArray::new(field, OffsetBuffer::new(offsets.into()), build(&item.ty, &children), nulls(values)))
+            Arc::new(ListArray::new(
+                field,
+                OffsetBuffer::new(offsets.into()),
+                build(&item.ty, &children),
+                nulls(values),
+            ))
         }
         Type::Dict(k, val) => {
             let mut offsets = vec![0i32];
@@ -322,24 +406,49 @@ fn build(ty: &Type, values: &[Option<&Value>]) -> ArrayRef {
                 offsets.push(keys.len() as i32);
             }
             let key_refs: Vec<Option<&Value>> = keys.iter().map(Some).collect();
-            let entry_fields = vec![ArrowField::new("key", k.ty.to_arrow(), false), ArrowField::new("value", val.ty.to_arrow(), val.nullable)];
-            let entries = StructArray::new(entry_fields.clone().into(), vec![build(&k.ty, &key_refs), build(&val.ty, &vals)], None);
-            let field = Arc::new(ArrowField::new("entries", DataType::Struct(entry_fields.into()), false));
-            Arc::new(MapArray::new(field, OffsetBuffer::new(offsets.into()), entries, nulls(values), false))
+            let entry_fields = vec![
+                ArrowField::new("key", k.ty.to_arrow(), false),
+                ArrowField::new("value", val.ty.to_arrow(), val.nullable),
+            ];
+            let entries = StructArray::new(
+                entry_fields.clone().into(),
+                vec![build(&k.ty, &key_refs), build(&val.ty, &vals)],
+                None,
+            );
+            let field = Arc::new(ArrowField::new(
+                "entries",
+                DataType::Struct(entry_fields.into()),
+                false,
+            ));
+            Arc::new(MapArray::new(
+                field,
+                OffsetBuffer::new(offsets.into()),
+                entries,
+                nulls(values),
+                false,
+            ))
         }
         Type::Struct(fields) => {
             let children: Vec<ArrayRef> = fields
                 .iter()
                 .map(|f| {
-                    let vals: Vec<Option<&Value>> = values.iter().map(|v| v.and_then(|o| o.get(&f.name)).filter(|x| !x.is_null())).collect();
+                    let vals: Vec<Option<&Value>> = values
+                        .iter()
+                        .map(|v| v.and_then(|o| o.get(&f.name)).filter(|x| !x.is_null()))
+                        .collect();
                     build(&f.ty, &vals)
                 })
                 .collect();
             let arrow_fields: Vec<ArrowField> = fields.iter().map(Field::to_arrow).collect();
-            match StructArray::try_new(arrow_fields.clone().into(), children.clone(), nulls(values)) {
+            match StructArray::try_new(arrow_fields.clone().into(), children.clone(), nulls(values))
+            {
                 Ok(a) => Arc::new(a),
                 // A non-nullable member of a null struct: arrow wants the member's nulls masked.
-                Err(_) => Arc::new(StructArray::new(arrow_fields.into(), children, nulls(values))),
+                Err(_) => Arc::new(StructArray::new(
+                    arrow_fields.into(),
+                    children,
+                    nulls(values),
+                )),
             }
         }
         Type::Vector(n, e) => {
@@ -357,7 +466,12 @@ fn build(ty: &Type, values: &[Option<&Value>]) -> ArrayRef {
                 VecElem::Fp64 => Type::Float64,
             };
             let field = Arc::new(ArrowField::new("item", elem.to_arrow(), false));
-            Arc::new(FixedSizeListArray::new(field, *n as i32, build(&elem, &flat), nulls(values)))
+            Arc::new(FixedSizeListArray::new(
+                field,
+                *n as i32,
+                build(&elem, &flat),
+                nulls(values),
+            ))
         }
         Type::Tensor(t, dims) => {
             let total: usize = dims.iter().product();
@@ -372,7 +486,12 @@ fn build(ty: &Type, values: &[Option<&Value>]) -> ArrayRef {
                 }
             }
             let field = Arc::new(ArrowField::new("item", t.to_arrow(), false));
-            Arc::new(FixedSizeListArray::new(field, total as i32, build(t, &flat), nulls(values)))
+            Arc::new(FixedSizeListArray::new(
+                field,
+                total as i32,
+                build(t, &flat),
+                nulls(values),
+            ))
         }
     }
 }
@@ -390,13 +509,21 @@ pub fn infer_schema(rows: &[Value]) -> Schema {
             match fields.iter().position(|f| &f.name == k) {
                 Some(i) => {
                     if let Some(t) = t {
-                        fields[i].ty = if unknown[i] { t } else { merge(&fields[i].ty, &t) };
+                        fields[i].ty = if unknown[i] {
+                            t
+                        } else {
+                            merge(&fields[i].ty, &t)
+                        };
                         unknown[i] = false;
                     }
                 }
                 None => {
                     unknown.push(t.is_none());
-                    fields.push(Field { name: k.clone(), ty: t.unwrap_or(Type::Any), nullable: true });
+                    fields.push(Field {
+                        name: k.clone(),
+                        ty: t.unwrap_or(Type::Any),
+                        nullable: true,
+                    });
                 }
             }
         }
@@ -422,7 +549,10 @@ fn infer_value(v: &Value) -> Option<Type> {
                     });
                 }
             }
-            Type::List(Box::new(FieldType { ty: t.unwrap_or(Type::Any), nullable: true }))
+            Type::List(Box::new(FieldType {
+                ty: t.unwrap_or(Type::Any),
+                nullable: true,
+            }))
         }
         Value::Object(_) => Type::Struct(infer_schema(std::slice::from_ref(v)).fields),
     })
@@ -432,7 +562,10 @@ fn merge(a: &Type, b: &Type) -> Type {
     match (a, b) {
         _ if a == b => a.clone(),
         (Type::Int(_), Type::Float64) | (Type::Float64, Type::Int(_)) => Type::Float64,
-        (Type::List(x), Type::List(y)) => Type::List(Box::new(FieldType { ty: merge(&x.ty, &y.ty), nullable: true })),
+        (Type::List(x), Type::List(y)) => Type::List(Box::new(FieldType {
+            ty: merge(&x.ty, &y.ty),
+            nullable: true,
+        })),
         (Type::Struct(x), Type::Struct(y)) => {
             let mut fields = x.clone();
             for f in y {
@@ -474,7 +607,11 @@ mod tests {
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.num_columns(), 14);
         assert_eq!(batch.column(1).null_count(), 1);
-        let j = batch.column(12).as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+        let j = batch
+            .column(12)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
         assert_eq!(j.value(0), r#"{"nested":[1,{"x":true}]}"#);
         assert_eq!(j.value(1), "[1, 2]");
     }
@@ -486,7 +623,8 @@ mod tests {
     #[test]
     fn the_failing_row_is_named() {
         let s = Schema::parse("x: int").unwrap();
-        let v = rows_to_batch(&[json!({"x": 1}), json!({"x": 2}), json!({"x": 2.5})], &s).unwrap_err();
+        let v =
+            rows_to_batch(&[json!({"x": 1}), json!({"x": 2}), json!({"x": 2.5})], &s).unwrap_err();
         assert_eq!((v.row, v.column.as_str()), (2, "x"));
     }
 
@@ -515,9 +653,15 @@ mod tests {
 
     #[test]
     fn infers_a_nullable_schema_in_order_of_appearance() {
-        let rows = vec![json!({"b": 1, "a": "x", "n": null}), json!({"b": 2.5, "c": [1, 2], "n": {"k": true}, "raw": b64(b"1")})];
+        let rows = vec![
+            json!({"b": 1, "a": "x", "n": null}),
+            json!({"b": 2.5, "c": [1, 2], "n": {"k": true}, "raw": b64(b"1")}),
+        ];
         let s = infer_schema(&rows);
-        assert_eq!(s.to_string(), "b: float? | a: str? | n: struct<k: bool?>? | c: list<int?>? | raw: bytes?");
+        assert_eq!(
+            s.to_string(),
+            "b: float? | a: str? | n: struct<k: bool?>? | c: list<int?>? | raw: bytes?"
+        );
         rows_to_batch(&rows, &s).unwrap();
     }
 }

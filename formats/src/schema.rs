@@ -132,12 +132,21 @@ impl<'a> Parser<'a> {
             None => "end of input".to_string(),
             Some(_) => format!("'{}'", rest.chars().take(12).collect::<String>()),
         };
-        Err(SchemaParseError { position: self.pos, expected: expected.to_string(), found, text: self.text.to_string() })
+        Err(SchemaParseError {
+            position: self.pos,
+            expected: expected.to_string(),
+            found,
+            text: self.text.to_string(),
+        })
     }
 
     fn ws(&mut self) {
         while self.text[self.pos..].starts_with(char::is_whitespace) {
-            self.pos += self.text[self.pos..].chars().next().map(char::len_utf8).unwrap_or(1);
+            self.pos += self.text[self.pos..]
+                .chars()
+                .next()
+                .map(char::len_utf8)
+                .unwrap_or(1);
         }
     }
 
@@ -162,7 +171,9 @@ impl<'a> Parser<'a> {
     fn ident(&mut self) -> Option<&'a str> {
         self.ws();
         let rest = &self.text[self.pos..];
-        let len = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.')).unwrap_or(rest.len());
+        let len = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.'))
+            .unwrap_or(rest.len());
         if len == 0 {
             return None;
         }
@@ -173,7 +184,9 @@ impl<'a> Parser<'a> {
     fn number(&mut self) -> Result<usize, SchemaParseError> {
         self.ws();
         let rest = &self.text[self.pos..];
-        let len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         match rest[..len].parse::<usize>() {
             Ok(n) if n > 0 => {
                 self.pos += len;
@@ -188,7 +201,9 @@ impl<'a> Parser<'a> {
         let mut fields: Vec<Field> = Vec::new();
         loop {
             let start = self.pos;
-            let Some(name) = self.ident() else { return self.err("a column name") };
+            let Some(name) = self.ident() else {
+                return self.err("a column name");
+            };
             if fields.iter().any(|f| f.name == name) {
                 self.pos = start;
                 self.ws();
@@ -196,7 +211,11 @@ impl<'a> Parser<'a> {
             }
             self.expect(':')?;
             let ft = self.field_type()?;
-            fields.push(Field { name: name.to_string(), ty: ft.ty, nullable: ft.nullable });
+            fields.push(Field {
+                name: name.to_string(),
+                ty: ft.ty,
+                nullable: ft.nullable,
+            });
             if self.eat(',') || (top && self.eat('|')) {
                 continue;
             }
@@ -212,7 +231,9 @@ impl<'a> Parser<'a> {
 
     fn ty(&mut self) -> Result<Type, SchemaParseError> {
         let before = self.pos;
-        let Some(word) = self.ident() else { return self.err("a type") };
+        let Some(word) = self.ident() else {
+            return self.err("a type");
+        };
         let lower = word.to_ascii_lowercase();
         match lower.as_str() {
             "list" => {
@@ -222,7 +243,10 @@ impl<'a> Parser<'a> {
                 let shorthand = self.ident().is_some() && self.eat(':');
                 self.pos = save;
                 let item = if shorthand {
-                    FieldType { ty: Type::Struct(self.fields(false)?), nullable: false }
+                    FieldType {
+                        ty: Type::Struct(self.fields(false)?),
+                        nullable: false,
+                    }
                 } else {
                     self.field_type()?
                 };
@@ -259,7 +283,15 @@ impl<'a> Parser<'a> {
             "tensor" => {
                 self.expect('<')?;
                 let dtype = self.ty()?;
-                if !matches!(dtype, Type::Bool | Type::Int(_) | Type::UInt(_) | Type::Float16 | Type::Float32 | Type::Float64) {
+                if !matches!(
+                    dtype,
+                    Type::Bool
+                        | Type::Int(_)
+                        | Type::UInt(_)
+                        | Type::Float16
+                        | Type::Float32
+                        | Type::Float64
+                ) {
                     return self.err("a numeric or bool tensor element type");
                 }
                 self.expect(',')?;
@@ -307,7 +339,13 @@ fn write_fields(f: &mut fmt::Formatter<'_>, fields: &[Field], sep: &str) -> fmt:
         if i > 0 {
             f.write_str(sep)?;
         }
-        write!(f, "{}: {}{}", field.name, field.ty, if field.nullable { "?" } else { "" })?;
+        write!(
+            f,
+            "{}: {}{}",
+            field.name,
+            field.ty,
+            if field.nullable { "?" } else { "" }
+        )?;
     }
     Ok(())
 }
@@ -346,11 +384,15 @@ impl fmt::Display for Type {
                 write_fields(f, fields, ", ")?;
                 f.write_str(">")
             }
-            Type::Vector(n, e) => write!(f, "vector<{n}, {}>", match e {
-                VecElem::Fp16 => "fp16",
-                VecElem::Fp32 => "fp32",
-                VecElem::Fp64 => "fp64",
-            }),
+            Type::Vector(n, e) => write!(
+                f,
+                "vector<{n}, {}>",
+                match e {
+                    VecElem::Fp16 => "fp16",
+                    VecElem::Fp32 => "fp32",
+                    VecElem::Fp64 => "fp64",
+                }
+            ),
             Type::Tensor(t, dims) => {
                 write!(f, "tensor<{t}, [")?;
                 for (i, d) in dims.iter().enumerate() {
@@ -397,7 +439,11 @@ impl Type {
             Type::Bytes | Type::Image | Type::Audio | Type::Video | Type::Blob => DataType::Binary,
             Type::Date => DataType::Date32,
             Type::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            Type::List(item) => DataType::List(Arc::new(ArrowField::new("item", item.ty.to_arrow(), item.nullable))),
+            Type::List(item) => DataType::List(Arc::new(ArrowField::new(
+                "item",
+                item.ty.to_arrow(),
+                item.nullable,
+            ))),
             Type::Dict(k, v) => DataType::Map(
                 Arc::new(ArrowField::new(
                     "entries",
@@ -409,7 +455,13 @@ impl Type {
                 )),
                 false,
             ),
-            Type::Struct(fields) => DataType::Struct(fields.iter().map(Field::to_arrow).collect::<Vec<_>>().into()),
+            Type::Struct(fields) => DataType::Struct(
+                fields
+                    .iter()
+                    .map(Field::to_arrow)
+                    .collect::<Vec<_>>()
+                    .into(),
+            ),
             Type::Vector(n, e) => {
                 let elem = match e {
                     VecElem::Fp16 => DataType::Float16,
@@ -418,9 +470,10 @@ impl Type {
                 };
                 DataType::FixedSizeList(Arc::new(ArrowField::new("item", elem, false)), *n as i32)
             }
-            Type::Tensor(t, dims) => {
-                DataType::FixedSizeList(Arc::new(ArrowField::new("item", t.to_arrow(), false)), dims.iter().product::<usize>() as i32)
-            }
+            Type::Tensor(t, dims) => DataType::FixedSizeList(
+                Arc::new(ArrowField::new("item", t.to_arrow(), false)),
+                dims.iter().product::<usize>() as i32,
+            ),
         }
     }
 
@@ -440,23 +493,38 @@ impl Type {
             DataType::Float32 => Type::Float32,
             DataType::Float64 => Type::Float64,
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Type::String,
-            DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => Type::Bytes,
+            DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_) => Type::Bytes,
             DataType::Date32 | DataType::Date64 => Type::Date,
             DataType::Timestamp(_, _) => Type::Timestamp,
-            DataType::List(f) | DataType::LargeList(f) => {
-                Type::List(Box::new(FieldType { ty: Field::from_arrow(f)?.ty, nullable: f.is_nullable() }))
-            }
+            DataType::List(f) | DataType::LargeList(f) => Type::List(Box::new(FieldType {
+                ty: Field::from_arrow(f)?.ty,
+                nullable: f.is_nullable(),
+            })),
             DataType::FixedSizeList(f, n) => match f.data_type() {
                 DataType::Float16 => Type::Vector(*n as usize, VecElem::Fp16),
                 DataType::Float32 => Type::Vector(*n as usize, VecElem::Fp32),
                 DataType::Float64 => Type::Vector(*n as usize, VecElem::Fp64),
                 other => Type::Tensor(Box::new(Type::from_arrow(other)?), vec![*n as usize]),
             },
-            DataType::Struct(fields) => Type::Struct(fields.iter().map(|f| Field::from_arrow(f)).collect::<Option<Vec<_>>>()?),
+            DataType::Struct(fields) => Type::Struct(
+                fields
+                    .iter()
+                    .map(|f| Field::from_arrow(f))
+                    .collect::<Option<Vec<_>>>()?,
+            ),
             DataType::Map(entries, _) => match entries.data_type() {
                 DataType::Struct(kv) if kv.len() == 2 => Type::Dict(
-                    Box::new(FieldType { ty: Field::from_arrow(&kv[0])?.ty, nullable: false }),
-                    Box::new(FieldType { ty: Field::from_arrow(&kv[1])?.ty, nullable: kv[1].is_nullable() }),
+                    Box::new(FieldType {
+                        ty: Field::from_arrow(&kv[0])?.ty,
+                        nullable: false,
+                    }),
+                    Box::new(FieldType {
+                        ty: Field::from_arrow(&kv[1])?.ty,
+                        nullable: kv[1].is_nullable(),
+                    }),
                 ),
                 _ => return None,
             },
@@ -469,17 +537,27 @@ impl Type {
 impl Field {
     /// The Arrow field, with the flywheel type in its metadata.
     pub fn to_arrow(&self) -> ArrowField {
-        let meta: HashMap<String, String> = [(TYPE_KEY.to_string(), self.ty.to_string())].into_iter().collect();
+        let meta: HashMap<String, String> = [(TYPE_KEY.to_string(), self.ty.to_string())]
+            .into_iter()
+            .collect();
         ArrowField::new(&self.name, self.ty.to_arrow(), self.nullable).with_metadata(meta)
     }
 
     /// The flywheel field of an Arrow field: from its metadata when present.
     pub fn from_arrow(f: &ArrowField) -> Option<Field> {
-        let ty = match f.metadata().get(TYPE_KEY).and_then(|t| Schema::parse(&format!("x: {t}")).ok()) {
+        let ty = match f
+            .metadata()
+            .get(TYPE_KEY)
+            .and_then(|t| Schema::parse(&format!("x: {t}")).ok())
+        {
             Some(s) => s.fields.into_iter().next()?.ty,
             None => Type::from_arrow(f.data_type())?,
         };
-        Some(Field { name: f.name().clone(), ty, nullable: f.is_nullable() })
+        Some(Field {
+            name: f.name().clone(),
+            ty,
+            nullable: f.is_nullable(),
+        })
     }
 }
 
@@ -492,7 +570,13 @@ impl Schema {
     /// The flywheel schema of an Arrow schema; `None` when a column has a type flywheel's
     /// language cannot express.
     pub fn from_arrow(s: &ArrowSchema) -> Option<Schema> {
-        Some(Schema { fields: s.fields().iter().map(|f| Field::from_arrow(f)).collect::<Option<Vec<_>>>()? })
+        Some(Schema {
+            fields: s
+                .fields()
+                .iter()
+                .map(|f| Field::from_arrow(f))
+                .collect::<Option<Vec<_>>>()?,
+        })
     }
 }
 
@@ -507,9 +591,17 @@ mod tests {
         let s = Schema::parse(SEED).unwrap();
         assert_eq!(s.fields.len(), 6);
         assert_eq!(s.to_string(), SEED);
-        assert_eq!(s.field("human_embeddings").unwrap().ty, Type::List(Box::new(FieldType { ty: Type::Vector(1536, VecElem::Fp16), nullable: false })));
+        assert_eq!(
+            s.field("human_embeddings").unwrap().ty,
+            Type::List(Box::new(FieldType {
+                ty: Type::Vector(1536, VecElem::Fp16),
+                nullable: false
+            }))
+        );
         match &s.field("human_scenes").unwrap().ty {
-            Type::List(item) => assert!(matches!(&item.ty, Type::Struct(f) if f.len() == 2 && f[0].name == "from_sec")),
+            Type::List(item) => assert!(
+                matches!(&item.ty, Type::Struct(f) if f.len() == 2 && f[0].name == "from_sec")
+            ),
             other => panic!("{other:?}"),
         }
     }
@@ -531,15 +623,24 @@ mod tests {
         assert!(e.expected.starts_with("a type"), "{e}");
         assert_eq!(e.found, "'integer'");
         let e = Schema::parse("a: vector<0, fp16>").unwrap_err();
-        assert_eq!((e.position, e.expected.as_str()), (10, "a positive integer"));
+        assert_eq!(
+            (e.position, e.expected.as_str()),
+            (10, "a positive integer")
+        );
         let e = Schema::parse("a: list<int").unwrap_err();
-        assert_eq!((e.expected.as_str(), e.found.as_str()), ("'>'", "end of input"));
+        assert_eq!(
+            (e.expected.as_str(), e.found.as_str()),
+            ("'>'", "end of input")
+        );
         let e = Schema::parse("a: int, a: str").unwrap_err();
         assert!(e.expected.contains("already a column"), "{e}");
         let e = Schema::parse("a int").unwrap_err();
         assert_eq!(e.expected, "':'");
         let msg = Schema::parse("a: int b: str").unwrap_err().to_string();
-        assert!(msg.contains("at position 7") && msg.contains("',' or '|'"), "{msg}");
+        assert!(
+            msg.contains("at position 7") && msg.contains("',' or '|'"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -547,10 +648,23 @@ mod tests {
         let s = Schema::parse(SEED).unwrap();
         let arrow = s.to_arrow();
         assert_eq!(arrow.field(0).data_type(), &DataType::Binary);
-        assert_eq!(arrow.field(0).metadata().get(TYPE_KEY).map(String::as_str), Some("image"));
+        assert_eq!(
+            arrow.field(0).metadata().get(TYPE_KEY).map(String::as_str),
+            Some("image")
+        );
         assert_eq!(Schema::from_arrow(&arrow).unwrap(), s);
         // Without metadata: the plain mapping.
-        let plain = ArrowSchema::new(vec![ArrowField::new("v", DataType::FixedSizeList(Arc::new(ArrowField::new("item", DataType::Float16, false)), 4), true)]);
-        assert_eq!(Schema::from_arrow(&plain).unwrap().to_string(), "v: vector<4, fp16>?");
+        let plain = ArrowSchema::new(vec![ArrowField::new(
+            "v",
+            DataType::FixedSizeList(
+                Arc::new(ArrowField::new("item", DataType::Float16, false)),
+                4,
+            ),
+            true,
+        )]);
+        assert_eq!(
+            Schema::from_arrow(&plain).unwrap().to_string(),
+            "v: vector<4, fp16>?"
+        );
     }
 }

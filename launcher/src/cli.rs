@@ -70,6 +70,10 @@ pub struct MapArgs {
     /// create: refuse an existing table; append: add to it; overwrite: replace its rows.
     #[arg(long, value_enum, default_value_t = ModeArg::Create)]
     pub mode: ModeArg,
+    /// Output schema in flywheel's schema language (`a: int, b: str?, …`), or @FILE holding it.
+    /// Every output row is validated against it. Default: inferred from the first output.
+    #[arg(long)]
+    pub schema: Option<String>,
     /// Attempts per chunk before the job fails.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: u32,

@@ -46,12 +46,6 @@ pub fn load(path: &Path) -> Result<JobFile, CliError> {
     let mut job: JobOptions = toml::Value::Table(table)
         .try_into()
         .map_err(|e| bad_input(anyhow!("{}: {e}", path.display())))?;
-    if job.schema.is_some() {
-        return Err(bad_input(anyhow!(
-            "{}: 'schema' is not supported by this build yet; leave it out to infer the schema",
-            path.display()
-        )));
-    }
     job.input = absolutize(&base, &job.input);
     job.output = PathBuf::from(absolutize(&base, &job.output.to_string_lossy()));
     if let Some((file, name)) = job.mapper.rsplit_once(':') {

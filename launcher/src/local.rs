@@ -19,6 +19,7 @@ pub fn job_from_args(a: &MapArgs) -> Result<JobOptions, CliError> {
         ModeArg::Overwrite => Mode::Overwrite,
     };
     job.max_attempts = a.max_attempts;
+    job.schema = a.schema.clone();
     job.on_row_error = match a.on_row_error {
         RowErrorArg::Fail => RowErrorPolicy::Fail,
         RowErrorArg::Skip => RowErrorPolicy::Skip,

@@ -15,6 +15,8 @@ use std::time::Instant;
 /// A job that passed its checks.
 pub struct Prepared {
     pub job: JobOptions,
+    /// The user's output schema as Arrow JSON, when `--schema` was given.
+    pub schema: Option<String>,
     pub slices: Vec<InputSlice>,
     pub lineage: Lineage,
 }
@@ -58,11 +60,24 @@ pub fn prepare(job: JobOptions, lineage: Lineage) -> Result<Prepared, CliError> 
             )));
         }
     }
+    let schema = match &job.schema {
+        None => None,
+        Some(text) => {
+            let text = match text.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file)
+                    .map_err(|e| bad_input(anyhow!("--schema @{file}: {e}")))?,
+                None => text.clone(),
+            };
+            let parsed = flywheel_formats::Schema::parse(text.trim()).map_err(bad_input)?;
+            Some(flywheel_formats::schema_to_json(&parsed.to_arrow()))
+        }
+    };
     let input = resolve_input(&job.input).map_err(bad_input)?;
     let slices = plan_chunks(&input, job.chunk_rows).map_err(bad_input)?;
     let lineage = lineage.with_input(&job, &input);
     Ok(Prepared {
         job,
+        schema,
         slices,
         lineage,
     })
@@ -91,6 +106,7 @@ pub fn coordinate(
 ) -> Result<Outcome, CliError> {
     let Prepared {
         job,
+        schema,
         slices,
         mut lineage,
     } = prepared;
@@ -98,6 +114,7 @@ pub fn coordinate(
     let cfg = CoordinatorConfig {
         max_attempts: job.max_attempts,
         job_seed: job.seed,
+        schema,
         ..CoordinatorConfig::default()
     };
     let mut coord = Coordinator::new(cfg, slices);

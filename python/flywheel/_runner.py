@@ -8,6 +8,7 @@ stdout. Before any user code runs, file descriptor 1 is pointed at stderr, so a 
 The runner ships inside the flywheel binary; users need not install it.
 """
 
+import base64
 import importlib.util
 import inspect
 import json
@@ -21,8 +22,13 @@ def _send(out, obj):
     out.write("\n")
 
 
+BYTES_KEY = "__bytes__"
+
+
 def _json_default(value):
-    # numpy scalars and arrays, and anything else that knows how to become a Python value.
+    # Bytes travel as {"__bytes__": base64}; numpy scalars and arrays become Python values.
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {BYTES_KEY: base64.b64encode(bytes(value)).decode("ascii")}
     if hasattr(value, "tolist"):
         return value.tolist()
     if hasattr(value, "item"):
@@ -69,6 +75,19 @@ def _outputs(result):
     return result
 
 
+def _decode_bytes(rows, columns):
+    """Input columns of binary type arrive base64-encoded; give the mapper bytes."""
+    if not columns:
+        return rows
+    b64decode = base64.b64decode
+    for row in rows:
+        for c in columns:
+            v = row.get(c)
+            if v is not None:
+                row[c] = b64decode(v)
+    return rows
+
+
 def _run_chunk(mapper, rows, out, skip_errors):
     produced = 0
     batch_size = getattr(mapper, "batch_size", None)
@@ -96,7 +115,7 @@ def _run_chunk(mapper, rows, out, skip_errors):
                 return produced, True
             continue
         for row in emitted:
-            _send(out, {"row": row})
+            _send(out, {"row": row, "in": index})
         produced += len(emitted)
     return produced, False
 
@@ -125,6 +144,7 @@ def main():
             continue
         header = json.loads(line)["chunk"]
         rows = [json.loads(stdin.readline()) for _ in range(header["rows"])]
+        rows = _decode_bytes(rows, header.get("bytes_columns"))
         os.environ["FLYWHEEL_CHUNK"] = str(header["chunk"])
         os.environ["FLYWHEEL_SEED"] = str(header["seed"])
         os.environ["FLYWHEEL_WORKER"] = str(header["worker"])

@@ -1,18 +1,211 @@
-//! Arrow record batches ↔ the JSON rows of the mapper protocol.
+//! Arrow record batches → the JSON rows of the mapper protocol.
 
-use crate::ChunkError;
-use arrow::datatypes::Schema;
+use crate::{ChunkError, RowError};
+use arrow::array::{Array, ArrayRef, BinaryArray, LargeBinaryArray, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use flywheel_protocol::FailureKind;
+use base64::Engine;
+use flywheel_formats::{
+    infer_schema, rows_to_batch, schema_from_json, schema_to_json, Schema as FlywheelSchema,
+};
+use flywheel_protocol::{ChunkTask, FailureKind, RowErrorPolicy};
 use std::sync::Arc;
 
-/// Appends each row of `batches` to `out` as one JSON object per line (nulls written out).
-pub fn batches_to_json_lines(batches: &[RecordBatch], out: &mut Vec<u8>) -> Result<(), ChunkError> {
+/// Where input row `i` of a chunk is, in words.
+pub fn input_row(task: &ChunkTask, i: u64) -> String {
+    match task.input.bytes {
+        Some((b, e)) => format!(
+            "row {i} of {} ({} bytes {b}..{e})",
+            task.chunk, task.input.path
+        ),
+        None => format!(
+            "row {} of {} ({})",
+            task.input.row_start + i,
+            task.input.path,
+            task.chunk
+        ),
+    }
+}
+
+/// The schema a task's output must have: the table's (when fixed), else inferred from `rows`.
+fn target_schema(
+    task: &ChunkTask,
+    rows: &[serde_json::Value],
+) -> Result<FlywheelSchema, ChunkError> {
+    match &task.schema {
+        Some(json) => {
+            let arrow = schema_from_json(json)?;
+            FlywheelSchema::from_arrow(&arrow).ok_or_else(|| {
+                ChunkError::new(FailureKind::InvalidOutput, format!("the table schema {json} has a column type that mapper output cannot be checked against"))
+            })
+        }
+        None => Ok(infer_schema(rows)),
+    }
+}
+
+/// Validates and builds a chunk's output rows. A row that does not fit the schema fails the
+/// chunk (naming output row, input row, column, expected and got) or, with
+/// `--on-row-error skip`, is left out and reported as an error of its input row.
+pub fn rows_to_output(
+    mut rows: Vec<serde_json::Value>,
+    sources: &[u64],
+    task: &ChunkTask,
+    policy: RowErrorPolicy,
+) -> Result<(Vec<RecordBatch>, Vec<RowError>), ChunkError> {
+    if rows.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let schema = target_schema(task, &rows)?;
+    let mut sources = sources.to_vec();
+    let mut skipped = Vec::new();
+    let mut dropped = 0usize;
+    loop {
+        match rows_to_batch(&rows, &schema) {
+            Ok(batch) => return Ok((vec![batch], skipped)),
+            Err(v) => {
+                let source = sources.get(v.row).copied().unwrap_or(0);
+                let what = format!(
+                    "output row {} (from input {}), column '{}': expected {}, got {}",
+                    v.row + dropped,
+                    input_row(task, source),
+                    v.column,
+                    v.expected,
+                    v.got
+                );
+                if policy == RowErrorPolicy::Fail || v.row >= rows.len() {
+                    return Err(ChunkError::new(
+                        FailureKind::InvalidOutput,
+                        format!("{what}; table schema: {schema}"),
+                    ));
+                }
+                skipped.push(RowError {
+                    row: source,
+                    rows: 1,
+                    message: format!("invalid output: {what}"),
+                    traceback: String::new(),
+                });
+                rows.remove(v.row);
+                sources.remove(v.row.min(sources.len().saturating_sub(1)));
+                dropped += 1;
+                if rows.is_empty() {
+                    return Ok((Vec::new(), skipped));
+                }
+            }
+        }
+    }
+}
+
+/// Casts batches (e.g. a builtin mapper's) to the table's fixed schema, column by name.
+pub fn conform(
+    batches: Vec<RecordBatch>,
+    schema_json: &str,
+) -> Result<Vec<RecordBatch>, ChunkError> {
+    let target = Arc::new(schema_from_json(schema_json)?);
+    let invalid = |why: String| ChunkError::new(FailureKind::InvalidOutput, why);
+    batches
+        .into_iter()
+        .map(|b| {
+            if b.schema().fields() == target.fields() {
+                return Ok(b);
+            }
+            let columns = target
+                .fields()
+                .iter()
+                .map(|f| {
+                    let col = b.column_by_name(f.name()).ok_or_else(|| {
+                        invalid(format!(
+                            "output has no column '{}' (table schema: {})",
+                            f.name(),
+                            schema_to_json(&target)
+                        ))
+                    })?;
+                    arrow::compute::cast(col, f.data_type()).map_err(|e| {
+                        invalid(format!(
+                            "column '{}' cannot be stored as {}: {e}",
+                            f.name(),
+                            f.data_type()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(extra) = b
+                .schema()
+                .fields()
+                .iter()
+                .find(|f| target.field_with_name(f.name()).is_err())
+            {
+                return Err(invalid(format!(
+                    "output column '{}' is not in the table schema",
+                    extra.name()
+                )));
+            }
+            RecordBatch::try_new(Arc::clone(&target), columns)
+                .map_err(|e| invalid(format!("output does not fit the table schema: {e}")))
+        })
+        .collect()
+}
+
+fn to_base64<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> ArrayRef {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    Arc::new(
+        values
+            .map(|v| v.map(|b| engine.encode(b)))
+            .collect::<StringArray>(),
+    )
+}
+
+/// Binary columns become base64 text (the mapper side decodes them back to bytes); returns the
+/// batch to encode and the names of those columns.
+fn encode_binary(batch: &RecordBatch) -> (RecordBatch, Vec<String>) {
+    let mut names = Vec::new();
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        let encoded = match f.data_type() {
+            DataType::Binary => c
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .map(|a| to_base64(a.iter())),
+            DataType::LargeBinary => c
+                .as_any()
+                .downcast_ref::<LargeBinaryArray>()
+                .map(|a| to_base64(a.iter())),
+            _ => None,
+        };
+        match encoded {
+            Some(col) => {
+                names.push(f.name().clone());
+                fields.push(Field::new(f.name(), DataType::Utf8, true));
+                columns.push(col);
+            }
+            None => {
+                fields.push(f.as_ref().clone());
+                columns.push(Arc::clone(c));
+            }
+        }
+    }
+    if names.is_empty() {
+        return (batch.clone(), names);
+    }
+    let out = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .unwrap_or_else(|_| batch.clone());
+    (out, names)
+}
+
+/// Appends each row of `batches` to `out` as one JSON object per line (nulls written out);
+/// returns the names of the columns sent as base64 text.
+pub fn batches_to_json_lines(
+    batches: &[RecordBatch],
+    out: &mut Vec<u8>,
+) -> Result<Vec<String>, ChunkError> {
     let mut writer = arrow::json::WriterBuilder::new()
         .with_explicit_nulls(true)
         .build::<_, arrow::json::writer::LineDelimited>(out);
+    let mut bytes_columns = Vec::new();
     for b in batches {
-        writer.write(b).map_err(|e| {
+        let (b, names) = encode_binary(b);
+        bytes_columns = names;
+        writer.write(&b).map_err(|e| {
             ChunkError::new(
                 FailureKind::Io,
                 format!("cannot encode input rows as JSON: {e}"),
@@ -24,42 +217,8 @@ pub fn batches_to_json_lines(batches: &[RecordBatch], out: &mut Vec<u8>) -> Resu
             FailureKind::Io,
             format!("cannot encode input rows as JSON: {e}"),
         )
-    })
-}
-
-/// Builds one record batch from the mapper's output rows, with `schema` when the table's schema
-/// is fixed, inferred from the rows otherwise.
-pub fn json_rows_to_batch(
-    rows: &[serde_json::Value],
-    schema: Option<&Schema>,
-) -> Result<RecordBatch, ChunkError> {
-    let invalid = |what: String| ChunkError::new(FailureKind::InvalidOutput, what);
-    let schema = match schema {
-        Some(s) => s.clone(),
-        None => arrow::json::reader::infer_json_schema_from_iterator(rows.iter().map(Ok)).map_err(
-            |e| {
-                invalid(format!(
-                    "cannot infer a schema from the mapper's output: {e}"
-                ))
-            },
-        )?,
-    };
-    let mut decoder = arrow::json::ReaderBuilder::new(Arc::new(schema))
-        .with_batch_size(rows.len().max(1))
-        .build_decoder()
-        .map_err(|e| invalid(format!("cannot decode the mapper's output: {e}")))?;
-    decoder.serialize(rows).map_err(|e| {
-        invalid(format!(
-            "the mapper's output does not fit the table schema: {e}"
-        ))
     })?;
-    match decoder.flush() {
-        Ok(Some(b)) => Ok(b),
-        Ok(None) => Err(invalid("the mapper's output decoded to no rows".into())),
-        Err(e) => Err(invalid(format!(
-            "the mapper's output does not fit the table schema: {e}"
-        ))),
-    }
+    Ok(bytes_columns)
 }
 
 #[cfg(test)]
@@ -68,32 +227,30 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn rows_round_trip_through_json() {
-        let rows = vec![
-            json!({"a": 1, "b": "x", "c": [1, 2]}),
-            json!({"a": 2, "b": null, "c": []}),
-        ];
-        let batch = json_rows_to_batch(&rows, None).unwrap();
-        assert_eq!(batch.num_rows(), 2);
+    fn binary_columns_travel_as_base64() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, false),
+            Field::new("b", DataType::Binary, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(arrow::array::Int64Array::from(vec![1, 2])),
+                Arc::new(BinaryArray::from_opt_vec(vec![Some(b"\x00\xff"), None])),
+            ],
+        )
+        .unwrap();
         let mut out = Vec::new();
-        batches_to_json_lines(&[batch], &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let back: Vec<serde_json::Value> = text
+        let names = batches_to_json_lines(&[batch], &mut out).unwrap();
+        assert_eq!(names, vec!["b"]);
+        let rows: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(back, rows);
-    }
-
-    #[test]
-    fn output_that_does_not_fit_the_fixed_schema_is_invalid() {
-        let first = json_rows_to_batch(&[json!({"a": 1})], None).unwrap();
-        let err = json_rows_to_batch(&[json!({"a": "text"})], Some(&first.schema())).unwrap_err();
-        assert_eq!(err.kind, FailureKind::InvalidOutput);
-        assert!(
-            err.message.contains("does not fit the table schema"),
-            "{}",
-            err.message
+        assert_eq!(
+            rows,
+            vec![json!({"a": 1, "b": "AP8="}), json!({"a": 2, "b": null})]
         );
     }
 }

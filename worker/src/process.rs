@@ -5,7 +5,7 @@
 //! is killed or runs past the chunk timeout, the chunk fails, the process is reaped, and the next
 //! chunk starts a fresh one.
 
-use crate::convert::{batches_to_json_lines, json_rows_to_batch};
+use crate::convert::{batches_to_json_lines, input_row, rows_to_output};
 use crate::{AbortHandle, ChunkError, MapOutput, Mapper, RowError, WorkerConfig, WorkerError};
 use arrow::record_batch::RecordBatch;
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError};
@@ -339,10 +339,15 @@ impl Mapper for ProcessMapper {
         let header = serde_json::json!({"chunk": {
             "chunk": task.chunk.0, "attempt": task.attempt.0, "seed": task.seed, "worker": worker.0, "rows": rows_in,
         }});
+        let mut body = Vec::new();
+        let bytes_columns = batches_to_json_lines(&input, &mut body)?;
+        drop(input);
+        let mut header = header;
+        header["chunk"]["bytes_columns"] = serde_json::json!(bytes_columns);
         let mut buf = serde_json::to_vec(&header).unwrap_or_default();
         buf.push(b'\n');
-        batches_to_json_lines(&input, &mut buf)?;
-        drop(input);
+        buf.extend_from_slice(&body);
+        drop(body);
 
         let deadline = Instant::now() + self.timeout;
         let Some(mut stdin) = self.running.as_mut().and_then(|r| r.stdin.take()) else {
@@ -390,6 +395,7 @@ impl Mapper for ProcessMapper {
 impl ProcessMapper {
     fn read_chunk(&mut self, task: &ChunkTask, deadline: Instant) -> Result<MapOutput, ChunkError> {
         let mut rows = Vec::new();
+        let mut sources = Vec::new();
         let mut row_errors = Vec::new();
         loop {
             let mut line = match self.next_line(deadline) {
@@ -402,6 +408,7 @@ impl ProcessMapper {
             };
             if let Some(row) = line.get_mut("row") {
                 rows.push(row.take());
+                sources.push(line.get("in").and_then(|v| v.as_u64()).unwrap_or(0));
             } else if let Some(err) = line.get("error") {
                 row_errors.push(RowError {
                     row: err.get("row").and_then(|v| v.as_u64()).unwrap_or(0),
@@ -429,29 +436,20 @@ impl ProcessMapper {
         }
         if self.policy == RowErrorPolicy::Fail {
             if let Some(e) = row_errors.first() {
-                let at = task.input.row_start + e.row;
                 return Err(ChunkError::new(
                     FailureKind::Mapper,
                     format!(
-                        "mapper {} raised on row {at} of {} ({}): {}\n{}",
+                        "mapper {} raised on {}: {}\n{}",
                         self.label,
-                        task.input.path,
-                        task.chunk,
+                        input_row(task, e.row),
                         e.message,
                         e.traceback.trim_end()
                     ),
                 ));
             }
         }
-        let schema = match &task.schema {
-            Some(s) => Some(flywheel_formats::schema_from_json(s)?),
-            None => None,
-        };
-        let batches = if rows.is_empty() {
-            Vec::new()
-        } else {
-            vec![json_rows_to_batch(&rows, schema.as_ref())?]
-        };
+        let (batches, violations) = rows_to_output(rows, &sources, task, self.policy)?;
+        row_errors.extend(violations);
         Ok(MapOutput {
             batches,
             row_errors,

@@ -152,6 +152,10 @@ fn run_chunk(
         batches,
         row_errors,
     } = mapper.map_chunk(task, cfg.rank, input)?;
+    let batches = match &task.schema {
+        Some(schema) => crate::convert::conform(batches, schema)?,
+        None => batches,
+    };
     let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
     let name = format!(
         "c{:06}-a{}-r{}-{}.parquet",
