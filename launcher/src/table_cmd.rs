@@ -11,21 +11,33 @@ fn open(address: &str) -> Result<(Table, Manifest), CliError> {
     Ok((table, manifest))
 }
 
-fn schema_lines(schema: &serde_json::Value) -> Vec<String> {
-    let Ok(s) = serde_json::from_value::<flywheel_formats::ArrowSchema>(schema.clone()) else {
-        return vec![schema.to_string()];
+/// The schema in flywheel's language (Arrow's type names for columns the language cannot express).
+fn schema_text(schema: &serde_json::Value) -> String {
+    let Ok(arrow) = serde_json::from_value::<flywheel_formats::ArrowSchema>(schema.clone()) else {
+        return schema.to_string();
     };
-    s.fields()
+    if let Some(s) = flywheel_formats::Schema::from_arrow(&arrow) {
+        return s.to_string();
+    }
+    arrow
+        .fields()
         .iter()
-        .map(|f| {
-            format!(
+        .map(|f| match flywheel_formats::Field::from_arrow(f) {
+            Some(ff) => format!(
+                "{}: {}{}",
+                ff.name,
+                ff.ty,
+                if ff.nullable { "?" } else { "" }
+            ),
+            None => format!(
                 "{}: {}{}",
                 f.name(),
                 f.data_type(),
                 if f.is_nullable() { "?" } else { "" }
-            )
+            ),
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 pub fn table(cmd: TableCommand) -> Result<(), CliError> {
@@ -38,6 +50,7 @@ pub fn table(cmd: TableCommand) -> Result<(), CliError> {
                     std::fs::canonicalize(t.dir()).unwrap_or_else(|_| t.dir().to_path_buf())
                 );
                 v["versions"] = serde_json::json!(t.versions().or_bad_input()?);
+                v["schema_text"] = serde_json::json!(schema_text(&m.schema));
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                 return Ok(());
             }
@@ -58,7 +71,7 @@ pub fn table(cmd: TableCommand) -> Result<(), CliError> {
             println!("rows:     {}", m.num_rows);
             println!("files:    {} ({bytes} bytes)", m.files.len());
             println!("schema:");
-            for line in schema_lines(&m.schema) {
+            for line in schema_text(&m.schema).split(" | ") {
                 println!("  {line}");
             }
             if let Some(l) = m.lineage.as_object() {

@@ -5,3 +5,4 @@ mod cluster;
 mod inputs;
 mod local;
 mod support;
+mod tables;
