@@ -6,7 +6,9 @@
 //! that the table exists.
 
 use crate::CoordinatorError;
-use flywheel_formats::{DataFile, FormatError, Manifest, Table, FORMAT_NAME, FORMAT_VERSION};
+use flywheel_formats::{
+    merge_stats, ColumnStats, DataFile, FormatError, Manifest, Table, FORMAT_NAME, FORMAT_VERSION,
+};
 use flywheel_protocol::{ChunkOutput, Mode};
 
 const MAX_COMMIT_ATTEMPTS: u32 = 20;
@@ -47,6 +49,10 @@ pub fn publish(req: PublishRequest<'_>) -> Result<Manifest, CoordinatorError> {
                 rows: o.rows_out,
                 bytes: o.bytes,
                 provenance: req.provenance.get(i).cloned(),
+                stats: o
+                    .stats
+                    .clone()
+                    .and_then(|v| serde_json::from_value::<Vec<ColumnStats>>(v).ok()),
             })
         })
         .collect();
@@ -86,6 +92,7 @@ pub fn publish(req: PublishRequest<'_>) -> Result<Manifest, CoordinatorError> {
             operation: req.mode.to_string(),
             schema,
             num_rows: files.iter().map(|f| f.rows).sum(),
+            columns: merge_stats(files.iter().filter_map(|f| f.stats.as_deref())),
             files,
             lineage: req.lineage.clone(),
             report: req.report.clone(),

@@ -416,6 +416,11 @@ impl Coordinator {
             .collect()
     }
 
+    /// Where a chunk's input rows are.
+    pub fn slice(&self, id: ChunkId) -> Option<&InputSlice> {
+        self.chunks.get(id.0 as usize).map(|c| &c.slice)
+    }
+
     /// The state of one chunk.
     pub fn chunk_state(&self, id: ChunkId) -> Option<&ChunkState> {
         self.chunks.get(id.0 as usize).map(|c| &c.state)
@@ -553,6 +558,9 @@ mod tests {
             wall_ms: 5,
             errors_file: None,
             error_rows: 0,
+            stats: None,
+            worker: 0,
+            host: String::new(),
         })
     }
 

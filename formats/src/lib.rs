@@ -7,6 +7,7 @@ mod manifest;
 mod media;
 mod rows;
 mod schema;
+mod stats;
 mod table;
 mod write;
 
@@ -18,6 +19,7 @@ pub use manifest::{DataFile, Manifest, FORMAT_NAME, FORMAT_VERSION};
 pub use media::{sniff, MediaKind};
 pub use rows::{infer_schema, rows_to_batch, Violation, BYTES_KEY};
 pub use schema::{Field, FieldType, Schema, SchemaParseError, Type, VecElem, TYPE_KEY};
+pub use stats::{batch_stats, merge_stats, ColumnStats};
 pub use table::{Table, TableRef};
 pub use write::{write_chunk_file, WrittenFile};
 

@@ -3,7 +3,7 @@
 //! Manifests are data from disk, so reading one trusts nothing: paths must stay inside the
 //! table, counts must add up, and an unknown format version is refused rather than guessed at.
 
-use crate::FormatError;
+use crate::{ColumnStats, FormatError};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path};
 
@@ -22,6 +22,9 @@ pub struct DataFile {
     /// Provenance: the chunk, attempt and worker that wrote it, when a job did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<serde_json::Value>,
+    /// Per-column statistics of this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Vec<ColumnStats>>,
 }
 
 /// One published version.
@@ -39,6 +42,9 @@ pub struct Manifest {
     pub num_rows: u64,
     /// Data files in row order.
     pub files: Vec<DataFile>,
+    /// Per-column statistics of the whole version.
+    #[serde(default)]
+    pub columns: Vec<ColumnStats>,
     /// How this version was made: enough to rerun it.
     #[serde(default)]
     pub lineage: serde_json::Value,

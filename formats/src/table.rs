@@ -250,6 +250,7 @@ mod tests {
             schema: serde_json::json!({}),
             num_rows: 0,
             files: vec![],
+            columns: vec![],
             lineage: serde_json::Value::Null,
             report: None,
         }

@@ -138,7 +138,22 @@ pub fn coordinate(
     let outputs = coord.outputs();
     let provenance = outputs
         .iter()
-        .map(|o| serde_json::json!({"chunk": o.chunk.0, "attempt": o.attempt.0, "rows_in": o.rows_in, "wall_ms": o.wall_ms}))
+        .map(|o| {
+            // Enough to tell later which chunks a changed input or mapper would affect.
+            serde_json::json!({
+                "chunk": o.chunk.0,
+                "attempt": o.attempt.0,
+                "worker": o.worker,
+                "host": o.host,
+                "gpu": null,
+                "input": coord.slice(o.chunk),
+                "rows_in": o.rows_in,
+                "rows_out": o.rows_out,
+                "bytes": o.bytes,
+                "wall_ms": o.wall_ms,
+                "gpu_seconds": 0.0,
+            })
+        })
         .collect();
     let report_json = serde_json::to_value(&report).ok();
     let errors: Vec<_> = outputs.iter().filter(|o| o.errors_file.is_some()).collect();

@@ -71,6 +71,14 @@ pub struct ChunkOutput {
     pub errors_file: Option<String>,
     #[serde(default)]
     pub error_rows: u64,
+    /// Per-column statistics of the file (see `flywheel_formats::ColumnStats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<serde_json::Value>,
+    /// The worker that wrote it, and its host.
+    #[serde(default)]
+    pub worker: u32,
+    #[serde(default)]
+    pub host: String,
 }
 
 /// Why a chunk attempt failed.

@@ -162,6 +162,8 @@ fn run_chunk(
         task.chunk.0, task.attempt.0, cfg.rank.0, cfg.file_tag
     );
     let table = Table::new(&cfg.job.output);
+    let stats = (!batches.is_empty())
+        .then(|| serde_json::to_value(flywheel_formats::batch_stats(&batches)).unwrap_or_default());
     let (file, rows_out, bytes, schema) = if batches.is_empty() {
         (None, 0, 0, None)
     } else {
@@ -193,6 +195,9 @@ fn run_chunk(
         wall_ms: started.elapsed().as_millis() as u64,
         errors_file,
         error_rows,
+        stats,
+        worker: cfg.rank.0,
+        host: cfg.host.clone(),
     })
 }
 
