@@ -79,6 +79,9 @@ pub enum FormatError {
     /// A manifest that does not hold up.
     #[error("{path}: invalid manifest: {reason}")]
     BadManifest { path: PathBuf, reason: String },
+    /// A job is writing to the table (its active marker is fresh).
+    #[error("a job is writing to this table ({0} was updated in the last 2 minutes); wait for it, or use --force if it is dead")]
+    JobActive(PathBuf),
     /// A schema in JSON that does not parse.
     #[error("invalid schema JSON: {0}")]
     BadSchemaJson(String),

@@ -9,6 +9,7 @@ mod rows;
 mod schema;
 mod stats;
 mod table;
+mod vacuum;
 mod write;
 
 pub use error::FormatError;
@@ -20,7 +21,8 @@ pub use media::{sniff, MediaKind};
 pub use rows::{infer_schema, rows_to_batch, Violation, BYTES_KEY};
 pub use schema::{Field, FieldType, Schema, SchemaParseError, Type, VecElem, TYPE_KEY};
 pub use stats::{batch_stats, merge_stats, ColumnStats};
-pub use table::{Table, TableRef};
+pub use table::{Table, TableRef, COMMIT_STEPS};
+pub use vacuum::{ActiveJob, VacuumReport, ACTIVE_FRESH};
 pub use write::{write_chunk_file, WrittenFile};
 
 /// The Arrow schema type, for crates that read schemas out of manifests.

@@ -90,7 +90,7 @@ impl Table {
         self.dir.join(VERSIONS_DIR)
     }
 
-    fn manifest_path(&self, version: u64) -> PathBuf {
+    pub(crate) fn manifest_path(&self, version: u64) -> PathBuf {
         self.versions_dir().join(format!("{version:020}.json"))
     }
 
@@ -188,12 +188,21 @@ impl Table {
                 .create_new(true)
                 .open(&tmp)
                 .map_err(FormatError::io(&tmp))?;
-            f.write_all(&body).map_err(FormatError::io(&tmp))?;
+            crash_point("manifest-created");
+            f.write_all(&body[..body.len() / 2])
+                .map_err(FormatError::io(&tmp))?;
+            crash_point("manifest-half-written");
+            f.write_all(&body[body.len() / 2..])
+                .map_err(FormatError::io(&tmp))?;
+            crash_point("manifest-written");
             f.sync_all().map_err(FormatError::io(&tmp))?;
+            crash_point("manifest-synced");
         }
         let target = self.manifest_path(manifest.version);
         let linked = link_no_replace(&tmp, &target);
+        crash_point("linked");
         let _ = fs::remove_file(&tmp);
+        crash_point("temporary-removed");
         match linked {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -209,7 +218,30 @@ impl Table {
                 })
             }
         }
-        sync_dir(&vdir)
+        sync_dir(&vdir)?;
+        crash_point("directory-synced");
+        Ok(())
+    }
+}
+
+/// The steps of a commit, in order, at which `FLYWHEEL_CRASH_AT` can kill the process (tests).
+pub const COMMIT_STEPS: &[&str] = &[
+    "manifest-created",
+    "manifest-half-written",
+    "manifest-written",
+    "manifest-synced",
+    "linked",
+    "temporary-removed",
+    "directory-synced",
+];
+
+/// Fault injection for the crash tests: SIGKILL this process at the named commit step.
+fn crash_point(step: &str) {
+    if std::env::var("FLYWHEEL_CRASH_AT").is_ok_and(|s| s == step) {
+        // SAFETY: kill(2) on our own pid.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
     }
 }
 

@@ -133,6 +133,24 @@ pub enum TableCommand {
         /// TABLE or TABLE@VERSION.
         table: String,
     },
+    /// Delete what no kept version references: old versions beyond --keep, and orphan files
+    /// (failed attempts, crashed jobs).
+    #[command(
+        after_help = "Example:\n  flywheel table vacuum out/pairs --dry-run      # list orphans\n  flywheel table vacuum out/pairs --keep 3       # keep the 3 newest versions"
+    )]
+    Vacuum {
+        /// TABLE.
+        table: String,
+        /// Keep the newest N versions (default: keep every version, remove only orphans).
+        #[arg(long)]
+        keep: Option<usize>,
+        /// Print what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run even if a job seems to be writing to the table.
+        #[arg(long)]
+        force: bool,
+    },
     /// Every version: time, rows, operation, lineage summary.
     #[command(after_help = "Example:\n  flywheel table log out/pairs")]
     Log {

@@ -119,8 +119,21 @@ pub fn coordinate(
     };
     let mut coord = Coordinator::new(cfg, slices);
     let mut progress = ProgressReporter::new(!json);
+    // Claim the output while the job runs, so `table vacuum` leaves its unpublished files alone.
+    let active = Table::new(&job.output)
+        .mark_active(&format!(
+            "{{\"pid\": {}, \"host\": {:?}}}",
+            std::process::id(),
+            flywheel_worker::hostname()
+        ))
+        .map_err(job_failed)?;
+    let mut touched = Instant::now();
     let result = drive(&mut coord, tx, &DriveOptions::default(), &mut |c| {
-        progress.update(c.progress())
+        progress.update(c.progress());
+        if touched.elapsed() > std::time::Duration::from_secs(10) {
+            active.touch();
+            touched = Instant::now();
+        }
     });
     progress.finish();
     let report = coord.report(started.elapsed());

@@ -109,6 +109,35 @@ pub fn table(cmd: TableCommand) -> Result<(), CliError> {
                 println!("{}", p.display());
             }
         }
+        TableCommand::Vacuum {
+            table,
+            keep,
+            dry_run,
+            force,
+        } => {
+            let tref = TableRef::parse(&table).or_bad_input()?;
+            let t = Table::new(&tref.path);
+            let keep = keep.unwrap_or(usize::MAX);
+            if keep == 0 {
+                return Err(crate::error::bad_input(anyhow::anyhow!(
+                    "--keep must be at least 1"
+                )));
+            }
+            let report = t.vacuum(keep, dry_run, force).or_bad_input()?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for v in &report.versions {
+                println!("{verb} version {v}");
+            }
+            for (p, bytes) in &report.files {
+                println!("{verb} {} ({bytes} bytes)", p.display());
+            }
+            let total: u64 = report.files.iter().map(|(_, b)| b).sum();
+            eprintln!(
+                "{verb} {} version(s) and {} file(s), {total} bytes",
+                report.versions.len(),
+                report.files.len()
+            );
+        }
         TableCommand::Log { table } => {
             let tref = TableRef::parse(&table).or_bad_input()?;
             let t = Table::new(&tref.path);

@@ -227,3 +227,289 @@ fn a_bad_schema_is_refused_with_its_position() {
         "{stderr}"
     );
 }
+
+fn map_identity(input: &str, out: &Path, mode: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = flywheel();
+    c.args([
+        "map",
+        "--mapper",
+        "builtin:identity",
+        "--chunk-rows",
+        "128",
+        "--mode",
+        mode,
+        "--input",
+        input,
+    ])
+    .arg("--output")
+    .arg(out);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("flywheel runs")
+}
+
+fn dialogues_str() -> String {
+    dialogues().display().to_string()
+}
+
+fn ids(py: &Path, table: &Path, version: Option<u64>) -> Vec<u64> {
+    let got = read_with_pyarrow(py, table, version);
+    got["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    let half = dir.path().join("half.py");
+    std::fs::write(
+        &half,
+        "def f(row):\n    if row['id'] % 2 == 0:\n        yield row\n",
+    )
+    .unwrap();
+    assert!(map_identity(&dialogues_str(), &t, "create", &[])
+        .status
+        .success());
+    assert!(map_identity(&dialogues_str(), &t, "append", &[])
+        .status
+        .success());
+    let o = run(flywheel()
+        .args([
+            "map",
+            "--chunk-rows",
+            "128",
+            "--mode",
+            "overwrite",
+            "--mapper",
+        ])
+        .arg(format!("{}:f", half.display()))
+        .arg("--input")
+        .arg(dialogues())
+        .arg("--output")
+        .arg(&t));
+    assert!(o.status.success());
+    let all: Vec<u64> = (0..500).collect();
+    assert_eq!(ids(&py, &t, Some(1)), all);
+    assert_eq!(
+        ids(&py, &t, Some(2)),
+        all.iter().chain(all.iter()).copied().collect::<Vec<_>>()
+    );
+    let even: Vec<u64> = (0..500).filter(|i| i % 2 == 0).collect();
+    assert_eq!(ids(&py, &t, Some(3)), even);
+    // flywheel reads versions too (as input).
+    for (v, n) in [(1, 500), (2, 1000), (3, 250)] {
+        let copy = dir.path().join(format!("copy{v}"));
+        assert!(
+            map_identity(&format!("{}@{v}", t.display()), &copy, "create", &[])
+                .status
+                .success()
+        );
+        assert_eq!(info(&copy)["num_rows"].as_u64(), Some(n));
+    }
+    // An orphan (a crashed job's file) and the files only versions 1 and 2 reference.
+    let orphan = t.join("data/c999999-a1-r1-dead.parquet");
+    std::fs::copy(dialogues(), &orphan).unwrap();
+    let v3_files: Vec<String> =
+        String::from_utf8(run(flywheel().args(["table", "files"]).arg(&t)).stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+    let before = std::fs::read_dir(t.join("data")).unwrap().count();
+    let dry = run(flywheel()
+        .args(["table", "vacuum", "--keep", "1", "--dry-run"])
+        .arg(&t));
+    assert!(dry.status.success());
+    let listed = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        listed.contains("would remove version 1")
+            && listed.contains("would remove version 2")
+            && listed.contains("c999999"),
+        "{listed}"
+    );
+    assert_eq!(
+        std::fs::read_dir(t.join("data")).unwrap().count(),
+        before,
+        "--dry-run removes nothing"
+    );
+    let vac = run(flywheel().args(["table", "vacuum", "--keep", "1"]).arg(&t));
+    assert!(vac.status.success());
+    let left: Vec<String> = std::fs::read_dir(t.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    assert_eq!(
+        left.len(),
+        v3_files.len(),
+        "only version 3's files are left: {left:?}"
+    );
+    for f in &v3_files {
+        assert!(Path::new(f).exists(), "{f} is referenced and must stay");
+    }
+    assert_eq!(ids(&py, &t, None), even, "T@latest still reads");
+    let gone = run(flywheel()
+        .args(["table", "info"])
+        .arg(format!("{}@1", t.display())));
+    assert_eq!(gone.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("version 1 does not exist (latest is 3)")
+    );
+}
+
+#[test]
+fn vacuum_refuses_while_a_job_is_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    assert!(map_identity(&dialogues_str(), &t, "create", &[])
+        .status
+        .success());
+    std::fs::create_dir_all(t.join("_active")).unwrap();
+    std::fs::write(t.join("_active/123-1.json"), "{}").unwrap();
+    let o = run(flywheel().args(["table", "vacuum"]).arg(&t));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a job is writing to this table"));
+    assert!(run(flywheel().args(["table", "vacuum", "--force"]).arg(&t))
+        .status
+        .success());
+}
+
+#[test]
+fn a_commit_killed_at_any_step_leaves_the_old_or_the_new_version() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    use std::os::unix::process::ExitStatusExt;
+    for step in flywheel_formats::COMMIT_STEPS {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("t");
+        assert!(map_identity(&dialogues_str(), &t, "create", &[])
+            .status
+            .success());
+        let o = map_identity(
+            &dialogues_str(),
+            &t,
+            "append",
+            &[("FLYWHEEL_CRASH_AT", step)],
+        );
+        assert_eq!(
+            o.status.signal(),
+            Some(9),
+            "{step}: the committing process is SIGKILLed"
+        );
+        let versions: Vec<String> = std::fs::read_dir(t.join("_versions"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        let rows = ids(&py, &t, None).len();
+        match versions.len() {
+            1 => assert_eq!(rows, 500, "{step}: old version intact"),
+            2 => assert_eq!(rows, 1000, "{step}: new version complete"),
+            n => panic!("{step}: {n} versions"),
+        }
+        let visible_after_link = ["linked", "temporary-removed", "directory-synced"].contains(step);
+        assert_eq!(
+            versions.len() == 2,
+            visible_after_link,
+            "{step}: the version appears exactly at the link"
+        );
+        // The table stays usable: the next append lands on top.
+        assert!(
+            map_identity(&dialogues_str(), &t, "append", &[])
+                .status
+                .success(),
+            "{step}"
+        );
+        assert_eq!(ids(&py, &t, None).len(), rows + 500, "{step}");
+    }
+}
+
+#[test]
+fn concurrent_writers_never_lose_an_update_and_only_one_creator_wins() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("appends");
+    assert!(map_identity(&dialogues_str(), &t, "create", &[])
+        .status
+        .success());
+    let spawn = |out: &Path, mode: &str| {
+        flywheel()
+            .args([
+                "map",
+                "--mapper",
+                "builtin:identity",
+                "--workers",
+                "1",
+                "--chunk-rows",
+                "250",
+                "--mode",
+                mode,
+                "--input",
+            ])
+            .arg(dialogues())
+            .arg("--output")
+            .arg(out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<_> = (0..8).map(|_| spawn(&t, "append")).collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let v = info(&t);
+    assert_eq!(
+        v["versions"],
+        serde_json::json!([1, 2, 3, 4, 5, 6, 7, 8, 9]),
+        "8 appends, 8 distinct versions"
+    );
+    assert_eq!(v["num_rows"].as_u64(), Some(4500), "no lost update");
+    assert_eq!(ids(&py, &t, None).len(), 4500);
+    let mut files: Vec<String> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    let n = files.len();
+    files.sort();
+    files.dedup();
+    assert_eq!(files.len(), n, "no file listed twice");
+
+    let c = dir.path().join("creates");
+    let children: Vec<_> = (0..8).map(|_| spawn(&c, "create")).collect();
+    let outcomes: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let winners = outcomes.iter().filter(|o| o.status.success()).count();
+    assert_eq!(winners, 1, "exactly one creator wins");
+    for o in outcomes.iter().filter(|o| !o.status.success()) {
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("already holds a table"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let v = info(&c);
+    assert_eq!(
+        (v["versions"].clone(), v["num_rows"].as_u64()),
+        (serde_json::json!([1]), Some(500))
+    );
+}

@@ -1,0 +1,168 @@
+//! Removing what no kept version needs: old manifests, the data files only they referenced,
+//! and orphans (files of failed attempts and crashed jobs, stale temporary files).
+//!
+//! Order matters: manifests of dropped versions go first, so that at every moment each
+//! remaining manifest's files exist. A job that is writing to the table holds an *active
+//! marker* (`_active/*.json`, touched while it runs); its data files are not referenced yet, so
+//! vacuum refuses to run while a marker is fresh.
+
+use crate::{FormatError, Table};
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+const ACTIVE_DIR: &str = "_active";
+/// A marker untouched this long belongs to a job that died.
+pub const ACTIVE_FRESH: Duration = Duration::from_secs(120);
+
+/// What a vacuum removed (or, dry, would remove).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VacuumReport {
+    pub versions: Vec<u64>,
+    pub files: Vec<(PathBuf, u64)>,
+}
+
+/// A running job's claim on a table; removed when dropped.
+#[derive(Debug)]
+pub struct ActiveJob {
+    path: PathBuf,
+}
+
+impl ActiveJob {
+    /// Refreshes the marker's modification time.
+    pub fn touch(&self) {
+        if let Ok(f) = fs::OpenOptions::new().write(true).open(&self.path) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+}
+
+impl Drop for ActiveJob {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+impl Table {
+    /// Marks a job as writing to this table.
+    pub fn mark_active(&self, description: &str) -> Result<ActiveJob, FormatError> {
+        let dir = self.dir().join(ACTIVE_DIR);
+        fs::create_dir_all(&dir).map_err(FormatError::io(&dir))?;
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = dir.join(format!("{}-{nanos}.json", std::process::id()));
+        fs::write(&path, description).map_err(FormatError::io(&path))?;
+        Ok(ActiveJob { path })
+    }
+
+    /// Fresh markers of running jobs.
+    pub fn active_jobs(&self) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(self.dir().join(ACTIVE_DIR)) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age < ACTIVE_FRESH)
+            })
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// Keeps the newest `keep` versions and removes everything else no kept version references.
+    pub fn vacuum(
+        &self,
+        keep: usize,
+        dry_run: bool,
+        force: bool,
+    ) -> Result<VacuumReport, FormatError> {
+        if keep == 0 {
+            return Err(FormatError::BadManifest {
+                path: self.dir().to_path_buf(),
+                reason: "vacuum must keep at least 1 version".into(),
+            });
+        }
+        if !force {
+            if let Some(marker) = self.active_jobs().first() {
+                return Err(FormatError::JobActive(marker.clone()));
+            }
+        }
+        let versions = self.versions()?;
+        if versions.is_empty() {
+            return Err(FormatError::NoVersion(self.dir().to_path_buf()));
+        }
+        let split = versions.len().saturating_sub(keep);
+        let (dropped, kept) = versions.split_at(split);
+        let mut referenced = HashSet::new();
+        for v in kept {
+            for f in self.manifest(Some(*v))?.files {
+                referenced.insert(f.path);
+            }
+        }
+        let mut report = VacuumReport {
+            versions: dropped.to_vec(),
+            files: Vec::new(),
+        };
+        let data = self.data_dir();
+        if let Ok(entries) = fs::read_dir(&data) {
+            for e in entries.flatten() {
+                let rel = format!("data/{}", e.file_name().to_string_lossy());
+                if !referenced.contains(&rel) && e.file_type().map(|t| t.is_file()).unwrap_or(false)
+                {
+                    report
+                        .files
+                        .push((e.path(), e.metadata().map(|m| m.len()).unwrap_or(0)));
+                }
+            }
+        }
+        report.files.sort();
+        // Stale temporary manifests of crashed commits.
+        let stale: Vec<PathBuf> = fs::read_dir(self.dir().join("_versions"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+                    .filter(|e| {
+                        e.metadata()
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.elapsed().ok())
+                            .is_some_and(|a| a > ACTIVE_FRESH)
+                    })
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if dry_run {
+            return Ok(report);
+        }
+        for v in dropped {
+            let p = self.manifest_path(*v);
+            fs::remove_file(&p).map_err(FormatError::io(&p))?;
+        }
+        crate::table::sync_dir(&self.dir().join("_versions"))?;
+        for (p, _) in &report.files {
+            remove(p)?;
+        }
+        for p in stale {
+            remove(&p)?;
+        }
+        Ok(report)
+    }
+}
+
+fn remove(p: &Path) -> Result<(), FormatError> {
+    match fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(FormatError::Io {
+            path: p.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
