@@ -4,5 +4,6 @@
 mod cluster;
 mod inputs;
 mod local;
+mod mappers;
 mod support;
 mod tables;
