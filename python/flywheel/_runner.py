@@ -1,8 +1,8 @@
 """flywheel's mapper runner.
 
 The flywheel worker starts this file in a child process (one per worker, living across chunks) and
-speaks the JSON-lines protocol of docs/protocol.md with it over stdin and a private copy of
-stdout. Before any user code runs, file descriptor 1 is pointed at stderr, so a mapper's print()
+speaks the protocol of docs/protocol.md with it over stdin and a private copy of stdout: JSON
+lines, with chunks of rows as Arrow IPC streams when pyarrow is importable (the fast path). Before any user code runs, file descriptor 1 is pointed at stderr, so a mapper's print()
 (or a C library writing to stdout) lands in the job log and can never corrupt the data stream.
 
 The runner ships inside the flywheel binary; users need not install it.
@@ -15,6 +15,16 @@ import json
 import os
 import sys
 import traceback
+
+try:
+    import pyarrow as pa
+    import pyarrow.ipc  # noqa: F401
+except ImportError:  # the JSON-lines path needs nothing but the standard library
+    pa = None
+
+ARROW = pa is not None and os.environ.get("FLYWHEEL_PROTOCOL", "auto") != "json"
+# Columns whose values flywheel must check itself (magic bytes, JSON text): sent as JSON rows.
+CHECKED_TYPES = ("image", "audio", "video", "json", "any")
 
 
 def _send(out, obj):
@@ -88,7 +98,9 @@ def _decode_bytes(rows, columns):
     return rows
 
 
-def _run_chunk(mapper, rows, out, skip_errors):
+def _run_chunk(mapper, rows, out, skip_errors, produced_rows):
+    """Calls the mapper on every row (or batch); appends (row, input index) to produced_rows and
+    reports errors at once. Returns (count, failed)."""
     produced = 0
     batch_size = getattr(mapper, "batch_size", None)
     step = batch_size if isinstance(batch_size, int) and batch_size > 0 else None
@@ -115,9 +127,69 @@ def _run_chunk(mapper, rows, out, skip_errors):
                 return produced, True
             continue
         for row in emitted:
-            _send(out, {"row": row, "in": index})
+            produced_rows.append((row, index))
         produced += len(emitted)
     return produced, False
+
+
+def _read_exact(stream, n):
+    data = stream.read(n)
+    if len(data) != n:
+        raise EOFError(f"expected {n} bytes from the worker, got {len(data)}")
+    return data
+
+
+def _plain(t):
+    """Whether pyarrow inferred a type flywheel can store (no null-typed parts)."""
+    if pa.types.is_null(t):
+        return False
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _plain(t.value_type)
+    if pa.types.is_struct(t):
+        return all(_plain(t.field(i).type) for i in range(t.num_fields))
+    return True
+
+
+def _arrow_output(produced, target):
+    """The output rows as an Arrow IPC stream, or None when they must travel as JSON (a column
+    flywheel checks itself, or rows pyarrow cannot convert: flywheel then names the bad row)."""
+    if target is not None:
+        for f in target:
+            kind = (f.metadata or {}).get(b"flywheel.type", b"").decode()
+            if any(k in kind for k in CHECKED_TYPES):
+                return None
+    rows = [r for r, _ in produced]
+    try:
+        if target is not None:
+            names = set(target.names)
+            if any(not names.issuperset(r) for r in rows):
+                return None
+            table = pa.Table.from_pylist(rows, schema=target)
+        else:
+            table = pa.Table.from_struct_array(pa.array(rows))
+            if not all(_plain(f.type) for f in table.schema):
+                return None
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    table = table.append_column("__flywheel_in", pa.array([i for _, i in produced], pa.uint64()))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def _send_output(out, produced, target, arrow):
+    if not produced:
+        return
+    data = _arrow_output(produced, target) if arrow else None
+    if data is None:
+        for row, index in produced:
+            _send(out, {"row": row, "in": index})
+        return
+    _send(out, {"arrow": {"bytes": data.size, "rows": len(produced)}})
+    out.flush()
+    out.buffer.write(data)
+    out.buffer.flush()
 
 
 def main():
@@ -136,19 +208,28 @@ def main():
         _send(out, {"fatal": traceback.format_exc()})
         out.flush()
         sys.exit(1)
-    _send(out, {"ready": True})
+    _send(out, {"ready": True, "arrow": ARROW})
     out.flush()
 
     for line in stdin:
         if not line.strip():
             continue
         header = json.loads(line)["chunk"]
-        rows = [json.loads(stdin.readline()) for _ in range(header["rows"])]
-        rows = _decode_bytes(rows, header.get("bytes_columns"))
+        arrow = "arrow_bytes" in header
+        target = None
+        if arrow:
+            rows = pa.ipc.open_stream(_read_exact(stdin, header["arrow_bytes"])).read_all().to_pylist()
+            if header.get("schema_bytes"):
+                target = pa.ipc.open_stream(_read_exact(stdin, header["schema_bytes"])).schema
+        else:
+            rows = [json.loads(stdin.readline()) for _ in range(header["rows"])]
+            rows = _decode_bytes(rows, header.get("bytes_columns"))
         os.environ["FLYWHEEL_CHUNK"] = str(header["chunk"])
         os.environ["FLYWHEEL_SEED"] = str(header["seed"])
         os.environ["FLYWHEEL_WORKER"] = str(header["worker"])
-        produced, failed = _run_chunk(mapper, rows, out, skip_errors)
+        produced_rows = []
+        produced, failed = _run_chunk(mapper, rows, out, skip_errors, produced_rows)
+        _send_output(out, produced_rows, target, arrow)
         _send(out, {"end": {"rows_out": produced, "failed": failed}})
         out.flush()
 

@@ -254,3 +254,130 @@ mod tests {
         );
     }
 }
+
+/// Writes batches as one Arrow IPC stream.
+pub fn ipc_stream(batches: &[RecordBatch], out: &mut Vec<u8>) -> Result<(), ChunkError> {
+    let io = |e: arrow::error::ArrowError| {
+        ChunkError::new(
+            FailureKind::Io,
+            format!("cannot encode input rows as Arrow IPC: {e}"),
+        )
+    };
+    let Some(first) = batches.first() else {
+        return Err(ChunkError::new(FailureKind::Io, "a chunk without batches"));
+    };
+    let mut w = arrow::ipc::writer::StreamWriter::try_new(out, &first.schema()).map_err(io)?;
+    for b in batches {
+        w.write(b).map_err(io)?;
+    }
+    w.finish().map_err(io)
+}
+
+/// Writes an IPC stream holding only a schema.
+pub fn ipc_schema(schema: &Schema, out: &mut Vec<u8>) -> Result<(), ChunkError> {
+    let io = |e: arrow::error::ArrowError| {
+        ChunkError::new(
+            FailureKind::Io,
+            format!("cannot encode the table schema: {e}"),
+        )
+    };
+    let mut w = arrow::ipc::writer::StreamWriter::try_new(out, schema).map_err(io)?;
+    w.finish().map_err(io)
+}
+
+/// Reads an Arrow IPC stream.
+pub fn read_ipc(data: &[u8]) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(data), None)?.collect()
+}
+
+const IN_COLUMN: &str = "__flywheel_in";
+
+/// The mapper's output rows that came as Arrow batches (the fast path; the Python side sends
+/// JSON rows instead whenever flywheel must check values itself). Casts them to the table
+/// schema (or an inferred one) and enforces nullability, naming the row of a violation.
+pub fn arrow_to_output(
+    batches: Vec<RecordBatch>,
+    task: &ChunkTask,
+    policy: RowErrorPolicy,
+) -> Result<(Vec<RecordBatch>, Vec<RowError>), ChunkError> {
+    let invalid = |why: String| ChunkError::new(FailureKind::InvalidOutput, why);
+    let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches)
+        .map_err(|e| invalid(format!("mapper output batches disagree: {e}")))?;
+    let in_idx = batch
+        .schema()
+        .index_of(IN_COLUMN)
+        .map_err(|_| invalid(format!("mapper output lacks the {IN_COLUMN} column")))?;
+    let sources: Vec<u64> = batch
+        .column(in_idx)
+        .as_any()
+        .downcast_ref::<arrow::array::UInt64Array>()
+        .map(|a| a.values().to_vec())
+        .ok_or_else(|| invalid(format!("{IN_COLUMN} is not uint64")))?;
+    let mut batch = batch;
+    batch.remove_column(in_idx);
+    let target = match &task.schema {
+        Some(json) => json.clone(),
+        None => {
+            let inferred = FlywheelSchema::from_arrow(&batch.schema()).ok_or_else(|| {
+                invalid(format!(
+                    "mapper output has a column type flywheel cannot store: {}",
+                    batch.schema()
+                ))
+            })?;
+            let nullable = FlywheelSchema {
+                fields: inferred
+                    .fields
+                    .into_iter()
+                    .map(|f| flywheel_formats::Field {
+                        nullable: true,
+                        ..f
+                    })
+                    .collect(),
+            };
+            schema_to_json(&nullable.to_arrow())
+        }
+    };
+    let target_arrow = schema_from_json(&target)?;
+    // Non-nullable columns: find the first null, to name its row.
+    let mut bad_rows: Vec<(usize, String)> = Vec::new();
+    for f in target_arrow.fields().iter().filter(|f| !f.is_nullable()) {
+        if let Some(col) = batch.column_by_name(f.name()) {
+            if let Some(row) = (0..col.len()).find(|i| col.is_null(*i)) {
+                bad_rows.push((row, f.name().clone()));
+            }
+        }
+    }
+    let mut skipped = Vec::new();
+    if let Some((row, column)) = bad_rows.iter().min().cloned() {
+        let what = format!(
+            "output row {row} (from input {}), column '{column}': expected {} (not nullable), got null",
+            input_row(task, sources[row]),
+            flywheel_formats::Field::from_arrow(target_arrow.field_with_name(&column).map_err(|e| invalid(e.to_string()))?).map(|f| f.ty.to_string()).unwrap_or_default()
+        );
+        if policy == RowErrorPolicy::Fail {
+            return Err(invalid(what));
+        }
+        // Skip: leave out every row with a null in a non-nullable column.
+        let mut keep = vec![true; batch.num_rows()];
+        for f in target_arrow.fields().iter().filter(|f| !f.is_nullable()) {
+            if let Some(col) = batch.column_by_name(f.name()) {
+                for i in (0..col.len()).filter(|i| col.is_null(*i)) {
+                    if keep[i] {
+                        keep[i] = false;
+                        skipped.push(RowError {
+                            row: sources[i],
+                            rows: 1,
+                            message: format!("invalid output: column '{}' is null", f.name()),
+                            traceback: String::new(),
+                        });
+                    }
+                }
+            }
+        }
+        batch =
+            arrow::compute::filter_record_batch(&batch, &arrow::array::BooleanArray::from(keep))
+                .map_err(|e| invalid(e.to_string()))?;
+    }
+    let out = conform(vec![batch], &target)?;
+    Ok((out, skipped))
+}

@@ -5,14 +5,17 @@
 //! is killed or runs past the chunk timeout, the chunk fails, the process is reaped, and the next
 //! chunk starts a fresh one.
 
-use crate::convert::{batches_to_json_lines, input_row, rows_to_output};
+use crate::convert::{
+    arrow_to_output, batches_to_json_lines, input_row, ipc_schema, ipc_stream, read_ipc,
+    rows_to_output,
+};
 use crate::{AbortHandle, ChunkError, MapOutput, Mapper, RowError, WorkerConfig, WorkerError};
 use arrow::record_batch::RecordBatch;
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError};
 use flywheel_protocol::{ChunkTask, FailureKind, MapperSpec, Rank, RowErrorPolicy};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -50,10 +53,22 @@ pub fn python_runner_path() -> Result<PathBuf, WorkerError> {
     Ok(path)
 }
 
+/// One message from the mapper's stdout.
+enum Message {
+    /// A JSON line, parsed (on the reader thread).
+    Json(serde_json::Value),
+    /// The bytes announced by an `{"arrow": {"bytes": N}}` line: an Arrow IPC stream.
+    Arrow(Vec<u8>),
+    /// A line that is not JSON.
+    Garbage(String),
+}
+
 struct Running {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: Receiver<Option<String>>,
+    lines: Receiver<Option<Message>>,
+    /// The mapper takes and gives Arrow IPC streams (the Python runner with pyarrow).
+    arrow: bool,
 }
 
 /// A mapper process under supervision.
@@ -182,7 +197,24 @@ impl ProcessMapper {
                 match reader.read_line(&mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        if tx.send(Some(std::mem::take(&mut line))).is_err() {
+                        let msg = match serde_json::from_str::<serde_json::Value>(&line) {
+                            Ok(v) => match v
+                                .get("arrow")
+                                .and_then(|a| a.get("bytes"))
+                                .and_then(|b| b.as_u64())
+                            {
+                                Some(n) => {
+                                    let mut data = vec![0u8; n as usize];
+                                    if reader.read_exact(&mut data).is_err() {
+                                        break;
+                                    }
+                                    Message::Arrow(data)
+                                }
+                                None => Message::Json(v),
+                            },
+                            Err(_) => Message::Garbage(std::mem::take(&mut line)),
+                        };
+                        if tx.send(Some(msg)).is_err() {
                             return;
                         }
                     }
@@ -214,6 +246,7 @@ impl ProcessMapper {
             child,
             stdin: Some(stdin),
             lines,
+            arrow: false,
         });
         // The first line says whether the mapper loaded (a Python class's start() has run).
         let deadline = Instant::now() + self.timeout;
@@ -221,6 +254,10 @@ impl ProcessMapper {
             serde_json::Value::Object(m)
                 if m.get("ready") == Some(&serde_json::Value::Bool(true)) =>
             {
+                let arrow = m.get("arrow") == Some(&serde_json::Value::Bool(true));
+                if let Some(r) = self.running.as_mut() {
+                    r.arrow = arrow;
+                }
                 Ok(())
             }
             serde_json::Value::Object(m) if m.contains_key("fatal") => {
@@ -258,8 +295,27 @@ impl ProcessMapper {
         self.abort.set(None);
     }
 
-    /// The next protocol line, or the reason there is none.
+    /// The next protocol line (as JSON), or the reason there is none.
     fn next_line(&mut self, deadline: Instant) -> Result<serde_json::Value, ChunkError> {
+        match self.next_message(deadline)? {
+            Message::Json(v) => Ok(v),
+            Message::Arrow(_) => Err(ChunkError::new(
+                FailureKind::InvalidOutput,
+                format!("mapper {} sent Arrow data out of turn", self.label),
+            )),
+            Message::Garbage(line) => Err(ChunkError::new(
+                FailureKind::InvalidOutput,
+                format!(
+                    "mapper {} wrote a line that is not JSON: {:.200}",
+                    self.label,
+                    line.trim_end()
+                ),
+            )),
+        }
+    }
+
+    /// The next protocol message, or the reason there is none.
+    fn next_message(&mut self, deadline: Instant) -> Result<Message, ChunkError> {
         let Some(r) = self.running.as_mut() else {
             return Err(ChunkError::new(
                 FailureKind::Mapper,
@@ -268,16 +324,7 @@ impl ProcessMapper {
         };
         let wait = deadline.saturating_duration_since(Instant::now());
         match r.lines.recv_timeout(wait) {
-            Ok(Some(line)) => serde_json::from_str(&line).map_err(|e| {
-                ChunkError::new(
-                    FailureKind::InvalidOutput,
-                    format!(
-                        "mapper {} wrote a line that is not JSON ({e}): {:.200}",
-                        self.label,
-                        line.trim_end()
-                    ),
-                )
-            }),
+            Ok(Some(msg)) => Ok(msg),
             Ok(None) | Err(RecvTimeoutError::Disconnected) => {
                 let status = r
                     .child
@@ -340,10 +387,22 @@ impl Mapper for ProcessMapper {
             "chunk": task.chunk.0, "attempt": task.attempt.0, "seed": task.seed, "worker": worker.0, "rows": rows_in,
         }});
         let mut body = Vec::new();
-        let bytes_columns = batches_to_json_lines(&input, &mut body)?;
-        drop(input);
         let mut header = header;
-        header["chunk"]["bytes_columns"] = serde_json::json!(bytes_columns);
+        if self.running.as_ref().is_some_and(|r| r.arrow) {
+            // Fast path: the rows as an Arrow IPC stream, then the table schema (if fixed).
+            ipc_stream(&input, &mut body)?;
+            header["chunk"]["arrow_bytes"] = serde_json::json!(body.len());
+            if let Some(schema) = &task.schema {
+                let schema = flywheel_formats::schema_from_json(schema)?;
+                let before = body.len();
+                ipc_schema(&schema, &mut body)?;
+                header["chunk"]["schema_bytes"] = serde_json::json!(body.len() - before);
+            }
+        } else {
+            let bytes_columns = batches_to_json_lines(&input, &mut body)?;
+            header["chunk"]["bytes_columns"] = serde_json::json!(bytes_columns);
+        }
+        drop(input);
         let mut buf = serde_json::to_vec(&header).unwrap_or_default();
         buf.push(b'\n');
         buf.extend_from_slice(&body);
@@ -397,8 +456,36 @@ impl ProcessMapper {
         let mut rows = Vec::new();
         let mut sources = Vec::new();
         let mut row_errors = Vec::new();
+        let mut arrow_batches = Vec::new();
         loop {
-            let mut line = match self.next_line(deadline) {
+            let message = match self.next_message(deadline) {
+                Ok(Message::Arrow(data)) => {
+                    arrow_batches.extend(read_ipc(&data).map_err(|e| {
+                        ChunkError::new(
+                            FailureKind::InvalidOutput,
+                            format!("mapper {} sent an unreadable Arrow stream: {e}", self.label),
+                        )
+                    })?);
+                    continue;
+                }
+                Ok(m) => Ok(m),
+                Err(e) => Err(e),
+            };
+            let mut line = match message.and_then(|m| match m {
+                Message::Json(v) => Ok(v),
+                Message::Garbage(l) => Err(ChunkError::new(
+                    FailureKind::InvalidOutput,
+                    format!(
+                        "mapper {} wrote a line that is not JSON: {:.200}",
+                        self.label,
+                        l.trim_end()
+                    ),
+                )),
+                Message::Arrow(_) => Err(ChunkError::new(
+                    FailureKind::InvalidOutput,
+                    "unexpected Arrow data",
+                )),
+            }) {
                 Ok(v) => v,
                 Err(e) => {
                     // The writer thread must not outlive a dead pipe.
@@ -448,8 +535,13 @@ impl ProcessMapper {
                 ));
             }
         }
-        let (batches, violations) = rows_to_output(rows, &sources, task, self.policy)?;
+        let (mut batches, violations) = rows_to_output(rows, &sources, task, self.policy)?;
         row_errors.extend(violations);
+        if !arrow_batches.is_empty() {
+            let (b, violations) = arrow_to_output(arrow_batches, task, self.policy)?;
+            batches.extend(b);
+            row_errors.extend(violations);
+        }
         Ok(MapOutput {
             batches,
             row_errors,

@@ -16,6 +16,16 @@ fn map_rows(
     mapper: &str,
     extra: &[&str],
 ) -> (std::process::Output, Vec<serde_json::Value>) {
+    map_rows_env(py, dir, mapper, extra, &[])
+}
+
+fn map_rows_env(
+    py: &Path,
+    dir: &Path,
+    mapper: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Output, Vec<serde_json::Value>) {
     let name: String = mapper
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -32,6 +42,7 @@ fn map_rows(
             mapper,
         ])
         .args(extra)
+        .envs(env.iter().copied())
         .arg("--input")
         .arg(dialogues())
         .arg("--output")
@@ -80,8 +91,23 @@ class Batched:
             yield {"id": r["id"], "n": len(rows)}
 "#,
     );
+    // Both protocol paths: Arrow IPC (a Python with pyarrow) and JSON lines (forced).
+    for protocol in ["arrow", "json"] {
+        let pydir = dir.path().join(protocol);
+        std::fs::create_dir_all(&pydir).unwrap();
+        check_forms(&py, &pydir, &m, protocol);
+    }
+}
+
+fn check_forms(py: &Path, dir: &Path, m: &Path, protocol: &str) {
+    let pyarg = py.display().to_string();
     let spec = |n: &str| format!("{}:{n}", m.display());
-    let (o, rows) = map_rows(&py, dir.path(), &spec("plain"), &[]);
+    let map_rows = |py: &Path, dir: &Path, mapper: &str, extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend(["--python", pyarg.as_str()]);
+        map_rows_env(py, dir, mapper, &args, &[("FLYWHEEL_PROTOCOL", protocol)])
+    };
+    let (o, rows) = map_rows(py, dir, &spec("plain"), &[]);
     assert!(o.status.success());
     assert_eq!(
         rows.iter()
@@ -90,7 +116,7 @@ class Batched:
         (0..500).collect::<Vec<_>>()
     );
 
-    let (o, rows) = map_rows(&py, dir.path(), &spec("generator"), &[]);
+    let (o, rows) = map_rows(py, dir, &spec("generator"), &[]);
     assert!(o.status.success());
     let want: Vec<(u64, u64)> = (0..500u64)
         .flat_map(|i| (0..i % 3).map(move |k| (i, k)))
@@ -101,17 +127,12 @@ class Batched:
         .collect();
     assert_eq!(got, want, "0, 1 and 2 rows per input row, in order");
 
-    let (o, rows) = map_rows(
-        &py,
-        dir.path(),
-        &spec("Klass"),
-        &["--mapper-arg", "offset=1000"],
-    );
+    let (o, rows) = map_rows(py, dir, &spec("Klass"), &["--mapper-arg", "offset=1000"]);
     assert!(o.status.success());
     assert_eq!(rows[0]["id"], 1000);
     assert_eq!(rows.len(), 500);
 
-    let (o, rows) = map_rows(&py, dir.path(), &spec("Batched"), &[]);
+    let (o, rows) = map_rows(py, dir, &spec("Batched"), &[]);
     assert!(o.status.success());
     assert_eq!(
         rows.iter()

@@ -85,6 +85,42 @@ fn the_seed_schema_round_trips_through_flywheel_and_pyarrow() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    // A Python mapper gets binary columns as bytes, on both protocol paths.
+    let m = dir.path().join("lens.py");
+    std::fs::write(&m, "def f(row):\n    v = row['video']\n    yield {'is_bytes': isinstance(v, bytes), 'png': v[:4] == b'\\x89PNG', 'tracks': sorted(row['audio_tracks'] if isinstance(row['audio_tracks'], dict) else dict(row['audio_tracks']))}\n").unwrap();
+    for (protocol, python) in [
+        ("json", "python3".to_string()),
+        ("arrow", py.display().to_string()),
+    ] {
+        let lens = dir.path().join(format!("lens-{protocol}"));
+        let o = run(flywheel()
+            .args([
+                "map",
+                "--chunk-rows",
+                "100",
+                "--python",
+                &python,
+                "--mapper",
+            ])
+            .arg(format!("{}:f", m.display()))
+            .arg("--input")
+            .arg(&out)
+            .arg("--output")
+            .arg(&lens)
+            .env("FLYWHEEL_PROTOCOL", protocol));
+        assert!(o.status.success(), "{protocol}");
+        let rows = read_with_pyarrow(&py, &lens, None)["rows"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(rows.len(), 500);
+        assert!(
+            rows.iter()
+                .all(|r| r["is_bytes"] == true && r["png"] == true),
+            "{protocol}: {:?}",
+            rows[0]
+        );
+    }
 }
 
 #[test]
@@ -136,42 +172,52 @@ def f(row):
             "column 'a': expected audio, got image/png bytes",
         ),
     ];
+    let py = pyarrow_python();
     for (case, schema, message) in cases {
-        let file = dir.path().join(format!("m_{case}.py"));
-        std::fs::write(
-            &file,
-            std::fs::read_to_string(&mapper)
-                .unwrap()
-                .replace("CASE\n", &format!("{case:?}\n")),
-        )
-        .unwrap();
-        let out = dir.path().join(format!("out_{case}"));
-        let o = run(flywheel()
-            .args([
-                "map",
-                "--workers",
-                "2",
-                "--chunk-rows",
-                "25",
-                "--max-attempts",
-                "1",
-                "--schema",
-                schema,
-                "--mapper",
-            ])
-            .arg(format!("{}:f", file.display()))
-            .arg("--input")
-            .arg(dialogues())
-            .arg("--output")
-            .arg(&out));
-        assert_eq!(o.status.code(), Some(1), "{case}");
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(stderr.contains(message), "{case}: {stderr}");
-        assert!(
-            stderr.contains("from input row 37 of"),
-            "{case}: the input row is named: {stderr}"
-        );
-        assert!(!has_version(&out), "{case}: nothing may be published");
+        // Both protocol paths where a Python with pyarrow exists: it sends Arrow unless values need checks.
+        for python in [
+            Some("python3".to_string()),
+            py.as_ref().map(|p| p.display().to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let file = dir.path().join(format!("m_{case}.py"));
+            std::fs::write(
+                &file,
+                std::fs::read_to_string(&mapper)
+                    .unwrap()
+                    .replace("CASE\n", &format!("{case:?}\n")),
+            )
+            .unwrap();
+            let out = dir.path().join(format!("out_{case}"));
+            let o = run(flywheel()
+                .args([
+                    "map",
+                    "--workers",
+                    "2",
+                    "--chunk-rows",
+                    "25",
+                    "--max-attempts",
+                    "1",
+                    "--schema",
+                    schema,
+                    "--mapper",
+                ])
+                .arg(format!("{}:f", file.display()))
+                .arg("--input")
+                .arg(dialogues())
+                .arg("--output")
+                .arg(&out));
+            assert_eq!(o.status.code(), Some(1), "{case}");
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert!(stderr.contains(message), "{case}: {stderr}");
+            assert!(
+                stderr.contains("from input row 37 of"),
+                "{case}: the input row is named: {stderr}"
+            );
+            assert!(!has_version(&out), "{case}: nothing may be published");
+        }
     }
     // With --on-row-error skip the bad row goes to _errors and the rest is published.
     let file = dir.path().join("m_skip.py");
