@@ -15,6 +15,15 @@ pub struct WorkerReport {
     /// busy time / job wall time.
     pub busy_share: f64,
     pub lost: bool,
+    /// The GPU this worker owned (name and index), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
+    /// Mean GPU utilisation over the job, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_utilization: Option<f64>,
+    /// Why the worker was drained (a sick GPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drained: Option<String>,
 }
 
 /// The whole job.
@@ -41,15 +50,18 @@ impl JobReport {
             self.rows_in, self.rows_out, self.chunks_done, self.chunks, self.retries, self.failures, self.wall_s, self.rows_per_s, self.gpu
         );
         for w in &self.workers {
+            let gpu = match (&w.gpu, w.gpu_utilization) {
+                (Some(g), Some(u)) => format!(" GPU {g} {u:.0}%"),
+                _ => String::new(),
+            };
+            let state = match (&w.drained, w.lost) {
+                (Some(why), _) => format!(" (drained: {why})"),
+                (None, true) => " (lost)".to_string(),
+                _ => String::new(),
+            };
             s.push_str(&format!(
-                "  worker {:>3} {:<16} chunks {:>5} rows {:>9} failures {:>3} busy {:>5.1}%{}\n",
-                w.rank,
-                w.host,
-                w.chunks,
-                w.rows_out,
-                w.failures,
-                w.busy_share * 100.0,
-                if w.lost { " (lost)" } else { "" }
+                "  worker {:>3} {:<16} chunks {:>5} rows {:>9} failures {:>3} busy {:>5.1}%{gpu}{state}\n",
+                w.rank, w.host, w.chunks, w.rows_out, w.failures, w.busy_share * 100.0
             ));
         }
         s

@@ -74,6 +74,10 @@ struct Worker {
     last_seen: Instant,
     lost: bool,
     stopped: bool,
+    /// Why the coordinator stopped feeding this worker (its GPU is sick).
+    drained: Option<String>,
+    gpu_samples: u64,
+    gpu_util_sum: u64,
     report: WorkerReport,
 }
 
@@ -159,6 +163,9 @@ impl Coordinator {
                         last_seen: now,
                         lost: false,
                         stopped: false,
+                        drained: None,
+                        gpu_samples: 0,
+                        gpu_util_sum: 0,
                         report: WorkerReport::default(),
                     },
                 );
@@ -177,7 +184,12 @@ impl Coordinator {
                 self.on_failed(from, chunk, attempt, kind, &error);
                 self.fill(tx, from)
             }
-            ToCoordinator::Heartbeat => Ok(()),
+            ToCoordinator::Heartbeat { gpu } => {
+                if let Some(sample) = gpu {
+                    self.on_gpu_sample(from, sample);
+                }
+                self.fill(tx, from)
+            }
             ToCoordinator::Bye => {
                 if let Some(w) = self.workers.get_mut(&from) {
                     w.stopped = true;
@@ -224,7 +236,7 @@ impl Coordinator {
         if self.failure.is_none()
             && !self.is_complete()
             && !self.workers.is_empty()
-            && self.workers.values().all(|w| w.lost)
+            && self.workers.values().all(|w| w.lost || w.drained.is_some())
         {
             self.failure = Some(JobFailure {
                 message: "every worker was lost".to_string(),
@@ -236,6 +248,44 @@ impl Coordinator {
             self.fill(tx, r)?;
         }
         Ok(())
+    }
+
+    /// Records a GPU reading; a sick GPU's worker is drained: it gets no more chunks, and the
+    /// chunks it holds go to other workers.
+    fn on_gpu_sample(&mut self, from: Rank, sample: flywheel_protocol::GpuSample) {
+        let Some(w) = self.workers.get_mut(&from) else {
+            return;
+        };
+        w.gpu_samples += 1;
+        w.gpu_util_sum += u64::from(sample.utilization);
+        w.report
+            .gpu
+            .get_or_insert_with(|| format!("{} (GPU {})", sample.name, sample.index));
+        if let (Some(problem), None) = (&sample.problem, &w.drained) {
+            tracing::warn!("{from}: {problem}; no more chunks for it");
+            w.drained = Some(problem.clone());
+            let held: Vec<ChunkId> = w.holding.drain(..).collect();
+            for chunk in held {
+                if let ChunkState::Running { attempt, .. } = self.chunks[chunk.0 as usize].state {
+                    self.on_failed(
+                        from,
+                        chunk,
+                        attempt,
+                        FailureKind::WorkerLost,
+                        &format!("GPU is sick: {problem}"),
+                    );
+                }
+            }
+            if !self.is_complete()
+                && self.workers.values().all(|w| w.lost || w.drained.is_some())
+                && self.failure.is_none()
+            {
+                self.failure = Some(JobFailure {
+                    message: "every worker was lost or drained (sick GPUs)".into(),
+                    bad_input: false,
+                });
+            }
+        }
     }
 
     fn on_done(&mut self, from: Rank, out: ChunkOutput) {
@@ -349,7 +399,7 @@ impl Coordinator {
         let Some(w) = self.workers.get_mut(&rank) else {
             return Ok(());
         };
-        if w.lost || w.stopped {
+        if w.lost || w.stopped || w.drained.is_some() {
             return Ok(());
         }
         while w.holding.len() < self.cfg.prefetch {
@@ -455,7 +505,7 @@ impl Coordinator {
     pub fn report(&self, wall: Duration) -> JobReport {
         let p = self.progress();
         let wall_ms = wall.as_millis() as u64;
-        let workers = self
+        let workers: Vec<WorkerReport> = self
             .workers
             .iter()
             .map(|(r, w)| {
@@ -468,6 +518,9 @@ impl Coordinator {
                     0.0
                 };
                 rep.lost = w.lost;
+                rep.drained.clone_from(&w.drained);
+                rep.gpu_utilization =
+                    (w.gpu_samples > 0).then(|| w.gpu_util_sum as f64 / w.gpu_samples as f64);
                 rep
             })
             .collect();
@@ -484,8 +537,23 @@ impl Coordinator {
             } else {
                 0.0
             },
+            gpu: {
+                let with_gpu: Vec<&WorkerReport> = workers
+                    .iter()
+                    .filter(|w: &&WorkerReport| w.gpu_utilization.is_some())
+                    .collect();
+                if with_gpu.is_empty() {
+                    "no GPU".to_string()
+                } else {
+                    let mean = with_gpu
+                        .iter()
+                        .filter_map(|w| w.gpu_utilization)
+                        .sum::<f64>()
+                        / with_gpu.len() as f64;
+                    format!("mean utilisation {mean:.0}% over {} GPU(s)", with_gpu.len())
+                }
+            },
             workers,
-            gpu: "no GPU".to_string(),
         }
     }
 }
@@ -686,6 +754,89 @@ mod tests {
         tx.emptiness_check();
     }
 
+    fn sample(util: u32, problem: Option<&str>) -> flywheel_protocol::GpuSample {
+        flywheel_protocol::GpuSample {
+            index: 0,
+            name: "Fake H100".into(),
+            utilization: util,
+            memory_used_mb: 1,
+            memory_total_mb: 80_000,
+            power_w: None,
+            temperature_c: None,
+            ecc_uncorrected: Some(0),
+            problem: problem.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn gpu_readings_reach_the_report_and_a_sick_gpu_is_drained() {
+        let now = Instant::now();
+        let mut tx = Recorder::default();
+        let mut c = Coordinator::new(
+            CoordinatorConfig {
+                prefetch: 1,
+                ..Default::default()
+            },
+            slices(3),
+        );
+        c.on_message(
+            &mut tx,
+            Rank(1),
+            ToCoordinator::Ready { host: "a".into() },
+            now,
+        )
+        .unwrap();
+        c.on_message(
+            &mut tx,
+            Rank(2),
+            ToCoordinator::Ready { host: "b".into() },
+            now,
+        )
+        .unwrap();
+        let tasks = tx.take_tasks();
+        for u in [90, 100] {
+            c.on_message(
+                &mut tx,
+                Rank(1),
+                ToCoordinator::Heartbeat {
+                    gpu: Some(sample(u, None)),
+                },
+                now,
+            )
+            .unwrap();
+        }
+        let r = c.report(Duration::from_secs(1));
+        assert_eq!(r.workers[0].gpu_utilization, Some(95.0));
+        assert_eq!(r.gpu, "mean utilisation 95% over 1 GPU(s)");
+        // Worker 2's GPU reports uncorrected ECC errors: its chunk moves to worker 1.
+        let sick = ToCoordinator::Heartbeat {
+            gpu: Some(sample(0, Some("3 uncorrected ECC error(s)"))),
+        };
+        c.on_message(&mut tx, Rank(2), sick, now).unwrap();
+        c.on_message(&mut tx, Rank(1), done(&tasks[0].1), now)
+            .unwrap();
+        let next = tx.take_tasks();
+        assert_eq!(next.len(), 1, "{next:?}");
+        assert_eq!(
+            (next[0].0, next[0].1.chunk),
+            (Rank(1), tasks[1].1.chunk),
+            "the drained worker's chunk is retried first"
+        );
+        let r = c.report(Duration::from_secs(1));
+        assert_eq!(
+            r.workers[1].drained.as_deref(),
+            Some("3 uncorrected ECC error(s)")
+        );
+        assert!(r.render().contains("drained: 3 uncorrected ECC error(s)"));
+        tx.emptiness_check();
+    }
+
+    #[test]
+    fn without_gpus_the_report_says_no_gpu() {
+        let c = Coordinator::new(CoordinatorConfig::default(), slices(1));
+        assert_eq!(c.report(Duration::from_secs(1)).gpu, "no GPU");
+    }
+
     #[test]
     fn a_silent_worker_is_lost_and_its_chunks_move() {
         let t0 = Instant::now();
@@ -714,7 +865,7 @@ mod tests {
         c.on_message(
             &mut tx,
             Rank(2),
-            ToCoordinator::Heartbeat,
+            ToCoordinator::Heartbeat { gpu: None },
             t0 + Duration::from_secs(8),
         )
         .unwrap();

@@ -18,6 +18,7 @@ pub use channel::{channel_transport, ChannelTransport, ChannelWorkerLink};
 pub use ids::{chunk_seed, Attempt, ChunkId, Rank};
 pub use job::{JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
 pub use messages::{
-    ChunkOutput, ChunkTask, FailureKind, InputFormat, InputSlice, ToCoordinator, ToWorker,
+    ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice, ToCoordinator,
+    ToWorker,
 };
 pub use transport::{Transport, TransportError, WorkerLink};

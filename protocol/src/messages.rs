@@ -100,6 +100,28 @@ pub enum FailureKind {
     BadInput,
 }
 
+/// One reading of a worker's GPU (from NVML).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuSample {
+    /// NVML device index.
+    pub index: u32,
+    pub name: String,
+    /// Percent of the last sample period a kernel ran.
+    pub utilization: u32,
+    pub memory_used_mb: u64,
+    pub memory_total_mb: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_w: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_c: Option<u32>,
+    /// Uncorrected ECC errors since the driver loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecc_uncorrected: Option<u64>,
+    /// Why the GPU is unfit for work (lost, uncorrected ECC errors), if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
 /// Coordinator → worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToWorker {
@@ -110,7 +132,7 @@ pub enum ToWorker {
 }
 
 /// Worker → coordinator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToCoordinator {
     /// The worker started and can take chunks.
     Ready { host: String },
@@ -123,8 +145,8 @@ pub enum ToCoordinator {
         kind: FailureKind,
         error: String,
     },
-    /// The worker is alive.
-    Heartbeat,
+    /// The worker is alive; with its GPU's reading when it owns one.
+    Heartbeat { gpu: Option<GpuSample> },
     /// Answer to `Stop`: the worker is exiting.
     Bye,
 }
@@ -141,7 +163,7 @@ impl ToCoordinator {
                 error,
                 ..
             } => format!("{from} failed {chunk} {attempt}: {error}"),
-            ToCoordinator::Heartbeat => format!("{from} heartbeat"),
+            ToCoordinator::Heartbeat { .. } => format!("{from} heartbeat"),
             ToCoordinator::Bye => format!("{from} exiting"),
         }
     }

@@ -5,11 +5,13 @@
 
 mod convert;
 mod error;
+mod gpu;
 mod mapper;
 mod process;
 mod runtime;
 
 pub use error::{ChunkError, WorkerError};
+pub use gpu::{gpu_count, gpu_sampler, FakeSampler, GpuSampler, NoGpu, NvmlSampler};
 pub use mapper::{build_mapper, AbortHandle, IdentityMapper, MapOutput, Mapper, RowError};
 pub use process::{python_runner_path, ProcessMapper, RUNNER_SOURCE};
-pub use runtime::{hostname, run_worker, WorkerConfig};
+pub use runtime::{hostname, run_worker, run_worker_with, WorkerConfig};

@@ -31,6 +31,8 @@ pub struct WorkerConfig {
     pub heartbeat: Duration,
     /// Distinguishes this worker process's file names from any other's.
     pub file_tag: String,
+    /// NVML index of the GPU this worker owns, if any.
+    pub gpu: Option<u32>,
 }
 
 impl WorkerConfig {
@@ -46,8 +48,9 @@ impl WorkerConfig {
             host: hostname(),
             extra_env: Vec::new(),
             batch_rows: 8192,
-            heartbeat: Duration::from_secs(2),
+            heartbeat: Duration::from_secs(1),
             file_tag: format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff),
+            gpu: None,
         }
     }
 }
@@ -66,6 +69,16 @@ pub fn hostname() -> String {
 
 /// Runs a worker until the coordinator says `Stop` (or the link breaks).
 pub fn run_worker(link: &mut impl WorkerLink, cfg: WorkerConfig) -> Result<(), WorkerError> {
+    let sampler = crate::gpu_sampler(cfg.gpu);
+    run_worker_with(link, cfg, sampler)
+}
+
+/// [`run_worker`] with a given GPU sampler (tests pass a fake).
+pub fn run_worker_with(
+    link: &mut impl WorkerLink,
+    cfg: WorkerConfig,
+    mut sampler: Box<dyn crate::GpuSampler>,
+) -> Result<(), WorkerError> {
     let abort = AbortHandle::default();
     let mapper = build_mapper(&cfg, abort.clone())?;
     let (task_tx, task_rx) = unbounded::<ChunkTask>();
@@ -91,7 +104,9 @@ pub fn run_worker(link: &mut impl WorkerLink, cfg: WorkerConfig) -> Result<(), W
             last_sent = Instant::now();
         }
         if last_sent.elapsed() >= cfg.heartbeat {
-            link.send(ToCoordinator::Heartbeat)?;
+            link.send(ToCoordinator::Heartbeat {
+                gpu: sampler.sample(),
+            })?;
             last_sent = Instant::now();
         }
         match link.recv_timeout(Duration::from_millis(20)) {
@@ -252,4 +267,47 @@ fn error_batch(
     ];
     RecordBatch::try_new(schema, cols)
         .map_err(|e| ChunkError::new(FailureKind::Io, format!("cannot build the error rows: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FakeSampler;
+    use flywheel_protocol::{channel_transport, GpuSample, Transport};
+
+    #[test]
+    fn heartbeats_carry_the_gpu_sampler_readings() {
+        let (mut tx, mut links) = channel_transport(1);
+        let mut link = links.remove(0);
+        let mut cfg = WorkerConfig::new(
+            JobOptions::new("in.parquet", "/nonexistent/out", "builtin:identity"),
+            Rank(1),
+        );
+        cfg.heartbeat = Duration::from_millis(5);
+        let sample = GpuSample {
+            index: 3,
+            name: "Fake H200".into(),
+            utilization: 88,
+            memory_used_mb: 10,
+            memory_total_mb: 141_000,
+            power_w: Some(500.0),
+            temperature_c: Some(55),
+            ecc_uncorrected: Some(0),
+            problem: None,
+        };
+        let fake = Box::new(FakeSampler::new(vec![sample.clone()]));
+        let worker = std::thread::spawn(move || run_worker_with(&mut link, cfg, fake));
+        let mut got = None;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.is_none() && Instant::now() < deadline {
+            if let Ok(Some((_, ToCoordinator::Heartbeat { gpu }))) =
+                tx.recv_timeout(Duration::from_millis(50))
+            {
+                got = gpu;
+            }
+        }
+        assert_eq!(got, Some(sample));
+        tx.send(Rank(1), ToWorker::Stop).unwrap();
+        worker.join().unwrap().unwrap();
+    }
 }
