@@ -89,6 +89,9 @@ pub struct MapArgs {
     /// Seconds a chunk may run before its mapper is killed and the chunk retried.
     #[arg(long, default_value_t = 3600)]
     pub chunk_timeout: u64,
+    /// Memory limit per mapper process, e.g. 8G (RLIMIT_DATA: heap and anonymous maps).
+    #[arg(long, value_name = "SIZE")]
+    pub mapper_mem: Option<String>,
     /// KEY=VALUE passed to a Python class's constructor (or an exec mapper's environment).
     #[arg(long = "mapper-arg", value_name = "KEY=VALUE")]
     pub mapper_args: Vec<String>,

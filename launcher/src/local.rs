@@ -27,6 +27,7 @@ pub fn job_from_args(a: &MapArgs) -> Result<JobOptions, CliError> {
     job.python = a.python.clone();
     job.seed = a.seed;
     job.chunk_timeout_s = a.chunk_timeout;
+    job.mapper_mem = a.mapper_mem.clone();
     for kv in &a.mapper_args {
         let (k, v) = kv
             .split_once('=')
@@ -42,11 +43,17 @@ pub fn job_from_args(a: &MapArgs) -> Result<JobOptions, CliError> {
 pub fn map(args: MapArgs) -> Result<(), CliError> {
     let job = job_from_args(&args)?;
     let prepared = prepare(job.clone(), Lineage::start(None))?;
+    let gpus = visible_gpus();
     let (mut tx, links) = channel_transport(job.workers);
     let handles: Vec<_> = links
         .into_iter()
         .map(|mut link| {
-            let cfg = WorkerConfig::new(job.clone(), flywheel_protocol::WorkerLink::rank(&link));
+            let rank = flywheel_protocol::WorkerLink::rank(&link);
+            let mut cfg = WorkerConfig::new(job.clone(), rank);
+            if let Some((visible, index)) = gpu_for(rank.0 - 1, &gpus) {
+                cfg.extra_env.push(("CUDA_VISIBLE_DEVICES".into(), visible));
+                cfg.gpu = index;
+            }
             std::thread::spawn(move || {
                 if let Err(e) = run_worker(&mut link, cfg) {
                     tracing::error!("worker stopped: {e}");
@@ -62,4 +69,46 @@ pub fn map(args: MapArgs) -> Result<(), CliError> {
     let outcome = outcome?;
     print_outcome(&job, &outcome, args.json);
     Ok(())
+}
+
+/// The GPUs this process may use: `CUDA_VISIBLE_DEVICES` if set, else every GPU NVML sees.
+fn visible_gpus() -> Vec<String> {
+    match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(v) => v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && *s != "-1")
+            .map(str::to_string)
+            .collect(),
+        Err(_) => (0..flywheel_worker::gpu_count())
+            .map(|i| i.to_string())
+            .collect(),
+    }
+}
+
+/// Worker `slot` owns GPU `slot % n`: its `CUDA_VISIBLE_DEVICES` value and NVML index (when the
+/// entry is an index rather than a UUID).
+fn gpu_for(slot: u32, gpus: &[String]) -> Option<(String, Option<u32>)> {
+    if gpus.is_empty() {
+        return None;
+    }
+    let g = &gpus[slot as usize % gpus.len()];
+    Some((g.clone(), g.parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_get_gpus_round_robin() {
+        let gpus: Vec<String> = ["0", "1", "GPU-abc"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(gpu_for(0, &gpus), Some(("0".into(), Some(0))));
+        assert_eq!(gpu_for(2, &gpus), Some(("GPU-abc".into(), None)));
+        assert_eq!(gpu_for(4, &gpus), Some(("1".into(), Some(1))));
+        assert_eq!(gpu_for(0, &[]), None);
+    }
 }

@@ -42,6 +42,13 @@ pub fn prepare(job: JobOptions, lineage: Lineage) -> Result<Prepared, CliError> 
         }
         MapperSpec::Builtin { .. } => {}
     }
+    if let Some(m) = &job.mapper_mem {
+        if flywheel_protocol::parse_size(m).is_none() {
+            return Err(bad_input(anyhow!(
+                "--mapper-mem '{m}' is not a size like 512M or 8G"
+            )));
+        }
+    }
     if job.workers == 0 {
         return Err(bad_input(anyhow!("--workers must be at least 1")));
     }

@@ -76,6 +76,10 @@ pub struct JobOptions {
     /// Seconds a chunk may run before its mapper is killed and the chunk counted failed.
     #[serde(default = "default_chunk_timeout")]
     pub chunk_timeout_s: u64,
+    /// Memory limit of each mapper process (`512M`, `8G`): its data segment (heap and anonymous
+    /// maps), enforced with RLIMIT_DATA. Exceeding it makes allocations fail in the mapper.
+    #[serde(default)]
+    pub mapper_mem: Option<String>,
     /// Constructor keyword arguments (Python) or environment (exec mappers).
     #[serde(default)]
     pub mapper_args: BTreeMap<String, String>,
@@ -117,9 +121,24 @@ impl JobOptions {
             python: default_python(),
             seed: 0,
             chunk_timeout_s: default_chunk_timeout(),
+            mapper_mem: None,
             mapper_args: BTreeMap::new(),
         }
     }
+}
+
+/// Parses a size like `512M`, `8G`, `1.5G` or a number of bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (num, mult) = match t.char_indices().last()? {
+        (i, 'k' | 'K') => (&t[..i], 1u64 << 10),
+        (i, 'm' | 'M') => (&t[..i], 1 << 20),
+        (i, 'g' | 'G') => (&t[..i], 1 << 30),
+        (i, 't' | 'T') => (&t[..i], 1 << 40),
+        _ => (t, 1),
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    (v > 0.0 && v.is_finite()).then(|| (v * mult as f64) as u64)
 }
 
 /// A parsed `--mapper` value.
@@ -227,6 +246,15 @@ mod tests {
             err.to_string(),
             "unknown builtin mapper 'nope' (available: identity)"
         );
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("512M"), Some(512 << 20));
+        assert_eq!(parse_size("1.5G"), Some(3 << 29));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("-1G"), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod transport;
 
 pub use channel::{channel_transport, ChannelTransport, ChannelWorkerLink};
 pub use ids::{chunk_seed, Attempt, ChunkId, Rank};
-pub use job::{JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
+pub use job::{parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
 pub use messages::{
     ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice, ToCoordinator,
     ToWorker,

@@ -84,6 +84,8 @@ pub struct ProcessMapper {
     abort: AbortHandle,
     current_chunk: Arc<AtomicI64>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// RLIMIT_DATA for the process, in bytes.
+    mem_limit: Option<u64>,
 }
 
 impl ProcessMapper {
@@ -147,6 +149,11 @@ impl ProcessMapper {
             abort,
             current_chunk: Arc::new(AtomicI64::new(-1)),
             stderr_tail: Arc::new(Mutex::new(VecDeque::new())),
+            mem_limit: cfg
+                .job
+                .mapper_mem
+                .as_deref()
+                .and_then(flywheel_protocol::parse_size),
         })
     }
 
@@ -164,9 +171,25 @@ impl ProcessMapper {
         if let Ok(mut t) = self.stderr_tail.lock() {
             t.clear();
         }
-        let mut child = Command::new(&self.program)
-            .args(&self.args)
-            .envs(self.env.iter().cloned())
+        let mut command = Command::new(&self.program);
+        command.args(&self.args).envs(self.env.iter().cloned());
+        if let Some(limit) = self.mem_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: limit as libc::rlim_t,
+                        rlim_max: limit as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_DATA, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -320,3 +320,39 @@ fn start_runs_once_per_worker_process_across_many_chunks() {
         .collect();
     assert_eq!(seeds.len(), 25);
 }
+
+#[test]
+fn mapper_mem_limits_each_mapper_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "hog.py", "def f(row):\n    if row['id'] == 3:\n        x = bytearray(2 * 1024**3)\n    yield {'id': row['id']}\n");
+    let out = dir.path().join("t");
+    let o = run(flywheel()
+        .args([
+            "map",
+            "--mapper-mem",
+            "300M",
+            "--max-attempts",
+            "1",
+            "--mapper",
+        ])
+        .arg(format!("{}:f", m.display()))
+        .arg("--input")
+        .arg(dialogues())
+        .arg("--output")
+        .arg(&out));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("MemoryError"));
+    let bad = run(flywheel()
+        .args([
+            "map",
+            "--mapper-mem",
+            "lots",
+            "--mapper",
+            "builtin:identity",
+            "--input",
+        ])
+        .arg(dialogues())
+        .arg("--output")
+        .arg(&out));
+    assert_eq!(bad.status.code(), Some(2));
+}
