@@ -7,6 +7,10 @@
 //! - `memory`: peak RSS of `flywheel map --mapper builtin:identity --workers 2` over a large JSONL
 //!   file and a large Arrow IPC file (2 GB each by default), beside the input size.
 //!
+//! - `python`: a Python identity mapper through `flywheel map --workers 1` against the same
+//!   function in a plain Python loop over the same Parquet file read (and the result written)
+//!   with pyarrow: the protocol's overhead.
+//!
 //! Usage: `cargo run --release -p flywheel-benchmarks -- --flywheel target/release/flywheel [CASE…]`
 
 use anyhow::{bail, Context, Result};
@@ -38,6 +42,9 @@ struct Args {
     /// Where to put generated data (default: a temporary directory).
     #[arg(long)]
     scratch: Option<PathBuf>,
+    /// Python with pyarrow, for the python case.
+    #[arg(long, default_value = ".venv/bin/python")]
+    python: PathBuf,
     /// Cases to run (default: all).
     cases: Vec<String>,
 }
@@ -202,8 +209,61 @@ fn memory_case(args: &Args, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+const IDENTITY_PY: &str = "def identity(row):\n    yield row\n";
+
+const PLAIN_LOOP_PY: &str = r#"
+import sys
+import pyarrow as pa
+import pyarrow.parquet as pq
+from mapper import identity
+
+rows = pq.read_table(sys.argv[1]).to_pylist()
+out = []
+for row in rows:
+    out.extend(identity(row))
+pq.write_table(pa.Table.from_pylist(out), sys.argv[2])
+"#;
+
+fn timed(cmd: &mut Command) -> Result<f64> {
+    let t = Instant::now();
+    let status = cmd.stdout(std::process::Stdio::null()).status()?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn python_case(args: &Args, dir: &Path, input: &Path) -> Result<()> {
+    std::fs::write(dir.join("mapper.py"), IDENTITY_PY)?;
+    std::fs::write(dir.join("plain_loop.py"), PLAIN_LOOP_PY)?;
+    let (mut plain, mut ours) = (Vec::new(), Vec::new());
+    for run in 0..args.runs.max(1) {
+        plain.push(timed(
+            Command::new(&args.python).arg(dir.join("plain_loop.py")).arg(input).arg(dir.join(format!("plain-{run}.parquet"))).current_dir(dir),
+        )?);
+        ours.push(timed(
+            Command::new(&args.flywheel)
+                .args(["map", "--workers", "1", "--chunk-rows", "50000", "--json", "--python"])
+                .arg(&args.python)
+                .arg("--mapper")
+                .arg(format!("{}:identity", dir.join("mapper.py").display()))
+                .arg("--input")
+                .arg(input)
+                .arg("--output")
+                .arg(dir.join(format!("py-out-{run}"))),
+        )?);
+    }
+    let (p, o) = (median(plain), median(ours));
+    println!("case       rows      baseline(s)  flywheel(s)  throughput ratio (flywheel/baseline)");
+    println!("python     {:<9} {:<12.3} {:<12.3} {:.2}", args.rows, p, o, p / o);
+    Ok(())
+}
+
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // Absolute paths: some cases run commands in the scratch directory.
+    args.python = std::path::absolute(&args.python).unwrap_or(args.python);
+    args.flywheel = std::fs::canonicalize(&args.flywheel).unwrap_or(args.flywheel);
     if !args.flywheel.is_file() {
         bail!(
             "{} does not exist; build it with `cargo build --release`",
@@ -216,11 +276,14 @@ fn main() -> Result<()> {
     if wants("memory") {
         memory_case(&args, dir)?;
     }
+    let input = dir.join("input.parquet");
+    generate(&input, args.rows).context("generating the input")?;
+    if wants("python") {
+        python_case(&args, dir, &input)?;
+    }
     if !wants("data-path") {
         return Ok(());
     }
-    let input = dir.join("input.parquet");
-    generate(&input, args.rows).context("generating the input")?;
     let (mut floor, mut ours) = (Vec::new(), Vec::new());
     for run in 0..args.runs.max(1) {
         let t = Instant::now();
