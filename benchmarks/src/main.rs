@@ -239,11 +239,23 @@ fn python_case(args: &Args, dir: &Path, input: &Path) -> Result<()> {
     let (mut plain, mut ours) = (Vec::new(), Vec::new());
     for run in 0..args.runs.max(1) {
         plain.push(timed(
-            Command::new(&args.python).arg(dir.join("plain_loop.py")).arg(input).arg(dir.join(format!("plain-{run}.parquet"))).current_dir(dir),
+            Command::new(&args.python)
+                .arg(dir.join("plain_loop.py"))
+                .arg(input)
+                .arg(dir.join(format!("plain-{run}.parquet")))
+                .current_dir(dir),
         )?);
         ours.push(timed(
             Command::new(&args.flywheel)
-                .args(["map", "--workers", "1", "--chunk-rows", "50000", "--json", "--python"])
+                .args([
+                    "map",
+                    "--workers",
+                    "1",
+                    "--chunk-rows",
+                    "50000",
+                    "--json",
+                    "--python",
+                ])
                 .arg(&args.python)
                 .arg("--mapper")
                 .arg(format!("{}:identity", dir.join("mapper.py").display()))
@@ -255,7 +267,13 @@ fn python_case(args: &Args, dir: &Path, input: &Path) -> Result<()> {
     }
     let (p, o) = (median(plain), median(ours));
     println!("case       rows      baseline(s)  flywheel(s)  throughput ratio (flywheel/baseline)");
-    println!("python     {:<9} {:<12.3} {:<12.3} {:.2}", args.rows, p, o, p / o);
+    println!(
+        "python     {:<9} {:<12.3} {:<12.3} {:.2}",
+        args.rows,
+        p,
+        o,
+        p / o
+    );
     Ok(())
 }
 

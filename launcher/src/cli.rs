@@ -32,6 +32,12 @@ pub enum Command {
         after_help = "Example:\n  flywheel submit job.toml --dry-run   # print the script\n  flywheel submit job.toml             # submit; prints the job id"
     )]
     Submit(SubmitArgs),
+    /// Show the GPUs NVML sees, with the readings workers report (name, memory, utilisation).
+    #[command(after_help = "Example:\n  flywheel gpus\n  flywheel gpus --json")]
+    Gpus {
+        #[arg(long)]
+        json: bool,
+    },
     /// Look at a table's versions and files.
     #[command(subcommand)]
     Table(TableCommand),

@@ -43,5 +43,44 @@ fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
         cli::Command::Run(args) => mpi_run::run(args),
         cli::Command::Submit(args) => submit::submit(args),
         cli::Command::Table(t) => table_cmd::table(t),
+        cli::Command::Gpus { json } => gpus(json),
     }
+}
+
+/// `flywheel gpus`: NVML's readings of every GPU, as workers would report them.
+fn gpus(json: bool) -> Result<(), CliError> {
+    let n = flywheel_worker::gpu_count();
+    let samples: Vec<_> = (0..n)
+        .filter_map(|i| flywheel_worker::gpu_sampler(Some(i)).sample())
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&samples).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    if samples.is_empty() {
+        println!("no GPU (NVML found no device or no NVIDIA driver)");
+    }
+    for s in samples {
+        println!(
+            "GPU {}: {} · memory {} / {} MiB · utilisation {}% · {} · {}{}",
+            s.index,
+            s.name,
+            s.memory_used_mb,
+            s.memory_total_mb,
+            s.utilization,
+            s.power_w
+                .map(|w| format!("{w:.0} W"))
+                .unwrap_or_else(|| "power ?".into()),
+            s.temperature_c
+                .map(|t| format!("{t} °C"))
+                .unwrap_or_else(|| "temperature ?".into()),
+            s.problem
+                .map(|p| format!(" · PROBLEM: {p}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }
