@@ -134,11 +134,11 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
 WAV = b"RIFF\x24\0\0\0WAVEfmt " + b"\0" * 16
 def f(row):
     i, case = row["id"], CASE
-    good = {"n": i, "s": "x", "v": [0.5] * 4, "j": "{}", "a": WAV if case == "media" else PNG}
+    good = {"n": i, "s": "x", "v": [0.5] * 1536, "j": "{}", "a": WAV if case == "media" else PNG}
     if i == 37:
         if case == "type": good["n"] = "seven"
         if case == "null": good["s"] = None
-        if case == "vector": good["v"] = [0.5] * 3
+        if case == "vector": good["v"] = [0.5] * 1535
         if case == "json": good["j"] = "{nope"
         if case == "media": good["a"] = PNG
     yield good
@@ -148,27 +148,27 @@ def f(row):
     let cases = [
         (
             "type",
-            "n: int, s: str, v: vector<4, fp16>, j: json, a: image",
+            "n: int, s: str, v: vector<1536, fp16>, j: json, a: image",
             "column 'n': expected int, got string \"seven\"",
         ),
         (
             "null",
-            "n: int, s: str, v: vector<4, fp16>, j: json, a: image",
+            "n: int, s: str, v: vector<1536, fp16>, j: json, a: image",
             "column 's': expected str, got null",
         ),
         (
             "vector",
-            "n: int, s: str, v: vector<4, fp16>, j: json, a: image",
-            "column 'v': expected vector<4, fp16>, got a list of 3 numbers",
+            "n: int, s: str, v: vector<1536, fp16>, j: json, a: image",
+            "column 'v': expected vector<1536, fp16>, got a list of 1535 numbers",
         ),
         (
             "json",
-            "n: int, s: str, v: vector<4, fp16>, j: json, a: image",
+            "n: int, s: str, v: vector<1536, fp16>, j: json, a: image",
             "column 'j': expected json, got text that is not JSON",
         ),
         (
             "media",
-            "n: int, s: str, v: vector<4, fp16>, j: json, a: audio",
+            "n: int, s: str, v: vector<1536, fp16>, j: json, a: audio",
             "column 'a': expected audio, got image/png bytes",
         ),
     ];
@@ -237,7 +237,7 @@ def f(row):
             "--on-row-error",
             "skip",
             "--schema",
-            "n: int, s: str, v: vector<4, fp16>, j: json, a: image",
+            "n: int, s: str, v: vector<1536, fp16>, j: json, a: image",
             "--mapper",
         ])
         .arg(format!("{}:f", file.display()))
