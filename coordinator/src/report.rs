@@ -21,6 +21,12 @@ pub struct WorkerReport {
     /// Mean GPU utilisation over the job, in percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_utilization: Option<f64>,
+    /// Chunks whose accepted attempt was this worker's steal or speculative copy.
+    #[serde(default)]
+    pub speculative_wins: u64,
+    /// Job wall time this worker spent without a chunk.
+    #[serde(default)]
+    pub idle_ms: u64,
     /// Why the worker was drained (a sick GPU).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drained: Option<String>,
@@ -35,6 +41,12 @@ pub struct JobReport {
     pub chunks_done: u64,
     pub retries: u64,
     pub failures: u64,
+    /// Attempts issued by stealing or speculation.
+    #[serde(default)]
+    pub speculative_runs: u64,
+    /// Input rows processed by attempts whose output was discarded (failed or cancelled).
+    #[serde(default)]
+    pub wasted_rows: u64,
     pub wall_s: f64,
     pub rows_per_s: f64,
     pub workers: Vec<WorkerReport>,
@@ -46,8 +58,8 @@ impl JobReport {
     /// The human-readable report.
     pub fn render(&self) -> String {
         let mut s = format!(
-            "rows in {} · rows out {} · chunks {}/{} · retries {} · failures {} · wall {:.1}s · {:.0} rows/s · GPU: {}\n",
-            self.rows_in, self.rows_out, self.chunks_done, self.chunks, self.retries, self.failures, self.wall_s, self.rows_per_s, self.gpu
+            "rows in {} · rows out {} · chunks {}/{} · retries {} · failures {} · speculative {} · wasted rows {} · wall {:.1}s · {:.0} rows/s · GPU: {}\n",
+            self.rows_in, self.rows_out, self.chunks_done, self.chunks, self.retries, self.failures, self.speculative_runs, self.wasted_rows, self.wall_s, self.rows_per_s, self.gpu
         );
         for w in &self.workers {
             let gpu = match (&w.gpu, w.gpu_utilization) {

@@ -3,18 +3,23 @@
 //! Chunk lifecycle:
 //!
 //! ```text
-//!            assign                 Done (accepted)
-//! Pending ─────────────▶ Running ───────────────────▶ Done
-//!    ▲                     │
-//!    │   Failed / worker   │ attempts < max_attempts
-//!    └─────── lost ────────┘
-//!                          │ attempts == max_attempts
-//!                          ▼
-//!                     job failed (nothing is published)
+//!            assign                   first Done (accepted; other attempts cancelled)
+//! Pending ─────────────▶ Running ─────────────────────────────────────────▶ Done
+//!    ▲                  (1 or 2 attempts: a steal or a speculative copy adds one)
+//!    │   every attempt failed,  │
+//!    └── failures < max ────────┘
+//!                               │ failures == max_attempts, or the input is bad
+//!                               ▼
+//!                          job failed (nothing is published)
 //! ```
 //!
-//! Each worker holds up to `prefetch` chunks (one running, the rest queued behind it) so it never
-//! waits for the coordinator between chunks. Retried chunks go to the front of the queue.
+//! Dispatch: each worker holds up to `prefetch` attempts (one running, the rest queued behind
+//! it) so it never waits for the coordinator between chunks; retried chunks go to the front of
+//! the queue. When the queue is empty, an idle worker first *steals* a chunk another worker holds
+//! but has not started (the holder is told to drop it), then *speculates*: it runs a second copy
+//! of the in-flight chunk that started earliest. The first attempt to finish is accepted and the
+//! other is cancelled; its output is never published. A worker that fails several chunks in a
+//! row, or whose GPU reports errors, is drained: it gets no more chunks.
 
 use crate::report::{JobReport, WorkerReport};
 use flywheel_protocol::{
@@ -27,7 +32,7 @@ use std::time::{Duration, Instant};
 /// Scheduling settings.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
-    /// Attempts a chunk gets before the job fails.
+    /// Failed attempts a chunk may have before the job fails.
     pub max_attempts: u32,
     /// Chunks a worker holds at once (running + queued).
     pub prefetch: usize,
@@ -37,6 +42,10 @@ pub struct CoordinatorConfig {
     pub job_seed: u64,
     /// The output schema, when the user fixed it (Arrow JSON).
     pub schema: Option<String>,
+    /// Steal queued chunks and run copies of late ones when workers are idle.
+    pub speculate: bool,
+    /// A worker that fails this many chunks in a row is drained (never the last live worker).
+    pub drain_after_failures: u32,
 }
 
 impl Default for CoordinatorConfig {
@@ -47,15 +56,28 @@ impl Default for CoordinatorConfig {
             heartbeat_timeout: Duration::from_secs(120),
             job_seed: 0,
             schema: None,
+            speculate: true,
+            drain_after_failures: 5,
         }
     }
+}
+
+/// One attempt of a chunk in flight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub worker: Rank,
+    pub attempt: Attempt,
+    /// When the worker reported starting it (`None`: still queued at the worker).
+    pub started: Option<Instant>,
+    /// A second copy, or a stolen chunk.
+    pub speculative: bool,
 }
 
 /// Where a chunk is in its lifecycle.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChunkState {
     Pending,
-    Running { worker: Rank, attempt: Attempt },
+    Running(Vec<Run>),
     Done(ChunkOutput),
 }
 
@@ -63,22 +85,32 @@ pub enum ChunkState {
 struct Chunk {
     slice: InputSlice,
     state: ChunkState,
+    /// Attempts issued.
     attempts: u32,
+    /// Attempts that failed.
+    failures: u32,
     errors: Vec<String>,
 }
 
 #[derive(Debug)]
 struct Worker {
     host: String,
-    holding: VecDeque<ChunkId>,
+    holding: VecDeque<(ChunkId, Attempt)>,
     last_seen: Instant,
     lost: bool,
     stopped: bool,
-    /// Why the coordinator stopped feeding this worker (its GPU is sick).
+    /// Why the coordinator stopped feeding this worker.
     drained: Option<String>,
+    failures_in_a_row: u32,
     gpu_samples: u64,
     gpu_util_sum: u64,
     report: WorkerReport,
+}
+
+impl Worker {
+    fn usable(&self) -> bool {
+        !self.lost && !self.stopped && self.drained.is_none()
+    }
 }
 
 /// Why the job failed.
@@ -112,22 +144,55 @@ pub struct Coordinator {
     done: usize,
     retries: u64,
     failures: u64,
+    speculative_runs: u64,
+    wasted_rows: u64,
+    /// Chunks accepted since the last [`Coordinator::take_accepted`] (for the journal).
+    accepted: Vec<ChunkId>,
 }
 
 impl Coordinator {
     /// A coordinator for the given chunks (chunk ids are their indices).
     pub fn new(cfg: CoordinatorConfig, slices: Vec<InputSlice>) -> Coordinator {
-        let queue = (0..slices.len() as u32).map(ChunkId).collect();
-        let chunks = slices
+        Self::resumed(cfg, slices, Vec::new())
+    }
+
+    /// A coordinator that continues an interrupted job: `done` are outputs accepted before
+    /// (from the journal); only the other chunks are scheduled.
+    pub fn resumed(
+        cfg: CoordinatorConfig,
+        slices: Vec<InputSlice>,
+        done: Vec<ChunkOutput>,
+    ) -> Coordinator {
+        let mut chunks: Vec<Chunk> = slices
             .into_iter()
             .map(|slice| Chunk {
                 slice,
                 state: ChunkState::Pending,
                 attempts: 0,
+                failures: 0,
                 errors: Vec::new(),
             })
             .collect();
-        let schema = cfg.schema.clone();
+        let mut schema = cfg.schema.clone();
+        let mut n_done = 0;
+        for out in done {
+            if let Some(c) = chunks.get_mut(out.chunk.0 as usize) {
+                if c.state == ChunkState::Pending {
+                    if schema.is_none() {
+                        schema.clone_from(&out.schema);
+                    }
+                    c.attempts = out.attempt.0;
+                    c.state = ChunkState::Done(out);
+                    n_done += 1;
+                }
+            }
+        }
+        let queue = chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.state == ChunkState::Pending)
+            .map(|(i, _)| ChunkId(i as u32))
+            .collect();
         Coordinator {
             cfg,
             chunks,
@@ -135,9 +200,12 @@ impl Coordinator {
             workers: BTreeMap::new(),
             schema,
             failure: None,
-            done: 0,
+            done: n_done,
             retries: 0,
             failures: 0,
+            speculative_runs: 0,
+            wasted_rows: 0,
+            accepted: Vec::new(),
         }
     }
 
@@ -164,16 +232,32 @@ impl Coordinator {
                         lost: false,
                         stopped: false,
                         drained: None,
+                        failures_in_a_row: 0,
                         gpu_samples: 0,
                         gpu_util_sum: 0,
                         report: WorkerReport::default(),
                     },
                 );
-                self.fill(tx, from)
+                self.fill_all(tx, now)
+            }
+            ToCoordinator::Started { chunk, attempt } => {
+                if let Some(Chunk {
+                    state: ChunkState::Running(runs),
+                    ..
+                }) = self.chunks.get_mut(chunk.0 as usize)
+                {
+                    if let Some(r) = runs
+                        .iter_mut()
+                        .find(|r| r.worker == from && r.attempt == attempt)
+                    {
+                        r.started = Some(now);
+                    }
+                }
+                Ok(())
             }
             ToCoordinator::Done(out) => {
-                self.on_done(from, out);
-                self.fill(tx, from)
+                self.on_done(tx, from, out)?;
+                self.fill_all(tx, now)
             }
             ToCoordinator::Failed {
                 chunk,
@@ -182,13 +266,13 @@ impl Coordinator {
                 error,
             } => {
                 self.on_failed(from, chunk, attempt, kind, &error);
-                self.fill(tx, from)
+                self.fill_all(tx, now)
             }
             ToCoordinator::Heartbeat { gpu } => {
                 if let Some(sample) = gpu {
                     self.on_gpu_sample(from, sample);
                 }
-                self.fill(tx, from)
+                self.fill_all(tx, now)
             }
             ToCoordinator::Bye => {
                 if let Some(w) = self.workers.get_mut(&from) {
@@ -199,8 +283,8 @@ impl Coordinator {
         }
     }
 
-    /// Checks heartbeats: a worker silent past the timeout is lost, and its chunks go back to
-    /// the queue for the others.
+    /// Checks heartbeats: a worker silent past the timeout is lost, and its chunks go to the
+    /// others.
     pub fn on_tick(&mut self, tx: &mut impl Transport, now: Instant) -> Result<(), TransportError> {
         let timeout = self.cfg.heartbeat_timeout;
         let lost: Vec<Rank> = self
@@ -214,40 +298,44 @@ impl Coordinator {
                 "{rank} sent nothing for {}s: declared lost",
                 timeout.as_secs()
             );
-            let held: Vec<ChunkId> = match self.workers.get_mut(&rank) {
-                Some(w) => {
-                    w.lost = true;
-                    w.holding.drain(..).collect()
-                }
-                None => continue,
-            };
-            for chunk in held {
-                if let ChunkState::Running { attempt, .. } = self.chunks[chunk.0 as usize].state {
-                    self.on_failed(
-                        rank,
-                        chunk,
-                        attempt,
-                        FailureKind::WorkerLost,
-                        "worker stopped answering",
-                    );
-                }
+            if let Some(w) = self.workers.get_mut(&rank) {
+                w.lost = true;
             }
+            self.release(rank, FailureKind::WorkerLost, "worker stopped answering");
         }
+        self.check_workers_left();
+        self.fill_all(tx, now)
+    }
+
+    /// Fails every attempt a worker holds (it is lost or drained).
+    fn release(&mut self, rank: Rank, kind: FailureKind, why: &str) {
+        let held: Vec<(ChunkId, Attempt)> = match self.workers.get_mut(&rank) {
+            Some(w) => w.holding.iter().copied().collect(),
+            None => return,
+        };
+        for (chunk, attempt) in held {
+            self.on_failed(rank, chunk, attempt, kind, why);
+        }
+    }
+
+    fn check_workers_left(&mut self) {
         if self.failure.is_none()
             && !self.is_complete()
             && !self.workers.is_empty()
             && self.workers.values().all(|w| w.lost || w.drained.is_some())
         {
+            let last = self
+                .chunks
+                .iter()
+                .flat_map(|c| c.errors.last())
+                .next_back()
+                .cloned()
+                .unwrap_or_default();
             self.failure = Some(JobFailure {
-                message: "every worker was lost".to_string(),
+                message: format!("every worker was lost or drained; last error: {last}"),
                 bad_input: false,
             });
         }
-        let ranks: Vec<Rank> = self.workers.keys().copied().collect();
-        for r in ranks {
-            self.fill(tx, r)?;
-        }
-        Ok(())
     }
 
     /// Records a GPU reading; a sick GPU's worker is drained: it gets no more chunks, and the
@@ -263,50 +351,54 @@ impl Coordinator {
             .get_or_insert_with(|| format!("{} (GPU {})", sample.name, sample.index));
         if let (Some(problem), None) = (&sample.problem, &w.drained) {
             tracing::warn!("{from}: {problem}; no more chunks for it");
+            let problem = problem.clone();
             w.drained = Some(problem.clone());
-            let held: Vec<ChunkId> = w.holding.drain(..).collect();
-            for chunk in held {
-                if let ChunkState::Running { attempt, .. } = self.chunks[chunk.0 as usize].state {
-                    self.on_failed(
-                        from,
-                        chunk,
-                        attempt,
-                        FailureKind::WorkerLost,
-                        &format!("GPU is sick: {problem}"),
-                    );
-                }
-            }
-            if !self.is_complete()
-                && self.workers.values().all(|w| w.lost || w.drained.is_some())
-                && self.failure.is_none()
-            {
-                self.failure = Some(JobFailure {
-                    message: "every worker was lost or drained (sick GPUs)".into(),
-                    bad_input: false,
-                });
-            }
+            self.release(
+                from,
+                FailureKind::WorkerLost,
+                &format!("GPU is sick: {problem}"),
+            );
+            self.check_workers_left();
         }
     }
 
-    fn on_done(&mut self, from: Rank, out: ChunkOutput) {
+    fn forget(&mut self, worker: Rank, chunk: ChunkId, attempt: Attempt) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.holding.retain(|h| *h != (chunk, attempt));
+        }
+    }
+
+    fn on_done(
+        &mut self,
+        tx: &mut impl Transport,
+        from: Rank,
+        out: ChunkOutput,
+    ) -> Result<(), TransportError> {
         let idx = out.chunk.0 as usize;
+        self.forget(from, out.chunk, out.attempt);
         let Some(chunk) = self.chunks.get_mut(idx) else {
             tracing::warn!("{from} reported unknown {}", out.chunk);
-            return;
+            return Ok(());
         };
-        if chunk.state
-            != (ChunkState::Running {
-                worker: from,
-                attempt: out.attempt,
-            })
-        {
-            tracing::debug!(
-                "ignoring stale result of {} {} from {from}",
-                out.chunk,
-                out.attempt
-            );
-            return;
-        }
+        let runs = match &chunk.state {
+            ChunkState::Running(runs)
+                if runs
+                    .iter()
+                    .any(|r| r.worker == from && r.attempt == out.attempt) =>
+            {
+                runs.clone()
+            }
+            _ => {
+                // A cancelled copy or a late result: its output is never published.
+                tracing::debug!(
+                    "discarding the result of {} {} from {from}",
+                    out.chunk,
+                    out.attempt
+                );
+                self.wasted_rows += out.rows_in;
+                return Ok(());
+            }
+        };
         if let (Some(fixed), Some(got)) = (&self.schema, &out.schema) {
             if fixed != got {
                 let msg = format!("output schema {got} differs from the table's {fixed}");
@@ -317,21 +409,48 @@ impl Coordinator {
                     FailureKind::InvalidOutput,
                     &msg,
                 );
-                return;
+                return Ok(());
             }
         }
         if self.schema.is_none() {
             self.schema.clone_from(&out.schema);
         }
+        let winner = runs
+            .iter()
+            .find(|r| r.worker == from && r.attempt == out.attempt)
+            .cloned();
+        for r in runs
+            .iter()
+            .filter(|r| !(r.worker == from && r.attempt == out.attempt))
+        {
+            self.forget(r.worker, out.chunk, r.attempt);
+            if let Some(w) = self.workers.get(&r.worker) {
+                if !w.lost {
+                    tx.send(
+                        r.worker,
+                        ToWorker::Cancel {
+                            chunk: out.chunk,
+                            attempt: r.attempt,
+                        },
+                    )?;
+                }
+            }
+        }
         if let Some(w) = self.workers.get_mut(&from) {
-            w.holding.retain(|c| *c != out.chunk);
+            w.failures_in_a_row = 0;
             w.report.chunks += 1;
             w.report.rows_in += out.rows_in;
             w.report.rows_out += out.rows_out;
             w.report.busy_ms += out.wall_ms;
+            if winner.is_some_and(|r| r.speculative) {
+                w.report.speculative_wins += 1;
+            }
         }
-        chunk.state = ChunkState::Done(out);
+        let id = out.chunk;
+        self.chunks[idx].state = ChunkState::Done(out);
         self.done += 1;
+        self.accepted.push(id);
+        Ok(())
     }
 
     fn on_failed(
@@ -342,27 +461,46 @@ impl Coordinator {
         kind: FailureKind,
         error: &str,
     ) {
+        self.forget(from, id, attempt);
         let idx = id.0 as usize;
         let max = self.cfg.max_attempts;
         let Some(chunk) = self.chunks.get_mut(idx) else {
             return;
         };
-        if chunk.state
-            != (ChunkState::Running {
-                worker: from,
-                attempt,
-            })
-        {
+        let ChunkState::Running(runs) = &mut chunk.state else {
             return;
-        }
-        if let Some(w) = self.workers.get_mut(&from) {
-            w.holding.retain(|c| *c != id);
-            w.report.failures += 1;
+        };
+        let Some(pos) = runs
+            .iter()
+            .position(|r| r.worker == from && r.attempt == attempt)
+        else {
+            return;
+        };
+        let run = runs.remove(pos);
+        let others_running = !runs.is_empty();
+        if run.started.is_some() {
+            self.wasted_rows += chunk.slice.row_count;
         }
         self.failures += 1;
+        chunk.failures += 1;
         tracing::warn!("{id} {attempt} failed on {from} ({kind:?}): {error}");
         chunk.errors.push(format!("{attempt} on {from}: {error}"));
-        chunk.state = ChunkState::Pending;
+        let failures = chunk.failures;
+        let describe = format!(
+            "{id} (rows {}..{} of {})",
+            chunk.slice.row_start,
+            chunk.slice.row_start + chunk.slice.row_count,
+            chunk.slice.path
+        );
+        if !others_running {
+            chunk.state = ChunkState::Pending;
+        }
+        if let Some(w) = self.workers.get_mut(&from) {
+            w.report.failures += 1;
+            if kind != FailureKind::WorkerLost {
+                w.failures_in_a_row += 1;
+            }
+        }
         if kind == FailureKind::BadInput {
             if self.failure.is_none() {
                 self.failure = Some(JobFailure {
@@ -372,17 +510,15 @@ impl Coordinator {
             }
             return;
         }
-        if chunk.attempts >= max {
+        self.maybe_drain(from);
+        if others_running {
+            return;
+        }
+        if failures >= max {
             if self.failure.is_none() {
                 self.failure = Some(JobFailure {
                     bad_input: false,
-                    message: format!(
-                        "{id} (rows {}..{} of {}) failed {} times; last error: {error}",
-                        chunk.slice.row_start,
-                        chunk.slice.row_start + chunk.slice.row_count,
-                        chunk.slice.path,
-                        chunk.attempts
-                    ),
+                    message: format!("{describe} failed {failures} times; last error: {error}"),
                 });
             }
             return;
@@ -391,39 +527,155 @@ impl Coordinator {
         self.queue.push_front(id);
     }
 
-    /// Tops up a worker's holding from the queue.
-    fn fill(&mut self, tx: &mut impl Transport, rank: Rank) -> Result<(), TransportError> {
-        if self.failure.is_some() {
+    /// Drains a worker that keeps failing, unless it is the last one left.
+    fn maybe_drain(&mut self, rank: Rank) {
+        let limit = self.cfg.drain_after_failures;
+        let usable = self.workers.values().filter(|w| w.usable()).count();
+        let Some(w) = self.workers.get_mut(&rank) else {
+            return;
+        };
+        if limit > 0 && w.failures_in_a_row >= limit && w.usable() && usable > 1 {
+            let why = format!("failed {} chunks in a row", w.failures_in_a_row);
+            tracing::warn!("{rank} {why}: no more chunks for it");
+            w.drained = Some(why.clone());
+            self.release(rank, FailureKind::WorkerLost, &why);
+        }
+    }
+
+    fn fill_all(&mut self, tx: &mut impl Transport, now: Instant) -> Result<(), TransportError> {
+        let ranks: Vec<Rank> = self.workers.keys().copied().collect();
+        for r in ranks {
+            self.fill(tx, r, now)?;
+        }
+        Ok(())
+    }
+
+    fn issue(
+        &mut self,
+        tx: &mut impl Transport,
+        rank: Rank,
+        id: ChunkId,
+        speculative: bool,
+        now: Instant,
+    ) -> Result<(), TransportError> {
+        let chunk = &mut self.chunks[id.0 as usize];
+        chunk.attempts += 1;
+        let attempt = Attempt(chunk.attempts);
+        let run = Run {
+            worker: rank,
+            attempt,
+            started: None,
+            speculative,
+        };
+        match &mut chunk.state {
+            ChunkState::Running(runs) => runs.push(run),
+            _ => chunk.state = ChunkState::Running(vec![run]),
+        }
+        let task = ChunkTask {
+            chunk: id,
+            attempt,
+            seed: chunk_seed(self.cfg.job_seed, id),
+            input: chunk.slice.clone(),
+            schema: self.schema.clone(),
+        };
+        if let Some(w) = self.workers.get_mut(&rank) {
+            w.holding.push_back((id, attempt));
+            w.last_seen = w.last_seen.max(now.min(w.last_seen));
+        }
+        if speculative {
+            self.speculative_runs += 1;
+        }
+        tx.send(rank, ToWorker::Assign(task))
+    }
+
+    /// Tops up a worker's holding: from the queue, else (idle) by stealing or speculating.
+    fn fill(
+        &mut self,
+        tx: &mut impl Transport,
+        rank: Rank,
+        now: Instant,
+    ) -> Result<(), TransportError> {
+        if self.failure.is_some() || self.is_complete() {
             return Ok(());
         }
-        let Some(w) = self.workers.get_mut(&rank) else {
+        let Some(w) = self.workers.get(&rank) else {
             return Ok(());
         };
-        if w.lost || w.stopped || w.drained.is_some() {
+        if !w.usable() {
             return Ok(());
         }
-        while w.holding.len() < self.cfg.prefetch {
+        let mut holding = w.holding.len();
+        while holding < self.cfg.prefetch {
             let Some(id) = self.queue.pop_front() else {
                 break;
             };
-            let chunk = &mut self.chunks[id.0 as usize];
-            chunk.attempts += 1;
-            let attempt = Attempt(chunk.attempts);
-            chunk.state = ChunkState::Running {
-                worker: rank,
-                attempt,
-            };
-            w.holding.push_back(id);
-            let task = ChunkTask {
-                chunk: id,
-                attempt,
-                seed: chunk_seed(self.cfg.job_seed, id),
-                input: chunk.slice.clone(),
-                schema: self.schema.clone(),
-            };
-            tx.send(rank, ToWorker::Assign(task))?;
+            self.issue(tx, rank, id, false, now)?;
+            holding += 1;
+        }
+        if holding > 0 || !self.cfg.speculate {
+            return Ok(());
+        }
+        if let Some((victim, id, attempt)) = self.steal_candidate(rank) {
+            // The victim drops it; if it has already begun, its result is discarded.
+            if let ChunkState::Running(runs) = &mut self.chunks[id.0 as usize].state {
+                runs.retain(|r| !(r.worker == victim && r.attempt == attempt));
+            }
+            self.forget(victim, id, attempt);
+            tx.send(victim, ToWorker::Cancel { chunk: id, attempt })?;
+            return self.issue(tx, rank, id, true, now);
+        }
+        if let Some(id) = self.speculation_candidate(rank) {
+            return self.issue(tx, rank, id, true, now);
         }
         Ok(())
+    }
+
+    /// A chunk queued (not started) at the worker holding the most, other than `thief`.
+    fn steal_candidate(&self, thief: Rank) -> Option<(Rank, ChunkId, Attempt)> {
+        let (victim, w) = self
+            .workers
+            .iter()
+            .filter(|(r, w)| **r != thief && !w.lost && w.holding.len() > 1)
+            .max_by_key(|(_, w)| w.holding.len())?;
+        w.holding
+            .iter()
+            .rev()
+            .find_map(|(id, attempt)| match &self.chunks[id.0 as usize].state {
+                ChunkState::Running(runs)
+                    if runs.len() == 1
+                        && runs[0].attempt == *attempt
+                        && runs[0].started.is_none() =>
+                {
+                    Some((*victim, *id, *attempt))
+                }
+                _ => None,
+            })
+    }
+
+    /// The in-flight chunk (one attempt, started) that began earliest, not run by `rank`.
+    fn speculation_candidate(&self, rank: Rank) -> Option<ChunkId> {
+        self.chunks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match &c.state {
+                ChunkState::Running(runs) if runs.len() == 1 && runs[0].worker != rank => {
+                    runs[0].started.map(|t| (t, i))
+                }
+                _ => None,
+            })
+            .min()
+            .map(|(_, i)| ChunkId(i as u32))
+    }
+
+    /// Chunks accepted since the last call, in acceptance order (the journal records them).
+    pub fn take_accepted(&mut self) -> Vec<&ChunkOutput> {
+        let ids = std::mem::take(&mut self.accepted);
+        ids.into_iter()
+            .filter_map(|id| match &self.chunks[id.0 as usize].state {
+                ChunkState::Done(o) => Some(o),
+                _ => None,
+            })
+            .collect()
     }
 
     /// All chunks accepted.
@@ -476,6 +728,11 @@ impl Coordinator {
         self.chunks.get(id.0 as usize).map(|c| &c.state)
     }
 
+    /// The number of chunks.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// The host a worker registered from.
     pub fn worker_host(&self, rank: Rank) -> Option<&str> {
         self.workers.get(&rank).map(|w| w.host.as_str())
@@ -517,6 +774,7 @@ impl Coordinator {
                 } else {
                     0.0
                 };
+                rep.idle_ms = wall_ms.saturating_sub(rep.busy_ms);
                 rep.lost = w.lost;
                 rep.drained.clone_from(&w.drained);
                 rep.gpu_utilization =
@@ -524,6 +782,13 @@ impl Coordinator {
                 rep
             })
             .collect();
+        let with_gpu: Vec<f64> = workers.iter().filter_map(|w| w.gpu_utilization).collect();
+        let gpu = if with_gpu.is_empty() {
+            "no GPU".to_string()
+        } else {
+            let mean = with_gpu.iter().sum::<f64>() / with_gpu.len() as f64;
+            format!("mean utilisation {mean:.0}% over {} GPU(s)", with_gpu.len())
+        };
         JobReport {
             rows_in: p.rows_done,
             rows_out: p.rows_out,
@@ -531,29 +796,16 @@ impl Coordinator {
             chunks_done: p.chunks_done as u64,
             retries: self.retries,
             failures: self.failures,
+            speculative_runs: self.speculative_runs,
+            wasted_rows: self.wasted_rows,
             wall_s: wall.as_secs_f64(),
             rows_per_s: if wall.as_secs_f64() > 0.0 {
                 p.rows_done as f64 / wall.as_secs_f64()
             } else {
                 0.0
             },
-            gpu: {
-                let with_gpu: Vec<&WorkerReport> = workers
-                    .iter()
-                    .filter(|w: &&WorkerReport| w.gpu_utilization.is_some())
-                    .collect();
-                if with_gpu.is_empty() {
-                    "no GPU".to_string()
-                } else {
-                    let mean = with_gpu
-                        .iter()
-                        .filter_map(|w| w.gpu_utilization)
-                        .sum::<f64>()
-                        / with_gpu.len() as f64;
-                    format!("mean utilisation {mean:.0}% over {} GPU(s)", with_gpu.len())
-                }
-            },
             workers,
+            gpu,
         }
     }
 }
@@ -586,12 +838,33 @@ mod tests {
     }
 
     impl Recorder {
+        /// The assignments sent so far; other messages stay for `take_cancels`.
         fn take_tasks(&mut self) -> Vec<(Rank, ChunkTask)> {
-            self.sent
+            let (tasks, rest): (Vec<_>, Vec<_>) = self
+                .sent
                 .drain(..)
+                .partition(|(_, m)| matches!(m, ToWorker::Assign(_)));
+            self.sent = rest;
+            tasks
+                .into_iter()
                 .filter_map(|(r, m)| match m {
                     ToWorker::Assign(t) => Some((r, t)),
-                    ToWorker::Stop => None,
+                    _ => None,
+                })
+                .collect()
+        }
+        /// The cancellations sent so far.
+        fn take_cancels(&mut self) -> Vec<(Rank, ChunkId, Attempt)> {
+            let (cancels, rest): (Vec<_>, Vec<_>) = self
+                .sent
+                .drain(..)
+                .partition(|(_, m)| matches!(m, ToWorker::Cancel { .. }));
+            self.sent = rest;
+            cancels
+                .into_iter()
+                .filter_map(|(r, m)| match m {
+                    ToWorker::Cancel { chunk, attempt } => Some((r, chunk, attempt)),
+                    _ => None,
                 })
                 .collect()
         }
@@ -835,6 +1108,226 @@ mod tests {
     fn without_gpus_the_report_says_no_gpu() {
         let c = Coordinator::new(CoordinatorConfig::default(), slices(1));
         assert_eq!(c.report(Duration::from_secs(1)).gpu, "no GPU");
+    }
+
+    fn started(t: &ChunkTask) -> ToCoordinator {
+        ToCoordinator::Started {
+            chunk: t.chunk,
+            attempt: t.attempt,
+        }
+    }
+
+    #[test]
+    fn an_idle_worker_steals_a_queued_chunk() {
+        let now = Instant::now();
+        let mut tx = Recorder::default();
+        let mut c = Coordinator::new(CoordinatorConfig::default(), slices(3));
+        c.on_message(
+            &mut tx,
+            Rank(1),
+            ToCoordinator::Ready { host: "a".into() },
+            now,
+        )
+        .unwrap();
+        c.on_message(
+            &mut tx,
+            Rank(2),
+            ToCoordinator::Ready { host: "b".into() },
+            now,
+        )
+        .unwrap();
+        let tasks = tx.take_tasks();
+        assert_eq!(
+            tasks
+                .iter()
+                .map(|(r, t)| (r.0, t.chunk.0))
+                .collect::<Vec<_>>(),
+            vec![(1, 0), (1, 1), (2, 2)]
+        );
+        c.on_message(&mut tx, Rank(1), started(&tasks[0].1), now)
+            .unwrap();
+        c.on_message(&mut tx, Rank(2), started(&tasks[2].1), now)
+            .unwrap();
+        c.on_message(&mut tx, Rank(2), done(&tasks[2].1), now)
+            .unwrap();
+        // Worker 2 is idle; worker 1 holds chunk 1 without having started it: stolen.
+        assert_eq!(tx.take_cancels(), vec![(Rank(1), ChunkId(1), Attempt(1))]);
+        let stolen = tx.take_tasks();
+        assert_eq!(stolen.len(), 1);
+        assert_eq!(
+            (stolen[0].0, stolen[0].1.chunk, stolen[0].1.attempt),
+            (Rank(2), ChunkId(1), Attempt(2))
+        );
+        c.on_message(&mut tx, Rank(2), done(&stolen[0].1), now)
+            .unwrap();
+        // Idle again, worker 2 runs a copy of the started chunk 0; worker 1's original wins.
+        let copy = tx.take_tasks();
+        assert_eq!(
+            (copy[0].0, copy[0].1.chunk, copy[0].1.attempt),
+            (Rank(2), ChunkId(0), Attempt(2))
+        );
+        c.on_message(&mut tx, Rank(1), done(&tasks[0].1), now)
+            .unwrap();
+        assert_eq!(tx.take_cancels(), vec![(Rank(2), ChunkId(0), Attempt(2))]);
+        assert!(c.is_complete());
+        let r = c.report(Duration::from_secs(1));
+        assert_eq!((r.speculative_runs, r.workers[1].speculative_wins), (2, 1));
+        tx.emptiness_check();
+    }
+
+    #[test]
+    fn the_tail_runs_twice_and_the_first_result_wins() {
+        let now = Instant::now();
+        let mut tx = Recorder::default();
+        let mut c = Coordinator::new(
+            CoordinatorConfig {
+                prefetch: 1,
+                ..Default::default()
+            },
+            slices(2),
+        );
+        c.on_message(
+            &mut tx,
+            Rank(1),
+            ToCoordinator::Ready { host: "a".into() },
+            now,
+        )
+        .unwrap();
+        c.on_message(
+            &mut tx,
+            Rank(2),
+            ToCoordinator::Ready { host: "b".into() },
+            now,
+        )
+        .unwrap();
+        let tasks = tx.take_tasks();
+        c.on_message(&mut tx, Rank(1), started(&tasks[0].1), now)
+            .unwrap();
+        c.on_message(&mut tx, Rank(2), started(&tasks[1].1), now)
+            .unwrap();
+        c.on_message(&mut tx, Rank(2), done(&tasks[1].1), now)
+            .unwrap();
+        let copy = tx.take_tasks();
+        assert_eq!(
+            copy.len(),
+            1,
+            "the idle worker runs a copy of the late chunk"
+        );
+        assert_eq!(
+            (copy[0].0, copy[0].1.chunk, copy[0].1.attempt),
+            (Rank(2), ChunkId(0), Attempt(2))
+        );
+        c.on_message(&mut tx, Rank(2), started(&copy[0].1), now)
+            .unwrap();
+        c.on_message(&mut tx, Rank(2), done(&copy[0].1), now)
+            .unwrap();
+        assert_eq!(
+            tx.take_cancels(),
+            vec![(Rank(1), ChunkId(0), Attempt(1))],
+            "the slower attempt is cancelled"
+        );
+        assert!(c.is_complete());
+        // The late original finishes anyway: discarded, counted as waste.
+        c.on_message(&mut tx, Rank(1), done(&tasks[0].1), now)
+            .unwrap();
+        let accepted: Vec<Attempt> = c.outputs().iter().map(|o| o.attempt).collect();
+        assert_eq!(accepted, vec![Attempt(2), Attempt(1)]);
+        let r = c.report(Duration::from_secs(1));
+        assert_eq!((r.wasted_rows, r.workers[1].speculative_wins), (10, 1));
+        tx.emptiness_check();
+    }
+
+    #[test]
+    fn a_worker_failing_again_and_again_is_drained() {
+        let now = Instant::now();
+        let mut tx = Recorder::default();
+        let cfg = CoordinatorConfig {
+            prefetch: 1,
+            drain_after_failures: 2,
+            max_attempts: 10,
+            ..Default::default()
+        };
+        let mut c = Coordinator::new(cfg, slices(4));
+        c.on_message(
+            &mut tx,
+            Rank(1),
+            ToCoordinator::Ready { host: "a".into() },
+            now,
+        )
+        .unwrap();
+        c.on_message(
+            &mut tx,
+            Rank(2),
+            ToCoordinator::Ready { host: "b".into() },
+            now,
+        )
+        .unwrap();
+        for _ in 0..2 {
+            let t = tx
+                .take_tasks()
+                .into_iter()
+                .find(|(r, _)| *r == Rank(1))
+                .unwrap()
+                .1;
+            c.on_message(&mut tx, Rank(1), failed(&t), now).unwrap();
+        }
+        let r = c.report(Duration::from_secs(1));
+        assert_eq!(
+            r.workers[0].drained.as_deref(),
+            Some("failed 2 chunks in a row")
+        );
+        assert!(
+            tx.take_tasks().iter().all(|(r, _)| *r == Rank(2)),
+            "no more chunks for the drained worker"
+        );
+    }
+
+    #[test]
+    fn a_resumed_job_schedules_only_what_is_missing() {
+        let now = Instant::now();
+        let mut tx = Recorder::default();
+        let earlier = |i: u32| match done(&ChunkTask {
+            chunk: ChunkId(i),
+            attempt: Attempt(1),
+            seed: 0,
+            input: slices(1).remove(0),
+            schema: None,
+        }) {
+            ToCoordinator::Done(o) => o,
+            _ => unreachable!(),
+        };
+        let mut c = Coordinator::resumed(
+            CoordinatorConfig::default(),
+            slices(4),
+            vec![earlier(0), earlier(2)],
+        );
+        assert_eq!(c.progress().chunks_done, 2);
+        c.on_message(
+            &mut tx,
+            Rank(1),
+            ToCoordinator::Ready { host: "a".into() },
+            now,
+        )
+        .unwrap();
+        let tasks = tx.take_tasks();
+        assert_eq!(
+            tasks.iter().map(|(_, t)| t.chunk.0).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert_eq!(
+            tasks[0].1.schema.as_deref(),
+            Some("s"),
+            "the schema of the earlier run is kept"
+        );
+        for (_, t) in &tasks {
+            c.on_message(&mut tx, Rank(1), done(t), now).unwrap();
+        }
+        assert!(c.is_complete());
+        assert_eq!(
+            c.take_accepted().len(),
+            2,
+            "only the new chunks go to the journal"
+        );
     }
 
     #[test]

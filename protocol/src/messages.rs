@@ -127,6 +127,9 @@ pub struct GpuSample {
 pub enum ToWorker {
     /// Run this chunk (queued behind any the worker holds).
     Assign(ChunkTask),
+    /// Another attempt of this chunk won (or it was given to an idle worker): drop it if it has
+    /// not started; its result, if any, will be discarded.
+    Cancel { chunk: ChunkId, attempt: Attempt },
     /// No more work: finish and exit.
     Stop,
 }
@@ -136,6 +139,8 @@ pub enum ToWorker {
 pub enum ToCoordinator {
     /// The worker started and can take chunks.
     Ready { host: String },
+    /// The worker began running a chunk attempt (it is no longer only queued).
+    Started { chunk: ChunkId, attempt: Attempt },
     /// A chunk attempt finished; its file is written and synced.
     Done(ChunkOutput),
     /// A chunk attempt failed.
@@ -156,6 +161,9 @@ impl ToCoordinator {
     pub fn describe(&self, from: Rank) -> String {
         match self {
             ToCoordinator::Ready { host } => format!("{from} ready on {host}"),
+            ToCoordinator::Started { chunk, attempt } => {
+                format!("{from} started {chunk} {attempt}")
+            }
             ToCoordinator::Done(o) => format!("{from} finished {} ({} rows)", o.chunk, o.rows_out),
             ToCoordinator::Failed {
                 chunk,

@@ -84,11 +84,13 @@ pub fn run_worker_with(
     let (task_tx, task_rx) = unbounded::<ChunkTask>();
     let (result_tx, result_rx) = unbounded::<ToCoordinator>();
     let stopping = Arc::new(AtomicBool::new(false));
+    let cancelled: Cancelled = Arc::default();
     let executor = {
-        let (cfg, stopping) = (cfg.clone(), Arc::clone(&stopping));
+        let (cfg, stopping, cancelled) =
+            (cfg.clone(), Arc::clone(&stopping), Arc::clone(&cancelled));
         std::thread::Builder::new()
             .name(format!("worker-{}", cfg.rank.0))
-            .spawn(move || execute(mapper, &cfg, &task_rx, &result_tx, &stopping))
+            .spawn(move || execute(mapper, &cfg, &task_rx, &result_tx, &stopping, &cancelled))
             .map_err(|e| WorkerError::Runner {
                 path: PathBuf::from("<thread>"),
                 source: e,
@@ -113,6 +115,11 @@ pub fn run_worker_with(
             Ok(Some(ToWorker::Assign(task))) => {
                 let _ = task_tx.send(task);
             }
+            Ok(Some(ToWorker::Cancel { chunk, attempt })) => {
+                if let Ok(mut c) = cancelled.lock() {
+                    c.insert((chunk, attempt));
+                }
+            }
             Ok(Some(ToWorker::Stop)) => break Ok(()),
             Ok(None) => {}
             Err(e) => break Err(e),
@@ -128,15 +135,40 @@ pub fn run_worker_with(
     Ok(())
 }
 
+/// Attempts the coordinator cancelled (another attempt won, or the chunk was stolen).
+type Cancelled = Arc<
+    std::sync::Mutex<
+        std::collections::HashSet<(flywheel_protocol::ChunkId, flywheel_protocol::Attempt)>,
+    >,
+>;
+
 fn execute(
     mut mapper: Box<dyn Mapper>,
     cfg: &WorkerConfig,
     tasks: &Receiver<ChunkTask>,
     results: &Sender<ToCoordinator>,
     stopping: &AtomicBool,
+    cancelled: &Cancelled,
 ) {
     for task in tasks.iter() {
         if stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        // A stolen or already-won attempt is dropped before it starts.
+        if cancelled
+            .lock()
+            .map(|mut c| c.remove(&(task.chunk, task.attempt)))
+            .unwrap_or(false)
+        {
+            continue;
+        }
+        if results
+            .send(ToCoordinator::Started {
+                chunk: task.chunk,
+                attempt: task.attempt,
+            })
+            .is_err()
+        {
             break;
         }
         let msg = match run_chunk(mapper.as_mut(), cfg, &task) {

@@ -243,12 +243,20 @@ fn a_killed_segfaulting_exiting_or_hanging_mapper_costs_one_attempt() {
         let ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
         assert_eq!(ids, (0..500).collect::<Vec<_>>(), "{name}: full output");
         let log = String::from_utf8_lossy(&o.stderr);
+        if name == "hang" {
+            // Either the timeout kills it and the chunk is retried, or an idle worker's
+            // speculative copy of the late chunk wins first; both finish the job.
+            let retried =
+                log.contains("retries 1") && log.contains("ran past the chunk timeout of 3s");
+            let overtaken = !log.contains("speculative 0 ·");
+            assert!(retried || overtaken, "{name}: {log}");
+            continue;
+        }
         assert!(log.contains("retries 1"), "{name}: one retry: {log}");
         let why = match name {
             "sigkill" => "killed by signal 9",
             "segfault" => "segmentation fault",
-            "exit" => "exited with status 7",
-            _ => "ran past the chunk timeout of 3s",
+            _ => "exited with status 7",
         };
         assert!(log.contains(why), "{name}: {log}");
     }
