@@ -33,7 +33,9 @@ pub fn drive(
     tx: &mut impl Transport,
     opts: &DriveOptions,
     on_progress: &mut dyn FnMut(&Coordinator),
+    journal: Option<&mut crate::Journal>,
 ) -> Result<(), CoordinatorError> {
+    let mut journal = journal;
     let started = Instant::now();
     let result = loop {
         if coord.is_complete() {
@@ -56,6 +58,16 @@ pub fn drive(
             Ok(Some((from, msg))) => coord.on_message(tx, from, msg, Instant::now())?,
             Ok(None) => {}
             Err(e) => break Err(e.into()),
+        }
+        // An accepted chunk counts once it is in the journal.
+        if let Some(j) = journal.as_deref_mut() {
+            if let Err(e) = coord
+                .take_accepted()
+                .into_iter()
+                .try_for_each(|o| j.accept(o))
+            {
+                break Err(e.into());
+            }
         }
         coord.on_tick(tx, Instant::now())?;
         on_progress(coord);

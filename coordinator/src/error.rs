@@ -14,6 +14,9 @@ pub enum CoordinatorError {
     /// A chunk found the input itself bad; nothing was published.
     #[error("{0}")]
     BadInput(String),
+    /// The journal could not be written.
+    #[error("journal: {0}")]
+    Journal(#[from] crate::JournalError),
     /// Publishing the version failed.
     #[error("publish: {0}")]
     Publish(#[from] flywheel_formats::FormatError),

@@ -8,12 +8,14 @@
 
 mod driver;
 mod error;
+mod journal;
 mod publish;
 mod report;
 mod state;
 
 pub use driver::{drive, DriveOptions};
 pub use error::CoordinatorError;
+pub use journal::{read_journal, Journal, JournalEntry, JournalError};
 pub use publish::{publish, PublishRequest};
 pub use report::{JobReport, WorkerReport};
 pub use state::{ChunkState, Coordinator, CoordinatorConfig, JobFailure, Progress};

@@ -58,7 +58,8 @@ impl Table {
         Ok(ActiveJob { path })
     }
 
-    /// Fresh markers of running jobs.
+    /// Fresh markers of running jobs. A marker written on this host by a process that no
+    /// longer exists (a killed job) does not count, however fresh.
     pub fn active_jobs(&self) -> Vec<PathBuf> {
         let Ok(entries) = fs::read_dir(self.dir().join(ACTIVE_DIR)) else {
             return Vec::new();
@@ -72,6 +73,7 @@ impl Table {
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age < ACTIVE_FRESH)
             })
+            .filter(|e| !dead_here(&e.path()))
             .map(|e| e.path())
             .collect()
     }
@@ -155,6 +157,35 @@ impl Table {
         }
         Ok(report)
     }
+}
+
+/// Whether a marker names a process on this host that is gone.
+fn dead_here(marker: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(marker) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    let (Some(pid), Some(host)) = (v["pid"].as_i64(), v["host"].as_str()) else {
+        return false;
+    };
+    if host != local_host() {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+fn local_host() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 fn remove(p: &Path) -> Result<(), FormatError> {

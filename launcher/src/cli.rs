@@ -32,6 +32,16 @@ pub enum Command {
         after_help = "Example:\n  flywheel submit job.toml --dry-run   # print the script\n  flywheel submit job.toml             # submit; prints the job id"
     )]
     Submit(SubmitArgs),
+    /// Progress of a running or interrupted job writing OUT (read from its journal).
+    #[command(
+        after_help = "Example:\n  flywheel status out/pairs\n  flywheel status out/pairs --json"
+    )]
+    Status {
+        /// The job's output table directory.
+        output: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the GPUs NVML sees, with the readings workers report (name, memory, utilisation).
     #[command(after_help = "Example:\n  flywheel gpus\n  flywheel gpus --json")]
     Gpus {
@@ -101,6 +111,10 @@ pub struct MapArgs {
     /// KEY=VALUE passed to a Python class's constructor (or an exec mapper's environment).
     #[arg(long = "mapper-arg", value_name = "KEY=VALUE")]
     pub mapper_args: Vec<String>,
+    /// Continue an interrupted job (crash, scancel, time limit) into the same OUT, redoing only
+    /// the chunks its journal does not record as done.
+    #[arg(long)]
+    pub resume: bool,
     /// Print the job report as JSON on stdout.
     #[arg(long)]
     pub json: bool,

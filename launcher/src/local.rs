@@ -28,6 +28,7 @@ pub fn job_from_args(a: &MapArgs) -> Result<JobOptions, CliError> {
     job.seed = a.seed;
     job.chunk_timeout_s = a.chunk_timeout;
     job.mapper_mem = a.mapper_mem.clone();
+    job.resume = a.resume;
     for kv in &a.mapper_args {
         let (k, v) = kv
             .split_once('=')

@@ -8,6 +8,7 @@ mod local;
 mod mpi_run;
 mod plan;
 mod progress;
+mod status;
 mod submit;
 mod table_cmd;
 
@@ -44,6 +45,7 @@ fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
         cli::Command::Submit(args) => submit::submit(args),
         cli::Command::Table(t) => table_cmd::table(t),
         cli::Command::Gpus { json } => gpus(json),
+        cli::Command::Status { output, json } => status::status(&output, json),
     }
 }
 

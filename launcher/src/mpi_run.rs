@@ -25,7 +25,16 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     use mpi::topology::Communicator;
     use std::time::{Duration, Instant};
 
-    let jf = jobfile::load(&args.job)?;
+    let mut jf = jobfile::load(&args.job)?;
+    // A requeued Slurm job continues from its journal.
+    if std::env::var("SLURM_RESTART_COUNT")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0)
+        > 0
+    {
+        jf.job.resume = true;
+    }
     // A panic that unwinds would run MPI_Finalize from a destructor and hang every rank:
     // abort instead, which the launcher notices.
     let default_hook = std::panic::take_hook();

@@ -124,7 +124,28 @@ pub fn coordinate(
         schema,
         ..CoordinatorConfig::default()
     };
-    let mut coord = Coordinator::new(cfg, slices);
+    // The journal makes accepted chunks survive an interruption; --resume continues from it.
+    let plan = plan_hash(&job, &slices);
+    let rows_total: u64 = slices.iter().map(|s| s.row_count).sum();
+    let (mut journal, done) = flywheel_coordinator::Journal::start(
+        &job.output,
+        &plan,
+        slices.len(),
+        rows_total,
+        job.resume,
+    )
+    .map_err(|e| match e {
+        flywheel_coordinator::JournalError::Io { .. } => job_failed(e),
+        _ => bad_input(e),
+    })?;
+    if job.resume && !done.is_empty() {
+        eprintln!(
+            "resuming: {} of {} chunks were done before",
+            done.len(),
+            slices.len()
+        );
+    }
+    let mut coord = Coordinator::resumed(cfg, slices, done);
     let mut progress = ProgressReporter::new(!json);
     // Claim the output while the job runs, so `table vacuum` leaves its unpublished files alone.
     let active = Table::new(&job.output)
@@ -135,13 +156,19 @@ pub fn coordinate(
         ))
         .map_err(job_failed)?;
     let mut touched = Instant::now();
-    let result = drive(&mut coord, tx, &DriveOptions::default(), &mut |c| {
-        progress.update(c.progress());
-        if touched.elapsed() > std::time::Duration::from_secs(10) {
-            active.touch();
-            touched = Instant::now();
-        }
-    });
+    let result = drive(
+        &mut coord,
+        tx,
+        &DriveOptions::default(),
+        &mut |c| {
+            progress.update(c.progress());
+            if touched.elapsed() > std::time::Duration::from_secs(10) {
+                active.touch();
+                touched = Instant::now();
+            }
+        },
+        Some(&mut journal),
+    );
     progress.finish();
     let report = coord.report(started.elapsed());
     if let Err(e) = result {
@@ -209,7 +236,27 @@ pub fn coordinate(
         report: report_json,
     })
     .map_err(|e| job_failed(anyhow!("publishing {}: {e}", job.output.display())))?;
+    if let Err(e) = journal.published(manifest.version) {
+        tracing::warn!("could not record the publish in the journal: {e}");
+    }
     Ok(Outcome { manifest, report })
+}
+
+/// A hash of everything that decides a job's output: the chunk plan, the mapper (and its
+/// file's content), the schema, seed and row-error policy. A journal only resumes its own plan.
+fn plan_hash(job: &JobOptions, slices: &[InputSlice]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(slices).unwrap_or_default());
+    h.update(job.mapper.as_bytes());
+    if let Ok(MapperSpec::Python { file, .. }) = MapperSpec::parse(&job.mapper) {
+        h.update(std::fs::read(file).unwrap_or_default());
+    }
+    h.update(
+        serde_json::to_vec(&(&job.mapper_args, &job.schema, job.seed, job.on_row_error))
+            .unwrap_or_default(),
+    );
+    hex::encode(h.finalize())
 }
 
 /// Prints the end of a job: the report (stderr) and where the table is (stdout), or JSON.

@@ -80,6 +80,9 @@ pub struct JobOptions {
     /// maps), enforced with RLIMIT_DATA. Exceeding it makes allocations fail in the mapper.
     #[serde(default)]
     pub mapper_mem: Option<String>,
+    /// Continue an interrupted job into the same output from its journal.
+    #[serde(default)]
+    pub resume: bool,
     /// Constructor keyword arguments (Python) or environment (exec mappers).
     #[serde(default)]
     pub mapper_args: BTreeMap<String, String>,
@@ -122,6 +125,7 @@ impl JobOptions {
             seed: 0,
             chunk_timeout_s: default_chunk_timeout(),
             mapper_mem: None,
+            resume: false,
             mapper_args: BTreeMap::new(),
         }
     }

@@ -5,5 +5,6 @@ mod cluster;
 mod inputs;
 mod local;
 mod mappers;
+mod scheduler;
 mod support;
 mod tables;

@@ -1,0 +1,96 @@
+//! `flywheel status OUT`: the progress of a running or interrupted job, read from its journal.
+
+use crate::error::{bad_input, CliError};
+use anyhow::anyhow;
+use flywheel_coordinator::{read_journal, JournalEntry};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
+    let entries = read_journal(output).map_err(bad_input)?;
+    let Some(JournalEntry::Start { chunks, rows, .. }) = entries
+        .iter()
+        .rev()
+        .find(|e| matches!(e, JournalEntry::Start { .. }))
+        .cloned()
+    else {
+        return Err(bad_input(anyhow!(
+            "{}: no job has written here (no journal)",
+            output.display()
+        )));
+    };
+    let mut done = BTreeSet::new();
+    let (mut rows_done, mut rows_out) = (0u64, 0u64);
+    let mut per_worker: BTreeMap<(String, u32), (u64, u64)> = BTreeMap::new();
+    let mut slurm_jobs = Vec::new();
+    let mut first_at = None;
+    let mut last_at = 0;
+    let mut published = None;
+    for e in &entries {
+        match e {
+            JournalEntry::Start {
+                slurm_job_id, at, ..
+            } => {
+                if let Some(id) = slurm_job_id {
+                    if !slurm_jobs.contains(id) {
+                        slurm_jobs.push(id.clone());
+                    }
+                }
+                first_at.get_or_insert(*at);
+            }
+            JournalEntry::Accepted { at, output: o } => {
+                if done.insert(o.chunk) {
+                    rows_done += o.rows_in;
+                    rows_out += o.rows_out;
+                    let w = per_worker.entry((o.host.clone(), o.worker)).or_default();
+                    w.0 += 1;
+                    w.1 += o.rows_out;
+                }
+                last_at = last_at.max(*at);
+            }
+            JournalEntry::Published { version, .. } => published = Some(*version),
+        }
+    }
+    let running = !flywheel_formats::Table::new(output)
+        .active_jobs()
+        .is_empty();
+    let state = match (published, running) {
+        (Some(v), _) => format!("finished: published version {v}"),
+        (None, true) => "running".to_string(),
+        (None, false) => "interrupted: continue it with --resume".to_string(),
+    };
+    let elapsed = first_at.map(|f| last_at.saturating_sub(f)).unwrap_or(0);
+    let rate = if elapsed > 0 {
+        rows_done as f64 / elapsed as f64
+    } else {
+        0.0
+    };
+    let eta =
+        (rate > 0.0 && published.is_none()).then(|| rows.saturating_sub(rows_done) as f64 / rate);
+    if json {
+        let workers: Vec<_> = per_worker
+            .iter()
+            .map(|((host, rank), (c, r))| serde_json::json!({"host": host, "rank": rank, "chunks": c, "rows_out": r}))
+            .collect();
+        let v = serde_json::json!({
+            "state": state, "published_version": published, "chunks_done": done.len(), "chunks": chunks,
+            "rows_done": rows_done, "rows": rows, "rows_out": rows_out, "rows_per_s": rate, "eta_s": eta,
+            "slurm_job_ids": slurm_jobs, "workers": workers,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    println!("{}: {state}", output.display());
+    println!(
+        "chunks {}/{chunks} · rows {rows_done}/{rows} · rows out {rows_out} · {rate:.0} rows/s{}",
+        done.len(),
+        eta.map(|e| format!(" · ETA {e:.0}s")).unwrap_or_default()
+    );
+    if !slurm_jobs.is_empty() {
+        println!("slurm jobs: {}", slurm_jobs.join(", "));
+    }
+    for ((host, rank), (c, r)) in per_worker {
+        println!("  worker {rank:>3} {host:<16} chunks {c:>5} rows out {r:>9}");
+    }
+    Ok(())
+}

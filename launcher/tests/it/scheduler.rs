@@ -1,0 +1,173 @@
+//! Scheduling with real workers and mapper processes: retries, hangs, and resuming a killed job.
+
+use crate::support::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[test]
+fn crashes_on_every_fifth_chunk_and_a_hang_still_give_the_complete_output() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks");
+    std::fs::create_dir(&marks).unwrap();
+    let mapper = dir.path().join("flaky.py");
+    std::fs::write(
+        &mapper,
+        format!(
+            r#"import os, time
+MARKS = {marks:?}
+def f(row):
+    chunk = int(os.environ["FLYWHEEL_CHUNK"])
+    first = os.path.join(MARKS, f"c{{chunk}}")
+    if chunk % 5 == 0 and not os.path.exists(first):
+        open(first, "w").close()
+        os._exit(1)                      # crash on the first attempt of every 5th chunk
+    hang = os.path.join(MARKS, "hang")
+    if chunk == 7 and not os.path.exists(hang):
+        open(hang, "w").close()
+        time.sleep(3600)                 # hang once
+    yield {{"id": row["id"], "chunk": chunk}}
+"#,
+            marks = marks.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("t");
+    let o = run(flywheel()
+        .args([
+            "map",
+            "--workers",
+            "3",
+            "--chunk-rows",
+            "20",
+            "--chunk-timeout",
+            "5",
+            "--max-attempts",
+            "3",
+            "--mapper",
+        ])
+        .arg(format!("{}:f", mapper.display()))
+        .arg("--input")
+        .arg(dialogues())
+        .arg("--output")
+        .arg(&out));
+    assert!(o.status.success());
+    let rows = read_with_pyarrow(&py, &out, None)["rows"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(
+        ids,
+        (0..500).collect::<Vec<_>>(),
+        "complete and in input order"
+    );
+    let log = String::from_utf8_lossy(&o.stderr);
+    // 25 chunks: chunks 0, 5, 10, 15, 20 crash once.
+    assert!(
+        log.contains("retries 5") || log.contains("retries 6"),
+        "the report counts the retries: {log}"
+    );
+}
+
+fn accepted_in_journal(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("_journal.jsonl"))
+        .map(|t| t.lines().filter(|l| l.starts_with("{\"Accepted\"")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_job_killed_halfway_resumes_redoing_at_most_one_chunk_per_worker() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mapper = dir.path().join("slow.py");
+    std::fs::write(&mapper, "import time\ndef f(row):\n    time.sleep(0.01)\n    yield {'id': row['id'], 'n': len(row['turns'])}\n").unwrap();
+    let spec = format!("{}:f", mapper.display());
+    let args = |out: &Path| {
+        let mut c = flywheel();
+        c.args([
+            "map",
+            "--workers",
+            "2",
+            "--chunk-rows",
+            "20",
+            "--mapper",
+            &spec,
+            "--input",
+        ])
+        .arg(dialogues())
+        .arg("--output")
+        .arg(out);
+        c
+    };
+    // The reference: an uninterrupted run.
+    let clean = dir.path().join("clean");
+    assert!(run(&mut args(&clean)).status.success());
+
+    let out = dir.path().join("t");
+    let mut child = args(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while accepted_in_journal(&out) < 10 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the job made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGKILL the whole job (coordinator and workers are one process here).
+    Command::new("kill")
+        .arg("-9")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = accepted_in_journal(&out);
+    assert!(before < 25, "killed before the end");
+    assert!(!has_version(&out), "nothing published by the killed run");
+    let status = run(flywheel().arg("status").arg(&out));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("interrupted"),
+        "status shows the interrupted job"
+    );
+    let files_before = std::fs::read_dir(out.join("data")).unwrap().count();
+
+    let o = run(args(&out).arg("--resume").arg("--json"));
+    assert!(o.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let redone = report["report"]["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["chunks"].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(
+        redone as usize,
+        25 - before,
+        "the resumed run does exactly the chunks the journal lacks"
+    );
+    // Work lost to the kill: files written but not journaled, at most one per worker.
+    let orphans = files_before - before;
+    assert!(
+        orphans <= 2,
+        "{orphans} chunks finished but unrecorded by the killed run"
+    );
+    // The result equals the uninterrupted run, row for row.
+    let got = read_with_pyarrow(&py, &out, None);
+    let want = read_with_pyarrow(&py, &clean, None);
+    assert_eq!(got["rows"], want["rows"]);
+    assert_eq!(got["num_rows"].as_u64(), Some(500));
+    let status = run(flywheel().arg("status").arg(&out));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("finished: published version 1"));
+}
