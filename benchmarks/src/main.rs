@@ -11,6 +11,10 @@
 //!   function in a plain Python loop over the same Parquet file read (and the result written)
 //!   with pyarrow: the protocol's overhead.
 //!
+//! - `scheduling`: the real coordinator in the simulator: 8 workers of which 2 are 4x slower
+//!   (makespan against the ideal and a static split), 1 crash per 10 chunks (wasted work per
+//!   crash), and dispatch+completion cycles per second with the memory per pending chunk.
+//!
 //! Usage: `cargo run --release -p flywheel-benchmarks -- --flywheel target/release/flywheel [CASE…]`
 
 use anyhow::{bail, Context, Result};
@@ -209,6 +213,197 @@ fn memory_case(args: &Args, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Counts live heap bytes, for the memory per pending chunk.
+struct Counting;
+
+static ALLOCATED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator and only adds bookkeeping.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same layout contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        ALLOCATED.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: ptr was allocated by System with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn scheduling_case() -> Result<()> {
+    use flywheel_coordinator::sim::{simulate, static_split_makespan, SimSpec, SimWorkerSpec};
+    use flywheel_coordinator::{Coordinator, CoordinatorConfig};
+    use flywheel_protocol::{
+        ChunkOutput, InputFormat, InputSlice, Rank, ToCoordinator, ToWorker, Transport,
+        TransportError,
+    };
+
+    let costs: Vec<f64> = (0..2000).map(|i| 1.0 + (i % 5) as f64 * 0.25).collect();
+    let mean_cost = costs.iter().sum::<f64>() / costs.len() as f64;
+    let mut workers = vec![SimWorkerSpec::healthy(1.0); 8];
+    workers[6].speed = 0.25;
+    workers[7].speed = 0.25;
+    let speeds: Vec<f64> = workers.iter().map(|w| w.speed).collect();
+    let ideal = costs.iter().sum::<f64>() / speeds.iter().sum::<f64>();
+    let run = |workers: Vec<SimWorkerSpec>, seed: u64| {
+        simulate(&SimSpec {
+            costs: costs.clone(),
+            workers,
+            config: CoordinatorConfig {
+                max_attempts: 50,
+                ..Default::default()
+            },
+            chunk_timeout: 60.0,
+            seed,
+            time_limit: 1e7,
+        })
+    };
+    let mut ratios: Vec<f64> = (0..5)
+        .map(|seed| run(workers.clone(), seed).makespan / ideal)
+        .collect();
+    let stat = static_split_makespan(&costs, &speeds) / ideal;
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    println!("case             measure                          flywheel   static split   target");
+    println!(
+        "stragglers       makespan / ideal (2000 chunks)   {:<10.3} {:<14.3} <= 1.05",
+        ratios[2], stat
+    );
+    let crashy: Vec<SimWorkerSpec> = (0..8)
+        .map(|_| SimWorkerSpec {
+            crash: 0.1,
+            ..SimWorkerSpec::healthy(1.0)
+        })
+        .collect();
+    let (mut wasted, mut crashes) = (0.0, 0u64);
+    for seed in 0..5 {
+        let o = run(crashy.clone(), seed);
+        wasted += o.wasted_units;
+        crashes += o.crashes;
+    }
+    println!(
+        "crashes 1 in 10  wasted chunks per crash          {:<10.3} {:<14} <= 1",
+        wasted / mean_cost / crashes.max(1) as f64,
+        "-"
+    );
+
+    // Dispatch + completion cycles through the real state machine, no transport cost.
+    struct Null;
+    impl Transport for Null {
+        fn workers(&self) -> Vec<Rank> {
+            vec![Rank(1)]
+        }
+        fn send(&mut self, _: Rank, _: ToWorker) -> Result<(), TransportError> {
+            Ok(())
+        }
+        fn recv_timeout(
+            &mut self,
+            _: std::time::Duration,
+        ) -> Result<Option<(Rank, ToCoordinator)>, TransportError> {
+            Ok(None)
+        }
+    }
+    struct Capture(Vec<flywheel_protocol::ChunkTask>);
+    impl Transport for Capture {
+        fn workers(&self) -> Vec<Rank> {
+            vec![Rank(1)]
+        }
+        fn send(&mut self, _: Rank, m: ToWorker) -> Result<(), TransportError> {
+            if let ToWorker::Assign(t) = m {
+                self.0.push(t);
+            }
+            Ok(())
+        }
+        fn recv_timeout(
+            &mut self,
+            _: std::time::Duration,
+        ) -> Result<Option<(Rank, ToCoordinator)>, TransportError> {
+            Ok(None)
+        }
+    }
+    let _ = Null;
+    let n = 1_000_000usize;
+    let slices = |n: usize| -> Vec<InputSlice> {
+        (0..n)
+            .map(|i| InputSlice {
+                path: "/data/input.parquet".into(),
+                format: InputFormat::Parquet,
+                group: None,
+                row_start: i as u64 * 1000,
+                row_count: 1000,
+                bytes: None,
+                schema: None,
+            })
+            .collect()
+    };
+    let before = ALLOCATED.load(std::sync::atomic::Ordering::Relaxed);
+    let plan = slices(n);
+    let mut coord = Coordinator::new(
+        CoordinatorConfig {
+            speculate: false,
+            ..Default::default()
+        },
+        plan,
+    );
+    let per_chunk =
+        (ALLOCATED.load(std::sync::atomic::Ordering::Relaxed) - before) as f64 / n as f64;
+    let mut tx = Capture(Vec::new());
+    let now = Instant::now();
+    coord.on_message(
+        &mut tx,
+        Rank(1),
+        ToCoordinator::Ready { host: "h".into() },
+        now,
+    )?;
+    let t = Instant::now();
+    let mut cycles = 0u64;
+    while let Some(task) = tx.0.pop() {
+        let out = ChunkOutput {
+            chunk: task.chunk,
+            attempt: task.attempt,
+            file: None,
+            rows_in: 1000,
+            rows_out: 1000,
+            bytes: 0,
+            schema: None,
+            wall_ms: 1,
+            errors_file: None,
+            error_rows: 0,
+            stats: None,
+            worker: 1,
+            host: String::new(),
+        };
+        coord.on_message(
+            &mut tx,
+            Rank(1),
+            ToCoordinator::Started {
+                chunk: task.chunk,
+                attempt: task.attempt,
+            },
+            now,
+        )?;
+        coord.on_message(&mut tx, Rank(1), ToCoordinator::Done(out), now)?;
+        coord.take_accepted();
+        cycles += 1;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    assert!(coord.is_complete(), "every chunk completed");
+    println!(
+        "throughput       dispatch+completion cycles / s   {:<10.0} {:<14} >= 100000",
+        cycles as f64 / secs,
+        "-"
+    );
+    println!(
+        "memory           bytes per pending chunk          {:<10.0} {:<14} -",
+        per_chunk, "-"
+    );
+    Ok(())
+}
+
 const IDENTITY_PY: &str = "def identity(row):\n    yield row\n";
 
 const PLAIN_LOOP_PY: &str = r#"
@@ -291,6 +486,9 @@ fn main() -> Result<()> {
     let tmp = tempfile::tempdir_in(args.scratch.clone().unwrap_or_else(std::env::temp_dir))?;
     let dir = tmp.path();
     let wants = |case: &str| args.cases.is_empty() || args.cases.iter().any(|c| c == case);
+    if wants("scheduling") {
+        scheduling_case()?;
+    }
     if wants("memory") {
         memory_case(&args, dir)?;
     }

@@ -11,6 +11,7 @@ mod error;
 mod journal;
 mod publish;
 mod report;
+pub mod sim;
 mod state;
 
 pub use driver::{drive, DriveOptions};

@@ -1,0 +1,3 @@
+//! The coordinator in simulation: property tests over seeded runs with failures of every kind.
+
+mod simulation;
