@@ -34,7 +34,7 @@ struct Args {
     /// The flywheel binary to measure (build it with --release).
     #[arg(long, default_value = "target/release/flywheel")]
     flywheel: PathBuf,
-    /// Rows in the generated table.
+    /// Rows in the generated table (and chunks in the scheduling throughput case).
     #[arg(long, default_value_t = 1_000_000)]
     rows: usize,
     /// Runs per case; the median is reported.
@@ -235,7 +235,7 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn scheduling_case() -> Result<()> {
+fn scheduling_case(throughput_chunks: usize) -> Result<()> {
     use flywheel_coordinator::sim::{simulate, static_split_makespan, SimSpec, SimWorkerSpec};
     use flywheel_coordinator::{Coordinator, CoordinatorConfig};
     use flywheel_protocol::{
@@ -326,7 +326,7 @@ fn scheduling_case() -> Result<()> {
         }
     }
     let _ = Null;
-    let n = 1_000_000usize;
+    let n = throughput_chunks.max(1);
     let slices = |n: usize| -> Vec<InputSlice> {
         (0..n)
             .map(|i| InputSlice {
@@ -487,7 +487,7 @@ fn main() -> Result<()> {
     let dir = tmp.path();
     let wants = |case: &str| args.cases.is_empty() || args.cases.iter().any(|c| c == case);
     if wants("scheduling") {
-        scheduling_case()?;
+        scheduling_case(args.rows)?;
     }
     if wants("memory") {
         memory_case(&args, dir)?;

@@ -66,7 +66,7 @@ fn worker_strategy() -> impl Strategy<Value = SimWorkerSpec> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, failure_persistence: None, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, .. ProptestConfig::default() })]
 
     #[test]
     fn every_chunk_is_published_once_in_order(
