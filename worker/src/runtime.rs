@@ -9,8 +9,8 @@ use arrow::record_batch::RecordBatch;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use flywheel_formats::{read_slice, schema_to_json, write_chunk_file, Table};
 use flywheel_protocol::{
-    ChunkOutput, ChunkTask, FailureKind, InputSlice, JobOptions, Rank, ToCoordinator, ToWorker,
-    WorkerLink,
+    ChunkOutput, ChunkTask, FailureKind, InputSlice, JobOptions, Rank, RowErrorPolicy,
+    ToCoordinator, ToWorker, WorkerLink,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -198,7 +198,11 @@ fn run_chunk(
     let MapOutput {
         batches,
         row_errors,
-    } = mapper.map_chunk(task, cfg.rank, input)?;
+    } = if cfg.job.on_row_error == RowErrorPolicy::Skip {
+        map_isolating(mapper, task, cfg.rank, input, 0)?
+    } else {
+        mapper.map_chunk(task, cfg.rank, input)?
+    };
     let batches = match &task.schema {
         Some(schema) => crate::convert::conform(batches, schema)?,
         None => batches,
@@ -246,6 +250,80 @@ fn run_chunk(
         worker: cfg.rank.0,
         host: cfg.host.clone(),
     })
+}
+
+/// Rows `start..start + len` of a chunk's batches (zero-copy slices).
+fn slice_rows(batches: &[RecordBatch], start: usize, len: usize) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    let (mut skip, mut take) = (start, len);
+    for b in batches {
+        if take == 0 {
+            break;
+        }
+        let n = b.num_rows();
+        if skip >= n {
+            skip -= n;
+            continue;
+        }
+        let k = (n - skip).min(take);
+        out.push(b.slice(skip, k));
+        take -= k;
+        skip = 0;
+    }
+    out
+}
+
+/// With `--on-row-error skip`: when the mapper process dies on a chunk (a crash, a signal, a
+/// hang past the timeout), the rows are split in halves and mapped again, down to the single
+/// rows that kill it; those go to `_errors` and the rest of the chunk succeeds (poison-row
+/// isolation). `offset` is the position of `input` within the chunk.
+fn map_isolating(
+    mapper: &mut dyn Mapper,
+    task: &ChunkTask,
+    rank: flywheel_protocol::Rank,
+    input: Vec<RecordBatch>,
+    offset: u64,
+) -> Result<MapOutput, ChunkError> {
+    let rows: usize = input.iter().map(RecordBatch::num_rows).sum();
+    match mapper.map_chunk(task, rank, input.clone()) {
+        Ok(mut out) => {
+            for e in &mut out.row_errors {
+                e.row += offset;
+            }
+            Ok(out)
+        }
+        Err(e) if matches!(e.kind, FailureKind::Mapper | FailureKind::Timeout) && rows > 0 => {
+            if rows == 1 {
+                tracing::warn!(
+                    "{}: row {} kills the mapper; it goes to _errors",
+                    task.chunk,
+                    offset
+                );
+                return Ok(MapOutput {
+                    batches: Vec::new(),
+                    row_errors: vec![RowError {
+                        row: offset,
+                        rows: 1,
+                        message: format!("the mapper died on this row: {}", e.message),
+                        traceback: String::new(),
+                    }],
+                });
+            }
+            let half = rows / 2;
+            let mut first = map_isolating(mapper, task, rank, slice_rows(&input, 0, half), offset)?;
+            let second = map_isolating(
+                mapper,
+                task,
+                rank,
+                slice_rows(&input, half, rows - half),
+                offset + half as u64,
+            )?;
+            first.batches.extend(second.batches);
+            first.row_errors.extend(second.row_errors);
+            Ok(first)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The `_errors` rows of one chunk: where each failing input row is, the row itself (JSON), and

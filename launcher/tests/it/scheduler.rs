@@ -171,3 +171,64 @@ fn a_job_killed_halfway_resumes_redoing_at_most_one_chunk_per_worker() {
     let status = run(flywheel().arg("status").arg(&out));
     assert!(String::from_utf8_lossy(&status.stdout).contains("finished: published version 1"));
 }
+
+#[test]
+fn a_row_that_kills_the_mapper_is_isolated_with_skip() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mapper = dir.path().join("poison.py");
+    std::fs::write(
+        &mapper,
+        "import ctypes, os\ndef f(row):\n    if row['id'] in (123, 124, 400):\n        ctypes.string_at(0)  # segfault, every time\n    yield {'id': row['id']}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("t");
+    let o = run(flywheel()
+        .args([
+            "map",
+            "--workers",
+            "2",
+            "--chunk-rows",
+            "50",
+            "--on-row-error",
+            "skip",
+            "--mapper",
+        ])
+        .arg(format!("{}:f", mapper.display()))
+        .arg("--input")
+        .arg(dialogues())
+        .arg("--output")
+        .arg(&out));
+    assert!(o.status.success());
+    let ids: Vec<u64> = read_with_pyarrow(&py, &out, None)["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    let want: Vec<u64> = (0..500).filter(|i| ![123, 124, 400].contains(i)).collect();
+    assert_eq!(ids, want, "every other row, in order");
+    let errors = read_with_pyarrow(&py, &out.join("_errors"), None);
+    let mut bad: Vec<u64> = errors["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["row"].as_u64().unwrap())
+        .collect();
+    bad.sort();
+    assert_eq!(bad, vec![123, 124, 400]);
+    assert!(errors["rows"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("the mapper died on this row"));
+    assert!(
+        errors["rows"][0]["input"]
+            .as_str()
+            .unwrap()
+            .contains("\"id\""),
+        "the input row is kept"
+    );
+}
