@@ -151,7 +151,100 @@ pub fn plan_chunks_counted(
             InputFormat::Hdf5 => h5::plan(file, chunk_rows, &mut slices)?,
         };
     }
-    Ok((slices, bytes_read))
+    Ok((shrink_tail(slices), bytes_read))
+}
+
+/// Plans of at least this many chunks get a finer tail.
+const TAIL_MIN_CHUNKS: usize = 64;
+
+/// Guided self-scheduling, decided at planning time so that a plan stays a pure function of the
+/// input and `--chunk-rows`: in plans of at least [`TAIL_MIN_CHUNKS`] chunks, the chunks of the
+/// last eighth are cut into quarters, so the end of a job is made of small pieces that spread
+/// evenly over the workers (speculation then covers the last of them).
+fn shrink_tail(slices: Vec<InputSlice>) -> Vec<InputSlice> {
+    let n = slices.len();
+    if n < TAIL_MIN_CHUNKS {
+        return slices;
+    }
+    let tail_start = n - n.div_ceil(8);
+    let mut out = Vec::with_capacity(n + 3 * (n - tail_start));
+    for (i, s) in slices.into_iter().enumerate() {
+        if i < tail_start {
+            out.push(s);
+            continue;
+        }
+        match s.bytes {
+            Some((b, e)) if e - b >= 4 => {
+                let step = (e - b).div_ceil(4);
+                let mut start = b;
+                let mut k = 0;
+                while start < e {
+                    let end = (start + step).min(e);
+                    out.push(InputSlice {
+                        bytes: Some((start, end)),
+                        row_start: s.row_start + k * s.row_count / 4,
+                        row_count: (s.row_count / 4).max(1),
+                        ..s.clone()
+                    });
+                    start = end;
+                    k += 1;
+                }
+            }
+            None if s.row_count >= 4 => {
+                let step = s.row_count.div_ceil(4);
+                let mut start = s.row_start;
+                let end = s.row_start + s.row_count;
+                while start < end {
+                    let count = step.min(end - start);
+                    out.push(InputSlice {
+                        row_start: start,
+                        row_count: count,
+                        ..s.clone()
+                    });
+                    start += count;
+                }
+            }
+            _ => out.push(s),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize, per: u64) -> Vec<InputSlice> {
+        (0..n as u64)
+            .map(|i| InputSlice {
+                path: "/f".into(),
+                format: InputFormat::Parquet,
+                group: None,
+                row_start: i * per,
+                row_count: per,
+                bytes: None,
+                schema: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_tail_of_a_long_plan_is_cut_finer_and_covers_the_same_rows() {
+        assert_eq!(
+            shrink_tail(rows(10, 100)).len(),
+            10,
+            "short plans stay as they are"
+        );
+        let plan = shrink_tail(rows(64, 100));
+        assert_eq!(plan.len(), 56 + 8 * 4);
+        assert_eq!(plan.last().map(|s| s.row_count), Some(25));
+        let mut next = 0;
+        for s in &plan {
+            assert_eq!(s.row_start, next, "contiguous, in order");
+            next += s.row_count;
+        }
+        assert_eq!(next, 6400);
+    }
 }
 
 /// Row ranges of about `chunk_rows` over `rows` rows of one file.
