@@ -238,7 +238,7 @@ impl Coordinator {
                         report: WorkerReport::default(),
                     },
                 );
-                self.fill_all(tx, now)
+                self.fill_all(tx)
             }
             ToCoordinator::Started { chunk, attempt } => {
                 if let Some(Chunk {
@@ -257,7 +257,7 @@ impl Coordinator {
             }
             ToCoordinator::Done(out) => {
                 self.on_done(tx, from, out)?;
-                self.fill_all(tx, now)
+                self.fill_all(tx)
             }
             ToCoordinator::Failed {
                 chunk,
@@ -266,13 +266,13 @@ impl Coordinator {
                 error,
             } => {
                 self.on_failed(from, chunk, attempt, kind, &error);
-                self.fill_all(tx, now)
+                self.fill_all(tx)
             }
             ToCoordinator::Heartbeat { gpu } => {
                 if let Some(sample) = gpu {
                     self.on_gpu_sample(from, sample);
                 }
-                self.fill_all(tx, now)
+                self.fill_all(tx)
             }
             ToCoordinator::Bye => {
                 if let Some(w) = self.workers.get_mut(&from) {
@@ -304,7 +304,7 @@ impl Coordinator {
             self.release(rank, FailureKind::WorkerLost, "worker stopped answering");
         }
         self.check_workers_left();
-        self.fill_all(tx, now)
+        self.fill_all(tx)
     }
 
     /// Fails every attempt a worker holds (it is lost or drained).
@@ -542,10 +542,10 @@ impl Coordinator {
         }
     }
 
-    fn fill_all(&mut self, tx: &mut impl Transport, now: Instant) -> Result<(), TransportError> {
+    fn fill_all(&mut self, tx: &mut impl Transport) -> Result<(), TransportError> {
         let ranks: Vec<Rank> = self.workers.keys().copied().collect();
         for r in ranks {
-            self.fill(tx, r, now)?;
+            self.fill(tx, r)?;
         }
         Ok(())
     }
@@ -556,7 +556,6 @@ impl Coordinator {
         rank: Rank,
         id: ChunkId,
         speculative: bool,
-        now: Instant,
     ) -> Result<(), TransportError> {
         let chunk = &mut self.chunks[id.0 as usize];
         chunk.attempts += 1;
@@ -580,7 +579,6 @@ impl Coordinator {
         };
         if let Some(w) = self.workers.get_mut(&rank) {
             w.holding.push_back((id, attempt));
-            w.last_seen = w.last_seen.max(now.min(w.last_seen));
         }
         if speculative {
             self.speculative_runs += 1;
@@ -589,12 +587,7 @@ impl Coordinator {
     }
 
     /// Tops up a worker's holding: from the queue, else (idle) by stealing or speculating.
-    fn fill(
-        &mut self,
-        tx: &mut impl Transport,
-        rank: Rank,
-        now: Instant,
-    ) -> Result<(), TransportError> {
+    fn fill(&mut self, tx: &mut impl Transport, rank: Rank) -> Result<(), TransportError> {
         if self.failure.is_some() || self.is_complete() {
             return Ok(());
         }
@@ -609,7 +602,7 @@ impl Coordinator {
             let Some(id) = self.queue.pop_front() else {
                 break;
             };
-            self.issue(tx, rank, id, false, now)?;
+            self.issue(tx, rank, id, false)?;
             holding += 1;
         }
         if holding > 0 || !self.cfg.speculate {
@@ -622,10 +615,10 @@ impl Coordinator {
             }
             self.forget(victim, id, attempt);
             tx.send(victim, ToWorker::Cancel { chunk: id, attempt })?;
-            return self.issue(tx, rank, id, true, now);
+            return self.issue(tx, rank, id, true);
         }
         if let Some(id) = self.speculation_candidate(rank) {
-            return self.issue(tx, rank, id, true, now);
+            return self.issue(tx, rank, id, true);
         }
         Ok(())
     }

@@ -142,7 +142,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
         _ => (t, 1),
     };
     let v: f64 = num.trim().parse().ok()?;
-    (v > 0.0 && v.is_finite()).then(|| (v * mult as f64) as u64)
+    (v > 0.0 && v.is_finite()).then_some((v * mult as f64) as u64)
 }
 
 /// A parsed `--mapper` value.

@@ -163,7 +163,7 @@ pub fn render_sbatch(job: &SbatchJob<'_>) -> Result<String, SlurmError> {
             ),
         });
     }
-    for (k, _) in &s.env {
+    for k in s.env.keys() {
         if k.is_empty()
             || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             || k.starts_with(|c: char| c.is_ascii_digit())
