@@ -511,9 +511,7 @@ impl Coordinator {
             return;
         }
         self.maybe_drain(from);
-        if others_running {
-            return;
-        }
+        // The attempt budget counts every failed attempt, copies included.
         if failures >= max {
             if self.failure.is_none() {
                 self.failure = Some(JobFailure {
@@ -521,6 +519,9 @@ impl Coordinator {
                     message: format!("{describe} failed {failures} times; last error: {error}"),
                 });
             }
+            return;
+        }
+        if others_running {
             return;
         }
         self.retries += 1;

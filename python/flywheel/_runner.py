@@ -164,7 +164,9 @@ def _arrow_output(produced, target):
             names = set(target.names)
             if any(not names.issuperset(r) for r in rows):
                 return None
-            table = pa.Table.from_pylist(rows, schema=target)
+            # Nullability is flywheel's to check (it names the row); send every column nullable.
+            loose = pa.schema([f.with_nullable(True) for f in target], metadata=target.metadata)
+            table = pa.Table.from_pylist(rows, schema=loose)
         else:
             table = pa.Table.from_struct_array(pa.array(rows))
             if not all(_plain(f.type) for f in table.schema):
@@ -230,7 +232,7 @@ def main():
         produced_rows = []
         produced, failed = _run_chunk(mapper, rows, out, skip_errors, produced_rows)
         _send_output(out, produced_rows, target, arrow)
-        _send(out, {"end": {"rows_out": produced, "failed": failed}})
+        _send(out, {"end": {"chunk": header["chunk"], "attempt": header.get("attempt"), "rows_out": produced, "failed": failed}})
         out.flush()
 
     if hasattr(mapper, "finish"):

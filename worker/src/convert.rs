@@ -350,7 +350,7 @@ pub fn arrow_to_output(
     let mut skipped = Vec::new();
     if let Some((row, column)) = bad_rows.iter().min().cloned() {
         let what = format!(
-            "output row {row} (from input {}), column '{column}': expected {} (not nullable), got null",
+            "output row {row} (from input {}), column '{column}': expected {}, got null (the column is not nullable; make it nullable with '?')",
             input_row(task, sources[row]),
             flywheel_formats::Field::from_arrow(target_arrow.field_with_name(&column).map_err(|e| invalid(e.to_string()))?).map(|f| f.ty.to_string()).unwrap_or_default()
         );

@@ -483,12 +483,20 @@ impl ProcessMapper {
         loop {
             let message = match self.next_message(deadline) {
                 Ok(Message::Arrow(data)) => {
-                    arrow_batches.extend(read_ipc(&data).map_err(|e| {
-                        ChunkError::new(
-                            FailureKind::InvalidOutput,
-                            format!("mapper {} sent an unreadable Arrow stream: {e}", self.label),
-                        )
-                    })?);
+                    match read_ipc(&data) {
+                        Ok(b) => arrow_batches.extend(b),
+                        Err(e) => {
+                            // The rest of this chunk's answer is still coming: start afresh.
+                            self.kill();
+                            return Err(ChunkError::new(
+                                FailureKind::InvalidOutput,
+                                format!(
+                                    "mapper {} sent an unreadable Arrow stream: {e}",
+                                    self.label
+                                ),
+                            ));
+                        }
+                    }
                     continue;
                 }
                 Ok(m) => Ok(m),
@@ -534,7 +542,19 @@ impl ProcessMapper {
                         .unwrap_or("")
                         .to_string(),
                 });
-            } else if line.get("end").is_some() {
+            } else if let Some(end) = line.get("end") {
+                // An answer to another chunk means the stream is out of step: never accept it.
+                let chunk = end.get("chunk").and_then(|v| v.as_u64());
+                if chunk.is_some_and(|c| c != u64::from(task.chunk.0)) {
+                    self.kill();
+                    return Err(ChunkError::new(
+                        FailureKind::InvalidOutput,
+                        format!(
+                            "mapper {} ended chunk {chunk:?} while {} was running",
+                            self.label, task.chunk
+                        ),
+                    ));
+                }
                 break;
             } else {
                 self.kill();

@@ -364,3 +364,27 @@ fn mapper_mem_limits_each_mapper_process() {
         .arg(&out));
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn an_answer_for_another_chunk_is_never_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Answers every chunk with an `end` for chunk 999 and no rows.
+    let sh = write(
+        dir.path(),
+        "confused.sh",
+        "#!/bin/sh\necho '{\"ready\": true}'\nwhile IFS= read -r header; do\n  rows=$(printf '%s' \"$header\" | sed 's/.*\"rows\":\\([0-9]*\\).*/\\1/')\n  i=0\n  while [ \"$i\" -lt \"$rows\" ]; do IFS= read -r line; i=$((i + 1)); done\n  echo '{\"end\": {\"chunk\": 999, \"rows_out\": 0}}'\ndone\n",
+    );
+    std::fs::set_permissions(&sh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = dir.path().join("t");
+    let o = run(flywheel()
+        .args(["map", "--max-attempts", "1", "--mapper"])
+        .arg(format!("exec:{}", sh.display()))
+        .arg("--input")
+        .arg(dialogues())
+        .arg("--output")
+        .arg(&out));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("ended chunk Some(999) while chunk 0 was running"));
+    assert!(!has_version(&out));
+}

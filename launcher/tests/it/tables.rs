@@ -190,7 +190,7 @@ def f(row):
                     .replace("CASE\n", &format!("{case:?}\n")),
             )
             .unwrap();
-            let out = dir.path().join(format!("out_{case}"));
+            let out = dir.path().join(format!("out_{case}_{}", python.len()));
             let o = run(flywheel()
                 .args([
                     "map",
@@ -200,6 +200,8 @@ def f(row):
                     "25",
                     "--max-attempts",
                     "1",
+                    "--python",
+                    &python,
                     "--schema",
                     schema,
                     "--mapper",
@@ -249,6 +251,52 @@ def f(row):
     assert_eq!(info(&out)["num_rows"].as_u64(), Some(499));
     let errors = info(&out.join("_errors"));
     assert_eq!(errors["num_rows"].as_u64(), Some(1));
+
+    // The Arrow path (pyarrow in the mapper's Python): a null in a non-nullable column is found
+    // by flywheel, named in fail mode, and sent to _errors in skip mode.
+    let Some(py) = py else { return };
+    let nulls = dir.path().join("nulls.py");
+    std::fs::write(
+        &nulls,
+        "def f(row):\n    yield {'n': row['id'], 's': None if row['id'] == 37 else 'x'}\n",
+    )
+    .unwrap();
+    for policy in ["fail", "skip"] {
+        let out = dir.path().join(format!("nulls_{policy}"));
+        let o = run(flywheel()
+            .args([
+                "map",
+                "--chunk-rows",
+                "25",
+                "--max-attempts",
+                "1",
+                "--on-row-error",
+                policy,
+                "--schema",
+                "n: int, s: str",
+                "--python",
+            ])
+            .arg(&py)
+            .arg("--mapper")
+            .arg(format!("{}:f", nulls.display()))
+            .arg("--input")
+            .arg(dialogues())
+            .arg("--output")
+            .arg(&out));
+        if policy == "fail" {
+            assert_eq!(o.status.code(), Some(1));
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                stderr.contains("from input row 37 of")
+                    && stderr.contains("column 's': expected str, got null"),
+                "{stderr}"
+            );
+        } else {
+            assert!(o.status.success());
+            assert_eq!(info(&out)["num_rows"].as_u64(), Some(499));
+            assert_eq!(info(&out.join("_errors"))["num_rows"].as_u64(), Some(1));
+        }
+    }
 }
 
 #[test]
