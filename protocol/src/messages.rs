@@ -87,6 +87,8 @@ pub struct ChunkOutput {
 pub enum FailureKind {
     /// The mapper raised on a row, or exited, crashed or was killed.
     Mapper,
+    /// The mapper process could not start (a Python import error, `start()` raised).
+    MapperStart,
     /// The mapper ran past the chunk timeout and was killed.
     Timeout,
     /// The mapper's output was invalid (bad JSON, wrong schema).

@@ -196,7 +196,7 @@ impl ProcessMapper {
             .spawn()
             .map_err(|e| {
                 ChunkError::new(
-                    FailureKind::Mapper,
+                    FailureKind::MapperStart,
                     format!("cannot start mapper '{}': {e}", self.program),
                 )
             })?;
@@ -206,7 +206,7 @@ impl ProcessMapper {
                 (Some(a), Some(b), Some(c)) => (a, b, c),
                 _ => {
                     return Err(ChunkError::new(
-                        FailureKind::Mapper,
+                        FailureKind::MapperStart,
                         "mapper process has no pipes",
                     ))
                 }
@@ -273,7 +273,11 @@ impl ProcessMapper {
         });
         // The first line says whether the mapper loaded (a Python class's start() has run).
         let deadline = Instant::now() + self.timeout;
-        match self.next_line(deadline)? {
+        // Dying before "ready" is a start failure, whatever the cause.
+        let first = self
+            .next_line(deadline)
+            .map_err(|e| ChunkError::new(FailureKind::MapperStart, e.message))?;
+        match first {
             serde_json::Value::Object(m)
                 if m.get("ready") == Some(&serde_json::Value::Bool(true)) =>
             {
@@ -292,7 +296,7 @@ impl ProcessMapper {
                     .to_string();
                 self.kill();
                 Err(ChunkError::new(
-                    FailureKind::Mapper,
+                    FailureKind::MapperStart,
                     format!("mapper {} failed to start:\n{why}", self.label),
                 ))
             }

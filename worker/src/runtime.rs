@@ -274,7 +274,7 @@ fn slice_rows(batches: &[RecordBatch], start: usize, len: usize) -> Vec<RecordBa
 }
 
 /// With `--on-row-error skip`: when the mapper process dies on a chunk (a crash, a signal, a
-/// hang past the timeout), the rows are split in halves and mapped again, down to the single
+/// exit), the rows are split in halves and mapped again, down to the single
 /// rows that kill it; those go to `_errors` and the rest of the chunk succeeds (poison-row
 /// isolation). `offset` is the position of `input` within the chunk.
 fn map_isolating(
@@ -292,7 +292,8 @@ fn map_isolating(
             }
             Ok(out)
         }
-        Err(e) if matches!(e.kind, FailureKind::Mapper | FailureKind::Timeout) && rows > 0 => {
+        // Only crashes are bisected: a hang would cost a chunk timeout per level.
+        Err(e) if e.kind == FailureKind::Mapper && rows > 0 => {
             if rows == 1 {
                 tracing::warn!(
                     "{}: row {} kills the mapper; it goes to _errors",

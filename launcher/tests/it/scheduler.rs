@@ -232,3 +232,40 @@ fn a_row_that_kills_the_mapper_is_isolated_with_skip() {
         "the input row is kept"
     );
 }
+
+#[test]
+fn a_mapper_that_cannot_start_fails_the_job_even_with_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapper = dir.path().join("broken.py");
+    std::fs::write(
+        &mapper,
+        "import no_such_module_anywhere\ndef f(row):\n    yield row\n",
+    )
+    .unwrap();
+    let out = dir.path().join("t");
+    let o = run(flywheel()
+        .args([
+            "map",
+            "--on-row-error",
+            "skip",
+            "--max-attempts",
+            "2",
+            "--mapper",
+        ])
+        .arg(format!("{}:f", mapper.display()))
+        .arg("--input")
+        .arg(dialogues())
+        .arg("--output")
+        .arg(&out));
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("failed to start")
+            && stderr.contains("No module named 'no_such_module_anywhere'"),
+        "{stderr}"
+    );
+    assert!(
+        !has_version(&out) && !has_version(&out.join("_errors")),
+        "no row is blamed for a mapper that cannot start"
+    );
+}
