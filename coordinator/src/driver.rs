@@ -73,12 +73,13 @@ pub fn drive(
         on_progress(coord);
     };
     on_progress(coord);
-    stop_workers(coord, tx, opts.stop_grace);
+    stop_workers(tx, opts.stop_grace);
     result
 }
 
-/// Sends `Stop` to every worker and waits (bounded) for their goodbyes.
-fn stop_workers(coord: &mut Coordinator, tx: &mut impl Transport, grace: Duration) {
+/// Sends `Stop` to every worker and waits (bounded) for their goodbyes. Also for a job that
+/// fails before it starts, so that no worker rank is left waiting.
+pub fn stop_workers(tx: &mut impl Transport, grace: Duration) {
     for rank in tx.workers() {
         if let Err(e) = tx.send(rank, ToWorker::Stop) {
             tracing::debug!("could not stop {rank}: {e}");
@@ -100,5 +101,4 @@ fn stop_workers(coord: &mut Coordinator, tx: &mut impl Transport, grace: Duratio
             grace.as_secs()
         );
     }
-    let _ = coord;
 }

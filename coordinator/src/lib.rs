@@ -14,7 +14,7 @@ mod report;
 pub mod sim;
 mod state;
 
-pub use driver::{drive, DriveOptions};
+pub use driver::{drive, stop_workers, DriveOptions};
 pub use error::CoordinatorError;
 pub use journal::{read_journal, Journal, JournalEntry, JournalError};
 pub use publish::{publish, PublishRequest};

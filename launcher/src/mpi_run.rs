@@ -20,10 +20,10 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     use crate::plan::{coordinate, prepare, print_outcome};
     use anyhow::anyhow;
     use flywheel_protocol::mpi::{MpiTransport, MpiWorkerLink};
-    use flywheel_protocol::{Rank, ToCoordinator, ToWorker, Transport};
+    use flywheel_protocol::Rank;
     use flywheel_worker::{run_worker, WorkerConfig};
     use mpi::topology::Communicator;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     let mut jf = jobfile::load(&args.job)?;
     // A requeued Slurm job continues from its journal.
@@ -66,18 +66,7 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
             Ok(p) => p,
             Err(e) => {
                 // Release the workers before reporting the bad input.
-                for r in tx.workers() {
-                    let _ = tx.send(r, ToWorker::Stop);
-                }
-                let deadline = Instant::now() + Duration::from_secs(30);
-                let mut waiting = tx.workers();
-                while !waiting.is_empty() && Instant::now() < deadline {
-                    if let Ok(Some((from, ToCoordinator::Bye))) =
-                        tx.recv_timeout(Duration::from_millis(50))
-                    {
-                        waiting.retain(|r| *r != from);
-                    }
-                }
+                flywheel_coordinator::stop_workers(&mut tx, Duration::from_secs(30));
                 return Err(e);
             }
         };

@@ -127,7 +127,7 @@ pub fn coordinate(
     // The journal makes accepted chunks survive an interruption; --resume continues from it.
     let plan = plan_hash(&job, &slices);
     let rows_total: u64 = slices.iter().map(|s| s.row_count).sum();
-    let (mut journal, done) = flywheel_coordinator::Journal::start(
+    let started_journal = flywheel_coordinator::Journal::start(
         &job.output,
         &plan,
         slices.len(),
@@ -137,7 +137,15 @@ pub fn coordinate(
     .map_err(|e| match e {
         flywheel_coordinator::JournalError::Io { .. } => job_failed(e),
         _ => bad_input(e),
-    })?;
+    });
+    let (mut journal, done) = match started_journal {
+        Ok(j) => j,
+        Err(e) => {
+            // No worker may be left waiting for chunks (under MPI it would hang the job).
+            flywheel_coordinator::stop_workers(tx, DriveOptions::default().stop_grace);
+            return Err(e);
+        }
+    };
     if job.resume && !done.is_empty() {
         eprintln!(
             "resuming: {} of {} chunks were done before",
@@ -148,13 +156,17 @@ pub fn coordinate(
     let mut coord = Coordinator::resumed(cfg, slices, done);
     let mut progress = ProgressReporter::new(!json);
     // Claim the output while the job runs, so `table vacuum` leaves its unpublished files alone.
-    let active = Table::new(&job.output)
-        .mark_active(&format!(
-            "{{\"pid\": {}, \"host\": {:?}}}",
-            std::process::id(),
-            flywheel_worker::hostname()
-        ))
-        .map_err(job_failed)?;
+    let active = match Table::new(&job.output).mark_active(&format!(
+        "{{\"pid\": {}, \"host\": {:?}}}",
+        std::process::id(),
+        flywheel_worker::hostname()
+    )) {
+        Ok(a) => a,
+        Err(e) => {
+            flywheel_coordinator::stop_workers(tx, DriveOptions::default().stop_grace);
+            return Err(job_failed(e));
+        }
+    };
     let mut touched = Instant::now();
     let result = drive(
         &mut coord,

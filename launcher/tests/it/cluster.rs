@@ -188,3 +188,26 @@ fn sbatch_job_on_the_local_cluster_publishes_the_table() {
     let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(v["lineage"]["slurm_job_id"].as_str(), Some(id.as_str()));
 }
+
+#[test]
+fn mpirun_job_refused_before_it_starts_releases_every_rank() {
+    if !available(have("mpirun"), "mpirun") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (job, out) = write_job(dir.path(), "builtin:identity", "resume = true\n");
+    // A journal of some other job: resuming from it is refused on rank 0.
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("_journal.jsonl"),
+        "{\"Start\": {\"plan\": \"another\", \"chunks\": 1, \"rows\": 1, \"at\": 0, \"host\": \"h\", \"slurm_job_id\": null, \"resumed\": false}}\n",
+    )
+    .unwrap();
+    let o = mpirun(&job);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "refused, not hung (timeout exits 124)"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("records a different job"));
+}
