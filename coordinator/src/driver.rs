@@ -14,6 +14,11 @@ pub struct DriveOptions {
     pub stop_grace: Duration,
     /// How long to wait for the first worker to register.
     pub ready_timeout: Duration,
+    /// Asked once per loop: `Some(reason)` starts a checkpoint (no new chunks; the running
+    /// ones may finish within `checkpoint_grace`; then the job ends as checkpointed).
+    pub interrupted: Option<fn() -> Option<&'static str>>,
+    /// How long running chunks get to finish at a checkpoint.
+    pub checkpoint_grace: Duration,
 }
 
 impl Default for DriveOptions {
@@ -22,6 +27,8 @@ impl Default for DriveOptions {
             poll: Duration::from_millis(100),
             stop_grace: Duration::from_secs(30),
             ready_timeout: Duration::from_secs(300),
+            interrupted: None,
+            checkpoint_grace: Duration::from_secs(60),
         }
     }
 }
@@ -37,9 +44,27 @@ pub fn drive(
 ) -> Result<(), CoordinatorError> {
     let mut journal = journal;
     let started = Instant::now();
+    let mut checkpoint: Option<(&'static str, Instant)> = None;
     let result = loop {
         if coord.is_complete() {
             break Ok(());
+        }
+        if checkpoint.is_none() {
+            if let Some(reason) = opts.interrupted.and_then(|f| f()) {
+                tracing::warn!("{reason}: checkpointing (no new chunks; running ones may finish)");
+                coord.stop_dispatch();
+                checkpoint = Some((reason, Instant::now() + opts.checkpoint_grace));
+            }
+        }
+        if let Some((reason, deadline)) = checkpoint {
+            if coord.in_flight() == 0 || Instant::now() >= deadline {
+                let p = coord.progress();
+                break Err(CoordinatorError::Checkpointed {
+                    reason: reason.to_string(),
+                    done: p.chunks_done,
+                    total: p.chunks_total,
+                });
+            }
         }
         if let Some(f) = coord.failure() {
             break Err(if f.bad_input {

@@ -17,6 +17,13 @@ pub enum CoordinatorError {
     /// The journal could not be written.
     #[error("journal: {0}")]
     Journal(#[from] crate::JournalError),
+    /// A signal asked the job to stop; accepted chunks are in the journal.
+    #[error("checkpointed after {reason}: {done} of {total} chunks are done and journaled")]
+    Checkpointed {
+        reason: String,
+        done: usize,
+        total: usize,
+    },
     /// Publishing the version failed.
     #[error("publish: {0}")]
     Publish(#[from] flywheel_formats::FormatError),

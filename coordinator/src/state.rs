@@ -148,6 +148,8 @@ pub struct Coordinator {
     wasted_rows: u64,
     /// Chunks accepted since the last [`Coordinator::take_accepted`] (for the journal).
     accepted: Vec<ChunkId>,
+    /// No more dispatching (a checkpoint is under way).
+    halted: bool,
 }
 
 impl Coordinator {
@@ -206,7 +208,21 @@ impl Coordinator {
             speculative_runs: 0,
             wasted_rows: 0,
             accepted: Vec::new(),
+            halted: false,
         }
+    }
+
+    /// Stops handing out chunks (a checkpoint): running attempts may still finish and count.
+    pub fn stop_dispatch(&mut self) {
+        self.halted = true;
+    }
+
+    /// Chunks with an attempt running or queued at a worker.
+    pub fn in_flight(&self) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| matches!(c.state, ChunkState::Running(_)))
+            .count()
     }
 
     /// Handles one message from a worker.
@@ -589,7 +605,7 @@ impl Coordinator {
 
     /// Tops up a worker's holding: from the queue, else (idle) by stealing or speculating.
     fn fill(&mut self, tx: &mut impl Transport, rank: Rank) -> Result<(), TransportError> {
-        if self.failure.is_some() || self.is_complete() {
+        if self.failure.is_some() || self.is_complete() || self.halted {
             return Ok(());
         }
         let Some(w) = self.workers.get(&rank) else {

@@ -224,6 +224,42 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Checks, in the table's directory, what the commit protocol relies on: that files can be
+    /// created and fsynced, and that `link(2)` refuses to replace an existing name (some shared
+    /// filesystems or mounts get this wrong). Returns why not, if not.
+    pub fn probe(&self) -> Result<(), FormatError> {
+        let dir = self.dir.clone();
+        fs::create_dir_all(&dir).map_err(FormatError::io(&dir))?;
+        let a = dir.join(format!(".probe-{}-a", std::process::id()));
+        let b = dir.join(format!(".probe-{}-b", std::process::id()));
+        let result = (|| {
+            let mut f = fs::File::create(&a).map_err(FormatError::io(&a))?;
+            f.write_all(b"flywheel").map_err(FormatError::io(&a))?;
+            f.sync_all().map_err(|e| FormatError::Unsupported { path: a.clone(), what: format!("fsync does not work here ({e}); flywheel cannot commit safely on this filesystem") })?;
+            link_no_replace(&a, &b).map_err(|e| FormatError::Unsupported {
+                path: dir.clone(),
+                what: format!(
+                    "hard links do not work here ({e}); flywheel's atomic commit needs link(2)"
+                ),
+            })?;
+            match link_no_replace(&a, &b) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                other => {
+                    return Err(FormatError::Unsupported {
+                        path: dir.clone(),
+                        what: format!("link(2) replaced an existing name ({other:?}); flywheel's atomic commit cannot work here"),
+                    })
+                }
+            }
+            sync_dir(&dir)
+        })();
+        let _ = fs::remove_file(&a);
+        let _ = fs::remove_file(&b);
+        result
+    }
+}
+
 /// The steps of a commit, in order, at which `FLYWHEEL_CRASH_AT` can kill the process (tests).
 pub const COMMIT_STEPS: &[&str] = &[
     "manifest-created",
@@ -311,6 +347,13 @@ mod tests {
             TableRef::parse("me@host/t").unwrap().path,
             PathBuf::from("me@host/t")
         );
+    }
+
+    #[test]
+    fn the_filesystem_probe_passes_here_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        Table::new(dir.path().join("t")).probe().unwrap();
+        assert_eq!(fs::read_dir(dir.path().join("t")).unwrap().count(), 0);
     }
 
     #[test]

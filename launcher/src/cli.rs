@@ -136,6 +136,9 @@ pub struct SubmitArgs {
     /// Print the sbatch script and submit nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Continue an interrupted job (scancel, a failed node) from its journal.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 #[derive(Subcommand)]

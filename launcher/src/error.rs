@@ -1,4 +1,5 @@
-//! Exit codes: 2 for bad usage or bad input, 1 for a job that failed.
+//! Exit codes: 2 for bad usage or bad input, 1 for a job that failed, 3 for a job that
+//! checkpointed on a signal (resume it with `--resume`).
 
 /// An error with the exit code it deserves.
 #[derive(Debug)]

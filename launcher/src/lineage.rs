@@ -78,6 +78,11 @@ impl Lineage {
         self
     }
 
+    /// Sets one field.
+    pub fn set(&mut self, key: &str, value: Value) {
+        self.value.insert(key.to_string(), value);
+    }
+
     /// Stamps the end time.
     pub fn finish(&mut self) {
         self.value.insert("finished_at".into(), json!(now()));

@@ -8,6 +8,7 @@ mod local;
 mod mpi_run;
 mod plan;
 mod progress;
+mod signals;
 mod status;
 mod submit;
 mod table_cmd;
@@ -18,6 +19,9 @@ use error::CliError;
 fn main() {
     init_tracing();
     let cli = cli::Cli::parse();
+    if matches!(cli.command, cli::Command::Map(_) | cli::Command::Run(_)) {
+        signals::install();
+    }
     let code = match dispatch(cli) {
         Ok(()) => 0,
         Err(e) => {

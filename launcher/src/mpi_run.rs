@@ -27,12 +27,14 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
 
     let mut jf = jobfile::load(&args.job)?;
     // A requeued Slurm job continues from its journal.
-    if std::env::var("SLURM_RESTART_COUNT")
+    // A requeued Slurm job, or the continuation a job submitted near its time limit
+    // (FLYWHEEL_RESUME=1), continues from the journal.
+    let restarted = std::env::var("SLURM_RESTART_COUNT")
         .ok()
         .and_then(|n| n.parse::<u32>().ok())
         .unwrap_or(0)
-        > 0
-    {
+        > 0;
+    if restarted || std::env::var("FLYWHEEL_RESUME").is_ok_and(|v| v == "1") {
         jf.job.resume = true;
     }
     // A panic that unwinds would run MPI_Finalize from a destructor and hang every rank:

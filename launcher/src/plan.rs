@@ -82,6 +82,12 @@ pub fn prepare(job: JobOptions, lineage: Lineage) -> Result<Prepared, CliError> 
     let input = resolve_input(&job.input).map_err(bad_input)?;
     let slices = plan_chunks(&input, job.chunk_rows).map_err(bad_input)?;
     let lineage = lineage.with_input(&job, &input);
+    // The output's filesystem must support the commit protocol (shared filesystems differ).
+    if !job.output.join("_versions").is_dir() {
+        table
+            .probe()
+            .map_err(|e| bad_input(anyhow!("output {}: {e}", job.output.display())))?;
+    }
     Ok(Prepared {
         job,
         schema,
@@ -140,6 +146,20 @@ pub fn coordinate(
     });
     let (mut journal, done) = match started_journal {
         Ok(j) => j,
+        Err(_) if already_published(&job.output).is_some() => {
+            // A continuation whose job finished in time after all: nothing is left to do.
+            flywheel_coordinator::stop_workers(tx, DriveOptions::default().stop_grace);
+            let version = already_published(&job.output).unwrap_or(1);
+            eprintln!("nothing to resume: this job already published version {version}");
+            let manifest = Table::new(&job.output)
+                .manifest(Some(version))
+                .map_err(job_failed)?;
+            let coord = Coordinator::new(cfg, Vec::new());
+            return Ok(Outcome {
+                manifest,
+                report: coord.report(started.elapsed()),
+            });
+        }
         Err(e) => {
             // No worker may be left waiting for chunks (under MPI it would hang the job).
             flywheel_coordinator::stop_workers(tx, DriveOptions::default().stop_grace);
@@ -168,10 +188,20 @@ pub fn coordinate(
         }
     };
     let mut touched = Instant::now();
+    let drive_options = DriveOptions {
+        interrupted: Some(crate::signals::checkpoint_requested),
+        checkpoint_grace: std::time::Duration::from_secs(
+            std::env::var("FLYWHEEL_CHECKPOINT_GRACE")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(60),
+        ),
+        ..DriveOptions::default()
+    };
     let result = drive(
         &mut coord,
         tx,
-        &DriveOptions::default(),
+        &drive_options,
         &mut |c| {
             progress.update(c.progress());
             if touched.elapsed() > std::time::Duration::from_secs(10) {
@@ -188,11 +218,24 @@ pub fn coordinate(
         if let flywheel_coordinator::CoordinatorError::BadInput(why) = e {
             return Err(bad_input(anyhow!("{why} (nothing was published)")));
         }
+        if let flywheel_coordinator::CoordinatorError::Checkpointed { .. } = e {
+            return Err(crate::error::CliError {
+                code: 3,
+                error: anyhow!(
+                    "{e}; nothing was published yet; continue with --resume (journal: {})",
+                    job.output.join("_journal.jsonl").display()
+                ),
+            });
+        }
         return Err(job_failed(anyhow!(
             "job failed, nothing was published: {e}"
         )));
     }
     lineage.finish();
+    lineage.set(
+        "slurm_job_ids",
+        serde_json::json!(slurm_job_ids(&job.output)),
+    );
     let table = Table::new(&job.output);
     let outputs = coord.outputs();
     let provenance = outputs
@@ -252,6 +295,36 @@ pub fn coordinate(
         tracing::warn!("could not record the publish in the journal: {e}");
     }
     Ok(Outcome { manifest, report })
+}
+
+/// The version a journal says its job published, if it did.
+fn already_published(output: &std::path::Path) -> Option<u64> {
+    flywheel_coordinator::read_journal(output)
+        .ok()?
+        .into_iter()
+        .rev()
+        .find_map(|e| match e {
+            flywheel_coordinator::JournalEntry::Published { version, .. } => Some(version),
+            _ => None,
+        })
+}
+
+/// The Slurm jobs that worked on this output, from the journal (a job continued after its time
+/// limit has several).
+fn slurm_job_ids(output: &std::path::Path) -> Vec<String> {
+    let mut ids = Vec::new();
+    for e in flywheel_coordinator::read_journal(output).unwrap_or_default() {
+        if let flywheel_coordinator::JournalEntry::Start {
+            slurm_job_id: Some(id),
+            ..
+        } = e
+        {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
 }
 
 /// A hash of everything that decides a job's output: the chunk plan, the mapper (and its

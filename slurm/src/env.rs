@@ -17,6 +17,8 @@ pub struct SlurmEnv {
     pub nodes: Vec<String>,
     /// GPUs bound to this step (`SLURM_STEP_GPUS`, else `SLURM_JOB_GPUS`), as listed.
     pub gpus: Vec<String>,
+    /// When the allocation ends (`SLURM_JOB_END_TIME`, seconds since the epoch).
+    pub end_time: Option<u64>,
 }
 
 impl SlurmEnv {
@@ -49,6 +51,7 @@ impl SlurmEnv {
             ntasks: num("SLURM_NTASKS"),
             nodes,
             gpus,
+            end_time: get("SLURM_JOB_END_TIME").and_then(|v| v.trim().parse().ok()),
         }
     }
 
@@ -72,6 +75,7 @@ mod tests {
             ("SLURM_NTASKS", "8"),
             ("SLURM_JOB_NODELIST", "gpu[01-02]"),
             ("SLURM_STEP_GPUS", "0,1"),
+            ("SLURM_JOB_END_TIME", "1764130000"),
         ]
         .into_iter()
         .collect();
@@ -83,6 +87,7 @@ mod tests {
         );
         assert_eq!(env.nodes, vec!["gpu01", "gpu02"]);
         assert_eq!(env.gpus, vec!["0", "1"]);
+        assert_eq!(env.end_time, Some(1_764_130_000));
         assert!(!SlurmEnv::from_vars(|_| None).in_job());
     }
 }

@@ -4,7 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -85,6 +84,14 @@ pub struct SlurmSpec {
     /// srun's `--mpi` plugin (Open MPI from most distributions needs `pmix`).
     #[serde(default = "pmix")]
     pub mpi: String,
+    /// Seconds before the time limit at which Slurm warns the job (`--signal=B:USR1@N`): the
+    /// job submits its continuation and checkpoints.
+    #[serde(default = "default_margin")]
+    pub signal_margin: u32,
+}
+
+fn default_margin() -> u32 {
+    120
 }
 
 fn one() -> u32 {
@@ -114,6 +121,7 @@ impl Default for SlurmSpec {
             setup: Lines::default(),
             env: BTreeMap::new(),
             mpi: pmix(),
+            signal_margin: default_margin(),
         }
     }
 }
@@ -132,6 +140,8 @@ pub struct SbatchJob<'a> {
     pub log: PathBuf,
     /// Default job name when the spec gives none.
     pub default_name: String,
+    /// Where the script itself is saved (a continuation resubmits it).
+    pub script_path: PathBuf,
 }
 
 fn quote(s: &str) -> String {
@@ -207,6 +217,7 @@ pub fn render_sbatch(job: &SbatchJob<'_>) -> Result<String, SlurmError> {
     if let Some(q) = &s.qos {
         sb(format!("--qos={}", quote(q)));
     }
+    sb(format!("--signal=B:USR1@{}", s.signal_margin));
     sb(format!("--output={}", quote(&job.log.to_string_lossy())));
     sb(format!("--chdir={}", quote(&job.workdir.to_string_lossy())));
     for line in &s.extra.0 {
@@ -225,8 +236,21 @@ pub fn render_sbatch(job: &SbatchJob<'_>) -> Result<String, SlurmError> {
         out.push_str(line);
         out.push('\n');
     }
+    // Near the time limit Slurm sends USR1 to this script: it submits the continuation (which
+    // resumes from the job's journal once this job has ended) and tells the ranks to checkpoint.
+    // scancel sends TERM: the ranks checkpoint, and nothing is resubmitted.
     out.push_str(&format!(
-        "\nsrun --mpi={} {} run {}\n",
+        "export FLYWHEEL_CHECKPOINT_GRACE={}\n\
+         continue_job() {{\n  sbatch --parsable --dependency=afterany:\"$SLURM_JOB_ID\" --export=ALL,FLYWHEEL_RESUME=1 {}\n}}\n\
+         srun --mpi={} {} run {} &\n\
+         srun_pid=$!\n\
+         trap 'echo \"flywheel: time limit near: submitting a continuation, checkpointing\"; continue_job || true; kill -USR1 $srun_pid 2>/dev/null || true' USR1\n\
+         trap 'kill -TERM $srun_pid 2>/dev/null || true' TERM\n\
+         set +e\n\
+         while true; do\n  wait $srun_pid\n  rc=$?\n  kill -0 $srun_pid 2>/dev/null || break\ndone\n\
+         exit $rc\n",
+        s.signal_margin.saturating_sub(20).max(5),
+        quote(&job.script_path.to_string_lossy()),
         quote(&s.mpi),
         quote(&job.flywheel.to_string_lossy()),
         quote(&job.job_file.to_string_lossy())
@@ -234,21 +258,20 @@ pub fn render_sbatch(job: &SbatchJob<'_>) -> Result<String, SlurmError> {
     Ok(out)
 }
 
-/// Submits a script with `sbatch --parsable` and returns the job id.
-pub fn submit(script: &str) -> Result<String, SlurmError> {
-    let mut child = Command::new("sbatch")
-        .arg("--parsable")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(SlurmError::NotAvailable)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(SlurmError::NotAvailable)?;
+/// Submits a saved script with `sbatch --parsable` and returns the job id; `env` is exported to
+/// the job besides the submitting environment.
+pub fn submit(script: &std::path::Path, env: &[(&str, &str)]) -> Result<String, SlurmError> {
+    let mut cmd = Command::new("sbatch");
+    cmd.arg("--parsable");
+    if !env.is_empty() {
+        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        cmd.arg(format!("--export=ALL,{}", pairs.join(",")));
     }
-    let out = child.wait_with_output().map_err(SlurmError::NotAvailable)?;
+    let out = cmd
+        .arg(script)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(SlurmError::NotAvailable)?;
     if !out.status.success() {
         return Err(SlurmError::Rejected(
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
@@ -279,6 +302,7 @@ mod tests {
             workdir: "/home/me".into(),
             log: "/home/me/out/_logs/slurm-%j.out".into(),
             default_name: "flywheel-out".into(),
+            script_path: "/home/me/out/_logs/flywheel-out.sbatch".into(),
         }
     }
 
@@ -286,17 +310,29 @@ mod tests {
     fn renders_the_minimal_script() {
         let spec = SlurmSpec::default();
         let text = render_sbatch(&job(&spec)).unwrap();
-        assert_eq!(
-            text,
-            "#!/bin/bash\n\
+        assert!(
+            text.starts_with(
+                "#!/bin/bash\n\
              #SBATCH --job-name=flywheel-out\n\
              #SBATCH --nodes=1\n\
              #SBATCH --ntasks-per-node=2\n\
+             #SBATCH --signal=B:USR1@120\n\
              #SBATCH --output=/home/me/out/_logs/slurm-%j.out\n\
              #SBATCH --chdir=/home/me\n\
-             \nset -euo pipefail\n\
-             \nsrun --mpi=pmix /opt/flywheel/bin/flywheel run /home/me/job.toml\n"
+             \nset -euo pipefail\n"
+            ),
+            "{text}"
         );
+        assert!(
+            text.contains("srun --mpi=pmix /opt/flywheel/bin/flywheel run /home/me/job.toml &\n"),
+            "{text}"
+        );
+        assert!(text.contains("--dependency=afterany:\"$SLURM_JOB_ID\" --export=ALL,FLYWHEEL_RESUME=1 /home/me/out/_logs/flywheel-out.sbatch"), "{text}");
+        assert!(
+            text.contains("export FLYWHEEL_CHECKPOINT_GRACE=100\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("exit $rc\n"), "{text}");
     }
 
     #[test]
@@ -324,6 +360,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             mpi: "pmix".into(),
+            signal_margin: 300,
         };
         let text = render_sbatch(&job(&spec)).unwrap();
         for want in [
@@ -338,13 +375,26 @@ mod tests {
             "#SBATCH --account=proj42\n",
             "#SBATCH --qos=normal\n",
             "#SBATCH --exclusive\n",
+            "#SBATCH --signal=B:USR1@300\n",
             "#SBATCH --constraint=a100\n",
             "export HF_HOME='/scratch/hf cache'\n",
             "module load cuda/12\nsource ~/venv/bin/activate\n",
-            "srun --mpi=pmix /opt/flywheel/bin/flywheel run /home/me/job.toml\n",
+            "srun --mpi=pmix /opt/flywheel/bin/flywheel run /home/me/job.toml &\n",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
+        // The script is valid bash.
+        let path =
+            std::env::temp_dir().join(format!("flywheel-sbatch-test-{}.sh", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        let ok = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(true);
+        let _ = std::fs::remove_file(&path);
+        assert!(ok, "bash -n rejects the script:\n{text}");
         // Setup runs after the exports and before srun.
         assert!(text.find("export").unwrap() < text.find("module load").unwrap());
         assert!(text.find("module load").unwrap() < text.find("srun").unwrap());

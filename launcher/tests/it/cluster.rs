@@ -187,6 +187,169 @@ fn sbatch_job_on_the_local_cluster_publishes_the_table() {
     let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
     let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(v["lineage"]["slurm_job_id"].as_str(), Some(id.as_str()));
+    let status = run(flywheel().arg("status").arg(&out));
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("finished: published version 1")
+            && text.contains(&format!("slurm jobs: {id}")),
+        "{text}"
+    );
+}
+
+/// A job file with a slow mapper (`delay` seconds a row) yielding each row's id.
+fn slow_job(dir: &Path, delay: f64, slurm: &str) -> (PathBuf, PathBuf) {
+    let mapper = dir.join("slow.py");
+    std::fs::write(
+        &mapper,
+        format!(
+            "import time\ndef f(row):\n    time.sleep({delay})\n    yield {{'id': row['id']}}\n"
+        ),
+    )
+    .unwrap();
+    let (job, out) = write_job(dir, &format!("{}:f", mapper.display()), slurm);
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("chunk_rows = 29", "chunk_rows = 10");
+    std::fs::write(&job, text).unwrap();
+    (job, out)
+}
+
+fn wait_for_version(table: &Path, limit: Duration) {
+    let start = Instant::now();
+    while !has_version(table) {
+        assert!(start.elapsed() < limit, "no version after {limit:?}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn ids_of(py: &Path, table: &Path) -> Vec<u64> {
+    read_with_pyarrow(py, table, None)["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_job_past_its_time_limit_checkpoints_and_continues_in_a_new_allocation() {
+    let py = pyarrow_python();
+    if !available(py.is_some(), "a Python with pyarrow")
+        || !available(
+            have("sbatch") && cluster_up(),
+            "a running local Slurm cluster",
+        )
+    {
+        return;
+    }
+    let py = py.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // 500 rows x 0.3 s over 3 workers is about 50 s of work; the limit is 1 minute and Slurm
+    // warns 30 s (or, by its resolution, up to 60 s) before it.
+    let (job, out) = slow_job(
+        dir.path(),
+        0.3,
+        "[slurm]\nntasks_per_node = 4\ntime = \"00:01:00\"\nsignal_margin = 30\n",
+    );
+    let o = run(flywheel().arg("submit").arg(&job));
+    assert!(o.status.success());
+    wait_for_version(&out, Duration::from_secs(420));
+    assert_eq!(
+        ids_of(&py, &out),
+        (0..500).collect::<Vec<_>>(),
+        "complete, in order, as an uninterrupted run"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(flywheel().args(["table", "info", "--json"]).arg(&out)).stdout)
+            .unwrap();
+    let jobs = v["lineage"]["slurm_job_ids"].as_array().unwrap().len();
+    assert!(
+        jobs >= 2,
+        "the lineage lists every Slurm job that worked on it: {}",
+        v["lineage"]["slurm_job_ids"]
+    );
+    let logs = std::fs::read_dir(out.join("_logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(
+        logs.contains("checkpointed after SIGUSR1") && logs.contains("resuming:"),
+        "{logs}"
+    );
+}
+
+fn accepted(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("_journal.jsonl"))
+        .map(|t| t.lines().filter(|l| l.starts_with("{\"Accepted\"")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn scancel_then_submit_resume_completes_without_redoing_accepted_chunks() {
+    let py = pyarrow_python();
+    if !available(py.is_some(), "a Python with pyarrow")
+        || !available(
+            have("sbatch") && cluster_up(),
+            "a running local Slurm cluster",
+        )
+    {
+        return;
+    }
+    let py = py.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (job, out) = slow_job(
+        dir.path(),
+        0.05,
+        "[slurm]\nntasks_per_node = 4\ntime = \"00:10:00\"\n",
+    );
+    let o = run(flywheel().arg("submit").arg(&job));
+    let first = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let start = Instant::now();
+    while accepted(&out) < 10 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(Command::new("scancel")
+        .arg(&first)
+        .status()
+        .unwrap()
+        .success());
+    wait_for_job(&first, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(1));
+    let before = accepted(&out);
+    assert!(
+        before < 50 && !has_version(&out),
+        "cancelled mid-way ({before} chunks) and nothing published"
+    );
+
+    let o = run(flywheel().args(["submit", "--resume"]).arg(&job));
+    assert!(o.status.success());
+    let second = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    wait_for_job(&second, Duration::from_secs(300));
+    wait_for_version(&out, Duration::from_secs(30));
+    assert_eq!(ids_of(&py, &out), (0..500).collect::<Vec<_>>());
+    // The resumed job processed exactly the rows the journal lacked: no accepted chunk ran again.
+    let log =
+        std::fs::read_to_string(out.join("_logs").join(format!("slurm-{second}.out"))).unwrap();
+    let ran: usize = log
+        .lines()
+        .filter(|l| l.trim_start().starts_with("worker "))
+        .filter_map(|l| {
+            l.split("chunks")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(ran, 50 - before, "{log}");
+    let status =
+        String::from_utf8_lossy(&run(flywheel().arg("status").arg(&out)).stdout).to_string();
+    assert!(
+        status.contains(&format!("slurm jobs: {first}, {second}")),
+        "{status}"
+    );
 }
 
 #[test]
