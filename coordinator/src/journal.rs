@@ -175,7 +175,7 @@ impl Journal {
             chunks,
             rows,
             at: now(),
-            host: flywheel_protocol_host(),
+            host: flywheel_protocol::hostname(),
             slurm_job_id: std::env::var("SLURM_JOB_ID").ok(),
             resumed,
         })?;
@@ -211,17 +211,6 @@ impl Journal {
     pub fn published(&mut self, version: u64) -> Result<(), JournalError> {
         self.append(&JournalEntry::Published { at: now(), version })
     }
-}
-
-fn flywheel_protocol_host() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown".into();
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 #[cfg(test)]

@@ -170,22 +170,12 @@ fn dead_here(marker: &Path) -> bool {
     let (Some(pid), Some(host)) = (v["pid"].as_i64(), v["host"].as_str()) else {
         return false;
     };
-    if host != local_host() {
+    if host != flywheel_protocol::hostname() {
         return false;
     }
     // SAFETY: kill with signal 0 only checks that the process exists.
     let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
     rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-}
-
-fn local_host() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 fn remove(p: &Path) -> Result<(), FormatError> {

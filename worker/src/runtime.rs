@@ -55,17 +55,7 @@ impl WorkerConfig {
     }
 }
 
-/// The machine's host name.
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown".to_string();
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
+pub use flywheel_protocol::hostname;
 
 /// Runs a worker until the coordinator says `Stop` (or the link breaks).
 pub fn run_worker(link: &mut impl WorkerLink, cfg: WorkerConfig) -> Result<(), WorkerError> {
