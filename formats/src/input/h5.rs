@@ -128,6 +128,9 @@ mod imp {
             TypeDescriptor::Float(FloatSize::U8) => DataType::Float64,
             TypeDescriptor::Boolean => DataType::Boolean,
             TypeDescriptor::VarLenUnicode | TypeDescriptor::VarLenAscii => DataType::Utf8,
+            TypeDescriptor::FixedAscii(n) | TypeDescriptor::FixedUnicode(n) if n <= MAX_FIXED => DataType::Utf8,
+            // numpy booleans as h5py stores them: an enum of FALSE/TRUE.
+            TypeDescriptor::Enum(ref e) if e.members.len() == 2 && e.members.iter().all(|m| m.name == "FALSE" || m.name == "TRUE") => DataType::Boolean,
             other => {
                 return Err(bad(
                     path,
@@ -160,6 +163,42 @@ mod imp {
             .read_slice::<T, _, ndarray::IxDyn>(selection)
             .map_err(|e| bad(path, format!("dataset '{}': {e}", d.name())))?;
         Ok(arr.iter().cloned().collect())
+    }
+
+    /// Longest fixed-length string flywheel reads (HDF5 converts to the next size up).
+    const MAX_FIXED: usize = 4096;
+
+    /// Fixed-length strings (numpy `S`/`U` arrays as h5py stores them), read through HDF5's
+    /// string conversion into the smallest supported width that holds them.
+    fn fixed_strings(
+        path: &Path,
+        d: &Dataset,
+        s: usize,
+        e: usize,
+        n: usize,
+        unicode: bool,
+    ) -> Result<Vec<String>, FormatError> {
+        macro_rules! widths {
+            ($($w:literal),*) => {
+                $(
+                    if n <= $w {
+                        return Ok(if unicode {
+                            read_values::<hdf5::types::FixedUnicode<$w>>(path, d, s, e)?.iter().map(|v| v.as_str().to_string()).collect()
+                        } else {
+                            read_values::<hdf5::types::FixedAscii<$w>>(path, d, s, e)?.iter().map(|v| v.as_str().to_string()).collect()
+                        });
+                    }
+                )*
+            };
+        }
+        widths!(8, 16, 32, 64, 128, 256, 1024, 4096);
+        Err(bad(
+            path,
+            format!(
+                "dataset '{}' holds strings of {n} bytes; at most {MAX_FIXED} are supported",
+                d.name()
+            ),
+        ))
     }
 
     fn primitive<P: ArrowPrimitiveType>(
@@ -204,16 +243,17 @@ mod imp {
                     .dtype()
                     .and_then(|t| t.to_descriptor())
                     .map_err(|e| bad(path, e))?;
-                let strings: Vec<String> = if matches!(desc, TypeDescriptor::VarLenAscii) {
-                    read_values::<VarLenAscii>(path, d, s, e)?
+                let strings: Vec<String> = match desc {
+                    TypeDescriptor::VarLenAscii => read_values::<VarLenAscii>(path, d, s, e)?
                         .iter()
                         .map(|v| v.as_str().to_string())
-                        .collect()
-                } else {
-                    read_values::<VarLenUnicode>(path, d, s, e)?
+                        .collect(),
+                    TypeDescriptor::FixedAscii(n) => fixed_strings(path, d, s, e, n, false)?,
+                    TypeDescriptor::FixedUnicode(n) => fixed_strings(path, d, s, e, n, true)?,
+                    _ => read_values::<VarLenUnicode>(path, d, s, e)?
                         .iter()
                         .map(|v| v.as_str().to_string())
-                        .collect()
+                        .collect(),
                 };
                 Arc::new(StringArray::from(strings))
             }

@@ -247,7 +247,7 @@ fn ragged_hdf5_datasets_are_refused_and_nd_datasets_become_tensor_columns() {
     };
     let dir = tempfile::tempdir().unwrap();
     let script = format!(
-        "import h5py, numpy as np\nwith h5py.File({:?}, 'w') as f:\n    f['a/x'] = np.arange(10)\n    f['a/y'] = np.arange(9)\n    f['b/x'] = np.arange(6, dtype=np.int32)\n    f['b/emb'] = np.arange(24, dtype=np.float32).reshape(6, 2, 2)\n",
+        "import h5py, numpy as np\nwith h5py.File({:?}, 'w') as f:\n    f['a/x'] = np.arange(10)\n    f['a/y'] = np.arange(9)\n    f['b/x'] = np.arange(6, dtype=np.int32)\n    f['b/emb'] = np.arange(24, dtype=np.float32).reshape(6, 2, 2)\n    f['b/tag'] = np.array([b'a', b'bb', b'ccc', b'', b'e', b'ffffffffffff'], dtype='S12')\n    f['b/ok'] = np.array([True, False, True, True, False, False])\n",
         dir.path().join("m.h5").display().to_string()
     );
     let o = Command::new(&py).args(["-c", &script]).output().unwrap();
@@ -278,6 +278,13 @@ fn ragged_hdf5_datasets_are_refused_and_nd_datasets_become_tensor_columns() {
     assert_eq!(rows.len(), 6);
     assert_eq!(rows[1]["x"], 1);
     assert_eq!(rows[1]["emb"], serde_json::json!([4.0, 5.0, 6.0, 7.0]));
+    assert_eq!(rows[2]["tag"], "ccc", "fixed-length strings");
+    assert_eq!(rows[5]["tag"], "ffffffffffff");
+    assert_eq!(
+        (rows[0]["ok"].clone(), rows[1]["ok"].clone()),
+        (serde_json::json!(true), serde_json::json!(false)),
+        "numpy booleans"
+    );
 }
 
 #[test]
