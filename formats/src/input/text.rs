@@ -88,7 +88,23 @@ pub(super) fn plan(
             return Err(bad_line(&file.path, i as u64 + 2, QUOTED_NEWLINE));
         }
     }
-    let schema = infer(file, &head[..start as usize], complete)?;
+    // Infer from the head and, for larger files, from windows in the middle and at the end too,
+    // so that keys or wider types that only show up later are part of the schema.
+    let mut extra = Vec::new();
+    if !whole && size > 3 * SAMPLE {
+        for offset in [size / 2, size - SAMPLE] {
+            extra.extend_from_slice(&window(&file.path, offset)?);
+        }
+    }
+    if file.format == InputFormat::Csv {
+        if unbalanced_quote(&extra).is_some() {
+            return Err(FormatError::BadFile {
+                path: file.path.clone(),
+                reason: QUOTED_NEWLINE.to_string(),
+            });
+        }
+    }
+    let schema = infer(file, &head[..start as usize], complete, &extra)?;
     if size <= start {
         return Ok(head.len() as u64);
     }
@@ -118,8 +134,43 @@ pub(super) fn plan(
     Ok(head.len() as u64)
 }
 
-/// Infers the schema from the sample's lines.
-fn infer(file: &InputFile, header: &[u8], lines: &[u8]) -> Result<Schema, FormatError> {
+/// The complete lines of about a sample's worth of bytes from `offset` on.
+fn window(path: &Path, offset: u64) -> Result<Vec<u8>, FormatError> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path).map_err(FormatError::io(path))?;
+    f.seek(SeekFrom::Start(offset))
+        .map_err(FormatError::io(path))?;
+    let mut buf = Vec::new();
+    f.take(SAMPLE)
+        .read_to_end(&mut buf)
+        .map_err(FormatError::io(path))?;
+    let Some(first) = memchr::memchr(b'\n', &buf) else {
+        return Ok(Vec::new());
+    };
+    let last = memchr::memrchr(b'\n', &buf).unwrap_or(first);
+    Ok(buf[first + 1..last + 1].to_vec())
+}
+
+/// Infers the schema from the head's lines (a bad one is named by its line number) and lines
+/// from further in (a bad one there is left for the worker that reads it to name).
+fn infer(
+    file: &InputFile,
+    header: &[u8],
+    head: &[u8],
+    extra: &[u8],
+) -> Result<Schema, FormatError> {
+    let mut lines = head.to_vec();
+    for line in extra.split(|b| *b == b'\n') {
+        let keep = match file.format {
+            InputFormat::Csv => true,
+            _ => json_object_error(line).is_none(),
+        };
+        if keep && !line.is_empty() {
+            lines.extend_from_slice(line);
+            lines.push(b'\n');
+        }
+    }
+    let lines = lines.as_slice();
     match file.format {
         InputFormat::Csv => {
             let mut text = header.to_vec();
@@ -135,7 +186,7 @@ fn infer(file: &InputFile, header: &[u8], lines: &[u8]) -> Result<Schema, Format
         }
         _ => {
             // Find a bad line first, so the error names it.
-            for (i, line) in lines.split(|b| *b == b'\n').enumerate() {
+            for (i, line) in head.split(|b| *b == b'\n').enumerate() {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }

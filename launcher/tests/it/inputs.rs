@@ -353,3 +353,48 @@ fn a_table_is_an_input_at_any_version() {
         &["version 9 does not exist (latest is 2)"],
     );
 }
+
+#[test]
+fn jsonl_keys_that_appear_late_in_a_large_file_are_columns() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    let n = 80_000;
+    for i in 0..n {
+        if i >= n - 1000 {
+            text.push_str(&format!("{{\"id\": {i}, \"text\": \"row number {i} with some padding text\", \"late\": {}.5}}\n", i % 7));
+        } else {
+            text.push_str(&format!(
+                "{{\"id\": {i}, \"text\": \"row number {i} with some padding text\"}}\n"
+            ));
+        }
+    }
+    assert!(text.len() > 3 << 20);
+    let p = dir.path().join("sparse.jsonl");
+    std::fs::write(&p, &text).unwrap();
+    let out = dir.path().join("t");
+    let o = run(flywheel()
+        .args([
+            "map",
+            "--mapper",
+            "builtin:identity",
+            "--chunk-rows",
+            "5000",
+            "--input",
+        ])
+        .arg(&p)
+        .arg("--output")
+        .arg(&out));
+    assert!(o.status.success());
+    let got = read_with_pyarrow(&py, &out, None);
+    let rows = got["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), n);
+    assert_eq!(rows[0]["late"], Value::Null);
+    assert_eq!(
+        rows[n - 1]["late"],
+        serde_json::json!(((n - 1) % 7) as f64 + 0.5)
+    );
+}
