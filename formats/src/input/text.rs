@@ -96,13 +96,11 @@ pub(super) fn plan(
             extra.extend_from_slice(&window(&file.path, offset)?);
         }
     }
-    if file.format == InputFormat::Csv {
-        if unbalanced_quote(&extra).is_some() {
-            return Err(FormatError::BadFile {
-                path: file.path.clone(),
-                reason: QUOTED_NEWLINE.to_string(),
-            });
-        }
+    if file.format == InputFormat::Csv && unbalanced_quote(&extra).is_some() {
+        return Err(FormatError::BadFile {
+            path: file.path.clone(),
+            reason: QUOTED_NEWLINE.to_string(),
+        });
     }
     let schema = infer(file, &head[..start as usize], complete, &extra)?;
     if size <= start {
