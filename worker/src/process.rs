@@ -404,6 +404,10 @@ impl Mapper for ProcessMapper {
         worker: Rank,
         input: Vec<RecordBatch>,
     ) -> Result<MapOutput, ChunkError> {
+        // A chunk can hold no rows (a byte range inside one long line): nothing to call.
+        if input.iter().all(|b| b.num_rows() == 0) {
+            return Ok(MapOutput::default());
+        }
         if self.running.is_none() {
             self.start()?;
         }

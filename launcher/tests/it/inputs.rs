@@ -398,3 +398,56 @@ fn jsonl_keys_that_appear_late_in_a_large_file_are_columns() {
         serde_json::json!(((n - 1) % 7) as f64 + 0.5)
     );
 }
+
+#[test]
+fn byte_ranges_without_a_line_start_are_empty_chunks_on_both_protocol_paths() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("{\"id\": 0, \"t\": \"a\"}\n");
+    text.push_str(&format!(
+        "{{\"id\": 1, \"t\": \"{}\"}}\n",
+        "x".repeat(20_000)
+    ));
+    for i in 2..10 {
+        text.push_str(&format!("{{\"id\": {i}, \"t\": \"b\"}}\n"));
+    }
+    let p = write(dir.path(), "long.jsonl", text.as_bytes());
+    let m = write(
+        dir.path(),
+        "lenf.py",
+        b"def f(row):\n    yield {'id': row['id'], 'n': len(row['t'])}\n",
+    );
+    for (name, python) in [
+        ("json", "python3".to_string()),
+        ("arrow", py.display().to_string()),
+    ] {
+        let out = dir.path().join(name);
+        let o = run(flywheel()
+            .args([
+                "map",
+                "--chunk-rows",
+                "1",
+                "--max-attempts",
+                "1",
+                "--python",
+                &python,
+                "--mapper",
+            ])
+            .arg(format!("{}:f", m.display()))
+            .arg("--input")
+            .arg(&p)
+            .arg("--output")
+            .arg(&out));
+        assert!(o.status.success(), "{name}");
+        let rows = read_with_pyarrow(&py, &out, None)["rows"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+        assert_eq!(ids, (0..10).collect::<Vec<_>>(), "{name}");
+        assert_eq!(rows[1]["n"], 20_000);
+    }
+}
