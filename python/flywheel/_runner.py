@@ -45,6 +45,10 @@ def _json_default(value):
         return value.item()
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
+    if hasattr(value, "isoformat"):  # datetime, date, time
+        return value.isoformat()
+    if type(value).__name__ == "Decimal":
+        return str(value)
     raise TypeError(f"value of type {type(value).__name__} cannot be written to a table: {value!r:.80}")
 
 
@@ -141,7 +145,8 @@ def _read_exact(stream, n):
 
 def _plain(t):
     """Whether pyarrow inferred a type flywheel can store (no null-typed parts)."""
-    if pa.types.is_null(t):
+    if (pa.types.is_null(t) or pa.types.is_decimal(t) or pa.types.is_time(t) or pa.types.is_duration(t)
+            or pa.types.is_interval(t) or pa.types.is_dictionary(t) or pa.types.is_union(t)):
         return False
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
         return _plain(t.value_type)

@@ -388,3 +388,48 @@ fn an_answer_for_another_chunk_is_never_accepted() {
         .contains("ended chunk Some(999) while chunk 0 was running"));
     assert!(!has_version(&out));
 }
+
+#[test]
+fn dates_times_and_decimals_from_a_mapper_are_stored_on_both_paths() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(
+        dir.path(),
+        "dt.py",
+        "import datetime, decimal\ndef f(row):\n    yield {'id': row['id'], 'when': datetime.datetime(2024, 1, 2, 3, 4, 5), 'day': datetime.date(2024, 1, 2), 'price': decimal.Decimal('1.25')}\n",
+    );
+    for (name, python) in [
+        ("json", "python3".to_string()),
+        ("arrow", py.display().to_string()),
+    ] {
+        let out = dir.path().join(name);
+        let o = run(flywheel()
+            .args([
+                "map",
+                "--max-attempts",
+                "1",
+                "--python",
+                &python,
+                "--mapper",
+            ])
+            .arg(format!("{}:f", m.display()))
+            .arg("--input")
+            .arg(dialogues())
+            .arg("--output")
+            .arg(&out));
+        assert!(o.status.success(), "{name}");
+        let rows = read_with_pyarrow(&py, &out, None)["rows"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(rows.len(), 500, "{name}");
+        assert_eq!(rows[0]["price"], "1.25", "{name}");
+        assert!(
+            rows[0]["when"].as_str().unwrap().starts_with("2024-01-02"),
+            "{name}"
+        );
+    }
+}
