@@ -153,6 +153,21 @@ pub enum TableCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The first rows of a version, as an aligned table: long values cut with an ellipsis,
+    /// media shown as `<image/png 12.3 KiB>`, vectors abbreviated.
+    #[command(
+        after_help = "Example:\n  flywheel table head out/pairs -n 5 --columns prompt,response\n  flywheel table head out/pairs@1"
+    )]
+    Head {
+        /// TABLE or TABLE@VERSION.
+        table: String,
+        /// Rows to show.
+        #[arg(short = 'n', default_value_t = 10)]
+        n: usize,
+        /// Columns to show, comma-separated (default: all).
+        #[arg(long)]
+        columns: Option<String>,
+    },
     /// Absolute paths of a version's data files, one a line, in row order.
     #[command(after_help = "Example:\n  flywheel table files out/pairs | xargs ls -l")]
     Files {

@@ -103,6 +103,10 @@ pub fn table(cmd: TableCommand) -> Result<(), CliError> {
                 }
             }
         }
+        TableCommand::Head { table, n, columns } => {
+            let (t, m) = open(&table)?;
+            head(&t, &m, n, columns.as_deref())?;
+        }
         TableCommand::Files { table } => {
             let (t, m) = open(&table)?;
             for p in t.file_paths(&m) {
@@ -161,6 +165,131 @@ pub fn table(cmd: TableCommand) -> Result<(), CliError> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+const CELL: usize = 48;
+
+/// One value, short: media as `<image/png 12.3 KiB>`, vectors abbreviated, long text cut.
+fn cell(col: &dyn arrow::array::Array, i: usize) -> String {
+    use arrow::array::AsArray;
+    use arrow::datatypes::DataType;
+    if col.is_null(i) {
+        return "null".to_string();
+    }
+    let cut = |s: String| {
+        if s.chars().count() > CELL {
+            format!("{}…", s.chars().take(CELL - 1).collect::<String>())
+        } else {
+            s
+        }
+    };
+    match col.data_type() {
+        DataType::Binary => {
+            let b = col.as_binary::<i32>().value(i);
+            let size = if b.len() >= 1024 {
+                format!("{:.1} KiB", b.len() as f64 / 1024.0)
+            } else {
+                format!("{} B", b.len())
+            };
+            match flywheel_formats::sniff(b) {
+                Some((_, mime)) => format!("<{mime} {size}>"),
+                None => format!("<bytes {size}>"),
+            }
+        }
+        DataType::FixedSizeList(_, n) => {
+            let values = col.as_fixed_size_list().value(i);
+            let shown: Vec<String> = (0..(*n as usize).min(3))
+                .map(|k| {
+                    arrow::util::display::array_value_to_string(&values, k).unwrap_or_default()
+                })
+                .collect();
+            format!("[{}, … {n} values]", shown.join(", "))
+        }
+        // Shown in UTC without needing the time-zone database.
+        DataType::Timestamp(unit, Some(_)) => {
+            let naive = arrow::compute::cast(&col.slice(i, 1), &DataType::Timestamp(*unit, None));
+            naive
+                .ok()
+                .and_then(|a| arrow::util::display::array_value_to_string(&a, 0).ok())
+                .map(|s| format!("{s}Z"))
+                .unwrap_or_default()
+        }
+        _ => cut(arrow::util::display::array_value_to_string(col, i)
+            .unwrap_or_default()
+            .replace('\n', "⏎")),
+    }
+}
+
+/// `table head`: the first `n` rows of a version.
+fn head(t: &Table, m: &Manifest, n: usize, columns: Option<&str>) -> Result<(), CliError> {
+    use flywheel_protocol::{InputFormat, InputSlice};
+    let mut batches = Vec::new();
+    let mut left = n as u64;
+    for (f, path) in m.files.iter().zip(t.file_paths(m)) {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(f.rows);
+        let slice = InputSlice {
+            path: path.to_string_lossy().into_owned(),
+            format: InputFormat::Parquet,
+            group: None,
+            row_start: 0,
+            row_count: take,
+            bytes: None,
+            schema: None,
+        };
+        batches.extend(flywheel_formats::read_slice(&slice, 1024).or_bad_input()?);
+        left -= take;
+    }
+    let Some(first) = batches.first() else {
+        println!("(no rows)");
+        return Ok(());
+    };
+    let schema = first.schema();
+    let wanted: Vec<usize> = match columns {
+        None => (0..schema.fields().len()).collect(),
+        Some(list) => list
+            .split(',')
+            .map(|c| {
+                schema.index_of(c.trim()).map_err(|_| {
+                    let names: Vec<&str> =
+                        schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    crate::error::bad_input(anyhow::anyhow!(
+                        "no column '{}' (columns: {})",
+                        c.trim(),
+                        names.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let mut rows: Vec<Vec<String>> = vec![wanted
+        .iter()
+        .map(|i| schema.field(*i).name().clone())
+        .collect()];
+    for b in &batches {
+        for r in 0..b.num_rows() {
+            rows.push(
+                wanted
+                    .iter()
+                    .map(|c| cell(b.column(*c).as_ref(), r))
+                    .collect(),
+            );
+        }
+    }
+    let widths: Vec<usize> = (0..wanted.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
     }
     Ok(())
 }

@@ -77,6 +77,26 @@ fn identity_copies_the_input_exactly() {
     let mut sorted = listed.clone();
     sorted.sort();
     assert_eq!(listed, sorted, "chunk order is file order");
+    // table head: the first rows, chosen columns; an unknown column is named.
+    let head = run(flywheel()
+        .args(["table", "head", "-n", "3", "--columns", "id,topic"])
+        .arg(&out));
+    let text = String::from_utf8_lossy(&head.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with("id")
+            && lines[0].contains("topic")
+            && lines[1].starts_with('0')
+            && lines[3].starts_with('2'),
+        "{text}"
+    );
+    let bad = run(flywheel()
+        .args(["table", "head", "--columns", "nope"])
+        .arg(&out));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr)
+        .contains("no column 'nope' (columns: id, topic, turns)"));
     // table info shows the version and row count.
     let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
     let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();

@@ -59,6 +59,14 @@ fn the_seed_schema_round_trips_through_flywheel_and_pyarrow() {
     );
     // flywheel: the schema prints back as written, and the table reads back (copied by flywheel) equal.
     assert_eq!(info(&out)["schema_text"].as_str(), Some(SEED));
+    // table head shows media and vectors short.
+    let head = run(flywheel().args(["table", "head", "-n", "2"]).arg(&out));
+    let text = String::from_utf8_lossy(&head.stdout);
+    assert!(
+        text.starts_with("video") && text.contains("<image/png ") && text.contains("duration_sec"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 3, "a header and two rows: {text}");
     let copy = dir.path().join("copy");
     let o = run(flywheel()
         .args([
