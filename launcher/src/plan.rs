@@ -139,17 +139,12 @@ pub fn coordinate(
         slices.len(),
         rows_total,
         job.resume,
-    )
-    .map_err(|e| match e {
-        flywheel_coordinator::JournalError::Io { .. } => job_failed(e),
-        _ => bad_input(e),
-    });
+    );
     let (mut journal, done) = match started_journal {
         Ok(j) => j,
-        Err(_) if already_published(&job.output).is_some() => {
+        Err(flywheel_coordinator::JournalError::AlreadyPublished { version, .. }) => {
             // A continuation whose job finished in time after all: nothing is left to do.
             flywheel_coordinator::stop_workers(tx, DriveOptions::default().stop_grace);
-            let version = already_published(&job.output).unwrap_or(1);
             eprintln!("nothing to resume: this job already published version {version}");
             let manifest = Table::new(&job.output)
                 .manifest(Some(version))
@@ -163,7 +158,10 @@ pub fn coordinate(
         Err(e) => {
             // No worker may be left waiting for chunks (under MPI it would hang the job).
             flywheel_coordinator::stop_workers(tx, DriveOptions::default().stop_grace);
-            return Err(e);
+            return Err(match e {
+                flywheel_coordinator::JournalError::Io { .. } => job_failed(e),
+                _ => bad_input(e),
+            });
         }
     };
     if job.resume && !done.is_empty() {
@@ -295,18 +293,6 @@ pub fn coordinate(
         tracing::warn!("could not record the publish in the journal: {e}");
     }
     Ok(Outcome { manifest, report })
-}
-
-/// The version a journal says its job published, if it did.
-fn already_published(output: &std::path::Path) -> Option<u64> {
-    flywheel_coordinator::read_journal(output)
-        .ok()?
-        .into_iter()
-        .rev()
-        .find_map(|e| match e {
-            flywheel_coordinator::JournalEntry::Published { version, .. } => Some(version),
-            _ => None,
-        })
 }
 
 /// The Slurm jobs that worked on this output, from the journal (a job continued after its time

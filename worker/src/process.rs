@@ -324,7 +324,13 @@ impl ProcessMapper {
 
     /// The next protocol line (as JSON), or the reason there is none.
     fn next_line(&mut self, deadline: Instant) -> Result<serde_json::Value, ChunkError> {
-        match self.next_message(deadline)? {
+        let message = self.next_message(deadline)?;
+        self.json_of(message)
+    }
+
+    /// A message that must be a JSON line.
+    fn json_of(&self, message: Message) -> Result<serde_json::Value, ChunkError> {
+        match message {
             Message::Json(v) => Ok(v),
             Message::Arrow(_) => Err(ChunkError::new(
                 FailureKind::InvalidOutput,
@@ -507,24 +513,9 @@ impl ProcessMapper {
                     }
                     continue;
                 }
-                Ok(m) => Ok(m),
-                Err(e) => Err(e),
+                other => other,
             };
-            let mut line = match message.and_then(|m| match m {
-                Message::Json(v) => Ok(v),
-                Message::Garbage(l) => Err(ChunkError::new(
-                    FailureKind::InvalidOutput,
-                    format!(
-                        "mapper {} wrote a line that is not JSON: {:.200}",
-                        self.label,
-                        l.trim_end()
-                    ),
-                )),
-                Message::Arrow(_) => Err(ChunkError::new(
-                    FailureKind::InvalidOutput,
-                    "unexpected Arrow data",
-                )),
-            }) {
+            let mut line = match message.and_then(|m| self.json_of(m)) {
                 Ok(v) => v,
                 Err(e) => {
                     // The writer thread must not outlive a dead pipe.
