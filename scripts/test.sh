@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # flywheel's test command (the README's second command). It sets up what the tests need, then runs
 # them with cargo-nextest (cargo test if nextest is missing):
-#   - a Python venv with pyarrow in .venv (the independent reader the tests check tables with);
+#   - a Python venv with pyarrow and DuckDB in .venv (the independent readers the tests check tables with);
 #   - as root on Debian/Ubuntu: the system packages for the cluster build (Open MPI, Slurm, munge,
 #     HDF5, libclang) and a one-node Slurm cluster (slurm/local-cluster.sh). Set FLYWHEEL_NO_APT=1
 #     to skip installing;
@@ -24,10 +24,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "${FLYWHEEL_NO_
   fi
 fi
 
-if ! .venv/bin/python -c "import pyarrow, h5py" >/dev/null 2>&1; then
-  echo "== creating .venv with pyarrow and h5py"
+if ! .venv/bin/python -c "import pyarrow, h5py, duckdb" >/dev/null 2>&1; then
+  echo "== creating .venv with pyarrow, h5py and duckdb"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check pyarrow h5py
+  .venv/bin/pip install -q --disable-pip-version-check pyarrow h5py duckdb
 fi
 export FLYWHEEL_TEST_PYTHON="$PWD/.venv/bin/python"
 

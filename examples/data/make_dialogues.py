@@ -2,8 +2,11 @@
 
 Deterministic (seeded), so the file in the repository can be rebuilt byte for byte:
     .venv/bin/python examples/data/make_dialogues.py
+The benchmarks make larger tables of the same kind:
+    .venv/bin/python examples/data/make_dialogues.py --rows 1000000 --out /tmp/dialogues-1m.parquet
 """
 
+import argparse
 import os
 import random
 
@@ -41,8 +44,13 @@ def dialogue(rng, i):
 
 
 def main():
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dialogues.parquet")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=500)
+    parser.add_argument("--out", default=here)
+    parser.add_argument("--row-group-size", type=int, default=100)
+    args = parser.parse_args()
     rng = random.Random(42)
-    rows = [dialogue(rng, i) for i in range(500)]
     schema = pa.schema(
         [
             ("id", pa.int64()),
@@ -50,10 +58,13 @@ def main():
             ("turns", pa.list_(pa.struct([("role", pa.string()), ("text", pa.string())]))),
         ]
     )
-    table = pa.Table.from_pylist(rows, schema=schema)
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dialogues.parquet")
-    pq.write_table(table, out, row_group_size=100, compression="snappy")
-    print(f"wrote {out}: {table.num_rows} dialogues")
+    # Written a slice at a time, so a million dialogues never sit in memory as Python objects.
+    step = 100_000
+    with pq.ParquetWriter(args.out, schema, compression="snappy") as w:
+        for start in range(0, args.rows, step):
+            rows = [dialogue(rng, i) for i in range(start, min(start + step, args.rows))]
+            w.write_table(pa.Table.from_pylist(rows, schema=schema), row_group_size=args.row_group_size)
+    print(f"wrote {args.out}: {args.rows} dialogues")
 
 
 if __name__ == "__main__":

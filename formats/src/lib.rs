@@ -2,6 +2,7 @@
 //! writer, and tables — versioned manifests published atomically.
 
 mod error;
+mod explore;
 mod input;
 mod manifest;
 mod media;
@@ -13,6 +14,11 @@ mod vacuum;
 mod write;
 
 pub use error::FormatError;
+pub use explore::{
+    bytes_summary, first_difference, navigate, parse_path, path_text, pretty, profiled, raw_bytes,
+    read_row, scan_columns, to_json, Difference, Found, PathMiss, Profile, Profiler, Step,
+    EXACT_DISTINCT, TOP_SHOWN, TOP_TRACKED,
+};
 pub use input::{
     plan_chunks, plan_chunks_counted, read_slice, resolve_input, InputFile, ResolvedInput,
 };

@@ -48,9 +48,60 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Look at a table's versions and files.
+    /// Look at a table's versions, rows, statistics and files.
     #[command(subcommand)]
     Table(TableCommand),
+    /// SQL (DataFusion) over tables at chosen versions.
+    #[command(
+        after_help = "Examples:\n  flywheel query \"SELECT count(*) FROM t\" --table out/pairs\n  flywheel query \"SELECT a.k, count(*) FROM a JOIN b USING (id) GROUP BY a.k\" \\\n      --table a=out/pairs@1 --table b=out/labels --format csv\n\nA table given without NAME= is called t. Each table is read at the version its address\nnames (the latest when none): exactly the files that version lists."
+    )]
+    Query(QueryArgs),
+    /// Rebuild a version from its lineage (same input version, mapper file checked against its
+    /// recorded hash, same options and seed) and report whether the result matches it.
+    #[command(
+        after_help = "Examples:\n  flywheel rerun out/pairs@1                    # rebuild in a temporary table, compare, remove it\n  flywheel rerun out/pairs@1 --output check/pairs   # keep the rebuilt table\n\nExit status: 0 when the rebuilt rows equal the version's, 1 when they differ, 2 when the\nlineage no longer holds (mapper file or input changed): then nothing runs."
+    )]
+    Rerun(RerunArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    /// An aligned table (media and vectors shown short).
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+#[derive(Args)]
+pub struct QueryArgs {
+    /// The SQL query.
+    pub sql: String,
+    /// NAME=TABLE[@VERSION], or TABLE[@VERSION] for the name t. Repeatable.
+    #[arg(long = "table", value_name = "NAME=TABLE[@V]")]
+    pub tables: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub format: QueryFormat,
+}
+
+#[derive(Args)]
+pub struct RerunArgs {
+    /// TABLE@VERSION to rebuild (TABLE alone: its latest version).
+    pub table: String,
+    /// Keep the rebuilt table here (a new table). Default: a temporary table, removed after
+    /// the comparison.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Worker count (the row order and values do not depend on it). Default: the recorded one.
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// Python interpreter. Default: the recorded one.
+    #[arg(long)]
+    pub python: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -167,6 +218,42 @@ pub enum TableCommand {
         /// Columns to show, comma-separated (default: all).
         #[arg(long)]
         columns: Option<String>,
+    },
+    /// One row of a version, or one value inside it: struct fields, list items and the inside of
+    /// `json` columns are reached by a path.
+    #[command(
+        after_help = "Examples:\n  flywheel table show out/pairs --row 0                      # the whole row, pretty-printed\n  flywheel table show out/pairs --row 3 --path 'meta.turns[0].text'\n  flywheel table show out/pairs --row 3 --path image --raw > row3.png\n\nRows count from 0 in table order. A path starts with a column; .name enters a struct or a\nJSON object, [N] a list or JSON array, [\"odd.key\"] a key with dots."
+    )]
+    Show {
+        /// TABLE or TABLE@VERSION.
+        table: String,
+        /// Row number (0-based).
+        #[arg(long)]
+        row: u64,
+        /// Path to a value inside the row, starting with a column name.
+        #[arg(long)]
+        path: Option<String>,
+        /// Write the value itself to stdout: bytes (an image, audio) as they are, text without
+        /// quotes, anything else as compact JSON.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Per column: count, nulls, min / max / mean (numbers), min / mean / max length (strings,
+    /// bytes, lists), distinct values and top values (categorical columns).
+    #[command(
+        after_help = "Examples:\n  flywheel table stats out/pairs\n  flywheel table stats out/pairs@2 --column label --json\n\nCounts, nulls, min/max/mean and lengths come from the manifest's statistics; distinct and top\nvalues scan the columns that have them (strings, numbers, booleans, bytes). Distinct counts\nare exact up to 65,536 values and estimated (within about 1%) beyond. Top values are shown for\ncolumns of strings, integers and booleans with at most 10,000 distinct values that repeat\n(distinct ≤ half the non-null values). --fast skips the scan."
+    )]
+    Stats {
+        /// TABLE or TABLE@VERSION.
+        table: String,
+        /// Only these columns (repeatable, or comma-separated).
+        #[arg(long = "column", value_delimiter = ',')]
+        columns: Vec<String>,
+        #[arg(long)]
+        json: bool,
+        /// Manifest statistics only: no distinct or top values, no data read.
+        #[arg(long)]
+        fast: bool,
     },
     /// Absolute paths of a version's data files, one a line, in row order.
     #[command(after_help = "Example:\n  flywheel table files out/pairs | xargs ls -l")]

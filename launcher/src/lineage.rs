@@ -32,6 +32,13 @@ impl Lineage {
             json!(std::env::var("SLURM_JOB_ID").ok()),
         );
         value.insert("started_at".into(), json!(now()));
+        // Relative paths in the options (mapper file, input) are relative to this directory.
+        value.insert(
+            "cwd".into(),
+            json!(std::env::current_dir()
+                .ok()
+                .map(|d| d.display().to_string())),
+        );
         if let Some((path, sha, content)) = job_file {
             value.insert(
                 "job_file".into(),

@@ -3,7 +3,7 @@
 use crate::cli::{MapArgs, ModeArg, RowErrorArg};
 use crate::error::{bad_input, CliError};
 use crate::lineage::Lineage;
-use crate::plan::{coordinate, prepare, print_outcome};
+use crate::plan::{coordinate, prepare, print_outcome, Outcome};
 use anyhow::anyhow;
 use flywheel_protocol::{channel_transport, JobOptions, Mode, RowErrorPolicy};
 use flywheel_worker::{run_worker, WorkerConfig};
@@ -43,7 +43,14 @@ pub fn job_from_args(a: &MapArgs) -> Result<JobOptions, CliError> {
 
 pub fn map(args: MapArgs) -> Result<(), CliError> {
     let job = job_from_args(&args)?;
-    let prepared = prepare(job.clone(), Lineage::start(None))?;
+    let outcome = run_embedded(&job, Lineage::start(None), args.json)?;
+    print_outcome(&job, &outcome, args.json);
+    Ok(())
+}
+
+/// Runs `job` with its coordinator and workers in this process; returns what it published.
+pub fn run_embedded(job: &JobOptions, lineage: Lineage, json: bool) -> Result<Outcome, CliError> {
+    let prepared = prepare(job.clone(), lineage)?;
     let gpus = visible_gpus();
     let (mut tx, links) = channel_transport(job.workers);
     let handles: Vec<_> = links
@@ -62,14 +69,12 @@ pub fn map(args: MapArgs) -> Result<(), CliError> {
             })
         })
         .collect();
-    let outcome = coordinate(prepared, &mut tx, args.json);
+    let outcome = coordinate(prepared, &mut tx, json);
     drop(tx);
     for h in handles {
         let _ = h.join();
     }
-    let outcome = outcome?;
-    print_outcome(&job, &outcome, args.json);
-    Ok(())
+    outcome
 }
 
 /// The GPUs this process may use: `CUDA_VISIBLE_DEVICES` if set, else every GPU NVML sees.

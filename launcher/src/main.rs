@@ -8,7 +8,11 @@ mod local;
 mod mpi_run;
 mod plan;
 mod progress;
+#[cfg(feature = "query")]
+mod query_cmd;
+mod rerun;
 mod signals;
+mod stats_cmd;
 mod status;
 mod submit;
 mod table_cmd;
@@ -19,7 +23,10 @@ use error::CliError;
 fn main() {
     init_tracing();
     let cli = cli::Cli::parse();
-    if matches!(cli.command, cli::Command::Map(_) | cli::Command::Run(_)) {
+    if matches!(
+        cli.command,
+        cli::Command::Map(_) | cli::Command::Run(_) | cli::Command::Rerun(_)
+    ) {
         signals::install();
     }
     let code = match dispatch(cli) {
@@ -48,6 +55,13 @@ fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
         cli::Command::Run(args) => mpi_run::run(args),
         cli::Command::Submit(args) => submit::submit(args),
         cli::Command::Table(t) => table_cmd::table(t),
+        #[cfg(feature = "query")]
+        cli::Command::Query(args) => query_cmd::query(args),
+        #[cfg(not(feature = "query"))]
+        cli::Command::Query(_) => Err(error::bad_input(anyhow::anyhow!(
+            "this flywheel was built without SQL (cargo feature `query`); build it with default features"
+        ))),
+        cli::Command::Rerun(args) => rerun::rerun(args),
         cli::Command::Gpus { json } => gpus(json),
         cli::Command::Status { output, json } => status::status(&output, json),
     }

@@ -107,6 +107,24 @@ pub fn table(cmd: TableCommand) -> Result<(), CliError> {
             let (t, m) = open(&table)?;
             head(&t, &m, n, columns.as_deref())?;
         }
+        TableCommand::Show {
+            table,
+            row,
+            path,
+            raw,
+        } => {
+            let (t, m) = open(&table)?;
+            show(&t, &m, row, path.as_deref(), raw)?;
+        }
+        TableCommand::Stats {
+            table,
+            columns,
+            json,
+            fast,
+        } => {
+            let (t, m) = open(&table)?;
+            crate::stats_cmd::stats(&t, &m, &columns, json, fast)?;
+        }
         TableCommand::Files { table } => {
             let (t, m) = open(&table)?;
             for p in t.file_paths(&m) {
@@ -186,18 +204,8 @@ fn cell(col: &dyn arrow::array::Array, i: usize) -> String {
         }
     };
     match col.data_type() {
-        DataType::Binary => {
-            let b = col.as_binary::<i32>().value(i);
-            let size = if b.len() >= 1024 {
-                format!("{:.1} KiB", b.len() as f64 / 1024.0)
-            } else {
-                format!("{} B", b.len())
-            };
-            match flywheel_formats::sniff(b) {
-                Some((_, mime)) => format!("<{mime} {size}>"),
-                None => format!("<bytes {size}>"),
-            }
-        }
+        DataType::Binary => flywheel_formats::bytes_summary(col.as_binary::<i32>().value(i)),
+        DataType::LargeBinary => flywheel_formats::bytes_summary(col.as_binary::<i64>().value(i)),
         DataType::FixedSizeList(_, n) => {
             let values = col.as_fixed_size_list().value(i);
             let shown: Vec<String> = (0..(*n as usize).min(3))
@@ -266,11 +274,21 @@ fn head(t: &Table, m: &Manifest, n: usize, columns: Option<&str>) -> Result<(), 
             })
             .collect::<Result<_, _>>()?,
     };
+    print!("{}", aligned(&schema, &batches, &wanted));
+    Ok(())
+}
+
+/// Columns `wanted` of `batches` as an aligned table with a header line.
+pub fn aligned(
+    schema: &arrow::datatypes::Schema,
+    batches: &[arrow::record_batch::RecordBatch],
+    wanted: &[usize],
+) -> String {
     let mut rows: Vec<Vec<String>> = vec![wanted
         .iter()
         .map(|i| schema.field(*i).name().clone())
         .collect()];
-    for b in &batches {
+    for b in batches {
         for r in 0..b.num_rows() {
             rows.push(
                 wanted
@@ -280,16 +298,85 @@ fn head(t: &Table, m: &Manifest, n: usize, columns: Option<&str>) -> Result<(), 
             );
         }
     }
-    let widths: Vec<usize> = (0..wanted.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+    align(&rows)
+}
+
+/// Rows of cells as lines whose columns line up (cells padded to their column's width).
+pub fn align(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|v| v.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
-    for r in &rows {
+    let mut out = String::new();
+    for r in rows {
         let line: Vec<String> = r
             .iter()
             .zip(&widths)
             .map(|(v, w)| format!("{v:<w$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
     }
-    Ok(())
+    out
+}
+
+/// `table show`: one row, or the value a path leads to, pretty-printed (or raw).
+fn show(t: &Table, m: &Manifest, row: u64, path: Option<&str>, raw: bool) -> Result<(), CliError> {
+    use std::io::Write;
+    let batch = flywheel_formats::read_row(t, m, row).or_bad_input()?;
+    let found = match path {
+        None => {
+            let schema = batch.schema();
+            let v = serde_json::Value::Object(
+                schema
+                    .fields()
+                    .iter()
+                    .zip(batch.columns())
+                    .map(|(f, c)| {
+                        (
+                            f.name().clone(),
+                            flywheel_formats::to_json(f, c.as_ref(), 0),
+                        )
+                    })
+                    .collect(),
+            );
+            flywheel_formats::Found::Json(v)
+        }
+        Some(p) => {
+            let steps = flywheel_formats::parse_path(p).or_bad_input()?;
+            flywheel_formats::navigate(&batch, &steps).map_err(|miss| {
+                let deepest = if miss.deepest.is_empty() {
+                    String::new()
+                } else {
+                    format!("; the deepest part that exists is '{}'", miss.deepest)
+                };
+                crate::error::bad_input(anyhow::anyhow!(
+                    "no value at '{p}' in row {row} of {}@{}: {}{deepest}",
+                    t.dir().display(),
+                    m.version,
+                    miss.reason
+                ))
+            })?
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let written = if raw {
+        out.write_all(&flywheel_formats::raw_bytes(&found))
+    } else {
+        let v = match &found {
+            flywheel_formats::Found::Arrow(f, a) => flywheel_formats::to_json(f, a.as_ref(), 0),
+            flywheel_formats::Found::Json(v) => v.clone(),
+        };
+        writeln!(out, "{}", flywheel_formats::pretty(&v))
+    };
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.or_bad_input(),
+    }
 }

@@ -265,6 +265,15 @@ pub(crate) fn row_slices(file: &InputFile, rows: u64, chunk_rows: u64, out: &mut
     }
 }
 
+/// Streams some columns (indices in the file's schema) of a whole Parquet file, batch by batch.
+pub(crate) fn read_parquet_columns(
+    path: &Path,
+    columns: &[usize],
+    each: &mut dyn FnMut(&RecordBatch),
+) -> Result<(), FormatError> {
+    parquet::read_columns(path, columns, each)
+}
+
 /// Reads the rows of `slice`, in order, in batches of at most `batch_rows` rows.
 pub fn read_slice(slice: &InputSlice, batch_rows: usize) -> Result<Vec<RecordBatch>, FormatError> {
     let batch_rows = batch_rows.max(1);

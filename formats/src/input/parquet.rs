@@ -115,3 +115,30 @@ pub(super) fn read(slice: &InputSlice, batch_rows: usize) -> Result<Vec<RecordBa
             source,
         })
 }
+
+/// Streams the columns `columns` (indices in the file's schema) of a whole Parquet file to
+/// `each`, batch by batch, reading only those columns' pages.
+pub(crate) fn read_columns(
+    path: &std::path::Path,
+    columns: &[usize],
+    each: &mut dyn FnMut(&RecordBatch),
+) -> Result<(), FormatError> {
+    let f = File::open(path).map_err(FormatError::io(path))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(f).map_err(FormatError::parquet(path))?;
+    let mask =
+        parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(8192)
+        .build()
+        .map_err(FormatError::parquet(path))?;
+    for batch in reader {
+        let batch = batch.map_err(|source| FormatError::Arrow {
+            context: path.display().to_string(),
+            source,
+        })?;
+        each(&batch);
+    }
+    Ok(())
+}

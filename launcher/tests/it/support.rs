@@ -133,3 +133,25 @@ pub fn has_version(table: &Path) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Writes a Parquet file with one int64 column `id` = start..start+n, with pyarrow.
+pub fn ids_parquet(py: &Path, path: &Path, start: u64, n: u64) {
+    let code = format!(
+        "import pyarrow as pa, pyarrow.parquet as pq; pq.write_table(pa.table({{'id': pa.array(range({start}, {}), pa.int64())}}), {:?}, row_group_size=5000)",
+        start + n,
+        path.display().to_string()
+    );
+    let o = run(Command::new(py).args(["-c", &code]));
+    assert!(o.status.success(), "writing {} failed", path.display());
+}
+
+/// `flywheel map` with the options most tests share; add more with `.args`.
+pub fn map_cmd(input: &Path, output: &Path, mapper: &str) -> Command {
+    let mut c = flywheel();
+    c.args(["map", "--workers", "2", "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .args(["--mapper", mapper]);
+    c
+}

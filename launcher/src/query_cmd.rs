@@ -1,0 +1,156 @@
+//! `flywheel query`: SQL over tables at chosen versions.
+
+use crate::cli::{QueryArgs, QueryFormat};
+use crate::error::{bad_input, CliError, OrBadInput};
+use anyhow::anyhow;
+use arrow::array::{ArrayRef, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use flywheel_formats::{Manifest, Table, TableRef};
+use std::io::Write;
+use std::sync::Arc;
+
+/// `NAME=TABLE[@V]` → (NAME, TABLE[@V]); a plain `TABLE[@V]` is called `t`.
+fn split_table_arg(arg: &str) -> (&str, &str) {
+    match arg.split_once('=') {
+        Some((name, address)) if flywheel_query::is_identifier(name) => (name, address),
+        _ => ("t", arg),
+    }
+}
+
+pub fn query(args: QueryArgs) -> Result<(), CliError> {
+    if args.tables.is_empty() {
+        return Err(bad_input(anyhow!(
+            "give the tables the query reads: --table TABLE[@V] (called t) or --table NAME=TABLE[@V]"
+        )));
+    }
+    let mut opened: Vec<(String, Table, Manifest)> = Vec::new();
+    for arg in &args.tables {
+        let (name, address) = split_table_arg(arg);
+        let tref = TableRef::parse(address).or_bad_input()?;
+        let table = Table::new(&tref.path);
+        let manifest = table.manifest(tref.version).or_bad_input()?;
+        opened.push((name.to_string(), table, manifest));
+    }
+    let registered: Vec<flywheel_query::Registered<'_>> = opened
+        .iter()
+        .map(|(name, table, manifest)| flywheel_query::Registered {
+            name,
+            table,
+            manifest,
+        })
+        .collect();
+    let result = flywheel_query::run(&args.sql, &registered)
+        .map_err(|e| bad_input(anyhow!("query: {e}")))?;
+    let written = write_result(&result, args.format);
+    match written {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other.map_err(bad_input),
+    }
+}
+
+fn write_result(result: &flywheel_query::QueryResult, format: QueryFormat) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match format {
+        QueryFormat::Table => {
+            let wanted: Vec<usize> = (0..result.schema.fields().len()).collect();
+            out.write_all(
+                crate::table_cmd::aligned(&result.schema, &result.batches, &wanted).as_bytes(),
+            )?;
+            let rows: usize = result.batches.iter().map(RecordBatch::num_rows).sum();
+            writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
+        }
+        QueryFormat::Csv => {
+            let (schema, batches) = nested_as_json_text(result)?;
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
+            if batches.is_empty() {
+                // The header alone, for an empty result.
+                w.write(&RecordBatch::new_empty(schema))?;
+            }
+            for b in &batches {
+                w.write(b)?;
+            }
+        }
+        QueryFormat::Json => {
+            let mut w = arrow::json::ArrayWriter::new(&mut out);
+            let refs: Vec<&RecordBatch> = result.batches.iter().collect();
+            w.write_batches(&refs)?;
+            w.finish()?;
+            if result.batches.iter().all(|b| b.num_rows() == 0) {
+                // arrow writes nothing for no rows; an empty result is still a JSON array.
+                out.write_all(b"[]")?;
+            }
+            out.write_all(b"\n")?;
+        }
+        QueryFormat::Jsonl => {
+            let mut w = arrow::json::LineDelimitedWriter::new(&mut out);
+            let refs: Vec<&RecordBatch> = result.batches.iter().collect();
+            w.write_batches(&refs)?;
+            w.finish()?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// CSV has no nested values: lists and structs become their JSON text.
+fn nested_as_json_text(
+    result: &flywheel_query::QueryResult,
+) -> anyhow::Result<(Arc<Schema>, Vec<RecordBatch>)> {
+    let fields: Vec<Field> = result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.data_type().is_nested() {
+                Field::new(f.name(), DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let mut batches = Vec::with_capacity(result.batches.len());
+    for b in &result.batches {
+        let columns: Vec<ArrayRef> = b
+            .columns()
+            .iter()
+            .zip(result.schema.fields())
+            .map(|(c, f)| {
+                if f.data_type().is_nested() {
+                    let text: StringArray = (0..c.len())
+                        .map(|i| {
+                            (!c.is_null(i))
+                                .then(|| flywheel_formats::to_json(f, c.as_ref(), i).to_string())
+                        })
+                        .collect();
+                    Arc::new(text) as ArrayRef
+                } else {
+                    Arc::clone(c)
+                }
+            })
+            .collect();
+        batches.push(RecordBatch::try_new(Arc::clone(&schema), columns)?);
+    }
+    Ok((schema, batches))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_arguments_name_their_tables() {
+        assert_eq!(split_table_arg("out/pairs@1"), ("t", "out/pairs@1"));
+        assert_eq!(split_table_arg("a=out/pairs"), ("a", "out/pairs"));
+        assert_eq!(split_table_arg("data/k=v/t@2"), ("t", "data/k=v/t@2"));
+    }
+}
