@@ -2,6 +2,8 @@
 # flywheel's test command (the README's second command). It sets up what the tests need, then runs
 # them with cargo-nextest (cargo test if nextest is missing):
 #   - a Python venv with pyarrow and DuckDB in .venv (the independent readers the tests check tables with);
+#   - in CI or with FLYWHEEL_TEST_ML=1: a venv with torch and transformers in .venv-ml, for the
+#     shipped generate/embed mappers' tests (tiny random models on CPU);
 #   - as root on Debian/Ubuntu: the system packages for the cluster build (Open MPI, Slurm, munge,
 #     HDF5, libclang) and a one-node Slurm cluster (slurm/local-cluster.sh). Set FLYWHEEL_NO_APT=1
 #     to skip installing;
@@ -30,6 +32,18 @@ if ! .venv/bin/python -c "import pyarrow, h5py, duckdb" >/dev/null 2>&1; then
   .venv/bin/pip install -q --disable-pip-version-check pyarrow h5py duckdb
 fi
 export FLYWHEEL_TEST_PYTHON="$PWD/.venv/bin/python"
+
+# The shipped mappers' tests (flywheel:generate, flywheel:embed) run tiny random models on CPU
+# with torch and transformers: a large install (about 6 GB with PyPI's torch), so only in CI or
+# when asked; elsewhere those tests say SKIPPED.
+if [ "${CI:-}" = true ] || [ "${FLYWHEEL_TEST_ML:-0}" = 1 ]; then
+  if ! .venv-ml/bin/python -c "import torch, transformers, pyarrow" >/dev/null 2>&1; then
+    echo "== creating .venv-ml with torch, transformers and pyarrow"
+    python3 -m venv .venv-ml
+    .venv-ml/bin/pip install -q --disable-pip-version-check pyarrow torch transformers
+  fi
+  export FLYWHEEL_TEST_ML_PYTHON="$PWD/.venv-ml/bin/python"
+fi
 
 cluster=0
 if command -v mpirun >/dev/null 2>&1 && pkg-config --exists ompi 2>/dev/null && pkg-config --exists hdf5 2>/dev/null; then

@@ -53,6 +53,12 @@ pub fn load(path: &Path) -> Result<JobFile, CliError> {
             job.mapper = format!("{}:{name}", absolutize(&base, file));
         }
     }
+    // A shipped mapper's model directory, like every other path here.
+    if job.mapper.starts_with("flywheel:") {
+        if let Some(model) = job.mapper_args.get_mut("model") {
+            *model = absolutize(&base, model);
+        }
+    }
     let sha256 = hex::encode(Sha256::digest(content.as_bytes()));
     Ok(JobFile {
         path: abs,

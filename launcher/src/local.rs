@@ -51,6 +51,8 @@ pub fn map(args: MapArgs) -> Result<(), CliError> {
 /// Runs `job` with its coordinator and workers in this process; returns what it published.
 pub fn run_embedded(job: &JobOptions, lineage: Lineage, json: bool) -> Result<Outcome, CliError> {
     let prepared = prepare(job.clone(), lineage)?;
+    // The checked job: shipped mappers' arguments made absolute, their schema fixed.
+    let job = &prepared.job.clone();
     let gpus = visible_gpus();
     let (mut tx, links) = channel_transport(job.workers);
     let handles: Vec<_> = links

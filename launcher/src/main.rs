@@ -11,6 +11,7 @@ mod progress;
 #[cfg(feature = "query")]
 mod query_cmd;
 mod rerun;
+mod shipped;
 mod signals;
 mod stats_cmd;
 mod status;

@@ -22,7 +22,7 @@ pub struct Prepared {
 }
 
 /// Checks the job and plans its chunks, before any worker starts.
-pub fn prepare(job: JobOptions, lineage: Lineage) -> Result<Prepared, CliError> {
+pub fn prepare(mut job: JobOptions, lineage: Lineage) -> Result<Prepared, CliError> {
     match MapperSpec::parse(&job.mapper).map_err(bad_input)? {
         MapperSpec::Python { file, .. } => {
             if !file.is_file() {
@@ -40,7 +40,7 @@ pub fn prepare(job: JobOptions, lineage: Lineage) -> Result<Prepared, CliError> 
                 )));
             }
         }
-        MapperSpec::Builtin { .. } => {}
+        MapperSpec::Builtin { .. } | MapperSpec::Shipped { .. } => {}
     }
     if let Some(m) = &job.mapper_mem {
         if flywheel_protocol::parse_size(m).is_none() {
@@ -67,7 +67,7 @@ pub fn prepare(job: JobOptions, lineage: Lineage) -> Result<Prepared, CliError> 
             )));
         }
     }
-    let schema = match &job.schema {
+    let mut schema = match &job.schema {
         None => None,
         Some(text) => {
             let text = match text.strip_prefix('@') {
@@ -81,6 +81,21 @@ pub fn prepare(job: JobOptions, lineage: Lineage) -> Result<Prepared, CliError> 
     };
     let input = resolve_input(&job.input).map_err(bad_input)?;
     let slices = plan_chunks(&input, job.chunk_rows).map_err(bad_input)?;
+    if let MapperSpec::Shipped { name } = MapperSpec::parse(&job.mapper).map_err(bad_input)? {
+        let input_schema = match slices.first() {
+            Some(first) => flywheel_formats::read_slice(first, 1)
+                .map_err(bad_input)?
+                .first()
+                .map(|b| b.schema().as_ref().clone())
+                .unwrap_or_else(arrow::datatypes::Schema::empty),
+            None => arrow::datatypes::Schema::empty(),
+        };
+        if let Some(text) = crate::shipped::preflight(&mut job, &name, &input_schema)? {
+            let parsed = flywheel_formats::Schema::parse(&text).map_err(bad_input)?;
+            schema = Some(flywheel_formats::schema_to_json(&parsed.to_arrow()));
+            job.schema = Some(text);
+        }
+    }
     let lineage = lineage.with_input(&job, &input);
     // The output's filesystem must support the commit protocol (shared filesystems differ).
     if !job.output.join("_versions").is_dir() {

@@ -154,17 +154,24 @@ pub enum MapperSpec {
     Exec { argv: Vec<String> },
     /// `builtin:NAME`: a mapper written in Rust.
     Builtin { name: String },
+    /// `flywheel:NAME`: a Python mapper shipped with flywheel (`generate`, `embed`).
+    Shipped { name: String },
 }
 
 /// Why a `--mapper` value could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MapperSpecError {
     /// The spec has none of the known forms.
-    #[error("mapper '{0}' is not of the form FILE.py:NAME, exec:COMMAND or builtin:NAME")]
+    #[error(
+        "mapper '{0}' is not of the form FILE.py:NAME, exec:COMMAND, builtin:NAME or flywheel:NAME"
+    )]
     UnknownForm(String),
     /// `exec:` with nothing after it.
     #[error("mapper '{0}' names no command after 'exec:'")]
     EmptyExec(String),
+    /// A shipped mapper that does not exist.
+    #[error("unknown mapper 'flywheel:{name}' (shipped mappers: {available})")]
+    UnknownShipped { name: String, available: String },
     /// A builtin mapper that does not exist.
     #[error("unknown builtin mapper '{name}' (available: {available})")]
     UnknownBuiltin { name: String, available: String },
@@ -172,6 +179,9 @@ pub enum MapperSpecError {
 
 /// The builtin mappers, for messages and `--help`.
 pub const BUILTIN_MAPPERS: &[&str] = &["identity"];
+
+/// The Python mappers shipped with flywheel (`flywheel:NAME`) and their classes.
+pub const SHIPPED_MAPPERS: &[(&str, &str)] = &[("generate", "Generate"), ("embed", "Embed")];
 
 impl MapperSpec {
     /// Parses a `--mapper` value.
@@ -182,6 +192,21 @@ impl MapperSpec {
                 return Err(MapperSpecError::EmptyExec(spec.to_string()));
             }
             return Ok(MapperSpec::Exec { argv });
+        }
+        if let Some(name) = spec.strip_prefix("flywheel:") {
+            if !SHIPPED_MAPPERS.iter().any(|(n, _)| *n == name) {
+                return Err(MapperSpecError::UnknownShipped {
+                    name: name.to_string(),
+                    available: SHIPPED_MAPPERS
+                        .iter()
+                        .map(|(n, _)| format!("flywheel:{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            return Ok(MapperSpec::Shipped {
+                name: name.to_string(),
+            });
         }
         if let Some(name) = spec.strip_prefix("builtin:") {
             if !BUILTIN_MAPPERS.contains(&name) {
@@ -249,6 +274,16 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown builtin mapper 'nope' (available: identity)"
+        );
+        assert_eq!(
+            MapperSpec::parse("flywheel:embed").unwrap(),
+            MapperSpec::Shipped {
+                name: "embed".into()
+            }
+        );
+        assert_eq!(
+            MapperSpec::parse("flywheel:chat").unwrap_err().to_string(),
+            "unknown mapper 'flywheel:chat' (shipped mappers: flywheel:generate, flywheel:embed)"
         );
     }
 

@@ -16,7 +16,9 @@ mod transport;
 
 pub use channel::{channel_transport, ChannelTransport, ChannelWorkerLink};
 pub use ids::{chunk_seed, Attempt, ChunkId, Rank};
-pub use job::{parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
+pub use job::{
+    parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy, SHIPPED_MAPPERS,
+};
 pub use messages::{
     ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice, ToCoordinator,
     ToWorker,

@@ -89,8 +89,8 @@ pub fn build_mapper(
 ) -> Result<Box<dyn Mapper>, WorkerError> {
     Ok(match MapperSpec::parse(&cfg.job.mapper)? {
         MapperSpec::Builtin { .. } => Box::new(IdentityMapper),
-        spec @ (MapperSpec::Python { .. } | MapperSpec::Exec { .. }) => {
-            Box::new(ProcessMapper::new(&spec, cfg, abort)?)
-        }
+        spec @ (MapperSpec::Python { .. }
+        | MapperSpec::Exec { .. }
+        | MapperSpec::Shipped { .. }) => Box::new(ProcessMapper::new(&spec, cfg, abort)?),
     })
 }

@@ -24,33 +24,45 @@ use std::time::{Duration, Instant};
 
 /// The Python runner, compiled into the binary.
 pub const RUNNER_SOURCE: &str = include_str!("../../python/flywheel/_runner.py");
+/// The shipped mappers (`flywheel:generate`, `flywheel:embed`), compiled into the binary and
+/// written beside the runner.
+pub const SHIPPED_SOURCE: &str = include_str!("../../python/flywheel/_shipped.py");
 
 const STDERR_TAIL: usize = 40;
 
-/// Puts the embedded runner on disk (once per content) and returns its path.
+/// Puts the embedded runner and shipped mappers on disk (once per content) and returns the
+/// runner's path; `flywheel_shipped.py` is beside it.
 pub fn python_runner_path() -> Result<PathBuf, WorkerError> {
-    let digest = hex::encode(Sha256::digest(RUNNER_SOURCE.as_bytes()));
+    let mut hasher = Sha256::new();
+    hasher.update(RUNNER_SOURCE.as_bytes());
+    hasher.update(SHIPPED_SOURCE.as_bytes());
+    let digest = hex::encode(hasher.finalize());
     let dir = std::env::temp_dir().join(format!("flywheel-runner-{}", &digest[..16]));
-    let path = dir.join("flywheel_runner.py");
-    let err = |source| WorkerError::Runner {
-        path: path.clone(),
-        source,
-    };
-    if std::fs::read_to_string(&path)
-        .map(|s| s == RUNNER_SOURCE)
-        .unwrap_or(false)
-    {
-        return Ok(path);
+    for (name, source) in [
+        ("flywheel_shipped.py", SHIPPED_SOURCE),
+        ("flywheel_runner.py", RUNNER_SOURCE),
+    ] {
+        let path = dir.join(name);
+        let err = |source| WorkerError::Runner {
+            path: path.clone(),
+            source,
+        };
+        if std::fs::read_to_string(&path)
+            .map(|s| s == source)
+            .unwrap_or(false)
+        {
+            continue;
+        }
+        std::fs::create_dir_all(&dir).map_err(err)?;
+        let tmp = dir.join(format!(
+            ".tmp-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&tmp, source).map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)?;
     }
-    std::fs::create_dir_all(&dir).map_err(err)?;
-    let tmp = dir.join(format!(
-        ".tmp-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::write(&tmp, RUNNER_SOURCE).map_err(err)?;
-    std::fs::rename(&tmp, &path).map_err(err)?;
-    Ok(path)
+    Ok(dir.join("flywheel_runner.py"))
 }
 
 /// One message from the mapper's stdout.
@@ -109,6 +121,23 @@ impl ProcessMapper {
             ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
         ];
         env.extend(cfg.extra_env.iter().cloned());
+        // A shipped mapper is a class in flywheel_shipped.py, beside the runner.
+        let shipped;
+        let spec = match spec {
+            MapperSpec::Shipped { name } => {
+                let runner = python_runner_path()?;
+                let class = flywheel_protocol::SHIPPED_MAPPERS
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or("Generate", |(_, c)| *c);
+                shipped = MapperSpec::Python {
+                    file: runner.with_file_name("flywheel_shipped.py"),
+                    name: class.to_string(),
+                };
+                &shipped
+            }
+            other => other,
+        };
         let (program, args, label) = match spec {
             MapperSpec::Python { file, name } => {
                 let runner = python_runner_path()?;
@@ -135,7 +164,9 @@ impl ProcessMapper {
                 }
                 (argv[0].clone(), argv[1..].to_vec(), argv[0].clone())
             }
-            MapperSpec::Builtin { name } => (name.clone(), Vec::new(), name.clone()),
+            MapperSpec::Builtin { name } | MapperSpec::Shipped { name } => {
+                (name.clone(), Vec::new(), name.clone())
+            }
         };
         Ok(ProcessMapper {
             program,

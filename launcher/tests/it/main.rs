@@ -7,5 +7,6 @@ mod inputs;
 mod local;
 mod mappers;
 mod scheduler;
+mod shipped;
 mod support;
 mod tables;

@@ -1,0 +1,221 @@
+//! The shipped mappers (`flywheel:generate`, `flywheel:embed`) on CPU with tiny random models
+//! made in the test, and their checks before any worker starts.
+
+use crate::support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A Python with torch, transformers and pyarrow: $FLYWHEEL_TEST_ML_PYTHON, else .venv-ml.
+fn ml_python() -> Option<PathBuf> {
+    [
+        std::env::var_os("FLYWHEEL_TEST_ML_PYTHON").map(PathBuf::from),
+        Some(root().join(".venv-ml/bin/python")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| {
+        Command::new(p)
+            .args(["-c", "import torch, transformers, pyarrow"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+fn ml_or_skip() -> Option<PathBuf> {
+    let py = ml_python();
+    available(
+        py.is_some(),
+        "a Python with torch and transformers (scripts/test.sh installs one into .venv-ml when CI=true or FLYWHEEL_TEST_ML=1)",
+    );
+    py
+}
+
+fn tiny_models(py: &Path, dir: &Path) -> PathBuf {
+    let models = dir.join("models");
+    let o = run(Command::new(py)
+        .arg(root().join("launcher/tests/it/make_tiny_models.py"))
+        .arg(&models));
+    assert!(o.status.success(), "making the tiny models failed");
+    models
+}
+
+/// A Parquet file with `id` and a text column `name`.
+fn texts(py: &Path, path: &Path, column: &str, n: usize) {
+    let code = format!(
+        "import pyarrow as pa, pyarrow.parquet as pq\nw='the cat sat on the mat and then the dog ran under a red tree'.split()\nrows=[' '.join(w[(i*3+k)%len(w)] for k in range(2+i%5)) for i in range({n})]\npq.write_table(pa.table({{'id': list(range({n})), {column:?}: rows}}), {:?})",
+        path.display().to_string()
+    );
+    let o = run(Command::new(py).args(["-c", &code]));
+    assert!(o.status.success());
+}
+
+fn read(py: &Path, table: &Path) -> Vec<Value> {
+    read_with_pyarrow(py, table, None)["rows"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn generate_writes_one_row_per_prompt_in_order_on_cpu() {
+    let Some(py) = ml_or_skip() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let models = tiny_models(&py, dir.path());
+    let prompts = dir.path().join("prompts.parquet");
+    texts(&py, &prompts, "prompt", 23);
+    let out = dir.path().join("answers");
+    let o = run(map_cmd(&prompts, &out, "flywheel:generate")
+        .args(["--chunk-rows", "5", "--python"])
+        .arg(&py)
+        .arg("--mapper-arg")
+        .arg(format!("model={}", models.join("lm").display()))
+        .args([
+            "--mapper-arg",
+            "column=prompt",
+            "--mapper-arg",
+            "max_new_tokens=6",
+        ]));
+    assert!(o.status.success());
+    let rows = read(&py, &out);
+    assert_eq!(rows.len(), 23, "one row per prompt");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["id"], i, "input order kept");
+        assert!(r["generated"].is_string(), "{r}");
+        let n = r["completion_tokens"].as_u64().unwrap();
+        assert!((1..=6).contains(&n), "{r}");
+        assert!(r["prompt_tokens"].as_u64().unwrap() >= 2, "{r}");
+    }
+    // Greedy decoding: the version is reproducible from its lineage.
+    let o = run(flywheel().arg("rerun").arg(&out));
+    assert!(o.status.success(), "a greedy generate rerun matches");
+}
+
+#[test]
+fn embed_writes_normalised_vectors_of_the_model_width() {
+    let Some(py) = ml_or_skip() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let models = tiny_models(&py, dir.path());
+    let input = dir.path().join("texts.parquet");
+    texts(&py, &input, "text", 17);
+    let out = dir.path().join("vectors");
+    let o = run(map_cmd(&input, &out, "flywheel:embed")
+        .args(["--chunk-rows", "4", "--python"])
+        .arg(&py)
+        .arg("--mapper-arg")
+        .arg(format!("model={}", models.join("enc").display()))
+        .args(["--mapper-arg", "batch_size=3"]));
+    assert!(o.status.success());
+    let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert!(
+        info["schema_text"]
+            .as_str()
+            .unwrap()
+            .contains("embedding: vector<24, fp16>"),
+        "{}",
+        info["schema_text"]
+    );
+    let rows = read(&py, &out);
+    assert_eq!(rows.len(), 17);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["id"], i);
+        let v: Vec<f64> = r["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(v.len(), 24, "the model's width");
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 0.01, "normalised: {norm}");
+    }
+}
+
+#[test]
+fn bad_configurations_fail_before_any_worker_starts() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = dir.path().join("prompts.parquet");
+    texts(&py, &prompts, "prompt", 5);
+    // A model directory flywheel accepts (a config.json) without loading it.
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("config.json"), r#"{"hidden_size": 8}"#).unwrap();
+    let out = dir.path().join("out");
+    let fails = |mapper: &str, args: &[String], python: &Path, expect: &[&str]| {
+        let o = run(map_cmd(&prompts, &out, mapper)
+            .arg("--python")
+            .arg(python)
+            .args(args.iter().flat_map(|a| ["--mapper-arg", a.as_str()])));
+        assert_eq!(o.status.code(), Some(2), "{mapper} {args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        for e in expect {
+            assert!(err.contains(e), "expected {e:?} in: {err}");
+        }
+        assert!(!err.contains("progress:"), "no chunk ran: {err}");
+        assert!(!out.exists(), "nothing written");
+    };
+    let m = format!("model={}", model.display());
+    fails(
+        "flywheel:generate",
+        &["model=/no/such/model".into()],
+        &py,
+        &["model directory /no/such/model does not exist"],
+    );
+    fails(
+        "flywheel:generate",
+        &[],
+        &py,
+        &["needs --mapper-arg model=DIR"],
+    );
+    fails(
+        "flywheel:generate",
+        &[m.clone(), "column=question".into()],
+        &py,
+        &["no column 'question'", "columns: id, prompt"],
+    );
+    fails(
+        "flywheel:embed",
+        &[m.clone(), "column=prompt".into(), "temperature=1".into()],
+        &py,
+        &["takes no --mapper-arg 'temperature'"],
+    );
+    fails(
+        "flywheel:generate",
+        &[m.clone(), "top_p=2".into()],
+        &py,
+        &["top_p=2: expected a number in (0, 1]"],
+    );
+    fails(
+        "flywheel:summarise",
+        &[m.clone()],
+        &py,
+        &["unknown mapper 'flywheel:summarise'"],
+    );
+    // A Python without the libraries: named with the missing modules.
+    let lacks_torch = !Command::new(&py)
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if lacks_torch {
+        fails(
+            "flywheel:embed",
+            &[m.clone(), "column=prompt".into()],
+            &py,
+            &[
+                &format!("in the Python '{}'", py.display()),
+                "cannot import torch",
+            ],
+        );
+    }
+    fails(
+        "flywheel:embed",
+        &[m, "column=prompt".into()],
+        Path::new("/no/such/python"),
+        &["cannot run the Python '/no/such/python'"],
+    );
+}

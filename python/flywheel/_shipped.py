@@ -1,0 +1,210 @@
+"""Mappers shipped with flywheel, selected with `--mapper flywheel:NAME` and configured with
+`--mapper-arg KEY=VALUE` (values arrive as strings):
+
+- `flywheel:generate`: a causal language model over a prompt column (vLLM's offline
+  `LLM.generate` where vLLM is importable, transformers otherwise). Each output row is the input
+  row plus the generated text and its token counts.
+- `flywheel:embed`: a text encoder over a text column (transformers), pooled and normalised.
+  Each output row is the input row plus a `vector<N, fp16>` column.
+
+`start()` loads the model once per worker, onto the worker's GPU when there is one
+(flywheel sets CUDA_VISIBLE_DEVICES per worker), otherwise the CPU. Batches are of
+`batch_size` rows; the chunk's seed (FLYWHEEL_SEED) seeds sampling, so a rerun of the same
+chunk draws the same tokens.
+"""
+
+import os
+
+GENERATE_ARGS = {
+    "model": "a local model directory (config.json, weights, tokenizer); nothing is downloaded",
+    "column": "the prompt column (default: prompt)",
+    "output_column": "the generated text's column (default: generated)",
+    "batch_size": "rows per generate call (default: 16 with transformers, 512 with vLLM)",
+    "max_new_tokens": "tokens to generate at most (default: 128)",
+    "temperature": "sampling temperature; 0 is greedy (default: 0)",
+    "top_p": "nucleus sampling mass (default: 1.0)",
+    "dtype": "auto, float32, float16 or bfloat16 (default: auto)",
+    "chat_template": "on, off or auto: wrap each prompt as a user turn with the tokenizer's chat template (default: auto = on when the tokenizer has one)",
+    "engine": "auto, vllm or transformers (default: auto = vLLM when importable)",
+}
+
+EMBED_ARGS = {
+    "model": "a local model directory (config.json, weights, tokenizer); nothing is downloaded",
+    "column": "the text column (default: text)",
+    "output_column": "the vector's column (default: embedding)",
+    "batch_size": "rows per forward pass (default: 32)",
+    "max_length": "tokens per text at most; longer texts are cut (default: 512)",
+    "pooling": "mean or cls (default: mean)",
+    "normalize": "true or false: scale each vector to length 1 (default: true)",
+    "dtype": "auto, float32, float16 or bfloat16 (default: auto)",
+}
+
+
+def _flag(value, name):
+    v = str(value).strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"--mapper-arg {name}={value}: expected true or false")
+
+
+def _torch_dtype(torch, name, device):
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.float16 if device == "cuda" else torch.float32
+    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if name not in table:
+        raise ValueError(f"--mapper-arg dtype={name}: expected auto, float32, float16 or bfloat16")
+    return table[name]
+
+
+class _Seeded:
+    """Re-seeds torch when a new chunk starts (its seed comes in FLYWHEEL_SEED)."""
+
+    _seen = None
+
+    def _reseed(self):
+        seed = os.environ.get("FLYWHEEL_SEED")
+        if seed != self._seen:
+            self._seen = seed
+            self._seed = int(seed or 0) % (2**31)
+            if getattr(self, "_torch", None) is not None:
+                self._torch.manual_seed(self._seed)
+        return self._seed
+
+
+class Generate(_Seeded):
+    def __init__(self, model, column="prompt", output_column="generated", batch_size=None,
+                 max_new_tokens="128", temperature="0", top_p="1.0", dtype="auto",
+                 chat_template="auto", engine="auto"):
+        self.model_dir = model
+        self.column = column
+        self.output_column = output_column
+        self.max_new_tokens = int(max_new_tokens)
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.dtype = dtype
+        self.chat_template = chat_template.lower()
+        if self.chat_template not in ("on", "off", "auto"):
+            raise ValueError(f"--mapper-arg chat_template={chat_template}: expected on, off or auto")
+        engine = engine.lower()
+        if engine not in ("auto", "vllm", "transformers"):
+            raise ValueError(f"--mapper-arg engine={engine}: expected auto, vllm or transformers")
+        if engine == "auto":
+            try:
+                import vllm  # noqa: F401
+                engine = "vllm"
+            except ImportError:
+                engine = "transformers"
+        self.engine = engine
+        self.batch_size = int(batch_size) if batch_size else (512 if engine == "vllm" else 16)
+
+    def start(self):
+        if self.engine == "vllm":
+            from vllm import LLM
+            self._llm = LLM(model=self.model_dir, dtype=(self.dtype or "auto"), seed=0)
+            self._tokenizer = self._llm.get_tokenizer()
+            self._torch = None
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        self._torch = torch
+        self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        tok = AutoTokenizer.from_pretrained(self.model_dir)
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+        self._tokenizer = tok
+        self._model = AutoModelForCausalLM.from_pretrained(
+            self.model_dir, torch_dtype=_torch_dtype(torch, self.dtype, self._device)
+        ).to(self._device).eval()
+
+    def _prompt(self, text):
+        use = self.chat_template == "on" or (
+            self.chat_template == "auto" and getattr(self._tokenizer, "chat_template", None))
+        if use:
+            return self._tokenizer.apply_chat_template(
+                [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+        return text
+
+    def __call__(self, batch):
+        seed = self._reseed()
+        prompts = [self._prompt("" if r.get(self.column) is None else str(r[self.column])) for r in batch]
+        if self.engine == "vllm":
+            from vllm import SamplingParams
+            params = SamplingParams(max_tokens=self.max_new_tokens, temperature=self.temperature,
+                                    top_p=self.top_p, seed=seed)
+            results = self._llm.generate(prompts, params, use_tqdm=False)
+            for row, res in zip(batch, results):
+                out = res.outputs[0]
+                yield {**row, self.output_column: out.text,
+                       "prompt_tokens": len(res.prompt_token_ids), "completion_tokens": len(out.token_ids)}
+            return
+        torch = self._torch
+        tok = self._tokenizer
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=True).to(self._device)
+        sample = self.temperature > 0
+        kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": sample,
+                  "pad_token_id": tok.pad_token_id}
+        if sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p)
+        with torch.no_grad():
+            generated = self._model.generate(**enc, **kwargs)
+        new = generated[:, enc["input_ids"].shape[1]:]
+        prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()
+        for row, tokens, n_prompt in zip(batch, new, prompt_lengths):
+            tokens = tokens.tolist()
+            # Generation stops at the end-of-sequence token; what follows is padding.
+            if tok.eos_token_id is not None and tok.eos_token_id in tokens:
+                tokens = tokens[: tokens.index(tok.eos_token_id) + 1]
+            yield {**row, self.output_column: tok.decode(tokens, skip_special_tokens=True),
+                   "prompt_tokens": int(n_prompt), "completion_tokens": len(tokens)}
+
+
+class Embed(_Seeded):
+    def __init__(self, model, column="text", output_column="embedding", batch_size="32",
+                 max_length="512", pooling="mean", normalize="true", dtype="auto"):
+        self.model_dir = model
+        self.column = column
+        self.output_column = output_column
+        self.batch_size = int(batch_size)
+        self.max_length = int(max_length)
+        self.pooling = pooling.lower()
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"--mapper-arg pooling={pooling}: expected mean or cls")
+        self.normalize = _flag(normalize, "normalize")
+        self.dtype = dtype
+
+    def start(self):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        self._torch = torch
+        self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        if self._tokenizer.pad_token is None:
+            self._tokenizer.pad_token = self._tokenizer.eos_token or self._tokenizer.unk_token
+        self._model = AutoModel.from_pretrained(
+            self.model_dir, torch_dtype=_torch_dtype(torch, self.dtype, self._device)
+        ).to(self._device).eval()
+
+    def __call__(self, batch):
+        self._reseed()
+        torch = self._torch
+        texts = ["" if r.get(self.column) is None else str(r[self.column]) for r in batch]
+        enc = self._tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
+                              max_length=self.max_length).to(self._device)
+        with torch.no_grad():
+            hidden = self._model(**enc).last_hidden_state.float()
+        if self.pooling == "cls":
+            vectors = hidden[:, 0]
+        else:
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            vectors = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        if self.normalize:
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+        for row, v in zip(batch, vectors.cpu().tolist()):
+            yield {**row, self.output_column: v}
+
+
+MAPPERS = {"generate": Generate, "embed": Embed}
