@@ -1,5 +1,6 @@
 """expand_dialogue with injected failures: the mapper process dies (os._exit) half-way through
-the first attempt of every 10th chunk (the failures benchmark). Markers in `marks` remember
+the first attempt of every `every`-th chunk (the failures benchmark; every=0 never crashes, the
+clean run's mapper, so both runs pay the same per-row bookkeeping). Markers in `marks` remember
 which chunks already crashed once."""
 
 import os
@@ -20,7 +21,7 @@ class Crashy(ExpandDialogue):
         if chunk != self.chunk:
             self.chunk, self.seen = chunk, 0
         self.seen += 1
-        if chunk % self.every == 0 and self.seen == self.half:
+        if self.every and chunk % self.every == 0 and self.seen == self.half:
             mark = os.path.join(self.marks, f"crashed-{chunk}")
             if not os.path.exists(mark):
                 open(mark, "w").close()

@@ -19,11 +19,16 @@ def main():
     if len(sys.argv) > 5:
         start, end = int(sys.argv[4]), int(sys.argv[5])
         table = table.slice(start, end - start)
-    out = []
-    # A batch at a time, as a careful user would (the whole table as Python objects is slower).
+    # A batch at a time, written as it goes, as a careful user would (holding every output row as
+    # a Python object until the end is much slower).
+    writer = None
     for batch in table.to_batches(max_chunksize=10_000):
-        out.extend(map_rows(mapper, batch.to_pylist()))
-    pq.write_table(pa.Table.from_pylist(out), dst)
+        out = pa.Table.from_pylist(map_rows(mapper, batch.to_pylist()))
+        if writer is None:
+            writer = pq.ParquetWriter(dst, out.schema)
+        writer.write_table(out.cast(writer.schema))
+    if writer is not None:
+        writer.close()
 
 
 main()

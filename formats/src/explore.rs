@@ -119,7 +119,8 @@ pub fn parse_path(text: &str) -> Result<Vec<Step>, FormatError> {
             }
         }
     }
-    if steps.is_empty() || expect_key && !steps.is_empty() && text.ends_with('.') {
+    // Still expecting a name: the path was empty or ended in '.'.
+    if steps.is_empty() || expect_key {
         return Err(bad("empty path or a path ending in '.'"));
     }
     Ok(steps)

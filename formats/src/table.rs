@@ -171,6 +171,12 @@ impl Table {
     /// Publishes `manifest` as version `manifest.version` (see the module docs). Fails with
     /// [`FormatError::VersionAlreadyExists`] when another writer got there first.
     pub fn commit(&self, manifest: &Manifest) -> Result<(), FormatError> {
+        // Data files are synced when written, but their names (the renames into data/) only
+        // here, once for the whole version, before the manifest that lists them exists.
+        let data = self.data_dir();
+        if data.is_dir() {
+            sync_dir(&data)?;
+        }
         let vdir = self.versions_dir();
         fs::create_dir_all(&vdir).map_err(FormatError::io(&vdir))?;
         let nanos = std::time::SystemTime::now()

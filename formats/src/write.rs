@@ -17,7 +17,9 @@ pub struct WrittenFile {
 }
 
 /// Writes `batches` to `final_path`: first to a temporary name beside it, synced, then renamed,
-/// so a file under its final name is always complete.
+/// so a file under its final name is always complete. The rename itself is made durable by the
+/// directory sync at commit ([`crate::Table::commit`]); a journal that outlives an OS crash
+/// checks that each file it records exists with its size (and the chunk is redone otherwise).
 pub fn write_chunk_file(
     final_path: &Path,
     batches: &[RecordBatch],
@@ -50,6 +52,5 @@ pub fn write_chunk_file(
     let bytes = file.metadata().map_err(FormatError::io(&tmp))?.len();
     drop(file);
     fs::rename(&tmp, final_path).map_err(FormatError::io(final_path))?;
-    crate::table::sync_dir(dir)?;
     Ok(WrittenFile { rows, bytes })
 }

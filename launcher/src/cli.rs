@@ -1,4 +1,4 @@
-//! Command-line interface (the contract is ../shared/SPEC.md; docs/cli.md extends it).
+//! Command-line interface (the contract is ../shared/SPEC.md; `flywheel COMMAND --help` documents the extensions).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

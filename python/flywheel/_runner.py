@@ -9,6 +9,7 @@ The runner ships inside the flywheel binary; users need not install it.
 """
 
 import base64
+import gc
 import importlib.util
 import inspect
 import json
@@ -221,6 +222,13 @@ def main():
         sys.exit(1)
     _send(out, {"ready": True, "arrow": ARROW})
     out.flush()
+    # A chunk allocates hundreds of thousands of short-lived dicts and lists (its rows). With
+    # CPython's default thresholds the cycle collector runs every 700 allocations and keeps
+    # traversing everything alive, the mapper's model included: a quarter of the runner's time.
+    # What start() built is frozen out of collections, collections run a hundred times less
+    # often, and each chunk's garbage is collected once, at its end.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
 
     for line in stdin:
         if not line.strip():
@@ -243,6 +251,8 @@ def main():
         _send_output(out, produced_rows, target, arrow)
         _send(out, {"end": {"chunk": header["chunk"], "attempt": header.get("attempt"), "rows_out": produced, "failed": failed}})
         out.flush()
+        del rows, produced_rows
+        gc.collect(1)
 
     if hasattr(mapper, "finish"):
         mapper.finish()
