@@ -216,6 +216,22 @@ fn memory_case(args: &Args, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A plan of `n` chunks of 1,000 rows of a file nobody reads: the scheduler cases measure
+/// dispatch alone.
+fn synthetic_plan(n: usize) -> Vec<flywheel_protocol::InputSlice> {
+    (0..n)
+        .map(|i| flywheel_protocol::InputSlice {
+            path: "/data/input.parquet".into(),
+            format: flywheel_protocol::InputFormat::Parquet,
+            group: None,
+            row_start: i as u64 * 1000,
+            row_count: 1000,
+            bytes: None,
+            schema: None,
+        })
+        .collect()
+}
+
 /// Counts live heap bytes, for the memory per pending chunk.
 struct Counting;
 
@@ -242,8 +258,7 @@ fn scheduling_case(throughput_chunks: usize) -> Result<()> {
     use flywheel_coordinator::sim::{simulate, static_split_makespan, SimSpec, SimWorkerSpec};
     use flywheel_coordinator::{Coordinator, CoordinatorConfig};
     use flywheel_protocol::{
-        ChunkOutput, InputFormat, InputSlice, Rank, ToCoordinator, ToWorker, Transport,
-        TransportError,
+        ChunkOutput, Rank, ToCoordinator, ToWorker, Transport, TransportError,
     };
 
     let costs: Vec<f64> = (0..2000).map(|i| 1.0 + (i % 5) as f64 * 0.25).collect();
@@ -330,21 +345,9 @@ fn scheduling_case(throughput_chunks: usize) -> Result<()> {
     }
     let _ = Null;
     let n = throughput_chunks.max(1);
-    let slices = |n: usize| -> Vec<InputSlice> {
-        (0..n)
-            .map(|i| InputSlice {
-                path: "/data/input.parquet".into(),
-                format: InputFormat::Parquet,
-                group: None,
-                row_start: i as u64 * 1000,
-                row_count: 1000,
-                bytes: None,
-                schema: None,
-            })
-            .collect()
-    };
+
     let before = ALLOCATED.load(std::sync::atomic::Ordering::Relaxed);
-    let plan = slices(n);
+    let plan = synthetic_plan(n);
     let mut coord = Coordinator::new(
         CoordinatorConfig {
             speculate: false,

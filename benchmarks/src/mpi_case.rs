@@ -7,9 +7,7 @@
 use anyhow::{bail, Context, Result};
 use flywheel_coordinator::{drive, Coordinator, CoordinatorConfig, DriveOptions};
 use flywheel_protocol::mpi::{MpiTransport, MpiWorkerLink};
-use flywheel_protocol::{
-    ChunkOutput, InputFormat, InputSlice, ToCoordinator, ToWorker, WorkerLink,
-};
+use flywheel_protocol::{ChunkOutput, ToCoordinator, ToWorker, WorkerLink};
 use mpi::topology::Communicator;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -44,17 +42,7 @@ pub fn rank_main(chunks: usize) -> Result<()> {
     let world = universe.world();
     let size = world.size();
     if world.rank() == 0 {
-        let plan: Vec<InputSlice> = (0..chunks)
-            .map(|i| InputSlice {
-                path: "/data/input.parquet".into(),
-                format: InputFormat::Parquet,
-                group: None,
-                row_start: i as u64 * 1000,
-                row_count: 1000,
-                bytes: None,
-                schema: None,
-            })
-            .collect();
+        let plan = crate::synthetic_plan(chunks);
         let mut coord = Coordinator::new(
             CoordinatorConfig {
                 speculate: false,

@@ -47,7 +47,7 @@ fn number(
     name: &str,
     key: &str,
     value: &str,
-    ok: impl Fn(f64) -> bool,
+    ok: &dyn Fn(f64) -> bool,
     what: &str,
 ) -> Result<(), CliError> {
     match value.trim().parse::<f64>() {
@@ -165,50 +165,18 @@ pub fn preflight(
         }
     }
     // Values.
-    if let Some(v) = get("batch_size") {
-        number(
-            name,
-            "batch_size",
-            v,
-            |x| x >= 1.0 && x.fract() == 0.0,
-            "a whole number ≥ 1",
-        )?;
-    }
-    if let Some(v) = get("max_new_tokens") {
-        number(
-            name,
-            "max_new_tokens",
-            v,
-            |x| x >= 1.0 && x.fract() == 0.0,
-            "a whole number ≥ 1",
-        )?;
-    }
-    if let Some(v) = get("max_length") {
-        number(
-            name,
-            "max_length",
-            v,
-            |x| x >= 1.0 && x.fract() == 0.0,
-            "a whole number ≥ 1",
-        )?;
-    }
-    if let Some(v) = get("temperature") {
-        number(
-            name,
-            "temperature",
-            v,
-            |x| x >= 0.0,
-            "a number ≥ 0 (0 is greedy)",
-        )?;
-    }
-    if let Some(v) = get("top_p") {
-        number(
-            name,
-            "top_p",
-            v,
-            |x| x > 0.0 && x <= 1.0,
-            "a number in (0, 1]",
-        )?;
+    let whole = |x: f64| x >= 1.0 && x.fract() == 0.0;
+    let checks: [(&str, &dyn Fn(f64) -> bool, &str); 5] = [
+        ("batch_size", &whole, "a whole number ≥ 1"),
+        ("max_new_tokens", &whole, "a whole number ≥ 1"),
+        ("max_length", &whole, "a whole number ≥ 1"),
+        ("temperature", &|x| x >= 0.0, "a number ≥ 0 (0 is greedy)"),
+        ("top_p", &|x| x > 0.0 && x <= 1.0, "a number in (0, 1]"),
+    ];
+    for (key, ok, what) in checks {
+        if let Some(v) = get(key) {
+            number(name, key, v, ok, what)?;
+        }
     }
     if let Some(v) = get("dtype") {
         one_of(
