@@ -43,13 +43,10 @@ fn one_of(name: &str, key: &str, value: &str, allowed: &[&str]) -> Result<(), Cl
     )))
 }
 
-fn number(
-    name: &str,
-    key: &str,
-    value: &str,
-    ok: &dyn Fn(f64) -> bool,
-    what: &str,
-) -> Result<(), CliError> {
+/// Which numbers an argument accepts.
+type Range = dyn Fn(f64) -> bool;
+
+fn number(name: &str, key: &str, value: &str, ok: &Range, what: &str) -> Result<(), CliError> {
     match value.trim().parse::<f64>() {
         Ok(v) if ok(v) => Ok(()),
         _ => Err(bad_input(anyhow!(
@@ -166,7 +163,7 @@ pub fn preflight(
     }
     // Values.
     let whole = |x: f64| x >= 1.0 && x.fract() == 0.0;
-    let checks: [(&str, &dyn Fn(f64) -> bool, &str); 5] = [
+    let checks: [(&str, &Range, &str); 5] = [
         ("batch_size", &whole, "a whole number ≥ 1"),
         ("max_new_tokens", &whole, "a whole number ≥ 1"),
         ("max_length", &whole, "a whole number ≥ 1"),
