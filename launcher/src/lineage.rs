@@ -6,6 +6,15 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::SystemTime;
 
+/// The mapper file a spec names, when it is a file: what the lineage hashes.
+pub fn mapper_file(spec: &str) -> Option<std::path::PathBuf> {
+    match MapperSpec::parse(spec).ok()? {
+        MapperSpec::Python { file, .. } => Some(file),
+        MapperSpec::Exec { argv } if argv[0].contains('/') => Some(argv[0].clone().into()),
+        _ => None,
+    }
+}
+
 /// Lineage being collected during a job.
 pub struct Lineage {
     value: serde_json::Map<String, Value>,
@@ -57,11 +66,7 @@ impl Lineage {
             serde_json::to_value(job).unwrap_or(Value::Null),
         );
         self.value.insert("seed".into(), json!(job.seed));
-        let mapper_file = match MapperSpec::parse(&job.mapper) {
-            Ok(MapperSpec::Python { file, .. }) => Some(file),
-            Ok(MapperSpec::Exec { argv }) if argv[0].contains('/') => Some(argv[0].clone().into()),
-            _ => None,
-        };
+        let mapper_file = mapper_file(&job.mapper);
         self.value.insert(
             "mapper".into(),
             json!({

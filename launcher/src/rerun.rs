@@ -2,10 +2,10 @@
 
 use crate::cli::RerunArgs;
 use crate::error::{bad_input, job_failed, CliError, OrBadInput};
-use crate::lineage::Lineage;
+use crate::lineage::{mapper_file, Lineage};
 use anyhow::anyhow;
 use flywheel_formats::{Difference, Manifest, Table, TableRef};
-use flywheel_protocol::{JobOptions, MapperSpec, Mode};
+use flywheel_protocol::{JobOptions, Mode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -14,15 +14,6 @@ fn mismatch(address: &str, what: String) -> CliError {
     bad_input(anyhow!(
         "lineage mismatch: {what}; {address} cannot be rebuilt as it was, nothing was run"
     ))
-}
-
-/// The mapper file a spec names, when it is a file (what the lineage hashes).
-fn mapper_file(spec: &str) -> Option<PathBuf> {
-    match MapperSpec::parse(spec).ok()? {
-        MapperSpec::Python { file, .. } => Some(file),
-        MapperSpec::Exec { argv } if argv[0].contains('/') => Some(PathBuf::from(&argv[0])),
-        _ => None,
-    }
 }
 
 /// Checks that what the lineage recorded still holds here: the mapper file's hash and the input.
