@@ -113,20 +113,17 @@ pub fn rerun(args: RerunArgs) -> Result<(), CliError> {
             "{address} has no job lineage to rerun (it was not written by a flywheel job)"
         ))
     })?;
-    // The output is where the user asked (relative to where they are), or a temporary table.
-    let temp = match &args.output {
-        Some(_) => None,
-        None => Some(
-            tempfile::Builder::new()
+    // The output is where the user asked (relative to where they are), or a temporary table
+    // removed with its directory at the end.
+    let (output, _temp): (PathBuf, Option<tempfile::TempDir>) = match &args.output {
+        Some(o) => (std::path::absolute(o).or_bad_input()?, None),
+        None => {
+            let d = tempfile::Builder::new()
                 .prefix("flywheel-rerun-")
                 .tempdir()
-                .or_bad_input()?,
-        ),
-    };
-    let output: PathBuf = match (&args.output, &temp) {
-        (Some(o), _) => std::path::absolute(o).or_bad_input()?,
-        (None, Some(d)) => d.path().join("table"),
-        (None, None) => unreachable!("a temporary directory exists when no output is given"),
+                .or_bad_input()?;
+            (d.path().join("table"), Some(d))
+        }
     };
     // Relative paths in the options (mapper file, input, schema file) were relative to the
     // directory the job ran in.
