@@ -230,6 +230,31 @@ pub fn navigate(batch: &RecordBatch, steps: &[Step]) -> Result<Found, PathMiss> 
                 field = fields[i].as_ref().clone();
                 value = value.as_struct().column(i).slice(0, 1);
             }
+            (Step::Key(k), DataType::Map(entry, _)) => {
+                let e = value.as_map().value(0);
+                let keys: Vec<String> = (0..e.len())
+                    .map(|j| {
+                        arrow::util::display::array_value_to_string(e.column(0), j)
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                let Some(j) = keys.iter().position(|x| x == k) else {
+                    return Err(PathMiss {
+                        deepest: here(),
+                        reason: format!(
+                            "'{}' is a map with keys {}, not '{k}'",
+                            here(),
+                            keys.join(", ")
+                        ),
+                    });
+                };
+                if let DataType::Struct(f) = entry.data_type() {
+                    if let Some(vf) = f.get(1) {
+                        field = vf.as_ref().clone();
+                    }
+                }
+                value = e.column(1).slice(j, 1);
+            }
             (
                 Step::Index(n),
                 DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _),
@@ -354,6 +379,25 @@ pub fn to_json(field: &Field, col: &dyn Array, i: usize) -> Value {
         DataType::List(f) => list_json(f, &col.as_list::<i32>().value(i)),
         DataType::LargeList(f) => list_json(f, &col.as_list::<i64>().value(i)),
         DataType::FixedSizeList(f, _) => list_json(f, &col.as_fixed_size_list().value(i)),
+        DataType::Map(entry, _) => {
+            let m = col.as_map();
+            let e = m.value(i);
+            let (kf, vf) = match entry.data_type() {
+                DataType::Struct(f) if f.len() == 2 => (f[0].clone(), f[1].clone()),
+                _ => return display(),
+            };
+            Value::Object(
+                (0..e.len())
+                    .map(|k| {
+                        let key = match to_json(&kf, e.column(0).as_ref(), k) {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        (key, to_json(&vf, e.column(1).as_ref(), k))
+                    })
+                    .collect(),
+            )
+        }
         DataType::Struct(fields) => {
             let s = col.as_struct();
             Value::Object(
@@ -465,6 +509,9 @@ pub struct Profile {
 
 /// Whether `table stats` counts distinct values of a column of this type.
 pub fn profiled(dt: &DataType) -> bool {
+    if let DataType::Dictionary(_, values) = dt {
+        return profiled(values);
+    }
     dt.is_primitive()
         || matches!(
             dt,
@@ -526,6 +573,10 @@ fn hash_of(v: impl Hash) -> u64 {
 
 impl Profiler {
     pub fn new(dt: &DataType) -> Profiler {
+        let dt = match dt {
+            DataType::Dictionary(_, values) => values.as_ref(),
+            other => other,
+        };
         let top = match dt {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Top::Text(HashMap::new()),
             DataType::Boolean => Top::Bool([0, 0]),
@@ -565,6 +616,13 @@ impl Profiler {
 
     /// Adds a column's values.
     pub fn add(&mut self, col: &dyn Array) {
+        // A dictionary column is profiled by its values.
+        if let DataType::Dictionary(_, values) = col.data_type() {
+            if let Ok(plain) = arrow::compute::cast(col, values) {
+                self.add(plain.as_ref());
+            }
+            return;
+        }
         let valid = |i: usize| col.is_valid(i);
         let n = col.len();
         self.non_null += (n - col.null_count()) as u64;

@@ -141,9 +141,30 @@ fn column_stats(col: &ArrayRef) -> ColumnStats {
     if is_number(dt) {
         if let Ok(f) = arrow::compute::cast(col, &DataType::Float64) {
             let f = f.as_primitive::<Float64Type>();
-            s.min = arrow::compute::min(f).map(json_f64);
-            s.max = arrow::compute::max(f).map(json_f64);
+            // NaN is left out of min and max (as Arrow C++ and pyarrow do).
+            let (lo, hi) = f.iter().flatten().filter(|x| !x.is_nan()).fold(
+                (None, None),
+                |(lo, hi): (Option<f64>, Option<f64>), x| {
+                    (
+                        Some(lo.map_or(x, |l| l.min(x))),
+                        Some(hi.map_or(x, |h| h.max(x))),
+                    )
+                },
+            );
+            s.min = lo.map(json_f64);
+            s.max = hi.map(json_f64);
             s.sum = arrow::compute::sum(f).or(Some(0.0));
+        }
+        // Integers keep their exact bounds (a float has 53 bits).
+        if dt.is_integer() {
+            if let Some(a) = col.as_any().downcast_ref::<arrow::array::UInt64Array>() {
+                s.min = arrow::compute::min(a).map(|v| serde_json::json!(v));
+                s.max = arrow::compute::max(a).map(|v| serde_json::json!(v));
+            } else if let Ok(w) = arrow::compute::cast(col, &DataType::Int64) {
+                let w = w.as_primitive::<arrow::datatypes::Int64Type>();
+                s.min = arrow::compute::min(w).map(|v| serde_json::json!(v));
+                s.max = arrow::compute::max(w).map(|v| serde_json::json!(v));
+            }
         }
     }
     if let Some(a) = col.as_any().downcast_ref::<StringArray>() {
@@ -159,6 +180,13 @@ fn column_stats(col: &ArrayRef) -> ColumnStats {
 }
 
 fn cmp_json(a: &serde_json::Value, b: &serde_json::Value) -> std::cmp::Ordering {
+    // Whole numbers compare exactly (as f64, 2^63 and 2^63 + 1 are equal).
+    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
+        return x.cmp(&y);
+    }
+    if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
+        return x.cmp(&y);
+    }
     match (a.as_f64(), b.as_f64(), a.as_str(), b.as_str()) {
         (Some(x), Some(y), _, _) => x.total_cmp(&y),
         (_, _, Some(x), Some(y)) => x.cmp(y),
@@ -302,6 +330,33 @@ mod tests {
         assert_eq!(
             (l.min_length, l.max_length, l.mean_length),
             (Some(0), Some(3), Some(4.0 / 3.0))
+        );
+    }
+
+    #[test]
+    fn integer_bounds_are_exact_and_nan_is_not_a_bound() {
+        use arrow::array::{Float64Array, UInt64Array};
+        let big: ArrayRef = Arc::new(UInt64Array::from(vec![1u64 << 63, (1u64 << 63) + 5]));
+        let s = column_stats(&big);
+        assert_eq!(s.min, Some(serde_json::json!(1u64 << 63)));
+        assert_eq!(s.max, Some(serde_json::json!((1u64 << 63) + 5)));
+        let parts = [
+            vec![ColumnStats {
+                name: "x".into(),
+                ..column_stats(&big)
+            }],
+            vec![ColumnStats {
+                name: "x".into(),
+                ..column_stats(&(Arc::new(UInt64Array::from(vec![(1u64 << 63) + 9])) as ArrayRef))
+            }],
+        ];
+        let merged = merge_stats(parts.iter().map(Vec::as_slice));
+        assert_eq!(merged[0].max, Some(serde_json::json!((1u64 << 63) + 9)));
+        let f: ArrayRef = Arc::new(Float64Array::from(vec![1.5, f64::NAN, -2.0]));
+        let s = column_stats(&f);
+        assert_eq!(
+            (s.min, s.max),
+            (Some(serde_json::json!(-2)), Some(serde_json::json!(1.5)))
         );
     }
 }
