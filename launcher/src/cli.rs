@@ -68,11 +68,11 @@ pub enum Command {
 pub enum QueryFormat {
     /// An aligned table (media and vectors shown short).
     Table,
-    /// CSV with a header line.
+    /// CSV with a header line (bytes as hex, lists and structs as JSON text).
     Csv,
-    /// One JSON array of objects.
+    /// One JSON array of objects (bytes as hex).
     Json,
-    /// One JSON object per line.
+    /// One JSON object per line (bytes as hex).
     Jsonl,
 }
 
