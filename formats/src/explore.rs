@@ -208,7 +208,7 @@ pub fn navigate(batch: &RecordBatch, steps: &[Step]) -> Result<Found, PathMiss> 
             });
         }
         if is_json_field(&field) {
-            let text = value.as_string_opt::<i32>().map(|a| a.value(0).to_string());
+            let text = text_at(value.as_ref(), 0).map(str::to_string);
             let parsed: Value = text
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or(Value::Null);
@@ -327,6 +327,26 @@ pub fn bytes_summary(b: &[u8]) -> String {
     }
 }
 
+/// Element `i` of a string column, whichever of Arrow's string layouts it has.
+fn text_at(col: &dyn Array, i: usize) -> Option<&str> {
+    Some(match col.data_type() {
+        DataType::Utf8 => col.as_string::<i32>().value(i),
+        DataType::LargeUtf8 => col.as_string::<i64>().value(i),
+        DataType::Utf8View => col.as_string_view().value(i),
+        _ => return None,
+    })
+}
+
+/// Element `i` of a bytes column (binary, large or fixed-size).
+fn bytes_at(col: &dyn Array, i: usize) -> Option<&[u8]> {
+    Some(match col.data_type() {
+        DataType::Binary => col.as_binary::<i32>().value(i),
+        DataType::LargeBinary => col.as_binary::<i64>().value(i),
+        DataType::FixedSizeBinary(_) => col.as_fixed_size_binary().value(i),
+        _ => return None,
+    })
+}
+
 /// Element `i` of `col` as JSON for people: `json` columns parsed, bytes summarised.
 pub fn to_json(field: &Field, col: &dyn Array, i: usize) -> Value {
     if col.is_null(i) {
@@ -362,20 +382,16 @@ pub fn to_json(field: &Field, col: &dyn Array, i: usize) -> Value {
             }
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let text = match col.data_type() {
-                DataType::Utf8 => col.as_string::<i32>().value(i),
-                DataType::LargeUtf8 => col.as_string::<i64>().value(i),
-                _ => col.as_string_view().value(i),
-            };
+            let text = text_at(col, i).unwrap_or_default();
             if is_json_field(field) {
                 serde_json::from_str(text).unwrap_or_else(|_| json!(text))
             } else {
                 json!(text)
             }
         }
-        DataType::Binary => json!(bytes_summary(col.as_binary::<i32>().value(i))),
-        DataType::LargeBinary => json!(bytes_summary(col.as_binary::<i64>().value(i))),
-        DataType::FixedSizeBinary(_) => json!(bytes_summary(col.as_fixed_size_binary().value(i))),
+        DataType::Binary | DataType::LargeBinary | DataType::FixedSizeBinary(_) => {
+            json!(bytes_summary(bytes_at(col, i).unwrap_or_default()))
+        }
         DataType::List(f) => list_json(f, &col.as_list::<i32>().value(i)),
         DataType::LargeList(f) => list_json(f, &col.as_list::<i64>().value(i)),
         DataType::FixedSizeList(f, _) => list_json(f, &col.as_fixed_size_list().value(i)),
@@ -424,18 +440,13 @@ fn list_json(f: &Field, items: &ArrayRef) -> Value {
 /// else as compact JSON.
 pub fn raw_bytes(found: &Found) -> Vec<u8> {
     match found {
-        Found::Arrow(field, a) if !a.is_null(0) => match a.data_type() {
-            DataType::Binary => a.as_binary::<i32>().value(0).to_vec(),
-            DataType::LargeBinary => a.as_binary::<i64>().value(0).to_vec(),
-            DataType::FixedSizeBinary(_) => a.as_fixed_size_binary().value(0).to_vec(),
-            DataType::Utf8 if !is_json_field(field) => {
-                a.as_string::<i32>().value(0).as_bytes().to_vec()
+        Found::Arrow(field, a) if !a.is_null(0) => {
+            match (bytes_at(a.as_ref(), 0), text_at(a.as_ref(), 0)) {
+                (Some(b), _) => b.to_vec(),
+                (_, Some(t)) if !is_json_field(field) => t.as_bytes().to_vec(),
+                _ => to_json(field, a.as_ref(), 0).to_string().into_bytes(),
             }
-            DataType::LargeUtf8 if !is_json_field(field) => {
-                a.as_string::<i64>().value(0).as_bytes().to_vec()
-            }
-            _ => to_json(field, a.as_ref(), 0).to_string().into_bytes(),
-        },
+        }
         Found::Arrow(..) => b"null".to_vec(),
         Found::Json(Value::String(s)) => s.as_bytes().to_vec(),
         Found::Json(v) => v.to_string().into_bytes(),
@@ -628,23 +639,16 @@ impl Profiler {
         self.non_null += (n - col.null_count()) as u64;
         match col.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                for i in (0..n).filter(|i| valid(*i)) {
-                    let s = match col.data_type() {
-                        DataType::Utf8 => col.as_string::<i32>().value(i),
-                        DataType::LargeUtf8 => col.as_string::<i64>().value(i),
-                        _ => col.as_string_view().value(i),
-                    };
+                for s in (0..n).filter(|i| valid(*i)).filter_map(|i| text_at(col, i)) {
                     self.kmv.add(hash_of(s));
                     self.count_text(s);
                 }
             }
             DataType::Binary | DataType::LargeBinary | DataType::FixedSizeBinary(_) => {
-                for i in (0..n).filter(|i| valid(*i)) {
-                    let b = match col.data_type() {
-                        DataType::Binary => col.as_binary::<i32>().value(i),
-                        DataType::LargeBinary => col.as_binary::<i64>().value(i),
-                        _ => col.as_fixed_size_binary().value(i),
-                    };
+                for b in (0..n)
+                    .filter(|i| valid(*i))
+                    .filter_map(|i| bytes_at(col, i))
+                {
                     self.kmv.add(hash_of(b));
                 }
             }

@@ -13,17 +13,6 @@ struct ColumnReport {
     profile: Option<Profile>,
 }
 
-fn type_text(f: &arrow::datatypes::Field) -> String {
-    match flywheel_formats::Field::from_arrow(f) {
-        Some(ff) => format!("{}{}", ff.ty, if ff.nullable { "?" } else { "" }),
-        None => format!(
-            "{}{}",
-            f.data_type(),
-            if f.is_nullable() { "?" } else { "" }
-        ),
-    }
-}
-
 pub fn stats(
     t: &Table,
     m: &Manifest,
@@ -108,7 +97,7 @@ pub fn stats(
                 });
             ColumnReport {
                 name: f.name().clone(),
-                ty: type_text(f),
+                ty: crate::table_cmd::type_text(f),
                 stats,
                 profile: profiles.remove(i),
             }

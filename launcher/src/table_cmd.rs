@@ -22,22 +22,22 @@ fn schema_text(schema: &serde_json::Value) -> String {
     arrow
         .fields()
         .iter()
-        .map(|f| match flywheel_formats::Field::from_arrow(f) {
-            Some(ff) => format!(
-                "{}: {}{}",
-                ff.name,
-                ff.ty,
-                if ff.nullable { "?" } else { "" }
-            ),
-            None => format!(
-                "{}: {}{}",
-                f.name(),
-                f.data_type(),
-                if f.is_nullable() { "?" } else { "" }
-            ),
-        })
+        .map(|f| format!("{}: {}", f.name(), type_text(f)))
         .collect::<Vec<_>>()
         .join(" | ")
+}
+
+/// A column's type in flywheel's language (Arrow's name where the language has none), `?` when
+/// nullable.
+pub fn type_text(f: &arrow::datatypes::Field) -> String {
+    match flywheel_formats::Field::from_arrow(f) {
+        Some(ff) => format!("{}{}", ff.ty, if ff.nullable { "?" } else { "" }),
+        None => format!(
+            "{}{}",
+            f.data_type(),
+            if f.is_nullable() { "?" } else { "" }
+        ),
+    }
 }
 
 pub fn table(cmd: TableCommand) -> Result<(), CliError> {
