@@ -1,16 +1,21 @@
-//! The job journal: every accepted chunk is appended (and fsynced) to `OUT/_journal.jsonl`
+//! The job journal: every accepted chunk is appended (and fsynced) to the job's own journal
 //! before it counts, so an interrupted job (crash, scancel, time limit, preemption) can resume
 //! where it stopped: `--resume` reads the journal, checks the recorded files, and schedules only
 //! the rest. `flywheel status OUT` reads it too.
 //!
 //! ```text
-//! {"Start": {"plan": "<sha256>", "chunks": 25, "rows": 500, "at": 1764130000, "host": "n1", "slurm_job_id": "42", "resumed": false}}
+//! OUT/_jobs/<job-id>.jsonl     the journal of job <job-id> (one per job: concurrent jobs never share one)
+//! OUT/_journal.jsonl           symlink to the journal of the job started last (status, --resume)
+//! ```
+//!
+//! ```text
+//! {"Start": {"plan": "<sha256>", "job_id": "…", "inputs": [{"path": …, "bytes": …, "mtime_ns": …}], "chunks": 25, "rows": 500, "at": 1764130000, "host": "n1", "slurm_job_id": "42", "resumed": false}}
 //! {"Accepted": {"at": 1764130003, "output": { …ChunkOutput… }}}
-//! {"Start": { … "resumed": true }}            a later run continuing the same plan
+//! {"Start": { … "resumed": true }}            a later run continuing the same job
 //! {"Published": {"at": 1764130100, "version": 1}}
 //! ```
-//! The plan hash covers the chunk plan and every option that changes output, so a journal is
-//! never applied to a different job.
+//! The plan hash covers the chunk plan, every input file's size and modification time and every
+//! option that changes output, so a journal is never applied to a different job or input.
 
 use flywheel_protocol::ChunkOutput;
 use serde::{Deserialize, Serialize};
@@ -20,12 +25,43 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 const JOURNAL: &str = "_journal.jsonl";
+const JOBS_DIR: &str = "_jobs";
+
+/// What identifies one input file of a plan: a resume against a changed file is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputIdentity {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub mtime_ns: u128,
+}
+
+impl InputIdentity {
+    /// Reads a file's identity now.
+    pub fn of(path: &Path) -> std::io::Result<InputIdentity> {
+        let m = std::fs::metadata(path)?;
+        let mtime_ns = m
+            .modified()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Ok(InputIdentity {
+            path: path.to_path_buf(),
+            bytes: m.len(),
+            mtime_ns,
+        })
+    }
+}
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum JournalEntry {
     Start {
         plan: String,
+        /// The job's id (journals written before ids existed have none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        inputs: Vec<InputIdentity>,
         chunks: usize,
         rows: u64,
         at: u64,
@@ -52,14 +88,12 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
-    /// The journal belongs to another plan (input, mapper or options changed).
+    /// The journal belongs to another plan (mapper or options changed).
     #[error("{path} records a different job (its input, mapper or options differ); remove it or run without --resume")]
     OtherPlan { path: PathBuf },
-    /// The interrupted job already published.
-    #[error(
-        "{path}: this job already finished and published version {version}; nothing to resume"
-    )]
-    AlreadyPublished { path: PathBuf, version: u64 },
+    /// An input file changed since the interrupted job planned it.
+    #[error("input {} changed since the interrupted job read it ({what}); resuming would mix old and new rows. Run without --resume to start over", path.display())]
+    InputChanged { path: PathBuf, what: String },
 }
 
 fn now() -> u64 {
@@ -69,117 +103,282 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// The journal of one output table.
+/// A job's journal as read back.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub path: PathBuf,
+    pub entries: Vec<JournalEntry>,
+}
+
+/// The first `Start` of a record: plan, id and inputs.
+pub struct StartInfo<'a> {
+    pub plan: &'a str,
+    pub job_id: Option<&'a str>,
+    pub inputs: &'a [InputIdentity],
+}
+
+impl JobRecord {
+    /// The job's first start.
+    pub fn start(&self) -> Option<StartInfo<'_>> {
+        self.entries.iter().find_map(|e| match e {
+            JournalEntry::Start {
+                plan,
+                job_id,
+                inputs,
+                ..
+            } => Some(StartInfo {
+                plan,
+                job_id: job_id.as_deref(),
+                inputs,
+            }),
+            _ => None,
+        })
+    }
+
+    /// The version the journal says the job published.
+    pub fn published(&self) -> Option<u64> {
+        self.entries.iter().find_map(|e| match e {
+            JournalEntry::Published { version, .. } => Some(*version),
+            _ => None,
+        })
+    }
+
+    /// Checks that this journal is of `plan`; names a changed input file when that is why not.
+    pub fn check_plan(&self, plan: &str) -> Result<(), JournalError> {
+        let Some(start) = self.start() else {
+            return Err(JournalError::OtherPlan {
+                path: self.path.clone(),
+            });
+        };
+        if start.plan == plan {
+            return Ok(());
+        }
+        for was in start.inputs {
+            let what = match InputIdentity::of(&was.path) {
+                Err(e) => Some(format!("it cannot be read now: {e}")),
+                Ok(now) if now.bytes != was.bytes => {
+                    Some(format!("{} bytes then, {} now", was.bytes, now.bytes))
+                }
+                Ok(now) if now.mtime_ns != was.mtime_ns => {
+                    Some("modified since, same size".to_string())
+                }
+                Ok(_) => None,
+            };
+            if let Some(what) = what {
+                return Err(JournalError::InputChanged {
+                    path: was.path.clone(),
+                    what,
+                });
+            }
+        }
+        Err(JournalError::OtherPlan {
+            path: self.path.clone(),
+        })
+    }
+
+    /// The accepted outputs whose files are still there, whole (size and row count as recorded);
+    /// one per chunk, the first accepted.
+    pub fn verified_outputs(&self, table: &Path) -> Vec<ChunkOutput> {
+        let mut by_chunk = BTreeMap::new();
+        for e in &self.entries {
+            if let JournalEntry::Accepted { output, .. } = e {
+                by_chunk.entry(output.chunk).or_insert(output);
+            }
+        }
+        let mut done = Vec::new();
+        for (_, o) in by_chunk {
+            match verify(table, o) {
+                Ok(()) => done.push(o.clone()),
+                Err(why) => tracing::warn!("{}: {why}; it runs again", o.chunk),
+            }
+        }
+        done
+    }
+
+    /// The Slurm jobs that worked on this job, in order.
+    pub fn slurm_job_ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        for e in &self.entries {
+            if let JournalEntry::Start {
+                slurm_job_id: Some(id),
+                ..
+            } = e
+            {
+                if !ids.contains(id) {
+                    ids.push(id.clone());
+                }
+            }
+        }
+        ids
+    }
+}
+
+/// Reads a journal file (`None` when there is none). A torn last line (the writer was killed
+/// mid-write) never counted and is skipped; any other unreadable line is skipped with a warning.
+fn read_file(path: &Path) -> Result<Option<Vec<JournalEntry>>, JournalError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(JournalError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut out = Vec::new();
+    let lines: Vec<String> = BufReader::new(file)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(|source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let n = lines.len();
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str::<JournalEntry>(line) {
+            Ok(e) => out.push(e),
+            Err(_) if i + 1 == n => {}
+            Err(e) => tracing::warn!("{} line {}: skipped ({e})", path.display(), i + 1),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Reads the journal of the job started last on `table` (empty when there is none).
+pub fn read_journal(table: &Path) -> Result<Vec<JournalEntry>, JournalError> {
+    Ok(read_file(&table.join(JOURNAL))?.unwrap_or_default())
+}
+
+/// The journal of the job started last on `table`.
+pub fn latest_job(table: &Path) -> Result<Option<JobRecord>, JournalError> {
+    let link = table.join(JOURNAL);
+    // Resolve the symlink so the record names the job's own file (a later job may re-point it).
+    let path = match std::fs::read_link(&link) {
+        Ok(target) => table.join(target),
+        Err(_) => link,
+    };
+    Ok(read_file(&path)?.map(|entries| JobRecord { path, entries }))
+}
+
+/// The journal of job `job_id`.
+pub fn job_record(table: &Path, job_id: &str) -> Result<Option<JobRecord>, JournalError> {
+    let path = job_journal_path(table, job_id);
+    Ok(read_file(&path)?.map(|entries| JobRecord { path, entries }))
+}
+
+/// Where job `job_id` keeps its journal.
+pub fn job_journal_path(table: &Path, job_id: &str) -> PathBuf {
+    table.join(JOBS_DIR).join(format!("{job_id}.jsonl"))
+}
+
+/// Whether an accepted output's files are still there, whole; why not.
+fn verify(table: &Path, o: &ChunkOutput) -> Result<(), String> {
+    let check = |rel: &str, bytes: Option<u64>, rows: u64| -> Result<(), String> {
+        let path = table.join(rel);
+        let m = std::fs::metadata(&path).map_err(|e| format!("{rel}: {e}"))?;
+        if !m.is_file() {
+            return Err(format!("{rel} is not a file"));
+        }
+        if let Some(b) = bytes {
+            if m.len() != b {
+                return Err(format!("{rel} has {} bytes, the journal says {b}", m.len()));
+            }
+        }
+        let got = flywheel_formats::parquet_rows(&path).map_err(|e| e.to_string())?;
+        if got != rows {
+            return Err(format!("{rel} holds {got} rows, the journal says {rows}"));
+        }
+        Ok(())
+    };
+    match &o.file {
+        Some(f) => check(f, Some(o.bytes), o.rows_out)?,
+        None if o.rows_out != 0 => {
+            return Err(format!(
+                "the journal says {} rows but names no file",
+                o.rows_out
+            ))
+        }
+        None => {}
+    }
+    if let Some(f) = &o.errors_file {
+        check(&format!("_errors/{f}"), None, o.error_rows)?;
+    }
+    Ok(())
+}
+
+/// The journal a running job appends to.
 pub struct Journal {
     file: File,
     path: PathBuf,
 }
 
-/// Reads a table's journal (empty when there is none).
-pub fn read_journal(table: &Path) -> Result<Vec<JournalEntry>, JournalError> {
-    let path = table.join(JOURNAL);
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(JournalError::Io { path, source }),
-    };
-    let mut out = Vec::new();
-    for line in BufReader::new(file).lines() {
-        let line = line.map_err(|source| JournalError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        // A torn last line (the writer was killed mid-write) is ignored: it never counted.
-        if let Ok(e) = serde_json::from_str::<JournalEntry>(&line) {
-            out.push(e);
-        }
-    }
-    Ok(out)
-}
-
-/// Whether an accepted output's files are still there, whole.
-fn verified(table: &Path, o: &ChunkOutput) -> bool {
-    let file_ok = |rel: &str, bytes: Option<u64>| {
-        std::fs::metadata(table.join(rel))
-            .map(|m| m.is_file() && bytes.is_none_or(|b| m.len() == b))
-            .unwrap_or(false)
-    };
-    o.file.as_deref().is_none_or(|f| file_ok(f, Some(o.bytes)))
-        && o.errors_file
-            .as_deref()
-            .is_none_or(|f| file_ok(&format!("_errors/{f}"), None))
+/// What a job's `Start` line records.
+pub struct StartLine<'a> {
+    pub plan: &'a str,
+    pub job_id: &'a str,
+    pub inputs: &'a [InputIdentity],
+    pub chunks: usize,
+    pub rows: u64,
 }
 
 impl Journal {
-    /// Starts the journal of a job with plan hash `plan`. With `resume`, continues an existing
-    /// journal of the same plan and returns the outputs it accepted whose files check out.
-    pub fn start(
+    /// Opens job `start.job_id`'s journal for appending (creating it for a new job) and records
+    /// this run's start; points `_journal.jsonl` at it.
+    pub fn open(
         table: &Path,
-        plan: &str,
-        chunks: usize,
-        rows: u64,
-        resume: bool,
-    ) -> Result<(Journal, Vec<ChunkOutput>), JournalError> {
-        let path = table.join(JOURNAL);
+        start: &StartLine<'_>,
+        resumed: bool,
+    ) -> Result<Journal, JournalError> {
+        let path = job_journal_path(table, start.job_id);
         let io = |source| JournalError::Io {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(table).map_err(io)?;
-        let mut done = Vec::new();
-        let previous = if resume {
-            read_journal(table)?
-        } else {
-            Vec::new()
-        };
-        let resumed = !previous.is_empty();
-        if resumed {
-            let same_plan = previous.iter().rev().find_map(|e| match e {
-                JournalEntry::Start { plan: p, .. } => Some(p == plan),
-                _ => None,
-            });
-            if same_plan != Some(true) {
-                return Err(JournalError::OtherPlan { path });
-            }
-            if let Some(version) = previous.iter().find_map(|e| match e {
-                JournalEntry::Published { version, .. } => Some(*version),
-                _ => None,
-            }) {
-                return Err(JournalError::AlreadyPublished { path, version });
-            }
-            let mut by_chunk = BTreeMap::new();
-            for e in previous {
-                if let JournalEntry::Accepted { output, .. } = e {
-                    by_chunk.entry(output.chunk).or_insert(output);
-                }
-            }
-            for (_, o) in by_chunk {
-                if verified(table, &o) {
-                    done.push(o);
-                } else {
-                    tracing::warn!(
-                        "{} of the interrupted run lost its file; it runs again",
-                        o.chunk
-                    );
-                }
-            }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = if resumed {
-            OpenOptions::new().append(true).open(&path).map_err(io)?
-        } else {
-            File::create(&path).map_err(io)?
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io)?;
+        let mut j = Journal {
+            file,
+            path: path.clone(),
         };
-        let mut j = Journal { file, path };
         j.append(&JournalEntry::Start {
-            plan: plan.to_string(),
-            chunks,
-            rows,
+            plan: start.plan.to_string(),
+            job_id: Some(start.job_id.to_string()),
+            inputs: start.inputs.to_vec(),
+            chunks: start.chunks,
+            rows: start.rows,
             at: now(),
             host: flywheel_protocol::hostname(),
             slurm_job_id: std::env::var("SLURM_JOB_ID").ok(),
             resumed,
         })?;
-        Ok((j, done))
+        point_latest(table, start.job_id).map_err(io)?;
+        Ok(j)
+    }
+
+    /// Opens an existing journal for appending (to record a publish found after a crash).
+    pub fn reopen(path: &Path) -> Result<Journal, JournalError> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|source| JournalError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn append(&mut self, e: &JournalEntry) -> Result<(), JournalError> {
@@ -213,6 +412,23 @@ impl Journal {
     }
 }
 
+/// Atomically re-points `table/_journal.jsonl` at job `job_id`'s journal.
+fn point_latest(table: &Path, job_id: &str) -> std::io::Result<()> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let tmp = table.join(format!(".journal-{}-{nanos}", std::process::id()));
+    std::os::unix::fs::symlink(Path::new(JOBS_DIR).join(format!("{job_id}.jsonl")), &tmp)?;
+    match std::fs::rename(&tmp, table.join(JOURNAL)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,14 +437,23 @@ mod tests {
     fn out(i: u32, dir: &Path) -> ChunkOutput {
         let rel = format!("data/c{i}.parquet");
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::write(dir.join(&rel), b"1234").unwrap();
+        let batch = arrow::record_batch::RecordBatch::try_from_iter([(
+            "id",
+            std::sync::Arc::new(arrow::array::Int64Array::from(vec![i as i64]))
+                as arrow::array::ArrayRef,
+        )])
+        .unwrap();
+        let file = std::fs::File::create(dir.join(&rel)).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
         ChunkOutput {
             chunk: ChunkId(i),
             attempt: Attempt(1),
-            file: Some(rel),
+            file: Some(rel.clone()),
             rows_in: 1,
             rows_out: 1,
-            bytes: 4,
+            bytes: std::fs::metadata(dir.join(&rel)).unwrap().len(),
             schema: None,
             wall_ms: 1,
             errors_file: None,
@@ -239,21 +464,47 @@ mod tests {
         }
     }
 
+    fn start<'a>(plan: &'a str, inputs: &'a [InputIdentity]) -> StartLine<'a> {
+        StartLine {
+            plan,
+            job_id: "j1",
+            inputs,
+            chunks: 3,
+            rows: 3,
+        }
+    }
+
     #[test]
     fn resume_keeps_checked_chunks_of_the_same_plan() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, done) = Journal::start(dir.path(), "p1", 3, 3, true).unwrap();
-        assert!(done.is_empty());
-        j.accept(&out(0, dir.path())).unwrap();
-        j.accept(&out(2, dir.path())).unwrap();
+        let input = dir.path().join("in.txt");
+        std::fs::write(&input, "abc").unwrap();
+        let inputs = vec![InputIdentity::of(&input).unwrap()];
+        let mut j = Journal::open(dir.path(), &start("p1", &inputs), false).unwrap();
+        let (a, b, c) = (out(0, dir.path()), out(1, dir.path()), out(2, dir.path()));
+        j.accept(&a).unwrap();
+        let mut lying = b.clone();
+        lying.rows_out = 7; // an edited journal: the file holds 1 row
+        j.accept(&lying).unwrap();
+        j.accept(&c).unwrap();
         drop(j);
         std::fs::write(dir.path().join("data/c2.parquet"), b"12").unwrap(); // damaged
-        let (_, done) = Journal::start(dir.path(), "p1", 3, 3, true).unwrap();
+        let rec = latest_job(dir.path()).unwrap().unwrap();
+        assert_eq!(rec.path, job_journal_path(dir.path(), "j1"));
+        rec.check_plan("p1").unwrap();
+        let done = rec.verified_outputs(dir.path());
         assert_eq!(done.iter().map(|o| o.chunk.0).collect::<Vec<_>>(), vec![0]);
         assert!(matches!(
-            Journal::start(dir.path(), "other", 3, 3, true),
+            rec.check_plan("other"),
             Err(JournalError::OtherPlan { .. })
         ));
+        std::fs::write(&input, "abcd").unwrap();
+        let err = rec.check_plan("other").unwrap_err().to_string();
+        assert!(
+            err.contains("in.txt changed") && err.contains("3 bytes then, 4 now"),
+            "{err}"
+        );
+        Journal::open(dir.path(), &start("p1", &inputs), true).unwrap();
         let entries = read_journal(dir.path()).unwrap();
         assert_eq!(
             entries
@@ -265,7 +516,7 @@ mod tests {
         // A torn last line is ignored.
         std::fs::OpenOptions::new()
             .append(true)
-            .open(dir.path().join(JOURNAL))
+            .open(job_journal_path(dir.path(), "j1"))
             .unwrap()
             .write_all(b"{\"Accep")
             .unwrap();

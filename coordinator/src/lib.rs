@@ -9,6 +9,7 @@
 mod driver;
 mod error;
 mod journal;
+mod lifecycle;
 mod publish;
 mod report;
 pub mod sim;
@@ -16,7 +17,27 @@ mod state;
 
 pub use driver::{drive, stop_workers, DriveOptions};
 pub use error::CoordinatorError;
-pub use journal::{read_journal, Journal, JournalEntry, JournalError};
-pub use publish::{publish, PublishRequest};
+pub use journal::{
+    job_journal_path, job_record, latest_job, read_journal, InputIdentity, JobRecord, Journal,
+    JournalEntry, JournalError,
+};
+pub use lifecycle::{check_job_id, complete_errors, run_job, JobError, JobHooks, JobPlan, Outcome};
+pub use publish::{publish, publish_once, PublishRequest, Published};
+
+/// The steps of a job's end at which `FLYWHEEL_CRASH_AT` kills the process (crash tests), in
+/// order; the table's commit steps (`flywheel_formats::COMMIT_STEPS`) lie between the first two.
+pub const JOB_STEPS: &[&str] = &[
+    "job-locked",
+    "journal-started",
+    "before-publish",
+    "published",
+    "journal-closed",
+    "errors-published",
+];
+
+/// Fault injection for the crash tests: SIGKILL this process at the named step.
+pub(crate) fn crash_point(step: &str) {
+    flywheel_formats::crash_point(step);
+}
 pub use report::{JobReport, WorkerReport};
 pub use state::{ChunkState, Coordinator, CoordinatorConfig, JobFailure, Progress};

@@ -4,6 +4,10 @@
 //! Concurrent publishers are serialised by the table's no-replace commit: `append` and
 //! `overwrite` re-read the latest version and try again when they lose a race, `create` reports
 //! that the table exists.
+//!
+//! Publishing is idempotent per job: the manifest carries the job's id, and before each commit
+//! attempt the versions up to the one it builds on are searched for that id. A job whose version
+//! exists has published; it gets that version back instead of a second one.
 
 use crate::CoordinatorError;
 use flywheel_formats::{
@@ -25,6 +29,17 @@ pub struct PublishRequest<'a> {
     pub provenance: Vec<serde_json::Value>,
     pub lineage: serde_json::Value,
     pub report: Option<serde_json::Value>,
+    /// The publishing job's id (see the module docs).
+    pub job_id: Option<String>,
+    /// Files of rows the mapper refused, relative to the table (`_errors/data/…`).
+    pub errors: Vec<DataFile>,
+}
+
+/// What [`publish`] did.
+pub struct Published {
+    pub manifest: Manifest,
+    /// The job had published this version before (nothing new was committed).
+    pub already: bool,
 }
 
 fn empty_schema() -> serde_json::Value {
@@ -33,6 +48,23 @@ fn empty_schema() -> serde_json::Value {
 
 /// Commits a new version and returns its manifest.
 pub fn publish(req: PublishRequest<'_>) -> Result<Manifest, CoordinatorError> {
+    publish_once(req).map(|p| p.manifest)
+}
+
+/// The version among `..=latest` that job `id` published, if any.
+fn job_version(table: &Table, id: &str, latest: u64) -> Result<Option<Manifest>, FormatError> {
+    for v in table.versions()?.into_iter().rev().filter(|v| *v <= latest) {
+        match table.manifest(Some(v)) {
+            Ok(m) if m.job_id.as_deref() == Some(id) => return Ok(Some(m)),
+            Ok(_) | Err(FormatError::VersionMissing { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// [`publish`], telling whether the job had already published.
+pub fn publish_once(req: PublishRequest<'_>) -> Result<Published, CoordinatorError> {
     let new_schema: Option<serde_json::Value> = match &req.schema {
         Some(s) => {
             Some(serde_json::from_str(s).map_err(|e| FormatError::BadSchemaJson(e.to_string()))?)
@@ -58,6 +90,14 @@ pub fn publish(req: PublishRequest<'_>) -> Result<Manifest, CoordinatorError> {
         .collect();
     for _ in 0..MAX_COMMIT_ATTEMPTS {
         let latest = req.table.latest_version()?;
+        if let (Some(id), Some(l)) = (&req.job_id, latest) {
+            if let Some(manifest) = job_version(req.table, id, l)? {
+                return Ok(Published {
+                    manifest,
+                    already: true,
+                });
+            }
+        }
         let (mut files, schema) = match (req.mode, latest) {
             (Mode::Create, Some(v)) => {
                 return Err(FormatError::TableExists {
@@ -68,6 +108,8 @@ pub fn publish(req: PublishRequest<'_>) -> Result<Manifest, CoordinatorError> {
             }
             (Mode::Append, Some(v)) => {
                 let prev = req.table.manifest(Some(v))?;
+                // Never carry a damaged version's gaps into a new one.
+                req.table.check_files(&prev)?;
                 let schema = match new_schema.clone() {
                     Some(s) if !prev.files.is_empty() && s != prev.schema => {
                         return Err(CoordinatorError::SchemaConflict(format!(
@@ -96,9 +138,16 @@ pub fn publish(req: PublishRequest<'_>) -> Result<Manifest, CoordinatorError> {
             files,
             lineage: req.lineage.clone(),
             report: req.report.clone(),
+            job_id: req.job_id.clone(),
+            errors: req.errors.clone(),
         };
         match req.table.commit(&manifest) {
-            Ok(()) => return Ok(manifest),
+            Ok(()) => {
+                return Ok(Published {
+                    manifest,
+                    already: false,
+                })
+            }
             Err(FormatError::VersionAlreadyExists { version, .. }) if req.mode != Mode::Create => {
                 tracing::info!(
                     "version {version} was published by another writer; retrying on top of it"

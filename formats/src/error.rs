@@ -91,6 +91,17 @@ pub enum FormatError {
     /// A schema in JSON that does not parse.
     #[error("invalid schema JSON: {0}")]
     BadSchemaJson(String),
+    /// A lock another process holds.
+    #[error("{path} is held by {holder}")]
+    Locked { path: PathBuf, holder: String },
+    /// A file a version names is missing or not the size its manifest records.
+    #[error("{table}: version {version} is damaged: {file} {problem}; nothing is built on a damaged version (restore the file, or publish with --mode overwrite)")]
+    DamagedVersion {
+        table: PathBuf,
+        version: u64,
+        file: String,
+        problem: String,
+    },
 }
 
 impl FormatError {

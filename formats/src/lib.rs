@@ -4,6 +4,7 @@
 mod error;
 mod explore;
 mod input;
+mod lock;
 mod manifest;
 mod media;
 mod rows;
@@ -22,14 +23,15 @@ pub use explore::{
 pub use input::{
     plan_chunks, plan_chunks_counted, read_slice, resolve_input, InputFile, ResolvedInput,
 };
+pub use lock::{lock_holder, Lock};
 pub use manifest::{DataFile, Manifest, FORMAT_NAME, FORMAT_VERSION};
 pub use media::{sniff, MediaKind};
 pub use rows::{infer_schema, rows_to_batch, Violation, BYTES_KEY};
 pub use schema::{Field, FieldType, Schema, SchemaParseError, Type, VecElem, TYPE_KEY};
 pub use stats::{batch_stats, merge_stats, ColumnStats};
-pub use table::{Table, TableRef, COMMIT_STEPS};
+pub use table::{crash_point, Table, TableRef, COMMIT_STEPS};
 pub use vacuum::{ActiveJob, VacuumReport, ACTIVE_FRESH};
-pub use write::{write_chunk_file, WrittenFile};
+pub use write::{parquet_rows, write_chunk_file, WrittenFile};
 
 /// The Arrow schema type, for crates that read schemas out of manifests.
 pub use arrow::datatypes::Schema as ArrowSchema;

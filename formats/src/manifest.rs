@@ -51,6 +51,15 @@ pub struct Manifest {
     /// The job report of the job that published it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<serde_json::Value>,
+    /// The id of the job that published this version: a job publishes at most one version, so a
+    /// resumed or repeated job that finds its id here has nothing left to publish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// The rows this job's mapper refused (`--on-row-error skip`), as files under `_errors/`
+    /// (paths relative to this table). They become part of the version with it, in the same
+    /// commit; `TABLE/_errors` is a table derived from these lists (see docs/format.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<DataFile>,
 }
 
 impl Manifest {

@@ -231,6 +231,43 @@ impl Table {
 }
 
 impl Table {
+    /// The version published by job `job_id`, if any (newest first: a job's version is usually
+    /// the latest or close to it).
+    pub fn version_of_job(&self, job_id: &str) -> Result<Option<u64>, FormatError> {
+        for v in self.versions()?.into_iter().rev() {
+            match self.manifest(Some(v)) {
+                Ok(m) if m.job_id.as_deref() == Some(job_id) => return Ok(Some(v)),
+                Ok(_) => {}
+                // Removed by a concurrent vacuum between the listing and the read.
+                Err(FormatError::VersionMissing { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks that every data file `manifest` names exists with the size it records.
+    pub fn check_files(&self, manifest: &Manifest) -> Result<(), FormatError> {
+        for f in manifest.files.iter().chain(&manifest.errors) {
+            let problem = match fs::metadata(self.dir.join(&f.path)) {
+                Ok(m) if m.is_file() && m.len() == f.bytes => continue,
+                Ok(m) if m.is_file() => {
+                    format!("has {} bytes but the manifest records {}", m.len(), f.bytes)
+                }
+                Ok(_) => "is not a file".to_string(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "is missing".to_string(),
+                Err(e) => format!("cannot be read ({e})"),
+            };
+            return Err(FormatError::DamagedVersion {
+                table: self.dir.clone(),
+                version: manifest.version,
+                file: f.path.clone(),
+                problem,
+            });
+        }
+        Ok(())
+    }
+
     /// Checks, in the table's directory, what the commit protocol relies on: that files can be
     /// created and fsynced, and that `link(2)` refuses to replace an existing name (some shared
     /// filesystems or mounts get this wrong). Returns why not, if not.
@@ -277,8 +314,8 @@ pub const COMMIT_STEPS: &[&str] = &[
     "directory-synced",
 ];
 
-/// Fault injection for the crash tests: SIGKILL this process at the named commit step.
-fn crash_point(step: &str) {
+/// Fault injection for the crash tests: SIGKILL this process at the named step.
+pub fn crash_point(step: &str) {
     if std::env::var("FLYWHEEL_CRASH_AT").is_ok_and(|s| s == step) {
         // SAFETY: kill(2) on our own pid.
         unsafe {
@@ -327,6 +364,8 @@ mod tests {
             columns: vec![],
             lineage: serde_json::Value::Null,
             report: None,
+            job_id: None,
+            errors: vec![],
         }
     }
 

@@ -4,7 +4,10 @@
 //! Order matters: manifests of dropped versions go first, so that at every moment each
 //! remaining manifest's files exist. A job that is writing to the table holds an *active
 //! marker* (`_active/*.json`, touched while it runs); its data files are not referenced yet, so
-//! vacuum refuses to run while a marker is fresh.
+//! vacuum refuses to run while a marker is fresh. Jobs also hold the table lock (`_lock`, see
+//! `lock.rs`) shared for their whole life, and vacuum holds it exclusive for its own: a job cannot
+//! start (or a resume verify its files) while vacuum deletes, and vacuum cannot start while a job
+//! runs. Before each delete the markers are looked at again.
 
 use crate::{FormatError, Table};
 use std::collections::HashSet;
@@ -96,6 +99,30 @@ impl Table {
                 return Err(FormatError::JobActive(marker.clone()));
             }
         }
+        // Held until the last delete: no job starts meanwhile (it waits for the lock).
+        let _lock = if dry_run {
+            None
+        } else {
+            Some(
+                self.lock_for_vacuum(std::time::Duration::from_secs(2))?
+                    .ok_or_else(|| FormatError::Locked {
+                        path: self.dir().join("_lock"),
+                        holder: "a running job (wait for it to publish, then vacuum)".into(),
+                    })?,
+            )
+        };
+        let recheck = |what: &Path| -> Result<(), FormatError> {
+            if force {
+                return Ok(());
+            }
+            match self.active_jobs().first() {
+                Some(marker) => {
+                    tracing::warn!("vacuum stopped before removing {}", what.display());
+                    Err(FormatError::JobActive(marker.clone()))
+                }
+                None => Ok(()),
+            }
+        };
         let versions = self.versions()?;
         if versions.is_empty() {
             return Err(FormatError::NoVersion(self.dir().to_path_buf()));
@@ -146,13 +173,16 @@ impl Table {
         }
         for v in dropped {
             let p = self.manifest_path(*v);
+            recheck(&p)?;
             fs::remove_file(&p).map_err(FormatError::io(&p))?;
         }
         crate::table::sync_dir(&self.dir().join("_versions"))?;
         for (p, _) in &report.files {
+            recheck(p)?;
             remove(p)?;
         }
         for p in stale {
+            recheck(&p)?;
             remove(&p)?;
         }
         Ok(report)

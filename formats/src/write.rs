@@ -54,3 +54,11 @@ pub fn write_chunk_file(
     fs::rename(&tmp, final_path).map_err(FormatError::io(final_path))?;
     Ok(WrittenFile { rows, bytes })
 }
+
+/// The number of rows a Parquet file's footer records (reads only the footer).
+pub fn parquet_rows(path: &std::path::Path) -> Result<u64, FormatError> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let f = std::fs::File::open(path).map_err(FormatError::io(path))?;
+    let reader = SerializedFileReader::new(f).map_err(FormatError::parquet(path))?;
+    Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
+}

@@ -166,6 +166,11 @@ pub struct MapArgs {
     /// the chunks its journal does not record as done.
     #[arg(long)]
     pub resume: bool,
+    /// Name the job: a job publishes at most one version, so the same command run again with the
+    /// same id (after a crash, from a retry loop) completes the job instead of appending twice.
+    /// Default: $FLYWHEEL_JOB_ID, else a fresh id.
+    #[arg(long, value_name = "ID")]
+    pub job_id: Option<String>,
     /// Print the job report as JSON on stdout.
     #[arg(long)]
     pub json: bool,

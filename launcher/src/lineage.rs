@@ -95,11 +95,6 @@ impl Lineage {
         self.value.insert(key.to_string(), value);
     }
 
-    /// Stamps the end time.
-    pub fn finish(&mut self) {
-        self.value.insert("finished_at".into(), json!(now()));
-    }
-
     pub fn to_json(&self) -> Value {
         Value::Object(self.value.clone())
     }

@@ -29,6 +29,11 @@ pub fn job_from_args(a: &MapArgs) -> Result<JobOptions, CliError> {
     job.chunk_timeout_s = a.chunk_timeout;
     job.mapper_mem = a.mapper_mem.clone();
     job.resume = a.resume;
+    job.job_id = a.job_id.clone().or_else(|| {
+        std::env::var("FLYWHEEL_JOB_ID")
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
     for kv in &a.mapper_args {
         let (k, v) = kv
             .split_once('=')

@@ -37,6 +37,14 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     if restarted || std::env::var("FLYWHEEL_RESUME").is_ok_and(|v| v == "1") {
         jf.job.resume = true;
     }
+    // The rendered sbatch script names the job (kept by requeues and continuations), so that
+    // running it again finishes it rather than publishing twice.
+    if let Some(id) = std::env::var("FLYWHEEL_JOB_ID")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        jf.job.job_id.get_or_insert(id);
+    }
     // A panic that unwinds would run MPI_Finalize from a destructor and hang every rank:
     // abort instead, which the launcher notices.
     let default_hook = std::panic::take_hook();

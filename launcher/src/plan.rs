@@ -1,16 +1,13 @@
 //! What every way of running a job shares: the checks before any worker starts (bad input is
 //! exit 2 and nothing runs), the coordinator's loop over whatever transport, and the publish.
 
-use crate::error::{bad_input, job_failed, CliError};
+use crate::error::{bad_input, CliError};
 use crate::lineage::Lineage;
 use crate::progress::ProgressReporter;
 use anyhow::anyhow;
-use flywheel_coordinator::{
-    drive, publish, Coordinator, CoordinatorConfig, DriveOptions, JobReport, PublishRequest,
-};
-use flywheel_formats::{plan_chunks, resolve_input, Manifest, Table};
+use flywheel_coordinator::{run_job, DriveOptions, InputIdentity, JobHooks, JobPlan};
+use flywheel_formats::{plan_chunks, resolve_input, Table};
 use flywheel_protocol::{InputSlice, JobOptions, MapperSpec, Mode, Transport};
-use std::time::Instant;
 
 /// A job that passed its checks.
 pub struct Prepared {
@@ -58,8 +55,12 @@ pub fn prepare(mut job: JobOptions, lineage: Lineage) -> Result<Prepared, CliErr
     if job.chunk_rows == 0 {
         return Err(bad_input(anyhow!("--chunk-rows must be at least 1")));
     }
+    if let Some(id) = &job.job_id {
+        flywheel_coordinator::check_job_id(id).map_err(|e| bad_input(anyhow!("--job-id: {e}")))?;
+    }
     let table = Table::new(&job.output);
-    if job.mode == Mode::Create {
+    // A resumed or named job may have created the table itself: the job decides once it knows.
+    if job.mode == Mode::Create && !job.resume && job.job_id.is_none() {
         if let Some(v) = table.latest_version().map_err(bad_input)? {
             return Err(bad_input(anyhow!(
                 "{} already holds a table (version {v}); use --mode append or --mode overwrite",
@@ -120,13 +121,10 @@ fn program_exists(program: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// What a finished job left.
-pub struct Outcome {
-    pub manifest: Manifest,
-    pub report: JobReport,
-}
+pub use flywheel_coordinator::Outcome;
 
-/// Runs the coordinator over `tx` to the end and publishes. Nothing is published on failure.
+/// Runs the job over `tx` to the end and publishes (the lifecycle lives in the coordinator crate:
+/// [`flywheel_coordinator::run_job`]). Nothing is published on failure.
 pub fn coordinate(
     prepared: Prepared,
     tx: &mut impl Transport,
@@ -136,72 +134,12 @@ pub fn coordinate(
         job,
         schema,
         slices,
-        mut lineage,
+        lineage,
     } = prepared;
-    let started = Instant::now();
-    let cfg = CoordinatorConfig {
-        max_attempts: job.max_attempts,
-        job_seed: job.seed,
-        schema,
-        ..CoordinatorConfig::default()
-    };
-    // The journal makes accepted chunks survive an interruption; --resume continues from it.
-    let plan = plan_hash(&job, &slices);
-    let rows_total: u64 = slices.iter().map(|s| s.row_count).sum();
-    let started_journal = flywheel_coordinator::Journal::start(
-        &job.output,
-        &plan,
-        slices.len(),
-        rows_total,
-        job.resume,
-    );
-    let (mut journal, done) = match started_journal {
-        Ok(j) => j,
-        Err(flywheel_coordinator::JournalError::AlreadyPublished { version, .. }) => {
-            // A continuation whose job finished in time after all: nothing is left to do.
-            flywheel_coordinator::stop_workers(tx, DriveOptions::default().stop_grace);
-            eprintln!("nothing to resume: this job already published version {version}");
-            let manifest = Table::new(&job.output)
-                .manifest(Some(version))
-                .map_err(job_failed)?;
-            let coord = Coordinator::new(cfg, Vec::new());
-            return Ok(Outcome {
-                manifest,
-                report: coord.report(started.elapsed()),
-            });
-        }
-        Err(e) => {
-            // No worker may be left waiting for chunks (under MPI it would hang the job).
-            flywheel_coordinator::stop_workers(tx, DriveOptions::default().stop_grace);
-            return Err(match e {
-                flywheel_coordinator::JournalError::Io { .. } => job_failed(e),
-                _ => bad_input(e),
-            });
-        }
-    };
-    if job.resume && !done.is_empty() {
-        eprintln!(
-            "resuming: {} of {} chunks were done before",
-            done.len(),
-            slices.len()
-        );
-    }
-    let mut coord = Coordinator::resumed(cfg, slices, done);
+    let inputs = input_identities(&slices);
+    let plan = plan_hash(&job, &slices, &inputs, &lineage);
     let mut progress = ProgressReporter::new(!json);
-    // Claim the output while the job runs, so `table vacuum` leaves its unpublished files alone.
-    let active = match Table::new(&job.output).mark_active(&format!(
-        "{{\"pid\": {}, \"host\": {:?}}}",
-        std::process::id(),
-        flywheel_worker::hostname()
-    )) {
-        Ok(a) => a,
-        Err(e) => {
-            flywheel_coordinator::stop_workers(tx, DriveOptions::default().stop_grace);
-            return Err(job_failed(e));
-        }
-    };
-    let mut touched = Instant::now();
-    let drive_options = DriveOptions {
+    let drive = DriveOptions {
         interrupted: Some(crate::signals::checkpoint_requested),
         checkpoint_grace: std::time::Duration::from_secs(
             std::env::var("FLYWHEEL_CHECKPOINT_GRACE")
@@ -211,131 +149,55 @@ pub fn coordinate(
         ),
         ..DriveOptions::default()
     };
-    let result = drive(
-        &mut coord,
-        tx,
-        &drive_options,
-        &mut |c| {
-            progress.update(c.progress());
-            if touched.elapsed() > std::time::Duration::from_secs(10) {
-                active.touch();
-                touched = Instant::now();
-            }
+    let result = run_job(
+        JobPlan {
+            job,
+            schema,
+            slices,
+            plan,
+            inputs,
+            lineage: lineage.to_json(),
         },
-        Some(&mut journal),
+        tx,
+        JobHooks {
+            drive,
+            on_progress: &mut |c| progress.update(c.progress()),
+            say: &mut |line| eprintln!("{line}"),
+        },
     );
     progress.finish();
-    let report = coord.report(started.elapsed());
-    if let Err(e) = result {
-        eprint!("{}", report.render());
-        if let flywheel_coordinator::CoordinatorError::BadInput(why) = e {
-            return Err(bad_input(anyhow!("{why} (nothing was published)")));
-        }
-        if let flywheel_coordinator::CoordinatorError::Checkpointed { .. } = e {
-            return Err(crate::error::CliError {
-                code: 3,
-                error: anyhow!(
-                    "{e}; nothing was published yet; continue with --resume (journal: {})",
-                    job.output.join("_journal.jsonl").display()
-                ),
-            });
-        }
-        return Err(job_failed(anyhow!(
-            "job failed, nothing was published: {e}"
-        )));
-    }
-    lineage.finish();
-    lineage.set(
-        "slurm_job_ids",
-        serde_json::json!(slurm_job_ids(&job.output)),
-    );
-    let table = Table::new(&job.output);
-    let outputs = coord.outputs();
-    let provenance = outputs
-        .iter()
-        .map(|o| {
-            // Enough to tell later which chunks a changed input or mapper would affect.
-            serde_json::json!({
-                "chunk": o.chunk.0,
-                "attempt": o.attempt.0,
-                "worker": o.worker,
-                "host": o.host,
-                "gpu": null,
-                "input": coord.slice(o.chunk),
-                "rows_in": o.rows_in,
-                "rows_out": o.rows_out,
-                "bytes": o.bytes,
-                "wall_ms": o.wall_ms,
-                "gpu_seconds": 0.0,
-            })
-        })
-        .collect();
-    let report_json = serde_json::to_value(&report).ok();
-    let errors: Vec<_> = outputs.iter().filter(|o| o.errors_file.is_some()).collect();
-    if !errors.is_empty() {
-        let errors_table = Table::new(job.output.join("_errors"));
-        let converted: Vec<flywheel_protocol::ChunkOutput> = errors
-            .iter()
-            .map(|o| flywheel_protocol::ChunkOutput {
-                file: o.errors_file.clone(),
-                rows_out: o.error_rows,
-                bytes: 0,
-                ..(**o).clone()
-            })
-            .collect();
-        publish(PublishRequest {
-            table: &errors_table,
-            mode: Mode::Append,
-            outputs: converted.iter().collect(),
-            schema: None,
-            provenance: Vec::new(),
-            lineage: lineage.to_json(),
-            report: None,
-        })
-        .map_err(job_failed)?;
-    }
-    let manifest = publish(PublishRequest {
-        table: &table,
-        mode: job.mode,
-        outputs,
-        schema: coord.schema().map(str::to_string),
-        provenance,
-        lineage: lineage.to_json(),
-        report: report_json,
+    result.map_err(|e| CliError {
+        code: e.exit_code(),
+        error: anyhow!("{e}"),
     })
-    .map_err(|e| job_failed(anyhow!("publishing {}: {e}", job.output.display())))?;
-    if let Err(e) = journal.published(manifest.version) {
-        tracing::warn!("could not record the publish in the journal: {e}");
-    }
-    Ok(Outcome { manifest, report })
 }
 
-/// The Slurm jobs that worked on this output, from the journal (a job continued after its time
-/// limit has several).
-fn slurm_job_ids(output: &std::path::Path) -> Vec<String> {
-    let mut ids = Vec::new();
-    for e in flywheel_coordinator::read_journal(output).unwrap_or_default() {
-        if let flywheel_coordinator::JournalEntry::Start {
-            slurm_job_id: Some(id),
-            ..
-        } = e
-        {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-    }
-    ids
+/// Each planned input file's size and modification time, once per file.
+fn input_identities(slices: &[InputSlice]) -> Vec<InputIdentity> {
+    let mut seen = std::collections::BTreeSet::new();
+    slices
+        .iter()
+        .filter(|s| seen.insert(s.path.clone()))
+        .filter_map(|s| InputIdentity::of(std::path::Path::new(&s.path)).ok())
+        .collect()
 }
 
-/// A hash of everything that decides a job's output: the chunk plan, the mapper (and its
-/// file's content), the schema, seed and row-error policy. A journal only resumes its own plan.
-fn plan_hash(job: &JobOptions, slices: &[InputSlice]) -> String {
+/// A hash of everything that decides a job's output: the chunk plan, each input file's identity
+/// (size, modification time) and the input table's version, the mapper (and its file's content),
+/// the schema, seed and row-error policy. A journal only resumes its own plan.
+fn plan_hash(
+    job: &JobOptions,
+    slices: &[InputSlice],
+    inputs: &[InputIdentity],
+    lineage: &Lineage,
+) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(slices).unwrap_or_default());
+    h.update(serde_json::to_vec(inputs).unwrap_or_default());
+    h.update(serde_json::to_vec(&lineage.to_json()["input"]["table"]).unwrap_or_default());
     h.update(job.mapper.as_bytes());
-    if let Ok(MapperSpec::Python { file, .. }) = MapperSpec::parse(&job.mapper) {
+    if let Some(file) = crate::lineage::mapper_file(&job.mapper) {
         h.update(std::fs::read(file).unwrap_or_default());
     }
     h.update(
@@ -351,12 +213,23 @@ pub fn print_outcome(job: &JobOptions, outcome: &Outcome, json: bool) {
     if json {
         let v = serde_json::json!({
             "table": path,
+            "job_id": outcome.job_id,
+            "already_published": outcome.already_published,
             "version": outcome.manifest.version,
             "rows": outcome.manifest.num_rows,
             "files": outcome.manifest.files.len(),
             "report": outcome.report,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else if outcome.already_published {
+        println!(
+            "already published {}@{} by job {} ({} rows in {} files)",
+            path.display(),
+            outcome.manifest.version,
+            outcome.job_id,
+            outcome.manifest.num_rows,
+            outcome.manifest.files.len()
+        );
     } else {
         eprint!("{}", outcome.report.render());
         println!(

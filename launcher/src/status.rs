@@ -51,9 +51,21 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
             JournalEntry::Published { version, .. } => published = Some(*version),
         }
     }
-    let running = !flywheel_formats::Table::new(output)
-        .active_jobs()
-        .is_empty();
+    let job_id = entries.iter().find_map(|e| match e {
+        JournalEntry::Start { job_id, .. } => job_id.clone(),
+        _ => None,
+    });
+    let table = flywheel_formats::Table::new(output);
+    // A job killed after its commit but before it journaled the publish has still published.
+    if published.is_none() {
+        if let Some(id) = &job_id {
+            published = table.version_of_job(id).ok().flatten();
+        }
+    }
+    let running = match &job_id {
+        Some(id) => table.job_locked(id),
+        None => !table.active_jobs().is_empty(),
+    };
     let state = match (published, running) {
         (Some(v), _) => format!("finished: published version {v}"),
         (None, true) => "running".to_string(),
@@ -73,14 +85,17 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
             .map(|((host, rank), (c, r))| serde_json::json!({"host": host, "rank": rank, "chunks": c, "rows_out": r}))
             .collect();
         let v = serde_json::json!({
-            "state": state, "published_version": published, "chunks_done": done.len(), "chunks": chunks,
+            "state": state, "job_id": job_id, "published_version": published, "chunks_done": done.len(), "chunks": chunks,
             "rows_done": rows_done, "rows": rows, "rows_out": rows_out, "rows_per_s": rate, "eta_s": eta,
             "slurm_job_ids": slurm_jobs, "workers": workers,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
-    println!("{}: {state}", output.display());
+    match &job_id {
+        Some(id) => println!("{}: {state} (job {id})", output.display()),
+        None => println!("{}: {state}", output.display()),
+    }
     println!(
         "chunks {}/{chunks} · rows {rows_done}/{rows} · rows out {rows_out} · {rate:.0} rows/s{}",
         done.len(),

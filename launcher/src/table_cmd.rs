@@ -145,6 +145,18 @@ pub fn table(cmd: TableCommand) -> Result<(), CliError> {
                     "--keep must be at least 1"
                 )));
             }
+            // Error rows a crashed job committed but did not yet derive into `_errors` are
+            // derived first, so that vacuuming `_errors` never takes them for orphans.
+            let main = if tref.path.file_name().is_some_and(|n| n == "_errors") {
+                tref.path.parent().map(Table::new)
+            } else {
+                Some(Table::new(&tref.path))
+            };
+            if let Some(main) = main.filter(|m| Table::is_table(m.dir())) {
+                if let Err(e) = flywheel_coordinator::complete_errors(&main) {
+                    tracing::warn!("{}/_errors: {e}", main.dir().display());
+                }
+            }
             let report = t.vacuum(keep, dry_run, force).or_bad_input()?;
             let verb = if dry_run { "would remove" } else { "removed" };
             for v in &report.versions {

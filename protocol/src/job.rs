@@ -83,6 +83,11 @@ pub struct JobOptions {
     /// Continue an interrupted job into the same output from its journal.
     #[serde(default)]
     pub resume: bool,
+    /// The job's id: a job publishes at most one version, so running a job again under the same
+    /// id (a retry, a Slurm requeue or continuation) finishes it instead of publishing twice.
+    /// Chosen by flywheel when absent. Letters, digits, `.`, `_` and `-`, at most 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
     /// Constructor keyword arguments (Python) or environment (exec mappers).
     #[serde(default)]
     pub mapper_args: BTreeMap<String, String>,
@@ -126,6 +131,7 @@ impl JobOptions {
             chunk_timeout_s: default_chunk_timeout(),
             mapper_mem: None,
             resume: false,
+            job_id: None,
             mapper_args: BTreeMap::new(),
         }
     }

@@ -239,6 +239,9 @@ pub fn render_sbatch(job: &SbatchJob<'_>) -> Result<String, SlurmError> {
     // Near the time limit Slurm sends USR1 to this script: it submits the continuation (which
     // resumes from the job's journal once this job has ended) and tells the ranks to checkpoint.
     // scancel sends TERM: the ranks checkpoint, and nothing is resubmitted.
+    // The job's id survives requeues and continuations (--export=ALL carries it), so a job run
+    // again finishes instead of publishing a second version.
+    out.push_str("export FLYWHEEL_JOB_ID=\"${FLYWHEEL_JOB_ID:-slurm-$SLURM_JOB_ID}\"\n");
     out.push_str(&format!(
         "export FLYWHEEL_CHECKPOINT_GRACE={}\n\
          continue_job() {{\n  sbatch --parsable --dependency=afterany:\"$SLURM_JOB_ID\" --export=ALL,FLYWHEEL_RESUME=1 {}\n}}\n\

@@ -1,0 +1,518 @@
+//! Exactly once under every fault (issue 15): kills at every step of a job's end, a kill loop,
+//! concurrent resumes, vacuum racing starting jobs, changed inputs, damaged versions, edited
+//! journals. Every kill is a real SIGKILL of the real binary.
+
+use crate::support::*;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn ids(py: &Path, table: &Path, version: Option<u64>) -> Vec<u64> {
+    read_with_pyarrow(py, table, version)["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["id"].as_u64().expect("id"))
+        .collect()
+}
+
+fn versions(table: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(table.join("_versions"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn identity(input: &Path, out: &Path, mode: &str) -> Command {
+    let mut c = flywheel();
+    c.args([
+        "map",
+        "--mapper",
+        "builtin:identity",
+        "--workers",
+        "2",
+        "--chunk-rows",
+        "100",
+        "--mode",
+        mode,
+        "--input",
+    ])
+    .arg(input)
+    .arg("--output")
+    .arg(out);
+    c
+}
+
+/// A Python mapper that sleeps `secs` a row and, with `fail_every`, raises on every n-th id.
+fn slow_mapper(dir: &Path, secs: f64, fail_every: u64) -> String {
+    let file = dir.join(format!("slow_{}_{fail_every}.py", (secs * 1000.0) as u64));
+    std::fs::write(
+        &file,
+        format!(
+            "import time\ndef f(row):\n    time.sleep({secs})\n    if {fail_every} and row['id'] % {fail_every} == 0:\n        raise ValueError('bad row')\n    yield {{'id': row['id']}}\n"
+        ),
+    )
+    .unwrap();
+    format!("{}:f", file.display())
+}
+
+fn python_map(py: &Path, input: &Path, out: &Path, mapper: &str, mode: &str) -> Command {
+    let mut c = flywheel();
+    c.args([
+        "map",
+        "--workers",
+        "2",
+        "--chunk-rows",
+        "20",
+        "--mode",
+        mode,
+        "--mapper",
+        mapper,
+        "--python",
+    ])
+    .arg(py)
+    .arg("--input")
+    .arg(input)
+    .arg("--output")
+    .arg(out);
+    c
+}
+
+/// Waits for a child with a deadline; kills it and fails the test past it.
+fn wait_deadline(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let o = child.wait_with_output().expect("output");
+            panic!(
+                "still running after {limit:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn accepted(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("_journal.jsonl"))
+        .map(|t| t.lines().filter(|l| l.starts_with("{\"Accepted\"")).count())
+        .unwrap_or(0)
+}
+
+/// Starts `cmd`, waits until its journal holds `n` accepted chunks, SIGKILLs it.
+fn kill_after_accepted(mut cmd: Command, out: &Path, n: usize) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while accepted(out) < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no progress to kill"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the job ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+fn error_rows(py: &Path, out: &Path) -> usize {
+    if !out.join("_errors/_versions").is_dir() || versions(&out.join("_errors")).is_empty() {
+        return 0;
+    }
+    read_with_pyarrow(py, &out.join("_errors"), None)["rows"]
+        .as_array()
+        .map(|r| r.len())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_kill_at_every_step_of_a_jobs_end_then_resume_publishes_exactly_once() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    ids_parquet(&py, &input, 0, 120);
+    // Every 10th row raises: with --on-row-error skip those rows go to _errors.
+    let mapper = slow_mapper(dir.path(), 0.0, 10);
+    let kept: Vec<u64> = (0..120).filter(|i| i % 10 != 0).collect();
+    let steps: Vec<&str> = flywheel_coordinator::JOB_STEPS
+        .iter()
+        .chain(flywheel_formats::COMMIT_STEPS)
+        .copied()
+        .collect();
+    for step in steps {
+        let t = dir.path().join(format!("t-{step}"));
+        let base =
+            run(python_map(&py, &input, &t, &mapper, "create").args(["--on-row-error", "skip"]));
+        assert!(base.status.success(), "{step}: base");
+        let o = run(python_map(&py, &input, &t, &mapper, "append")
+            .args(["--on-row-error", "skip"])
+            .env("FLYWHEEL_CRASH_AT", step));
+        assert_eq!(o.status.signal(), Some(9), "{step}: killed");
+        let s = run(flywheel().arg("status").arg(&t));
+        let status = String::from_utf8_lossy(&s.stdout).to_string();
+        let o = run(python_map(&py, &input, &t, &mapper, "append").args([
+            "--on-row-error",
+            "skip",
+            "--resume",
+        ]));
+        assert!(o.status.success(), "{step}: the resume succeeds");
+        let got = ids(&py, &t, None);
+        let want: Vec<u64> = kept.iter().chain(&kept).copied().collect();
+        assert_eq!(got, want, "{step}: the append's rows exactly once");
+        assert_eq!(versions(&t).len(), 2, "{step}: one version per job");
+        assert_eq!(
+            error_rows(&py, &t),
+            24,
+            "{step}: each job's 12 error rows exactly once"
+        );
+        // What status said before the resume agrees with what the resume did.
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        if status.contains("finished") && stderr.contains("nothing to resume") {
+            // the crash was after the commit: nothing was run again
+        } else if status.contains("interrupted") {
+            assert!(stderr.contains("resuming:"), "{step}: {status} / {stderr}");
+        }
+    }
+}
+
+#[test]
+fn kill_loop_every_append_lands_exactly_once() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let kills: usize = std::env::var("FLYWHEEL_KILL_LOOP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    ids_parquet(&py, &input, 0, 2000);
+    let t = dir.path().join("t");
+    let t0 = Instant::now();
+    assert!(run(&mut identity(&input, &t, "create")).status.success());
+    let clean = t0.elapsed();
+    let mut seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill loop seed {seed}, clean run {clean:?}");
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..kills {
+        let id = format!("append-{i}");
+        let before = versions(&t).len();
+        let mut child = identity(&input, &t, "append")
+            .args(["--job-id", &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if i % 3 == 0 {
+            // The publish window: kill as soon as the new manifest appears.
+            let start = Instant::now();
+            while versions(&t).len() == before && child.try_wait().unwrap().is_none() {
+                assert!(start.elapsed() < Duration::from_secs(60), "no publish");
+                std::hint::spin_loop();
+            }
+        } else {
+            let ms = rand() % (clean.as_millis() as u64 * 12 / 10 + 1);
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let o = run(identity(&input, &t, "append").args(["--job-id", &id, "--resume"]));
+        assert!(o.status.success(), "kill {i}: resume");
+        let want: Vec<u64> = (0..i as u64 + 2).flat_map(|_| 0..2000).collect();
+        assert_eq!(ids(&py, &t, None), want, "kill {i}: row for row");
+        assert_eq!(
+            versions(&t).len(),
+            i + 2,
+            "kill {i}: one version per append"
+        );
+    }
+}
+
+#[test]
+fn three_resumes_at_once_one_publishes_the_others_name_the_holder() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    ids_parquet(&py, &input, 0, 200);
+    let mapper = slow_mapper(dir.path(), 0.02, 0);
+    let t = dir.path().join("t");
+    kill_after_accepted(python_map(&py, &input, &t, &mapper, "create"), &t, 2);
+    let children: Vec<Child> = (0..3)
+        .map(|_| {
+            python_map(&py, &input, &t, &mapper, "create")
+                .arg("--resume")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<Output> = children
+        .into_iter()
+        .map(|c| wait_deadline(c, Duration::from_secs(120)))
+        .collect();
+    let winners = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(winners, 1, "exactly one resume publishes");
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{e}");
+        assert!(
+            e.contains("is already running") && e.contains("pid "),
+            "names the holder: {e}"
+        );
+    }
+    assert_eq!(ids(&py, &t, None), (0..200).collect::<Vec<_>>());
+    assert_eq!(versions(&t).len(), 1);
+}
+
+#[test]
+fn vacuum_racing_twenty_starting_jobs_never_removes_a_published_file() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    ids_parquet(&py, &input, 0, 300);
+    let t = dir.path().join("t");
+    assert!(run(&mut identity(&input, &t, "create")).status.success());
+    let mut jobs: Vec<Child> = Vec::new();
+    let mut vacuums = 0;
+    let start = Instant::now();
+    for _ in 0..20 {
+        jobs.push(
+            identity(&input, &t, "append")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        // Vacuum between the starts, while earlier jobs run.
+        let _ = flywheel()
+            .args(["table", "vacuum", "--keep", "1"])
+            .arg(&t)
+            .output();
+        vacuums += 1;
+    }
+    let outs: Vec<Output> = jobs
+        .into_iter()
+        .map(|c| wait_deadline(c, Duration::from_secs(300)))
+        .collect();
+    for o in &outs {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert!(start.elapsed() < Duration::from_secs(600));
+    eprintln!("{vacuums} vacuums ran beside the jobs");
+    // Every version still listed names files that exist, whole.
+    for name in versions(&t) {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(t.join("_versions").join(&name)).unwrap())
+                .unwrap();
+        for f in m["files"].as_array().unwrap() {
+            let p = t.join(f["path"].as_str().unwrap());
+            let len = std::fs::metadata(&p)
+                .unwrap_or_else(|e| panic!("{name}: {} is gone: {e}", p.display()))
+                .len();
+            assert_eq!(Some(len), f["bytes"].as_u64(), "{name}: {}", p.display());
+        }
+    }
+    assert_eq!(ids(&py, &t, None).len(), 300 * 21, "every append landed");
+}
+
+#[test]
+fn resume_after_the_input_changed_is_refused_naming_the_file() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    ids_parquet(&py, &input, 0, 200);
+    let mapper = slow_mapper(dir.path(), 0.02, 0);
+    let t = dir.path().join("t");
+    kill_after_accepted(python_map(&py, &input, &t, &mapper, "create"), &t, 2);
+    ids_parquet(&py, &input, 1000, 200); // same name and rows, other content
+    let o = run(python_map(&py, &input, &t, &mapper, "create").arg("--resume"));
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("error:") && e.contains("in.parquet") && e.contains("changed"),
+        "{e}"
+    );
+    assert!(!has_version(&t), "nothing published");
+}
+
+#[test]
+fn a_failed_job_publishes_no_error_rows() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    ids_parquet(&py, &input, 0, 100);
+    let t = dir.path().join("t");
+    assert!(run(&mut identity(&input, &t, "create")).status.success());
+    // Appended rows of another schema (an extra column): the publish fails after the job ran.
+    let other = dir.path().join("other.py");
+    std::fs::write(
+        &other,
+        "def f(row):\n    if row['id'] % 10 == 0:\n        raise ValueError('bad')\n    yield {'id': row['id'], 'extra': 'x'}\n",
+    )
+    .unwrap();
+    let o = run(
+        python_map(&py, &input, &t, &format!("{}:f", other.display()), "append")
+            .args(["--on-row-error", "skip"]),
+    );
+    assert_eq!(o.status.code(), Some(1), "the publish fails");
+    assert_eq!(versions(&t).len(), 1, "no main version");
+    assert_eq!(error_rows(&py, &t), 0, "and no error rows either");
+}
+
+#[test]
+fn status_and_resume_agree_and_no_append_is_dropped() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    ids_parquet(&py, &input, 0, 100);
+    let t = dir.path().join("t");
+    assert!(run(&mut identity(&input, &t, "create")).status.success());
+    // A second identical append killed before it wrote its journal.
+    let o = run(identity(&input, &t, "append").env("FLYWHEEL_CRASH_AT", "job-locked"));
+    assert_eq!(o.status.signal(), Some(9));
+    let s = run(flywheel().arg("status").arg(&t));
+    assert!(String::from_utf8_lossy(&s.stdout).contains("finished: published version 1"));
+    let o = run(identity(&input, &t, "append").arg("--resume"));
+    assert!(o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("finished and published version 1")
+            && e.contains("stopped before it recorded anything"),
+        "says what it does: {e}"
+    );
+    assert_eq!(ids(&py, &t, None).len(), 200, "the append is not dropped");
+
+    // create: killed right after its commit; the resume finds the job's version.
+    let c = dir.path().join("c");
+    let o = run(identity(&input, &c, "create").env("FLYWHEEL_CRASH_AT", "published"));
+    assert_eq!(o.status.signal(), Some(9));
+    let s = run(flywheel().arg("status").arg(&c));
+    assert!(
+        String::from_utf8_lossy(&s.stdout).contains("finished: published version 1"),
+        "status sees the committed version"
+    );
+    let o = run(identity(&input, &c, "create").arg("--resume"));
+    assert!(o.status.success(), "not 'already holds a table'");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already published version 1"));
+    assert_eq!(versions(&c).len(), 1);
+}
+
+#[test]
+fn append_onto_a_damaged_version_is_refused() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    ids_parquet(&py, &input, 0, 300);
+    for damage in ["delete", "truncate"] {
+        let t = dir.path().join(damage);
+        assert!(run(&mut identity(&input, &t, "create")).status.success());
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(t.join("_versions").join(&versions(&t)[0])).unwrap(),
+        )
+        .unwrap();
+        let victim: PathBuf = t.join(m["files"][1]["path"].as_str().unwrap());
+        match damage {
+            "delete" => std::fs::remove_file(&victim).unwrap(),
+            _ => std::fs::OpenOptions::new()
+                .write(true)
+                .open(&victim)
+                .unwrap()
+                .set_len(10)
+                .unwrap(),
+        }
+        let o = run(&mut identity(&input, &t, "append"));
+        assert_eq!(o.status.code(), Some(2), "{damage}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("is damaged") && e.contains(m["files"][1]["path"].as_str().unwrap()),
+            "{e}"
+        );
+        assert_eq!(versions(&t).len(), 1, "{damage}: nothing published");
+    }
+}
+
+#[test]
+fn an_edited_journal_is_checked_against_the_files() {
+    let Some(py) = pyarrow_python() else {
+        available(false, "a Python with pyarrow");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    ids_parquet(&py, &input, 0, 200);
+    let mapper = slow_mapper(dir.path(), 0.02, 0);
+    let t = dir.path().join("t");
+    kill_after_accepted(python_map(&py, &input, &t, &mapper, "create"), &t, 2);
+    let journal = t.join("_journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let edited: Vec<String> = text
+        .lines()
+        .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+            Ok(mut v) if v.get("Accepted").is_some() => {
+                v["Accepted"]["output"]["rows_out"] = serde_json::json!(999);
+                v.to_string()
+            }
+            _ => l.to_string(),
+        })
+        .collect();
+    std::fs::write(&journal, edited.join("\n") + "\n").unwrap();
+    let o = run(python_map(&py, &input, &t, &mapper, "create").arg("--resume"));
+    assert!(o.status.success());
+    let got = read_with_pyarrow(&py, &t, None);
+    assert_eq!(
+        got["num_rows"].as_u64(),
+        Some(200),
+        "the manifest counts true rows"
+    );
+    assert_eq!(ids(&py, &t, None), (0..200).collect::<Vec<_>>());
+}
