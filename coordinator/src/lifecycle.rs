@@ -286,6 +286,21 @@ pub fn run_job(
             job_id,
         });
     }
+    if let Some(v) = record.as_ref().and_then(|r| r.published()) {
+        // The journal says so, though the version itself is gone (vacuumed since).
+        guard.stop();
+        say(&format!(
+            "nothing to resume: job {job_id} already published version {v} (no longer kept)"
+        ));
+        let latest = table.latest_version().map_err(format_err)?;
+        let manifest = table.manifest(latest).map_err(format_err)?;
+        return Ok(Outcome {
+            manifest,
+            report: Coordinator::new(cfg, Vec::new()).report(started.elapsed()),
+            already_published: true,
+            job_id,
+        });
+    }
     if job.mode == Mode::Create {
         if let Some(v) = table.latest_version().map_err(format_err)? {
             return Err(JobError::BadInput(
@@ -325,6 +340,15 @@ pub fn run_job(
     )
     .map_err(|e| JobError::Failed(e.to_string()))?;
     crate::crash_point("journal-started");
+    // A journal from before job ids lives elsewhere: carry what it accepted into this one.
+    if let Some(rec) = record.as_ref().filter(|r| r.path != journal.path()) {
+        for o in &done {
+            journal
+                .accept(o)
+                .map_err(|e| JobError::Failed(e.to_string()))?;
+        }
+        tracing::info!("continuing {} as job {job_id}", rec.path.display());
+    }
     if record.is_some() {
         say(&format!(
             "resuming: {} of {} chunks were done before",
