@@ -64,6 +64,10 @@ pub enum FormatError {
     /// A table address like `t@x` whose version part is not a number.
     #[error("table address '{0}': the version after '@' must be a positive integer or 'latest'")]
     BadTableRef(String),
+    /// An output directory whose name a table address reads as something else (`out/x@2` is
+    /// version 2 of `out/x`), so no reader could name the table written there.
+    #[error("output {path}: {why}; choose a name without '@'")]
+    UnaddressableOutput { path: PathBuf, why: String },
     /// The table directory holds no version.
     #[error("{0}: not a flywheel table (no published version)")]
     NoVersion(PathBuf),

@@ -72,6 +72,49 @@ pub struct Table {
 }
 
 impl Table {
+    /// Checks that a table written at `path` can be named by a table address: refuses a path
+    /// whose last component has an `@` (`out/x@2` reads as version 2 of `out/x`, `out/x@latest`
+    /// as `out/x`, and `out/x@y` as no table at all). Touches nothing on disk.
+    pub fn check_output_name(path: &Path) -> Result<(), FormatError> {
+        use std::path::Component;
+        let Some(Component::Normal(name)) = path.components().next_back() else {
+            return Ok(());
+        };
+        let name = name.to_string_lossy();
+        if !name.contains('@') {
+            return Ok(());
+        }
+        // Read the name as every command reads an address, under some parent directory.
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = name.rsplit_once('@').map_or(&*name, |(b, _)| b);
+        let read_as = parent.join(base);
+        let why = match TableRef::parse(&format!("d/{name}")) {
+            Ok(TableRef {
+                version: Some(v), ..
+            }) => format!(
+                "a table address reads it as version {v} of {}",
+                read_as.display()
+            ),
+            Ok(_) => format!(
+                "a table address reads it as the latest version of {}",
+                read_as.display()
+            ),
+            Err(_) => format!(
+                "a table address cannot name it ('@{}' is not a version)",
+                name.rsplit_once('@').map_or("", |(_, v)| v)
+            ),
+        };
+        Err(FormatError::UnaddressableOutput {
+            path: path.to_path_buf(),
+            why,
+        })
+    }
+}
+
+impl Table {
     /// A handle on the table at `dir` (which need not exist yet).
     pub fn new(dir: impl Into<PathBuf>) -> Table {
         Table { dir: dir.into() }
@@ -392,6 +435,47 @@ mod tests {
             TableRef::parse("me@host/t").unwrap().path,
             PathBuf::from("me@host/t")
         );
+    }
+
+    #[test]
+    fn output_names_an_address_cannot_express_are_refused() {
+        for ok in [
+            "out/x",
+            "x",
+            "me@host/t",
+            "/abs/out/x",
+            "out/x/",
+            "out/..",
+            ".",
+        ] {
+            Table::check_output_name(Path::new(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        let why = |p: &str| {
+            Table::check_output_name(Path::new(p))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            why("out/x@2"),
+            "output out/x@2: a table address reads it as version 2 of out/x; choose a name without '@'"
+        );
+        assert_eq!(
+            why("out/x@2/"),
+            "output out/x@2/: a table address reads it as version 2 of out/x; choose a name without '@'"
+        );
+        assert_eq!(
+            why("x@latest"),
+            "output x@latest: a table address reads it as the latest version of ./x; choose a name without '@'"
+        );
+        assert_eq!(
+            why("out/@3"),
+            "output out/@3: a table address reads it as version 3 of out/; choose a name without '@'"
+        );
+        assert_eq!(
+            why("out/x@y"),
+            "output out/x@y: a table address cannot name it ('@y' is not a version); choose a name without '@'"
+        );
+        assert!(why("out/x@0").contains("'@0' is not a version"));
     }
 
     #[test]

@@ -3,6 +3,14 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// An output table directory, refused (exit 2, before anything is created) when a table address
+/// could not name it.
+fn output_dir(text: &str) -> Result<PathBuf, flywheel_formats::FormatError> {
+    let path = PathBuf::from(text);
+    flywheel_formats::Table::check_output_name(&path)?;
+    Ok(path)
+}
+
 #[derive(Parser)]
 #[command(
     name = "flywheel",
@@ -94,7 +102,7 @@ pub struct RerunArgs {
     pub table: String,
     /// Keep the rebuilt table here (a new table). Default: a temporary table, removed after
     /// the comparison.
-    #[arg(long)]
+    #[arg(long, value_parser = output_dir)]
     pub output: Option<PathBuf>,
     /// Worker count (the row order and values do not depend on it). Default: the recorded one.
     #[arg(long)]
@@ -122,8 +130,9 @@ pub struct MapArgs {
     /// Input: a file (.parquet), a glob of files, or a table (DIR or DIR@VERSION).
     #[arg(long)]
     pub input: String,
-    /// Output table directory.
-    #[arg(long)]
+    /// Output table directory (its name may not contain '@': `out/x@2` reads as version 2 of
+    /// `out/x`).
+    #[arg(long, value_parser = output_dir)]
     pub output: PathBuf,
     /// FILE.py:NAME, exec:COMMAND ARGS…, builtin:identity, flywheel:generate or flywheel:embed.
     #[arg(long)]

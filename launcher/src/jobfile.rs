@@ -48,6 +48,8 @@ pub fn load(path: &Path) -> Result<JobFile, CliError> {
         .map_err(|e| bad_input(anyhow!("{}: {e}", path.display())))?;
     job.input = absolutize(&base, &job.input);
     job.output = PathBuf::from(absolutize(&base, &job.output.to_string_lossy()));
+    flywheel_formats::Table::check_output_name(&job.output)
+        .map_err(|e| bad_input(anyhow!("{}: {e}", path.display())))?;
     if let Some((file, name)) = job.mapper.rsplit_once(':') {
         if file.ends_with(".py") && !job.mapper.starts_with("exec:") {
             job.mapper = format!("{}:{name}", absolutize(&base, file));
@@ -90,6 +92,24 @@ mod tests {
         assert_eq!(jf.job.chunk_rows, 5);
         assert_eq!(jf.slurm.ntasks_per_node, 4);
         assert_eq!(jf.slurm.setup.0, vec!["module load x"]);
+    }
+
+    #[test]
+    fn an_output_a_table_address_cannot_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("job.toml");
+        std::fs::write(
+            &p,
+            "input = \"a\"\noutput = \"out/x@2\"\nmapper = \"builtin:identity\"\n",
+        )
+        .unwrap();
+        let e = load(&p).err().unwrap();
+        assert_eq!(e.code, 2);
+        let text = format!("{:#}", e.error);
+        assert!(
+            text.contains("out/x@2") && text.contains("version 2 of"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ fn main() {
         cli::Command::Map(_) | cli::Command::Run(_) | cli::Command::Rerun(_)
     ) {
         signals::install();
+    } else {
+        signals::die_quietly_on_closed_stdout();
     }
     let code = match dispatch(cli) {
         Ok(()) => 0,

@@ -3,6 +3,13 @@
 //! Each table is registered from one version's manifest: exactly the files that version lists,
 //! read with the schema it records. Files written later (an append, an overwrite) are not
 //! listed, so a query of `T@1` sees version 1 whatever happened to the table since.
+//!
+//! A query is read-only ([`check_read_only`]): it reads the tables it is given and nothing else
+//! (no URL tables, no file-reading table functions) and writes nothing.
+
+mod guard;
+
+pub use guard::{check_read_only, PURE_TABLE_FUNCTIONS};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -29,6 +36,12 @@ pub enum QueryError {
         version: u64,
         path: PathBuf,
     },
+    /// A statement that is not a read-only query (the statement kind or the table function).
+    #[error("{0} is refused: a query is read-only (SELECT, WITH or EXPLAIN over the tables it is given)")]
+    Refused(String),
+    /// Not exactly one SQL statement.
+    #[error("give exactly one SQL statement (found {0})")]
+    Statements(usize),
     /// The manifest's schema cannot be decoded.
     #[error("{0}")]
     Format(#[from] flywheel_formats::FormatError),
@@ -60,15 +73,17 @@ pub struct QueryResult {
     pub batches: Vec<RecordBatch>,
 }
 
-/// Runs `sql` over `tables` and collects the result.
+/// Runs `sql` over `tables` and collects the result. `sql` must pass [`check_read_only`].
 pub fn run(sql: &str, tables: &[Registered<'_>]) -> Result<QueryResult, QueryError> {
+    let statement = guard::read_only_statement(sql)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .thread_name("flywheel-query")
         .build()
         .map_err(QueryError::Runtime)?;
     runtime.block_on(async {
-        // Identifiers keep their case (`SELECT userId FROM t` finds column userId).
+        // Identifiers keep their case (`SELECT userId FROM t` finds column userId). URL tables
+        // (`FROM '/some/file.csv'`) stay off: only the registered tables can be read.
         let mut config = SessionConfig::new().with_information_schema(true);
         config.options_mut().sql_parser.enable_ident_normalization = false;
         let ctx = SessionContext::new_with_config(config);
@@ -88,7 +103,10 @@ pub fn run(sql: &str, tables: &[Registered<'_>]) -> Result<QueryResult, QueryErr
             }
             register(&ctx, t).await?;
         }
-        let df = ctx.sql(sql).await?;
+        // The statement the guard passed is the one planned; DataFusion checks the plan again.
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        guard::sql_options().verify_plan(&plan)?;
+        let df = ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;
         Ok(QueryResult { schema, batches })

@@ -4,6 +4,7 @@
 mod cluster;
 mod exactly_once;
 mod explore;
+mod faults_cli;
 mod inputs;
 mod local;
 mod mappers;
