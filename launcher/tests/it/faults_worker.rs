@@ -309,6 +309,38 @@ fn a_mapper_that_dies_leaving_a_child_holding_its_stdout_is_seen_dead_at_once() 
 }
 
 #[test]
+fn a_panic_in_a_worker_thread_fails_the_job_with_the_panic_message() {
+    let dir = tempfile::tempdir().unwrap();
+    for (point, says) in [
+        ("map-chunk", "panicked on chunk"),
+        ("executor", "executor thread died"),
+        ("link", "link thread panicked"),
+    ] {
+        let out = format!("t-{point}");
+        let mut cmd = map_once(
+            dir.path(),
+            &out,
+            "builtin:identity",
+            &["--max-attempts", "2"],
+        );
+        cmd.env("FLYWHEEL_PANIC_AT", point);
+        let o = run_within(&mut cmd, Duration::from_secs(60));
+        assert_failed_with(
+            &o,
+            &dir.path().join(&out),
+            &[
+                &format!("injected panic at {point} (FLYWHEEL_PANIC_AT)"),
+                says,
+            ],
+        );
+        assert!(
+            last_error(&o).contains(&format!("injected panic at {point}")),
+            "the last error names the panic ({point})"
+        );
+    }
+}
+
+#[test]
 fn what_a_mapper_says_at_the_end_of_a_chunk_is_checked() {
     let dir = tempfile::tempdir().unwrap();
     let answer_every_row = "  i=0\n  while [ \"$i\" -lt \"$rows\" ]; do echo '{\"row\": {\"n\": 1}}'; i=$((i + 1)); done\n";
