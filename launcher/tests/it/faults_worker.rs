@@ -341,6 +341,49 @@ fn a_panic_in_a_worker_thread_fails_the_job_with_the_panic_message() {
 }
 
 #[test]
+fn the_final_error_of_a_drained_job_names_the_real_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every chunk fails with the same cause. Workers are drained after 5 failures in a row,
+    // and the chunks a drained worker held fail with the drain: those were the last errors
+    // of the chunk that ran out of attempts ("failed 5 chunks in a row", and nothing else).
+    let m = exec_mapper(
+        dir.path(),
+        "full.sh",
+        &format!(
+            "{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\necho \"OSError: [Errno 28] No space left on device (chunk $chunk)\" >&2\nexit 1\n"
+        ),
+    );
+    let mut cmd = map_once(
+        dir.path(),
+        "t",
+        &m,
+        &[
+            "--workers",
+            "3",
+            "--chunk-rows",
+            "20",
+            "--max-attempts",
+            "3",
+        ],
+    );
+    let o = run_within(&mut cmd, Duration::from_secs(120));
+    assert_failed_with(&o, &dir.path().join("t"), &[]);
+    let last = last_error(&o);
+    assert!(
+        last.contains("No space left on device") || {
+            // The cause may sit on the lines after `error:` (the mapper's stderr tail).
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            let tail = stderr.rsplit_once("error:").map(|(_, t)| t).unwrap_or("");
+            tail.contains("No space left on device")
+        },
+        "the final error names the cause: {last}"
+    );
+    assert!(last.contains("chunk "), "it names the chunk: {last}");
+    assert!(last.contains("worker "), "it names the worker: {last}");
+    assert!(!last.contains("Some("), "no Debug formatting: {last}");
+}
+
+#[test]
 fn what_a_mapper_says_at_the_end_of_a_chunk_is_checked() {
     let dir = tempfile::tempdir().unwrap();
     let answer_every_row = "  i=0\n  while [ \"$i\" -lt \"$rows\" ]; do echo '{\"row\": {\"n\": 1}}'; i=$((i + 1)); done\n";
