@@ -150,6 +150,9 @@ pub struct Coordinator {
     accepted: Vec<ChunkId>,
     /// No more dispatching (a checkpoint is under way).
     halted: bool,
+    /// The latest attempt failure of the chunk's own making (not a lost or drained worker's
+    /// release), as `chunk C attempt A on worker W: error`: the cause a final error names.
+    last_error: Option<String>,
 }
 
 impl Coordinator {
@@ -209,6 +212,7 @@ impl Coordinator {
             wasted_rows: 0,
             accepted: Vec::new(),
             halted: false,
+            last_error: None,
         }
     }
 
@@ -340,13 +344,14 @@ impl Coordinator {
             && !self.workers.is_empty()
             && self.workers.values().all(|w| w.lost || w.drained.is_some())
         {
-            let last = self
-                .chunks
-                .iter()
-                .flat_map(|c| c.errors.last())
-                .next_back()
-                .cloned()
-                .unwrap_or_default();
+            let last = self.last_error.clone().unwrap_or_else(|| {
+                self.chunks
+                    .iter()
+                    .flat_map(|c| c.errors.last())
+                    .next_back()
+                    .cloned()
+                    .unwrap_or_default()
+            });
             self.failure = Some(JobFailure {
                 message: format!("every worker was lost or drained; last error: {last}"),
                 bad_input: false,
@@ -517,6 +522,9 @@ impl Coordinator {
                 w.failures_in_a_row += 1;
             }
         }
+        if kind != FailureKind::WorkerLost {
+            self.last_error = Some(format!("{id} {attempt} on {from}: {error}"));
+        }
         if kind == FailureKind::BadInput {
             if self.failure.is_none() {
                 self.failure = Some(JobFailure {
@@ -532,7 +540,10 @@ impl Coordinator {
             if self.failure.is_none() {
                 self.failure = Some(JobFailure {
                     bad_input: false,
-                    message: format!("{describe} failed {failures} times; last error: {error}"),
+                    message: format!(
+                        "{describe} failed {failures} time{}; last error ({attempt} on {from}): {error}",
+                        if failures == 1 { "" } else { "s" }
+                    ),
                 });
             }
             return;
@@ -555,6 +566,11 @@ impl Coordinator {
             let why = format!("failed {} chunks in a row", w.failures_in_a_row);
             tracing::warn!("{rank} {why}: no more chunks for it");
             w.drained = Some(why.clone());
+            // The chunks it held fail with the cause, not only with the count.
+            let why = match &self.last_error {
+                Some(last) => format!("{rank} was drained after it {why}; the last: {last}"),
+                None => format!("{rank} was drained after it {why}"),
+            };
             self.release(rank, FailureKind::WorkerLost, &why);
         }
     }

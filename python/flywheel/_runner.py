@@ -17,6 +17,11 @@ import os
 import sys
 import traceback
 
+if __name__ == "__main__":
+    # The first protocol line, before anything slow (pyarrow, the user's imports, start()): the
+    # worker's handshake deadline covers only this line; "ready" then has the chunk timeout.
+    os.write(1, b'{"starting": true}\n')
+
 try:
     import pyarrow as pa
     import pyarrow.ipc  # noqa: F401

@@ -3,6 +3,7 @@
 //! the output as a Parquet file and reports back. A mapper that crashes or hangs costs its chunk,
 //! never the worker.
 
+mod child;
 mod convert;
 mod error;
 mod gpu;

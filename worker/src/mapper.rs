@@ -69,13 +69,14 @@ impl AbortHandle {
         }
     }
 
-    /// Kills the mapper process, if one runs.
+    /// Kills the mapper process, if one runs, with its process group (what it started).
     pub fn abort(&self) {
         if let Ok(g) = self.0.lock() {
             if let Some(pid) = *g {
-                // SAFETY: plain kill(2) on the pid of a child we spawned and have not reaped.
+                // SAFETY: plain kill(2) on the process group of a child we spawned in its own
+                // group (group id = its pid) and have not reaped.
                 unsafe {
-                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                    libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
                 }
             }
         }

@@ -5,20 +5,24 @@
 //! is killed or runs past the chunk timeout, the chunk fails, the process is reaped, and the next
 //! chunk starts a fresh one.
 
+use crate::child::{
+    describe_exit, grow_pipe, handshake_timeout, has_exited, panic_message, read_messages,
+    stop_process, wait_until, Message, Running, Wait, DRAIN_GRACE, EXIT_GRACE, KILL_GRACE, POLL,
+};
 use crate::convert::{
     arrow_to_output, batches_to_json_lines, input_row, ipc_schema, ipc_stream, read_ipc,
     rows_to_output,
 };
 use crate::{AbortHandle, ChunkError, MapOutput, Mapper, RowError, WorkerConfig, WorkerError};
 use arrow::record_batch::RecordBatch;
-use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError};
+use crossbeam_channel::{unbounded, RecvTimeoutError};
 use flywheel_protocol::{ChunkTask, FailureKind, MapperSpec, Rank, RowErrorPolicy};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -64,36 +68,6 @@ pub fn python_runner_path() -> Result<PathBuf, WorkerError> {
         std::fs::rename(&tmp, &path).map_err(err)?;
     }
     Ok(dir.join("flywheel_runner.py"))
-}
-
-/// Asks for a 1 MiB buffer on a pipe; a refusal (a lower /proc/sys/fs/pipe-max-size) only
-/// costs speed.
-fn grow_pipe(fd: std::os::fd::RawFd) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: fcntl on a pipe descriptor this process owns; F_SETPIPE_SZ takes an int.
-    unsafe {
-        libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = fd;
-}
-
-/// One message from the mapper's stdout.
-enum Message {
-    /// A JSON line, parsed (on the reader thread).
-    Json(serde_json::Value),
-    /// The bytes announced by an `{"arrow": {"bytes": N}}` line: an Arrow IPC stream.
-    Arrow(Vec<u8>),
-    /// A line that is not JSON.
-    Garbage(String),
-}
-
-struct Running {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<Option<Message>>,
-    /// The mapper takes and gives Arrow IPC streams (the Python runner with pyarrow).
-    arrow: bool,
 }
 
 /// A mapper process under supervision.
@@ -215,10 +189,10 @@ impl ProcessMapper {
         if let Ok(mut t) = self.stderr_tail.lock() {
             t.clear();
         }
+        use std::os::unix::process::CommandExt;
         let mut command = Command::new(&self.program);
         command.args(&self.args).envs(self.env.iter().cloned());
         if let Some(limit) = self.mem_limit {
-            use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
             unsafe {
                 command.pre_exec(move || {
@@ -237,6 +211,8 @@ impl ProcessMapper {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: killing the mapper kills whatever it started too.
+            .process_group(0)
             .spawn()
             .map_err(|e| {
                 ChunkError::new(
@@ -261,44 +237,32 @@ impl ProcessMapper {
         grow_pipe(stdout.as_raw_fd());
         let (tx, lines) = unbounded();
         std::thread::spawn(move || {
-            let mut reader = BufReader::with_capacity(1 << 20, stdout);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let msg = match serde_json::from_str::<serde_json::Value>(&line) {
-                            Ok(v) => match v
-                                .get("arrow")
-                                .and_then(|a| a.get("bytes"))
-                                .and_then(|b| b.as_u64())
-                            {
-                                Some(n) => {
-                                    let mut data = vec![0u8; n as usize];
-                                    if reader.read_exact(&mut data).is_err() {
-                                        break;
-                                    }
-                                    Message::Arrow(data)
-                                }
-                                None => Message::Json(v),
-                            },
-                            Err(_) => Message::Garbage(std::mem::take(&mut line)),
-                        };
-                        if tx.send(Some(msg)).is_err() {
-                            return;
-                        }
-                    }
-                }
+            // A panic here must reach the chunk as an error, not look like a quiet stream.
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                read_messages(stdout, &tx)
+            }));
+            if let Err(payload) = caught {
+                let why = panic_message(payload.as_ref());
+                let _ = tx.send(Some(Message::Broken(format!(
+                    "the thread reading its stdout panicked: {why}"
+                ))));
             }
-            let _ = tx.send(None);
         });
         let tail = Arc::clone(&self.stderr_tail);
         let chunk = Arc::clone(&self.current_chunk);
         let (label, rank) = (self.label.clone(), self.rank);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
+        let stderr = std::thread::spawn(move || {
+            let mut reader = BufReader::new(stderr);
+            let mut raw = Vec::new();
+            loop {
+                raw.clear();
+                match reader.read_until(b'\n', &mut raw) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let line = String::from_utf8_lossy(&raw)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string();
                 let c = chunk.load(Ordering::Relaxed);
                 if c >= 0 {
                     eprintln!("[worker {} chunk {c} {label}] {line}", rank.0);
@@ -317,14 +281,43 @@ impl ProcessMapper {
             child,
             stdin: Some(stdin),
             lines,
+            stderr: Some(stderr),
             arrow: false,
         });
-        // The first line says whether the mapper loaded (a Python class's start() has run).
-        let deadline = Instant::now() + self.timeout;
+        self.handshake()
+    }
+
+    /// Reads the first line of a fresh process: `{"ready": true}` (or an early
+    /// `{"starting": true}`, then `ready` within the chunk timeout), or `{"fatal": …}`.
+    fn handshake(&mut self) -> Result<(), ChunkError> {
+        let handshake = handshake_timeout();
         // Dying before "ready" is a start failure, whatever the cause.
-        let first = self
-            .next_line(deadline)
-            .map_err(|e| ChunkError::new(FailureKind::MapperStart, e.message))?;
+        let start_failure = |e: ChunkError| ChunkError::new(FailureKind::MapperStart, e.message);
+        let mut first = self
+            .next_message(Instant::now() + handshake, Wait::Handshake(handshake))
+            .map_err(start_failure)?;
+        if matches!(&first, Message::Json(v) if v.get("starting") == Some(&serde_json::Value::Bool(true)))
+        {
+            first = self
+                .next_message(Instant::now() + self.timeout, Wait::Ready)
+                .map_err(start_failure)?;
+        }
+        let first = match first {
+            Message::Json(v) => v,
+            Message::Broken(why) => {
+                self.kill();
+                return Err(ChunkError::new(
+                    FailureKind::MapperStart,
+                    format!(
+                        "mapper {} failed to start: {why}{}",
+                        self.label,
+                        self.tail()
+                    ),
+                ));
+            }
+            Message::Arrow { .. } => serde_json::Value::String("Arrow data".into()),
+            Message::Garbage(line) => serde_json::Value::String(line.trim_end().to_string()),
+        };
         match first {
             serde_json::Value::Object(m)
                 if m.get("ready") == Some(&serde_json::Value::Bool(true)) =>
@@ -350,10 +343,14 @@ impl ProcessMapper {
             }
             other => {
                 self.kill();
+                let other = match other {
+                    serde_json::Value::String(s) => s,
+                    v => v.to_string(),
+                };
                 Err(ChunkError::new(
                     FailureKind::InvalidOutput,
                     format!(
-                        "mapper {} sent {other} instead of {{\"ready\": true}}",
+                        "mapper {} does not speak the flywheel mapper protocol: its first line was {other:.200} instead of {{\"ready\": true}} (see docs/protocol.md)",
                         self.label
                     ),
                 ))
@@ -361,93 +358,123 @@ impl ProcessMapper {
         }
     }
 
-    /// Kills and reaps the process.
+    /// Ends the process (SIGTERM, then SIGKILL, with its process group) and reaps it, bounded.
     fn kill(&mut self) {
-        if let Some(mut r) = self.running.take() {
-            let _ = r.child.kill();
-            let _ = r.child.wait();
+        if let Some(r) = self.running.take() {
+            self.abort.set(None);
+            let _ = stop_process(r, KILL_GRACE);
         }
         self.abort.set(None);
     }
 
-    /// The next protocol line (as JSON), or the reason there is none.
-    fn next_line(&mut self, deadline: Instant) -> Result<serde_json::Value, ChunkError> {
-        let message = self.next_message(deadline)?;
-        self.json_of(message)
+    /// The process has gone (or closed its stdout): ends what is left of its group and says how
+    /// it ended.
+    fn ended(&mut self, stdout_closed: bool) -> ChunkError {
+        let Some(r) = self.running.take() else {
+            return ChunkError::new(FailureKind::Mapper, "mapper process is not running");
+        };
+        self.abort.set(None);
+        let pid = r.child.id();
+        // A process that closed its stdout is usually on its way out: give it a moment.
+        let exited = !stdout_closed || wait_until(EXIT_GRACE, || has_exited(pid));
+        let status = stop_process(r, if exited { Duration::ZERO } else { KILL_GRACE });
+        let how = match (exited, status) {
+            (true, Some(s)) => describe_exit(&s),
+            (true, None) => "ended".to_string(),
+            (false, _) => "closed its stdout but kept running, and was killed".to_string(),
+        };
+        ChunkError::new(
+            FailureKind::Mapper,
+            format!("mapper {} {how}{}", self.label, self.tail()),
+        )
     }
 
     /// A message that must be a JSON line.
     fn json_of(&self, message: Message) -> Result<serde_json::Value, ChunkError> {
         match message {
             Message::Json(v) => Ok(v),
-            Message::Arrow(_) => Err(ChunkError::new(
+            Message::Arrow { .. } => Err(ChunkError::new(
                 FailureKind::InvalidOutput,
                 format!("mapper {} sent Arrow data out of turn", self.label),
             )),
             Message::Garbage(line) => Err(ChunkError::new(
                 FailureKind::InvalidOutput,
                 format!(
-                    "mapper {} wrote a line that is not JSON: {:.200}",
+                    "mapper {} wrote a line that is not JSON (see docs/protocol.md): {:.200}",
                     self.label,
                     line.trim_end()
                 ),
             )),
-        }
-    }
-
-    /// The next protocol message, or the reason there is none.
-    fn next_message(&mut self, deadline: Instant) -> Result<Message, ChunkError> {
-        let Some(r) = self.running.as_mut() else {
-            return Err(ChunkError::new(
+            Message::Broken(why) => Err(ChunkError::new(
                 FailureKind::Mapper,
-                "mapper process is not running",
-            ));
-        };
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match r.lines.recv_timeout(wait) {
-            Ok(Some(msg)) => Ok(msg),
-            Ok(None) | Err(RecvTimeoutError::Disconnected) => {
-                let status = r
-                    .child
-                    .wait()
-                    .map(|s| describe_exit(&s))
-                    .unwrap_or_else(|e| e.to_string());
-                self.running = None;
-                self.abort.set(None);
-                Err(ChunkError::new(
+                format!("mapper {}: {why}{}", self.label, self.tail()),
+            )),
+        }
+    }
+
+    /// The next protocol message, or the reason there is none: the process died (watched by
+    /// its pid, so a process it left behind holding stdout does not hide its death), closed
+    /// its stdout, or missed the deadline (it is then killed).
+    fn next_message(&mut self, deadline: Instant, wait: Wait) -> Result<Message, ChunkError> {
+        let mut exited_at: Option<Instant> = None;
+        loop {
+            let Some(r) = self.running.as_mut() else {
+                return Err(ChunkError::new(
                     FailureKind::Mapper,
-                    format!("mapper {} {status}{}", self.label, self.tail()),
-                ))
-            }
-            Err(RecvTimeoutError::Timeout) => {
+                    "mapper process is not running",
+                ));
+            };
+            let now = Instant::now();
+            if now >= deadline {
                 self.kill();
-                Err(ChunkError::new(
-                    FailureKind::Timeout,
-                    format!(
-                        "mapper {} ran past the chunk timeout of {}s and was killed{}",
-                        self.label,
-                        self.timeout.as_secs(),
-                        self.tail()
-                    ),
-                ))
+                return Err(self.missed(wait));
+            }
+            match r.lines.recv_timeout(POLL.min(deadline - now)) {
+                Ok(Some(msg)) => return Ok(msg),
+                Ok(None) | Err(RecvTimeoutError::Disconnected) => return Err(self.ended(true)),
+                Err(RecvTimeoutError::Timeout) => {
+                    // Lines it wrote before dying may still be on their way; then it is dead.
+                    match exited_at {
+                        None if has_exited(r.child.id()) => exited_at = Some(Instant::now()),
+                        Some(t) if t.elapsed() >= DRAIN_GRACE => return Err(self.ended(false)),
+                        _ => {}
+                    }
+                }
             }
         }
     }
-}
 
-fn describe_exit(s: &std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (s.code(), s.signal()) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (None, Some(sig)) => format!(
-            "was killed by signal {sig}{}",
-            if sig == libc::SIGSEGV {
-                " (segmentation fault)"
-            } else {
-                ""
-            }
-        ),
-        _ => "ended".to_string(),
+    /// The error for a deadline missed while waiting for `wait`.
+    fn missed(&self, wait: Wait) -> ChunkError {
+        match wait {
+            Wait::Handshake(d) => ChunkError::new(
+                FailureKind::MapperStart,
+                format!(
+                    "mapper {} wrote nothing within {}s of starting and was killed: it does not speak the flywheel mapper protocol, whose first line is {{\"ready\": true}} (see docs/protocol.md; FLYWHEEL_HANDSHAKE_TIMEOUT sets this deadline){}",
+                    self.label,
+                    d.as_secs_f64(),
+                    self.tail()
+                ),
+            ),
+            Wait::Ready => ChunkError::new(
+                FailureKind::Timeout,
+                format!(
+                    "mapper {} did not become ready within the chunk timeout of {}s and was killed{}",
+                    self.label,
+                    self.timeout.as_secs(),
+                    self.tail()
+                ),
+            ),
+            Wait::Chunk => ChunkError::new(
+                FailureKind::Timeout,
+                format!(
+                    "mapper {} ran past the chunk timeout of {}s and was killed{}",
+                    self.label,
+                    self.timeout.as_secs(),
+                    self.tail()
+                ),
+            ),
+        }
     }
 }
 
@@ -500,16 +527,64 @@ impl Mapper for ProcessMapper {
                 "mapper process is not running",
             ));
         };
-        let result = std::thread::scope(|s| {
-            // Write while reading, so neither side blocks on a full pipe.
-            let writer = &mut stdin;
-            s.spawn(move || {
-                let _ = writer.write_all(&buf).and_then(|()| writer.flush());
-            });
-            self.read_chunk(task, deadline)
-        });
-        if let Some(r) = self.running.as_mut() {
-            r.stdin = Some(stdin);
+        // Write while reading, so neither side blocks on a full pipe.
+        let writer = std::thread::Builder::new()
+            .name(format!("mapper-stdin-{}", self.rank.0))
+            .spawn(move || {
+                let written = stdin.write_all(&buf).and_then(|()| stdin.flush());
+                (stdin, written)
+            })
+            .map_err(|e| {
+                ChunkError::new(
+                    FailureKind::Io,
+                    format!("cannot start a writer thread: {e}"),
+                )
+            })?;
+        let mut result = self.read_chunk(task, deadline, rows_in as u64);
+        // The answer is in; the chunk's input should be written by now (a mapper must read all
+        // of it). A writer still blocked means the mapper stopped reading: it is out of step.
+        let finished = wait_until(Duration::from_secs(2), || writer.is_finished());
+        if !finished {
+            self.kill();
+            if result.is_ok() {
+                result = Err(ChunkError::new(
+                    FailureKind::InvalidOutput,
+                    format!(
+                        "mapper {} ended {} without reading all of its {rows_in} input rows",
+                        self.label, task.chunk
+                    ),
+                ));
+            }
+        }
+        // Killing the mapper broke the pipe, so the writer ends now.
+        match writer.join() {
+            Ok((stdin, written)) => {
+                if written.is_err() && result.is_ok() {
+                    self.kill();
+                    result = Err(ChunkError::new(
+                        FailureKind::InvalidOutput,
+                        format!(
+                            "mapper {} ended {} without reading all of its {rows_in} input rows (it closed its stdin)",
+                            self.label, task.chunk
+                        ),
+                    ));
+                }
+                if let Some(r) = self.running.as_mut() {
+                    r.stdin = Some(stdin);
+                }
+            }
+            Err(payload) => {
+                self.kill();
+                result = Err(ChunkError::new(
+                    FailureKind::Io,
+                    format!(
+                        "the thread writing {} to mapper {} panicked: {}",
+                        task.chunk,
+                        self.label,
+                        panic_message(payload.as_ref())
+                    ),
+                ));
+            }
         }
         self.current_chunk.store(-1, Ordering::Relaxed);
         result
@@ -517,36 +592,75 @@ impl Mapper for ProcessMapper {
 
     fn finish(&mut self) {
         if let Some(mut r) = self.running.take() {
-            drop(r.stdin);
-            // finish() runs on end of input; give it a bounded while, then kill.
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                match r.child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() > deadline => {
-                        let _ = r.child.kill();
-                        let _ = r.child.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
+            drop(r.stdin.take());
+            // finish() runs on end of input; give it a bounded while, then kill its group.
+            let pid = r.child.id();
+            wait_until(Duration::from_secs(60), || has_exited(pid));
+            self.abort.set(None);
+            let _ = stop_process(r, Duration::ZERO);
         }
         self.abort.set(None);
     }
 }
 
+impl Drop for ProcessMapper {
+    fn drop(&mut self) {
+        // Never leave a mapper (or what it started) behind, e.g. after a panic.
+        if let Some(r) = self.running.take() {
+            self.abort.set(None);
+            let _ = stop_process(r, Duration::ZERO);
+        }
+    }
+}
+
+/// Reads an optional non-negative integer field of a mapper message: `Ok(None)` when absent,
+/// `Err(text)` when present but not such an integer.
+fn count_field(obj: &serde_json::Value, field: &str) -> Result<Option<u64>, String> {
+    match obj.get(field) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| format!("{v:.100}")),
+    }
+}
+
 impl ProcessMapper {
-    fn read_chunk(&mut self, task: &ChunkTask, deadline: Instant) -> Result<MapOutput, ChunkError> {
+    /// Reads one chunk's answer up to its `end` line, checking everything the mapper says
+    /// against what the worker knows: the chunk id, the rows it sent (`rows_in`), the rows it
+    /// received. A lie fails the chunk, naming the chunk and the field.
+    fn read_chunk(
+        &mut self,
+        task: &ChunkTask,
+        deadline: Instant,
+        rows_in: u64,
+    ) -> Result<MapOutput, ChunkError> {
         let mut rows = Vec::new();
         let mut sources = Vec::new();
         let mut row_errors = Vec::new();
         let mut arrow_batches = Vec::new();
-        loop {
-            let message = match self.next_message(deadline) {
-                Ok(Message::Arrow(data)) => {
+        let mut arrow_rows = 0u64;
+        // The first thing the mapper said that is not true; the chunk fails at its end.
+        let mut lie: Option<String> = None;
+        let label = self.label.clone();
+        let chunk = task.chunk;
+        let note = |lie: &mut Option<String>, what: String| {
+            if lie.is_none() {
+                *lie = Some(format!("mapper {label} answered {chunk} with {what}"));
+            }
+        };
+        let failed_end = loop {
+            let message = match self.next_message(deadline, Wait::Chunk) {
+                Ok(Message::Arrow {
+                    data,
+                    rows: announced,
+                }) => {
                     match read_ipc(&data) {
-                        Ok(b) => arrow_batches.extend(b),
+                        Ok(b) => {
+                            let n: u64 = b.iter().map(|b| b.num_rows() as u64).sum();
+                            if announced.is_some_and(|a| a != n) {
+                                note(&mut lie, format!("an arrow line announcing rows {} for an Arrow stream of {n} rows", announced.unwrap_or(0)));
+                            }
+                            arrow_rows += n;
+                            arrow_batches.extend(b);
+                        }
                         Err(e) => {
                             // The rest of this chunk's answer is still coming: start afresh.
                             self.kill();
@@ -573,11 +687,57 @@ impl ProcessMapper {
             };
             if let Some(row) = line.get_mut("row") {
                 rows.push(row.take());
-                sources.push(line.get("in").and_then(|v| v.as_u64()).unwrap_or(0));
+                match count_field(&line, "in") {
+                    Ok(i) if i.unwrap_or(0) < rows_in => sources.push(i.unwrap_or(0)),
+                    Ok(i) => {
+                        note(
+                            &mut lie,
+                            format!(
+                                "a row whose \"in\" is {}, beyond its {rows_in} input rows",
+                                i.unwrap_or(0)
+                            ),
+                        );
+                        sources.push(0);
+                    }
+                    Err(v) => {
+                        note(
+                            &mut lie,
+                            format!("a row whose \"in\" is {v}, not a row index"),
+                        );
+                        sources.push(0);
+                    }
+                }
             } else if let Some(err) = line.get("error") {
+                let (row, rows) = match (count_field(err, "row"), count_field(err, "rows")) {
+                    (Ok(Some(row)), Ok(rows)) => (row, rows.unwrap_or(1)),
+                    (Ok(None), _) => {
+                        note(&mut lie, "an error line without \"row\"".to_string());
+                        (0, 1)
+                    }
+                    (Err(v), _) => {
+                        note(
+                            &mut lie,
+                            format!("an error line whose \"row\" is {v}, not a row index"),
+                        );
+                        (0, 1)
+                    }
+                    (_, Err(v)) => {
+                        note(
+                            &mut lie,
+                            format!("an error line whose \"rows\" is {v}, not a row count"),
+                        );
+                        (0, 1)
+                    }
+                };
+                if row >= rows_in || rows == 0 || rows > rows_in - row.min(rows_in) {
+                    note(
+                        &mut lie,
+                        format!("an error line for \"row\" {row} and \"rows\" {rows}, outside its {rows_in} input rows"),
+                    );
+                }
                 row_errors.push(RowError {
-                    row: err.get("row").and_then(|v| v.as_u64()).unwrap_or(0),
-                    rows: err.get("rows").and_then(|v| v.as_u64()).unwrap_or(1),
+                    row: row.min(rows_in.saturating_sub(1)),
+                    rows: rows.clamp(1, rows_in.saturating_sub(row).max(1)),
                     message: err
                         .get("message")
                         .and_then(|v| v.as_str())
@@ -591,38 +751,107 @@ impl ProcessMapper {
                 });
             } else if let Some(end) = line.get("end") {
                 // An answer to another chunk means the stream is out of step: never accept it.
-                let chunk = end.get("chunk").and_then(|v| v.as_u64());
-                if chunk.is_some_and(|c| c != u64::from(task.chunk.0)) {
-                    self.kill();
-                    return Err(ChunkError::new(
-                        FailureKind::InvalidOutput,
-                        format!(
-                            "mapper {} ended chunk {chunk:?} while {} was running",
-                            self.label, task.chunk
-                        ),
-                    ));
+                match end.get("chunk") {
+                    None => {}
+                    Some(c) if c.as_u64() == Some(u64::from(task.chunk.0)) => {}
+                    Some(c) => {
+                        self.kill();
+                        let c = match c.as_u64() {
+                            Some(n) => format!("chunk {n}"),
+                            None => format!("chunk {c:.100}"),
+                        };
+                        return Err(ChunkError::new(
+                            FailureKind::InvalidOutput,
+                            format!(
+                                "mapper {} ended {c} while {} was running",
+                                self.label, task.chunk
+                            ),
+                        ));
+                    }
                 }
-                break;
+                let received = rows.len() as u64 + arrow_rows;
+                match count_field(end, "rows_out") {
+                    Ok(Some(n)) if n == received => {}
+                    Ok(Some(n)) => note(
+                        &mut lie,
+                        format!("an end line saying rows_out {n}, but it sent {received} rows"),
+                    ),
+                    Ok(None) => note(&mut lie, "an end line without rows_out".to_string()),
+                    Err(v) => note(
+                        &mut lie,
+                        format!("an end line whose rows_out is {v}, not a row count"),
+                    ),
+                }
+                match end.get("failed") {
+                    None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => {
+                        break None
+                    }
+                    Some(serde_json::Value::Bool(true)) => {
+                        let why = ["message", "error"]
+                            .iter()
+                            .find_map(|k| end.get(*k).and_then(|v| v.as_str()))
+                            .map(str::to_string);
+                        break Some(why);
+                    }
+                    Some(v) => {
+                        note(
+                            &mut lie,
+                            format!("an end line whose failed is {v:.100}, not true or false"),
+                        );
+                        break None;
+                    }
+                }
             } else {
                 self.kill();
+                let hint = if line.get("chunk").is_some() {
+                    " (it echoes its input back?)"
+                } else {
+                    ""
+                };
                 return Err(ChunkError::new(
                     FailureKind::InvalidOutput,
-                    format!("mapper {} sent an unknown message: {line:.200}", self.label),
+                    format!(
+                        "mapper {} answered {} with a message that is not part of the flywheel mapper protocol{hint} (see docs/protocol.md): {line:.200}",
+                        self.label, task.chunk
+                    ),
                 ));
             }
+        };
+        if let Some(lie) = lie {
+            return Err(ChunkError::new(FailureKind::InvalidOutput, lie));
+        }
+        let raised = |e: &RowError| {
+            ChunkError::new(
+                FailureKind::Mapper,
+                format!(
+                    "mapper {} raised on {}: {}\n{}",
+                    self.label,
+                    input_row(task, e.row),
+                    e.message,
+                    e.traceback.trim_end()
+                ),
+            )
+        };
+        if let Some(why) = failed_end {
+            // The mapper itself says the chunk failed: believe it, with its reason.
+            return Err(match (row_errors.first(), why) {
+                (Some(e), _) => raised(e),
+                (None, Some(why)) => ChunkError::new(
+                    FailureKind::Mapper,
+                    format!("mapper {} failed {}: {why}", self.label, task.chunk),
+                ),
+                (None, None) => ChunkError::new(
+                    FailureKind::Mapper,
+                    format!(
+                        "mapper {} ended {} with \"failed\": true and gave no reason",
+                        self.label, task.chunk
+                    ),
+                ),
+            });
         }
         if self.policy == RowErrorPolicy::Fail {
             if let Some(e) = row_errors.first() {
-                return Err(ChunkError::new(
-                    FailureKind::Mapper,
-                    format!(
-                        "mapper {} raised on {}: {}\n{}",
-                        self.label,
-                        input_row(task, e.row),
-                        e.message,
-                        e.traceback.trim_end()
-                    ),
-                ));
+                return Err(raised(e));
             }
         }
         let (mut batches, violations) = rows_to_output(rows, &sources, task, self.policy)?;

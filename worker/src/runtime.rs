@@ -63,6 +63,26 @@ pub fn run_worker(link: &mut impl WorkerLink, cfg: WorkerConfig) -> Result<(), W
     run_worker_with(link, cfg, sampler)
 }
 
+/// Fault injection for the tests: panics at the named point when `FLYWHEEL_PANIC_AT` names it
+/// (`map-chunk`: in the executor, inside a chunk; `executor`: in the executor, between chunks;
+/// `link`: in the thread that owns the link, on an assignment).
+pub(crate) fn panic_point(point: &str) {
+    if std::env::var("FLYWHEEL_PANIC_AT").is_ok_and(|s| s == point) {
+        panic!("injected panic at {point} (FLYWHEEL_PANIC_AT)");
+    }
+}
+
+/// What the link thread keeps between steps.
+struct LinkState {
+    last_sent: Instant,
+    /// Attempts assigned to this worker that it has not yet reported done or failed.
+    outstanding: Vec<(flywheel_protocol::ChunkId, flywheel_protocol::Attempt)>,
+    /// Why this worker can run no more chunks (its executor died, or a panic in this thread):
+    /// every attempt it holds or gets fails with this reason, so the coordinator retries them
+    /// elsewhere and drains this worker rather than waiting on it.
+    broken: Option<String>,
+}
+
 /// [`run_worker`] with a given GPU sampler (tests pass a fake).
 pub fn run_worker_with(
     link: &mut impl WorkerLink,
@@ -75,54 +95,170 @@ pub fn run_worker_with(
     let (result_tx, result_rx) = unbounded::<ToCoordinator>();
     let stopping = Arc::new(AtomicBool::new(false));
     let cancelled: Cancelled = Arc::default();
-    let executor = {
-        let (cfg, stopping, cancelled) =
-            (cfg.clone(), Arc::clone(&stopping), Arc::clone(&cancelled));
+    let mut executor = Some({
+        let (cfg, stopping, cancelled, abort) = (
+            cfg.clone(),
+            Arc::clone(&stopping),
+            Arc::clone(&cancelled),
+            abort.clone(),
+        );
         std::thread::Builder::new()
             .name(format!("worker-{}", cfg.rank.0))
-            .spawn(move || execute(mapper, &cfg, &task_rx, &result_tx, &stopping, &cancelled))
+            .spawn(move || {
+                execute(
+                    mapper, &cfg, &task_rx, &result_tx, &stopping, &cancelled, &abort,
+                )
+            })
             .map_err(|e| WorkerError::Runner {
                 path: PathBuf::from("<thread>"),
                 source: e,
             })?
-    };
+    });
     link.send(ToCoordinator::Ready {
         host: cfg.host.clone(),
     })?;
-    let mut last_sent = Instant::now();
+    let mut state = LinkState {
+        last_sent: Instant::now(),
+        outstanding: Vec::new(),
+        broken: None,
+    };
     let outcome = loop {
-        while let Ok(msg) = result_rx.try_recv() {
-            link.send(msg)?;
-            last_sent = Instant::now();
-        }
-        if last_sent.elapsed() >= cfg.heartbeat {
-            link.send(ToCoordinator::Heartbeat {
-                gpu: sampler.sample(),
-            })?;
-            last_sent = Instant::now();
-        }
-        match link.recv_timeout(Duration::from_millis(20)) {
-            Ok(Some(ToWorker::Assign(task))) => {
-                let _ = task_tx.send(task);
+        // An executor that ended while no stop was asked for died: say so, never go quiet.
+        if state.broken.is_none() && executor.as_ref().is_some_and(|e| e.is_finished()) {
+            let why = match executor.take().map(std::thread::JoinHandle::join) {
+                Some(Err(payload)) => crate::child::panic_message(payload.as_ref()),
+                _ => "it ended".to_string(),
+            };
+            // What it reported before it died still counts.
+            while let Ok(msg) = result_rx.try_recv() {
+                forward(link, &mut state, msg)?;
             }
-            Ok(Some(ToWorker::Cancel { chunk, attempt })) => {
-                if let Ok(mut c) = cancelled.lock() {
-                    c.insert((chunk, attempt));
+            let why = format!("{}'s executor thread died: {why}", cfg.rank);
+            tracing::error!("{why}");
+            fail_outstanding(link, &mut state, why)?;
+        }
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            link_step(
+                link,
+                &cfg,
+                &mut state,
+                &result_rx,
+                &task_tx,
+                &cancelled,
+                &mut sampler,
+            )
+        }));
+        match step {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => break Ok(()),
+            Ok(Err(e)) => break Err(e),
+            Err(payload) => {
+                let why = format!(
+                    "{}'s link thread panicked: {}",
+                    cfg.rank,
+                    crate::child::panic_message(payload.as_ref())
+                );
+                tracing::error!("{why}");
+                if let Err(e) = fail_outstanding(link, &mut state, why) {
+                    break Err(e);
                 }
             }
-            Ok(Some(ToWorker::Stop)) => break Ok(()),
-            Ok(None) => {}
-            Err(e) => break Err(e),
         }
     };
     // Stop: drop queued work, kill a mapper that is still running, let finish() run.
     stopping.store(true, Ordering::SeqCst);
     drop(task_tx);
     abort.abort();
-    let _ = executor.join();
+    if let Some(executor) = executor {
+        let _ = executor.join();
+    }
     outcome?;
     link.send(ToCoordinator::Bye)?;
     Ok(())
+}
+
+/// Sends a message from the executor on, keeping track of what is outstanding.
+fn forward(
+    link: &mut impl WorkerLink,
+    state: &mut LinkState,
+    msg: ToCoordinator,
+) -> Result<(), WorkerError> {
+    match &msg {
+        ToCoordinator::Done(out) => state.outstanding.retain(|a| *a != (out.chunk, out.attempt)),
+        ToCoordinator::Failed { chunk, attempt, .. } => {
+            state.outstanding.retain(|a| *a != (*chunk, *attempt))
+        }
+        _ => {}
+    }
+    link.send(msg)?;
+    state.last_sent = Instant::now();
+    Ok(())
+}
+
+/// Marks the worker broken and fails every attempt it holds with `why`.
+fn fail_outstanding(
+    link: &mut impl WorkerLink,
+    state: &mut LinkState,
+    why: String,
+) -> Result<(), WorkerError> {
+    for (chunk, attempt) in std::mem::take(&mut state.outstanding) {
+        link.send(ToCoordinator::Failed {
+            chunk,
+            attempt,
+            kind: FailureKind::Mapper,
+            error: why.clone(),
+        })?;
+    }
+    state.last_sent = Instant::now();
+    state.broken = Some(why);
+    Ok(())
+}
+
+/// One turn of the link thread: forward results, heartbeat, take one message. `Ok(false)` on
+/// `Stop`.
+fn link_step(
+    link: &mut impl WorkerLink,
+    cfg: &WorkerConfig,
+    state: &mut LinkState,
+    results: &Receiver<ToCoordinator>,
+    tasks: &Sender<ChunkTask>,
+    cancelled: &Cancelled,
+    sampler: &mut Box<dyn crate::GpuSampler>,
+) -> Result<bool, WorkerError> {
+    while let Ok(msg) = results.try_recv() {
+        forward(link, state, msg)?;
+    }
+    if state.last_sent.elapsed() >= cfg.heartbeat {
+        link.send(ToCoordinator::Heartbeat {
+            gpu: sampler.sample(),
+        })?;
+        state.last_sent = Instant::now();
+    }
+    match link.recv_timeout(Duration::from_millis(20))? {
+        Some(ToWorker::Assign(task)) => {
+            if let Some(why) = &state.broken {
+                link.send(ToCoordinator::Failed {
+                    chunk: task.chunk,
+                    attempt: task.attempt,
+                    kind: FailureKind::Mapper,
+                    error: format!("{why}; it can run no chunks"),
+                })?;
+                return Ok(true);
+            }
+            state.outstanding.push((task.chunk, task.attempt));
+            panic_point("link");
+            let _ = tasks.send(task);
+        }
+        Some(ToWorker::Cancel { chunk, attempt }) => {
+            state.outstanding.retain(|a| *a != (chunk, attempt));
+            if let Ok(mut c) = cancelled.lock() {
+                c.insert((chunk, attempt));
+            }
+        }
+        Some(ToWorker::Stop) => return Ok(false),
+        None => {}
+    }
+    Ok(true)
 }
 
 /// Attempts the coordinator cancelled (another attempt won, or the chunk was stolen).
@@ -139,6 +275,7 @@ fn execute(
     results: &Sender<ToCoordinator>,
     stopping: &AtomicBool,
     cancelled: &Cancelled,
+    abort: &AbortHandle,
 ) {
     for task in tasks.iter() {
         if stopping.load(Ordering::SeqCst) {
@@ -152,6 +289,7 @@ fn execute(
         {
             continue;
         }
+        panic_point("executor");
         if results
             .send(ToCoordinator::Started {
                 chunk: task.chunk,
@@ -161,14 +299,39 @@ fn execute(
         {
             break;
         }
-        let msg = match run_chunk(mapper.as_mut(), cfg, &task) {
-            Ok(out) => ToCoordinator::Done(out),
-            Err(e) => ToCoordinator::Failed {
+        // A panic (a bug, in flywheel or a library) costs this attempt, never the worker.
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            panic_point("map-chunk");
+            run_chunk(mapper.as_mut(), cfg, &task)
+        }));
+        let msg = match attempt {
+            Ok(Ok(out)) => ToCoordinator::Done(out),
+            Ok(Err(e)) => ToCoordinator::Failed {
                 chunk: task.chunk,
                 attempt: task.attempt,
                 kind: e.kind,
                 error: e.message,
             },
+            Err(payload) => {
+                let why = crate::child::panic_message(payload.as_ref());
+                tracing::error!(
+                    "{} panicked on {} {}: {why}",
+                    cfg.rank,
+                    task.chunk,
+                    task.attempt
+                );
+                // The mapper may be stopped mid-chunk: the next chunk gets a fresh one.
+                match build_mapper(cfg, abort.clone()) {
+                    Ok(fresh) => mapper = fresh,
+                    Err(e) => tracing::error!("{}: cannot restart the mapper: {e}", cfg.rank),
+                }
+                ToCoordinator::Failed {
+                    chunk: task.chunk,
+                    attempt: task.attempt,
+                    kind: FailureKind::Mapper,
+                    error: format!("{} panicked on {}: {why}", cfg.rank, task.chunk),
+                }
+            }
         };
         if results.send(msg).is_err() {
             break;
@@ -408,7 +571,11 @@ mod tests {
             }
         }
         assert_eq!(got, Some(sample));
-        tx.send(Rank(1), ToWorker::Stop).unwrap();
-        worker.join().unwrap().unwrap();
+        tx.send(Rank(1), ToWorker::Stop)
+            .expect("stop reaches the worker");
+        worker
+            .join()
+            .expect("the worker thread does not panic")
+            .expect("the worker stops cleanly");
     }
 }

@@ -1,0 +1,433 @@
+//! Faults in the worker and its mapper process (issue 15): every one ends its chunk (and, with
+//! one attempt, the job) within a deadline and with an error naming the cause; nothing hangs,
+//! nothing a mapper leaves behind survives, and nothing a mapper says is taken on trust.
+//!
+//! Each run of the binary here has a deadline far below the waits the faults used to cause (a
+//! chunk timeout of an hour, a child process sleeping a minute): a hang fails the test.
+
+use crate::support::*;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Writes an executable POSIX shell mapper and returns its `--mapper` spec.
+fn exec_mapper(dir: &Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("write the mapper");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("make the mapper executable");
+    format!("exec:{}", path.display())
+}
+
+/// Shell that reads one chunk (header and rows) into `$rows` / `$chunk`; exits at end of input.
+const READ_CHUNK: &str = r#"read_chunk() {
+  IFS= read -r header || exit 0
+  rows=$(printf '%s' "$header" | sed 's/.*"rows":\([0-9]*\).*/\1/')
+  chunk=$(printf '%s' "$header" | sed 's/.*"chunk":\([0-9]*\).*/\1/')
+  i=0
+  while [ "$i" -lt "$rows" ]; do IFS= read -r line; i=$((i + 1)); done
+}
+"#;
+
+/// Runs `cmd`, killing it and failing the test if it has not exited within `limit`.
+fn run_within(cmd: &mut Command, limit: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("flywheel starts");
+    // Read both pipes on threads; a process the mapper left behind may hold them open, so the
+    // reads get a bounded wait too.
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for flywheel") {
+            break Some(s);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
+    };
+    let (stdout, stderr) = (collect(out), collect(err));
+    eprintln!(
+        "$ {cmd:?}\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr)
+    );
+    let Some(status) = status else {
+        panic!("flywheel did not finish within {limit:?} (killed): a hang");
+    };
+    eprintln!("finished in {:?}", started.elapsed());
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// `flywheel map` of the dialogues (500 rows, chunks of 100) with one attempt per chunk.
+/// Two workers, chunks of 100 rows and one attempt, unless `extra` says otherwise.
+fn map_once(dir: &Path, out: &str, mapper: &str, extra: &[&str]) -> Command {
+    let mut c = flywheel();
+    c.args(["map", "--mapper", mapper, "--input"])
+        .arg(dialogues())
+        .arg("--output")
+        .arg(dir.join(out));
+    for (flag, value) in [
+        ("--workers", "2"),
+        ("--chunk-rows", "100"),
+        ("--max-attempts", "1"),
+    ] {
+        if !extra.contains(&flag) {
+            c.args([flag, value]);
+        }
+    }
+    c.args(extra);
+    c
+}
+
+/// The job's last `error:` line.
+fn last_error(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .rfind(|l| l.starts_with("error:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Asserts the job failed (exit 1), published nothing, and its error says every one of `says`.
+fn assert_failed_with(o: &Output, table: &Path, says: &[&str]) {
+    assert_eq!(o.status.code(), Some(1), "the job fails");
+    assert!(!has_version(table), "a failed job publishes nothing");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    for s in says {
+        assert!(stderr.contains(s), "the error says {s:?}");
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie about to be reaped), waiting up to 5 s for it.
+fn gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+        let dead = state.is_none_or(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        });
+        if dead {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn read_pid(path: &Path) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the mapper wrote {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_mapper_that_closes_stdout_but_keeps_running_fails_its_chunk_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = exec_mapper(
+        dir.path(),
+        "closer.sh",
+        &format!("{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\nexec 1>&-\nsleep 60\n"),
+    );
+    let o = run_within(
+        &mut map_once(dir.path(), "t", &m, &["--workers", "1"]),
+        Duration::from_secs(30),
+    );
+    assert_failed_with(
+        &o,
+        &dir.path().join("t"),
+        &["closed its stdout but kept running, and was killed"],
+    );
+}
+
+#[test]
+fn a_line_that_is_not_utf8_fails_its_chunk_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = exec_mapper(
+        dir.path(),
+        "latin1.sh",
+        &format!(
+            "{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\nprintf '\\377\\376 caf\\351\\n'\nsleep 60\n"
+        ),
+    );
+    let o = run_within(
+        &mut map_once(dir.path(), "t", &m, &["--workers", "1"]),
+        Duration::from_secs(30),
+    );
+    assert_failed_with(
+        &o,
+        &dir.path().join("t"),
+        &["wrote a line that is not JSON"],
+    );
+}
+
+#[test]
+fn a_program_that_does_not_speak_the_protocol_is_refused_by_the_handshake_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    // `cat` waits for input before it writes anything: without a handshake deadline the job
+    // waited for the chunk timeout (an hour).
+    let mut cmd = map_once(dir.path(), "t", "exec:cat", &[]);
+    cmd.env("FLYWHEEL_HANDSHAKE_TIMEOUT", "2");
+    let o = run_within(&mut cmd, Duration::from_secs(40));
+    assert_failed_with(
+        &o,
+        &dir.path().join("t"),
+        &[
+            "mapper cat wrote nothing within 2s of starting",
+            "does not speak the flywheel mapper protocol",
+            "docs/protocol.md",
+        ],
+    );
+    assert!(last_error(&o).contains("does not speak the flywheel mapper protocol"));
+
+    // A program that says ready and then echoes its input fails on the first echoed line.
+    let m = exec_mapper(
+        dir.path(),
+        "echo.sh",
+        "echo '{\"ready\": true}'\nexec cat\n",
+    );
+    let o = run_within(
+        &mut map_once(dir.path(), "t2", &m, &[]),
+        Duration::from_secs(30),
+    );
+    assert_failed_with(
+        &o,
+        &dir.path().join("t2"),
+        &["not part of the flywheel mapper protocol (it echoes its input back?)"],
+    );
+}
+
+#[test]
+fn a_mapper_that_ignores_sigterm_is_killed_with_everything_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("sleeper.pid");
+    // Ignores SIGTERM (so does its child) and hangs past the chunk timeout.
+    let m = exec_mapper(
+        dir.path(),
+        "stubborn.sh",
+        &format!(
+            "{READ_CHUNK}trap '' TERM\necho '{{\"ready\": true}}'\nread_chunk\nsleep 60 &\necho $! > {}\nwait\n",
+            pid_file.display()
+        ),
+    );
+    let o = run_within(
+        &mut map_once(
+            dir.path(),
+            "t",
+            &m,
+            &["--workers", "1", "--chunk-timeout", "2"],
+        ),
+        Duration::from_secs(30),
+    );
+    assert_failed_with(
+        &o,
+        &dir.path().join("t"),
+        &["ran past the chunk timeout of 2s"],
+    );
+    assert!(
+        gone(read_pid(&pid_file)),
+        "the process the mapper started was killed with it"
+    );
+}
+
+#[test]
+fn a_mapper_that_dies_leaving_a_child_holding_its_stdout_is_seen_dead_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("orphan.pid");
+    let m = exec_mapper(
+        dir.path(),
+        "forker.sh",
+        &format!(
+            "{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\nsleep 60 &\necho $! > {}\necho 'fatal: out of cheese' >&2\nexit 3\n",
+            pid_file.display()
+        ),
+    );
+    let o = run_within(
+        &mut map_once(
+            dir.path(),
+            "t",
+            &m,
+            &["--workers", "1", "--chunk-timeout", "120"],
+        ),
+        Duration::from_secs(30),
+    );
+    assert_failed_with(
+        &o,
+        &dir.path().join("t"),
+        &["exited with status 3", "out of cheese"],
+    );
+    assert!(gone(read_pid(&pid_file)), "the orphan was killed");
+}
+
+#[test]
+fn a_panic_in_a_worker_thread_fails_the_job_with_the_panic_message() {
+    let dir = tempfile::tempdir().unwrap();
+    for (point, says) in [
+        ("map-chunk", "panicked on chunk"),
+        ("executor", "executor thread died"),
+        ("link", "link thread panicked"),
+    ] {
+        let out = format!("t-{point}");
+        let mut cmd = map_once(
+            dir.path(),
+            &out,
+            "builtin:identity",
+            &["--max-attempts", "2"],
+        );
+        cmd.env("FLYWHEEL_PANIC_AT", point);
+        let o = run_within(&mut cmd, Duration::from_secs(60));
+        assert_failed_with(
+            &o,
+            &dir.path().join(&out),
+            &[
+                &format!("injected panic at {point} (FLYWHEEL_PANIC_AT)"),
+                says,
+            ],
+        );
+        assert!(
+            last_error(&o).contains(&format!("injected panic at {point}")),
+            "the last error names the panic ({point})"
+        );
+    }
+}
+
+#[test]
+fn the_final_error_of_a_drained_job_names_the_real_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every chunk fails with the same cause. Workers are drained after 5 failures in a row,
+    // and the chunks a drained worker held fail with the drain: those were the last errors
+    // of the chunk that ran out of attempts ("failed 5 chunks in a row", and nothing else).
+    let m = exec_mapper(
+        dir.path(),
+        "full.sh",
+        &format!(
+            "{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\necho \"OSError: [Errno 28] No space left on device (chunk $chunk)\" >&2\nexit 1\n"
+        ),
+    );
+    let mut cmd = map_once(
+        dir.path(),
+        "t",
+        &m,
+        &[
+            "--workers",
+            "3",
+            "--chunk-rows",
+            "20",
+            "--max-attempts",
+            "3",
+        ],
+    );
+    let o = run_within(&mut cmd, Duration::from_secs(120));
+    assert_failed_with(&o, &dir.path().join("t"), &[]);
+    let last = last_error(&o);
+    assert!(
+        last.contains("No space left on device") || {
+            // The cause may sit on the lines after `error:` (the mapper's stderr tail).
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            let tail = stderr.rsplit_once("error:").map(|(_, t)| t).unwrap_or("");
+            tail.contains("No space left on device")
+        },
+        "the final error names the cause: {last}"
+    );
+    assert!(last.contains("chunk "), "it names the chunk: {last}");
+    assert!(last.contains("worker "), "it names the worker: {last}");
+    assert!(!last.contains("Some("), "no Debug formatting: {last}");
+}
+
+#[test]
+fn what_a_mapper_says_at_the_end_of_a_chunk_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let answer_every_row = "  i=0\n  while [ \"$i\" -lt \"$rows\" ]; do echo '{\"row\": {\"n\": 1}}'; i=$((i + 1)); done\n";
+    let cases: [(&str, String, &[&str], &[&str]); 4] = [
+        (
+            "failed",
+            format!("{answer_every_row}  echo '{{\"end\": {{\"rows_out\": '$rows', \"failed\": true, \"message\": \"the model exploded\"}}}}'\n"),
+            &[],
+            &["failed chunk 0: the model exploded"],
+        ),
+        (
+            "rows-out",
+            format!("{answer_every_row}  echo '{{\"end\": {{\"rows_out\": 7}}}}'\n"),
+            &[],
+            &["answered chunk 0 with an end line saying rows_out 7, but it sent 100 rows"],
+        ),
+        (
+            "error-row",
+            "  echo '{\"error\": {\"row\": 100000, \"rows\": 1, \"message\": \"ValueError: no\"}}'\n  echo '{\"end\": {\"rows_out\": 0}}'\n".to_string(),
+            &["--on-row-error", "skip"],
+            &["answered chunk 0 with an error line for \"row\" 100000 and \"rows\" 1, outside its 100 input rows"],
+        ),
+        (
+            "other-chunk",
+            "  echo '{\"end\": {\"chunk\": 999, \"rows_out\": 0}}'\n".to_string(),
+            &[],
+            &["ended chunk 999 while chunk 0 was running"],
+        ),
+    ];
+    for (name, answer, extra, says) in cases {
+        let m = exec_mapper(
+            dir.path(),
+            &format!("{name}.sh"),
+            &format!(
+                "{READ_CHUNK}echo '{{\"ready\": true}}'\nwhile true; do\n  read_chunk\n{answer}done\n"
+            ),
+        );
+        let mut args = vec!["--workers", "1"];
+        args.extend_from_slice(extra);
+        let o = run_within(
+            &mut map_once(dir.path(), name, &m, &args),
+            Duration::from_secs(30),
+        );
+        assert_failed_with(&o, &dir.path().join(name), says);
+        assert!(!last_error(&o).contains("Some("), "no Debug formatting");
+    }
+}

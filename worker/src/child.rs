@@ -1,0 +1,221 @@
+//! The mapper's child process itself: its process group, how it is watched (by its pid, not only
+//! by the end of its stdout), how it is ended (SIGTERM, a grace, SIGKILL to the whole group, a
+//! reap with a deadline), and the thread that turns its stdout into messages. Nothing here waits
+//! without a bound.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdin};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+/// Asks for a 1 MiB buffer on a pipe; a refusal (a lower /proc/sys/fs/pipe-max-size) only
+/// costs speed.
+pub(crate) fn grow_pipe(fd: std::os::fd::RawFd) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: fcntl on a pipe descriptor this process owns; F_SETPIPE_SZ takes an int.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = fd;
+}
+
+/// One message from the mapper's stdout.
+pub(crate) enum Message {
+    /// A JSON line, parsed (on the reader thread).
+    Json(serde_json::Value),
+    /// The bytes announced by an `{"arrow": {"bytes": N, "rows": R}}` line: an Arrow IPC stream,
+    /// with the row count the line announced.
+    Arrow { data: Vec<u8>, rows: Option<u64> },
+    /// A line that is not JSON (or not UTF-8), lossily decoded.
+    Garbage(String),
+    /// The stream broke in a way that is not a clean end (a read error, Arrow data cut short).
+    Broken(String),
+}
+
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) stdin: Option<ChildStdin>,
+    pub(crate) lines: Receiver<Option<Message>>,
+    /// The thread forwarding the mapper's stderr (done once every holder of the pipe is gone).
+    pub(crate) stderr: Option<std::thread::JoinHandle<()>>,
+    /// The mapper takes and gives Arrow IPC streams (the Python runner with pyarrow).
+    pub(crate) arrow: bool,
+}
+
+/// What a read from the mapper is waiting for; says what a missed deadline means.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    /// The first line after the start (`FLYWHEEL_HANDSHAKE_TIMEOUT`).
+    Handshake(Duration),
+    /// `{"ready": true}` after an early `{"starting": true}` (the chunk timeout).
+    Ready,
+    /// A chunk's answer (the chunk timeout).
+    Chunk,
+}
+
+/// How long the first line of a fresh mapper may take, unless `FLYWHEEL_HANDSHAKE_TIMEOUT`
+/// (seconds) says otherwise.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a mapper gets between SIGTERM and SIGKILL.
+pub(crate) const KILL_GRACE: Duration = Duration::from_secs(3);
+/// How long a mapper whose stdout reached its end gets to exit before it is killed.
+pub(crate) const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// How long the reader may still deliver lines a mapper wrote before it died (a process it
+/// left behind may hold its stdout open, so no end of stream is coming).
+pub(crate) const DRAIN_GRACE: Duration = Duration::from_millis(300);
+/// How long a killed mapper may take to be reaped before a thread is left to reap it.
+const REAP_DEADLINE: Duration = Duration::from_secs(5);
+/// How often a wait checks whether the mapper process is still alive.
+pub(crate) const POLL: Duration = Duration::from_millis(50);
+
+pub(crate) fn handshake_timeout() -> Duration {
+    std::env::var("FLYWHEEL_HANDSHAKE_TIMEOUT")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(HANDSHAKE_TIMEOUT, Duration::from_secs_f64)
+}
+
+/// Whether the process `pid` (our unreaped child) has exited; leaves it unreaped, so that its
+/// pid, and with it its process group id, stays reserved until we reap it.
+pub(crate) fn has_exited(pid: u32) -> bool {
+    // SAFETY: waitid on our own child with WNOWAIT only reads its state; siginfo_t is plain data.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        // ECHILD: already reaped.
+        rc != 0 || info.si_pid() != 0
+    }
+}
+
+/// Sends `signal` to the mapper's process group: the mapper and whatever it started.
+pub(crate) fn signal_group(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) on the process group of a child we spawned (with process_group(0), so its
+    // group id is its pid) and have not reaped.
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), signal);
+    }
+}
+
+/// Waits until `done()` or `limit` has passed; returns `done()`.
+pub(crate) fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Ends a mapper process and everything in its process group, never waiting without a bound:
+/// SIGTERM, `grace` to exit, then SIGKILL; reaps it within [`REAP_DEADLINE`] (else a thread is
+/// left to reap it). Returns how it ended, if it was reaped.
+pub(crate) fn stop_process(mut r: Running, grace: Duration) -> Option<std::process::ExitStatus> {
+    drop(r.stdin.take());
+    let pid = r.child.id();
+    if !has_exited(pid) && !grace.is_zero() {
+        signal_group(pid, libc::SIGTERM);
+        wait_until(grace, || has_exited(pid));
+    }
+    // The mapper, if it ignored SIGTERM, and anything it left behind holding its pipes.
+    signal_group(pid, libc::SIGKILL);
+    let mut status = None;
+    wait_until(REAP_DEADLINE, || {
+        status = r.child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if let Some(stderr) = r.stderr.take() {
+        // Let the last lines of stderr reach the tail the error message quotes.
+        wait_until(Duration::from_millis(500), || stderr.is_finished());
+    }
+    if status.is_none() {
+        tracing::warn!("mapper process {pid} did not go after SIGKILL; a thread will reap it");
+        let mut child = r.child;
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+    }
+    status
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with no message".to_string())
+}
+
+/// Reads the mapper's stdout into messages until it ends.
+pub(crate) fn read_messages(
+    stdout: std::process::ChildStdout,
+    tx: &crossbeam_channel::Sender<Option<Message>>,
+) {
+    let mut reader = BufReader::with_capacity(1 << 20, stdout);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let msg = match reader.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Err(e) => Message::Broken(format!("reading its stdout failed: {e}")),
+            Ok(_) => match serde_json::from_slice::<serde_json::Value>(&line) {
+                Ok(v) => match v.get("arrow").and_then(|a| a.get("bytes")) {
+                    Some(n) => {
+                        let rows = v["arrow"].get("rows").and_then(|r| r.as_u64());
+                        match n.as_u64() {
+                            Some(n) => {
+                                // Grows with the data that arrives: a wrong count costs no memory.
+                                let mut data = Vec::with_capacity((n as usize).min(64 << 20));
+                                match (&mut reader).take(n).read_to_end(&mut data) {
+                                    Ok(got) if got as u64 == n => Message::Arrow { data, rows },
+                                    Ok(got) => Message::Broken(format!(
+                                        "it announced {n} bytes of Arrow data and its stdout ended after {got}"
+                                    )),
+                                    Err(e) => Message::Broken(format!("reading its stdout failed: {e}")),
+                                }
+                            }
+                            None => Message::Broken(format!(
+                                "its arrow line has bytes {n}, not a byte count"
+                            )),
+                        }
+                    }
+                    None => Message::Json(v),
+                },
+                Err(_) => Message::Garbage(String::from_utf8_lossy(&line).into_owned()),
+            },
+        };
+        let broken = matches!(msg, Message::Broken(_));
+        if tx.send(Some(msg)).is_err() || broken {
+            return;
+        }
+    }
+    let _ = tx.send(None);
+}
+
+pub(crate) fn describe_exit(s: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => format!(
+            "was killed by signal {sig}{}",
+            if sig == libc::SIGSEGV {
+                " (segmentation fault)"
+            } else {
+                ""
+            }
+        ),
+        _ => "ended".to_string(),
+    }
+}
