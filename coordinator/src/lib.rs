@@ -11,6 +11,7 @@ mod error;
 mod journal;
 mod publish;
 mod report;
+mod schema_merge;
 pub mod sim;
 mod state;
 
