@@ -3,6 +3,7 @@
 
 mod cluster;
 mod explore;
+mod faults_values;
 mod inputs;
 mod local;
 mod mappers;
