@@ -12,6 +12,7 @@ mod journal;
 mod lifecycle;
 mod publish;
 mod report;
+mod schema_merge;
 pub mod sim;
 mod state;
 

@@ -52,6 +52,10 @@ pub struct JobReport {
     pub workers: Vec<WorkerReport>,
     /// GPU utilisation summary, or "no GPU".
     pub gpu: String,
+    /// How the table schema was decided without `--schema`: columns widened to hold every
+    /// chunk's values, chunks run again to be stored with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_notes: Vec<String>,
 }
 
 impl JobReport {
@@ -75,6 +79,9 @@ impl JobReport {
                 "  worker {:>3} {:<16} chunks {:>5} rows {:>9} failures {:>3} busy {:>5.1}%{gpu}{state}\n",
                 w.rank, w.host, w.chunks, w.rows_out, w.failures, w.busy_share * 100.0
             ));
+        }
+        for note in &self.schema_notes {
+            s.push_str(&format!("  schema: {note}\n"));
         }
         s
     }

@@ -139,7 +139,14 @@ pub struct Coordinator {
     chunks: Vec<Chunk>,
     queue: VecDeque<ChunkId>,
     workers: BTreeMap<Rank, Worker>,
+    /// The table schema: the user's, or (without `--schema`) the one unified from every
+    /// chunk's output once all are done; `None` until then.
     schema: Option<String>,
+    /// Without `--schema`: the chunk schemas accepted so far, unified in arrival order, to
+    /// find a conflict early (whether there is one does not depend on the order).
+    schema_probe: Option<flywheel_formats::Schema>,
+    /// What deciding the schema changed, for the report (widened columns, chunks run again).
+    schema_notes: Vec<String>,
     failure: Option<JobFailure>,
     done: usize,
     retries: u64,
@@ -178,14 +185,11 @@ impl Coordinator {
                 errors: Vec::new(),
             })
             .collect();
-        let mut schema = cfg.schema.clone();
+        let schema = cfg.schema.clone();
         let mut n_done = 0;
         for out in done {
             if let Some(c) = chunks.get_mut(out.chunk.0 as usize) {
                 if c.state == ChunkState::Pending {
-                    if schema.is_none() {
-                        schema.clone_from(&out.schema);
-                    }
                     c.attempts = out.attempt.0;
                     c.state = ChunkState::Done(out);
                     n_done += 1;
@@ -198,12 +202,14 @@ impl Coordinator {
             .filter(|(_, c)| c.state == ChunkState::Pending)
             .map(|(i, _)| ChunkId(i as u32))
             .collect();
-        Coordinator {
+        let mut coord = Coordinator {
             cfg,
             chunks,
             queue,
             workers: BTreeMap::new(),
             schema,
+            schema_probe: None,
+            schema_notes: Vec::new(),
             failure: None,
             done: n_done,
             retries: 0,
@@ -213,7 +219,9 @@ impl Coordinator {
             accepted: Vec::new(),
             halted: false,
             last_error: None,
-        }
+        };
+        coord.settle_schema();
+        coord
     }
 
     /// Stops handing out chunks (a checkpoint): running attempts may still finish and count.
@@ -421,7 +429,7 @@ impl Coordinator {
             }
         };
         if let (Some(fixed), Some(got)) = (&self.schema, &out.schema) {
-            if fixed != got {
+            if !crate::schema_merge::same_schema(fixed, got) {
                 let msg = format!("output schema {got} differs from the table's {fixed}");
                 self.on_failed(
                     from,
@@ -432,9 +440,6 @@ impl Coordinator {
                 );
                 return Ok(());
             }
-        }
-        if self.schema.is_none() {
-            self.schema.clone_from(&out.schema);
         }
         let winner = runs
             .iter()
@@ -468,10 +473,85 @@ impl Coordinator {
             }
         }
         let id = out.chunk;
+        let conflict = match (&self.schema, &out.schema) {
+            (None, Some(got)) => crate::schema_merge::probe(&mut self.schema_probe, got),
+            _ => false,
+        };
         self.chunks[idx].state = ChunkState::Done(out);
         self.done += 1;
         self.accepted.push(id);
+        if conflict || self.is_complete() {
+            self.settle_schema();
+        }
         Ok(())
+    }
+
+    /// Without `--schema`, once every chunk is done (or the accepted ones already disagree):
+    /// unifies the chunks' output schemas in chunk order into the table schema, fails the job
+    /// on a conflict, and sends back to the queue each chunk whose file has another schema, to
+    /// be written again with the table's (which its tasks now carry).
+    fn settle_schema(&mut self) {
+        if self.schema.is_some() || self.failure.is_some() {
+            return;
+        }
+        let schemas: Vec<(ChunkId, &str)> = self
+            .chunks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match &c.state {
+                ChunkState::Done(o) => o.schema.as_deref().map(|s| (ChunkId(i as u32), s)),
+                _ => None,
+            })
+            .collect();
+        let unified = match crate::schema_merge::unify_chunks(&schemas) {
+            Ok(u) => u,
+            Err(why) => {
+                self.failure = Some(JobFailure {
+                    message: format!("the chunks' outputs cannot be one table: {why}"),
+                    bad_input: false,
+                });
+                return;
+            }
+        };
+        if !self.is_complete() {
+            return;
+        }
+        let Some(unified) = unified else {
+            return;
+        };
+        let mut again = Vec::new();
+        for (i, c) in self.chunks.iter_mut().enumerate() {
+            if let ChunkState::Done(o) = &c.state {
+                if o.schema
+                    .as_deref()
+                    .is_some_and(|s| !crate::schema_merge::same_schema(s, &unified.schema))
+                {
+                    self.wasted_rows += o.rows_in;
+                    c.state = ChunkState::Pending;
+                    again.push(ChunkId(i as u32));
+                }
+            }
+        }
+        for note in &unified.widened {
+            tracing::warn!("{note}");
+        }
+        self.schema_notes.extend(unified.widened);
+        if !again.is_empty() {
+            let note = format!(
+                "{} chunk(s) run again to store them with the table schema: {}",
+                again.len(),
+                again
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            tracing::warn!("{note}");
+            self.schema_notes.push(note);
+            self.done -= again.len();
+            self.queue.extend(again);
+        }
+        self.schema = Some(unified.schema);
     }
 
     fn on_failed(
@@ -832,6 +912,7 @@ impl Coordinator {
             },
             workers,
             gpu,
+            schema_notes: self.schema_notes.clone(),
         }
     }
 }
@@ -970,13 +1051,13 @@ mod tests {
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].1.chunk, ChunkId(4));
         assert_eq!(
-            last[0].1.schema.as_deref(),
-            Some("s"),
-            "the schema fixed by the first output travels"
+            last[0].1.schema, None,
+            "without --schema, no chunk's output fixes the schema for the others"
         );
         c.on_message(&mut tx, last[0].0, done(&last[0].1), now)
             .unwrap();
         assert!(c.is_complete());
+        assert_eq!(c.schema(), Some("s"), "decided once every chunk is done");
         let files: Vec<_> = c.outputs().iter().map(|o| o.chunk.0).collect();
         assert_eq!(files, vec![0, 1, 2, 3, 4]);
         tx.emptiness_check();
@@ -1341,19 +1422,103 @@ mod tests {
             vec![1, 3]
         );
         assert_eq!(
-            tasks[0].1.schema.as_deref(),
-            Some("s"),
-            "the schema of the earlier run is kept"
+            tasks[0].1.schema, None,
+            "the schema is decided from every chunk, the earlier run's included"
         );
         for (_, t) in &tasks {
             c.on_message(&mut tx, Rank(1), done(t), now).unwrap();
         }
         assert!(c.is_complete());
+        assert_eq!(c.schema(), Some("s"));
         assert_eq!(
             c.take_accepted().len(),
             2,
             "only the new chunks go to the journal"
         );
+    }
+
+    fn schema_json(dsl: &str) -> String {
+        flywheel_formats::schema_to_json(&flywheel_formats::Schema::parse(dsl).unwrap().to_arrow())
+    }
+
+    fn done_with(t: &ChunkTask, schema: &str) -> ToCoordinator {
+        match done(t) {
+            ToCoordinator::Done(o) => ToCoordinator::Done(ChunkOutput {
+                schema: Some(schema.to_string()),
+                ..o
+            }),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Runs three chunks whose outputs have the given schemas, finishing in `order`; returns
+    /// the coordinator and the tasks it issued after the three.
+    fn three_chunks(
+        schemas: [&str; 3],
+        order: [usize; 3],
+    ) -> (Coordinator, Vec<(Rank, ChunkTask)>) {
+        let now = Instant::now();
+        let mut tx = Recorder::default();
+        let cfg = CoordinatorConfig {
+            prefetch: 3,
+            speculate: false,
+            ..CoordinatorConfig::default()
+        };
+        let mut c = Coordinator::new(cfg, slices(3));
+        c.on_message(
+            &mut tx,
+            Rank(1),
+            ToCoordinator::Ready { host: "a".into() },
+            now,
+        )
+        .unwrap();
+        let tasks = tx.take_tasks();
+        assert_eq!(tasks.len(), 3);
+        for i in order {
+            let (r, t) = &tasks[i];
+            c.on_message(&mut tx, *r, done_with(t, schemas[i]), now)
+                .unwrap();
+        }
+        (c, tx.take_tasks())
+    }
+
+    #[test]
+    fn the_inferred_schema_is_unified_in_chunk_order_whatever_finishes_first() {
+        let a = schema_json("x: int?");
+        let b = schema_json("x: int?, y: str?");
+        let want = schema_json("x: int?, y: str?");
+        for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2]] {
+            let (c, again) = three_chunks([&a, &b, &a], order);
+            assert_eq!(c.schema(), Some(want.as_str()), "{order:?}");
+            assert!(c.failure().is_none());
+            // The chunks written without `y` are written again, with the table schema.
+            let ids: Vec<u32> = again.iter().map(|(_, t)| t.chunk.0).collect();
+            assert_eq!(ids, vec![0, 2], "{order:?}");
+            assert!(again
+                .iter()
+                .all(|(_, t)| t.schema.as_deref() == Some(want.as_str())));
+            assert!(!c.is_complete());
+            assert_eq!(
+                c.report(Duration::from_secs(1)).schema_notes,
+                vec!["2 chunk(s) run again to store them with the table schema: chunk 0, chunk 2"]
+            );
+        }
+    }
+
+    #[test]
+    fn conflicting_chunk_schemas_fail_the_job_the_same_whatever_finishes_first() {
+        let a = schema_json("x: int?");
+        let b = schema_json("x: str?");
+        let n = schema_json("z: bool?");
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+            let (c, _) = three_chunks([&a, &n, &b], order);
+            let f = c.failure().expect("the job fails");
+            assert!(
+                f.message.contains("column 'x' has int values (first at chunk 0) and str values (first at chunk 2)"),
+                "{order:?}: {}",
+                f.message
+            );
+        }
     }
 
     #[test]

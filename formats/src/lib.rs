@@ -26,7 +26,7 @@ pub use input::{
 pub use lock::{lock_holder, Lock};
 pub use manifest::{DataFile, Manifest, FORMAT_NAME, FORMAT_VERSION};
 pub use media::{sniff, MediaKind};
-pub use rows::{infer_schema, rows_to_batch, Violation, BYTES_KEY};
+pub use rows::{infer_schema, rows_to_batch, unify, Conflict, Violation, BYTES_KEY, FLOAT_KEY};
 pub use schema::{Field, FieldType, Schema, SchemaParseError, Type, VecElem, TYPE_KEY};
 pub use stats::{batch_stats, merge_stats, ColumnStats};
 pub use table::{crash_point, Table, TableRef, COMMIT_STEPS};

@@ -45,6 +45,9 @@ fn describe(v: &Value) -> String {
         Value::String(s) => format!("string {s:?}"),
         Value::Array(a) => format!("a list of {} items", a.len()),
         Value::Object(o) if o.contains_key(BYTES_KEY) => "bytes".into(),
+        Value::Object(_) if special_float(v).is_some() => {
+            format!("number {}", special_float(v).unwrap_or_default())
+        }
         Value::Object(o) => format!(
             "an object with keys {}",
             o.keys()
@@ -160,7 +163,7 @@ fn check(v: Option<&Value>, ty: &Type, nullable: bool) -> Result<(), (String, St
         Type::Bool => v.is_boolean(),
         Type::Int(b) => int_fits(v, true, *b),
         Type::UInt(b) => int_fits(v, false, *b),
-        Type::Float16 | Type::Float32 | Type::Float64 => v.is_number(),
+        Type::Float16 | Type::Float32 | Type::Float64 => as_float(v).is_some(),
         Type::String => v.is_string(),
         Type::Date => v.as_str().and_then(parse_date).is_some(),
         Type::Timestamp => parse_timestamp(v).is_some(),
@@ -194,7 +197,7 @@ fn check(v: Option<&Value>, ty: &Type, nullable: bool) -> Result<(), (String, St
             Value::Array(a) if a.len() != *n => {
                 return bad(format!("a list of {} numbers", a.len()))
             }
-            Value::Array(a) => a.iter().all(Value::is_number),
+            Value::Array(a) => a.iter().all(|x| as_float(x).is_some()),
             _ => false,
         },
         Type::Tensor(t, dims) => match tensor_values(v, dims) {
@@ -347,13 +350,11 @@ fn build(ty: &Type, values: &[Option<&Value>]) -> ArrayRef {
             .as_u64()
             .map(|x| x as u32)),
         Type::UInt(_) => prim!(UInt64Builder, values, |v: &Value| v.as_u64()),
-        Type::Float16 => prim!(Float16Builder, values, |v: &Value| v
-            .as_f64()
+        Type::Float16 => prim!(Float16Builder, values, |v: &Value| as_float(v)
             .map(half::f16::from_f64)),
-        Type::Float32 => prim!(Float32Builder, values, |v: &Value| v
-            .as_f64()
+        Type::Float32 => prim!(Float32Builder, values, |v: &Value| as_float(v)
             .map(|x| x as f32)),
-        Type::Float64 => prim!(Float64Builder, values, |v: &Value| v.as_f64()),
+        Type::Float64 => prim!(Float64Builder, values, as_float),
         Type::String => prim!(StringBuilder, values, |v: &Value| v
             .as_str()
             .map(str::to_string)),
@@ -439,6 +440,10 @@ fn build(ty: &Type, values: &[Option<&Value>]) -> ArrayRef {
                     build(&f.ty, &vals)
                 })
                 .collect();
+            if fields.is_empty() {
+                // No member to take the length from (a schema's `struct<>`).
+                return Arc::new(StructArray::new_empty_fields(values.len(), nulls(values)));
+            }
             let arrow_fields: Vec<ArrowField> = fields.iter().map(Field::to_arrow).collect();
             match StructArray::try_new(arrow_fields.clone().into(), children.clone(), nulls(values))
             {
@@ -496,89 +501,213 @@ fn build(ty: &Type, values: &[Option<&Value>]) -> ArrayRef {
     }
 }
 
+/// Two values of one column whose types cannot be stored as one type (e.g. int and str).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("column '{column}' has {first} values (first at {first_at}) and {second} values (first at {second_at}); declare its type with --schema, e.g. --schema '{top}: any?' to keep any JSON value")]
+pub struct Conflict {
+    /// The column, with the path inside it (`x.a`, `x[]`) where the types disagree.
+    pub column: String,
+    /// The top-level column.
+    pub top: String,
+    pub first: String,
+    /// Where the first type was seen, in words (`output row 0`, `chunk 3`).
+    pub first_at: String,
+    pub second: String,
+    pub second_at: String,
+}
+
 /// A schema for rows yielded without one: columns in order of first appearance, every column
-/// nullable; numbers that are sometimes fractional are floats; a column whose values disagree
-/// in kind is `any` (stored as JSON text).
-pub fn infer_schema(rows: &[Value]) -> Schema {
+/// nullable. The type of a column is the [`unify`] of its values' types, in row order: numbers
+/// that are sometimes fractional are floats, struct members are the union of the members seen,
+/// and a column whose values are only nulls, empty lists' items or empty objects is `any`
+/// (JSON text). Values of kinds that cannot be one type (int and str) are a [`Conflict`]: the
+/// same rule [`unify`] applies across chunks, so where a value falls does not change the result.
+pub fn infer_schema(rows: &[Value]) -> Result<Schema, Conflict> {
     let mut fields: Vec<Field> = Vec::new();
-    let mut unknown: Vec<bool> = Vec::new();
-    for row in rows {
+    // Row of the first value of a known type, per column.
+    let mut first_row: Vec<Option<usize>> = Vec::new();
+    for (r, row) in rows.iter().enumerate() {
         let Some(obj) = row.as_object() else { continue };
         for (k, v) in obj {
-            let t = infer_value(v);
-            match fields.iter().position(|f| &f.name == k) {
-                Some(i) => {
-                    if let Some(t) = t {
-                        fields[i].ty = if unknown[i] {
-                            t
-                        } else {
-                            merge(&fields[i].ty, &t)
-                        };
-                        unknown[i] = false;
-                    }
-                }
+            let t = infer_value(v).map_err(|(path, a, b)| Conflict {
+                column: format!("{k}{path}"),
+                top: k.clone(),
+                first: a,
+                first_at: format!("output row {r}"),
+                second: b,
+                second_at: format!("output row {r}"),
+            })?;
+            let i = match fields.iter().position(|f| &f.name == k) {
+                Some(i) => i,
                 None => {
-                    unknown.push(t.is_none());
                     fields.push(Field {
                         name: k.clone(),
-                        ty: t.unwrap_or(Type::Any),
+                        ty: Type::Any,
                         nullable: true,
                     });
+                    first_row.push(None);
+                    fields.len() - 1
                 }
+            };
+            fields[i].ty = unify_types(&fields[i].ty, &t).map_err(|(path, a, b)| Conflict {
+                column: format!("{k}{path}"),
+                top: k.clone(),
+                first: a,
+                first_at: format!("output row {}", first_row[i].unwrap_or(r)),
+                second: b,
+                second_at: format!("output row {r}"),
+            })?;
+            if first_row[i].is_none() && t != Type::Any {
+                first_row[i] = Some(r);
             }
         }
     }
-    Schema { fields }
+    Ok(Schema { fields })
 }
 
-fn infer_value(v: &Value) -> Option<Type> {
-    Some(match v {
-        Value::Null => return None,
+/// The type of one value; `any` stands for "not known yet" (null, `{}`, the items of `[]`).
+fn infer_value(v: &Value) -> Result<Type, (String, String, String)> {
+    Ok(match v {
+        Value::Null => Type::Any,
         Value::Bool(_) => Type::Bool,
         Value::Number(n) if n.is_i64() || n.is_u64() => Type::Int(64),
         Value::Number(_) => Type::Float64,
         Value::String(_) => Type::String,
         Value::Object(o) if o.len() == 1 && o.contains_key(BYTES_KEY) => Type::Bytes,
+        Value::Object(_) if special_float(v).is_some() => Type::Float64,
         Value::Array(items) => {
-            let mut t: Option<Type> = None;
+            let mut t = Type::Any;
             for i in items {
-                if let Some(it) = infer_value(i) {
-                    t = Some(match t {
-                        None => it,
-                        Some(prev) => merge(&prev, &it),
-                    });
-                }
+                let it = infer_value(i).map_err(|(p, a, b)| (format!("[]{p}"), a, b))?;
+                t = unify_types(&t, &it).map_err(|(p, a, b)| (format!("[]{p}"), a, b))?;
             }
-            Type::List(Box::new(FieldType {
-                ty: t.unwrap_or(Type::Any),
-                nullable: true,
-            }))
+            list_of(t)
         }
-        Value::Object(_) => Type::Struct(infer_schema(std::slice::from_ref(v)).fields),
+        // An empty object has no member to give it a type: like null, it is not known yet
+        // (an Arrow struct needs at least one member).
+        Value::Object(o) if o.is_empty() => Type::Any,
+        Value::Object(o) => {
+            let mut members: Vec<Field> = Vec::new();
+            for (k, x) in o {
+                let t = infer_value(x).map_err(|(p, a, b)| (format!(".{k}{p}"), a, b))?;
+                members.push(Field {
+                    name: k.clone(),
+                    ty: t,
+                    nullable: true,
+                });
+            }
+            Type::Struct(members)
+        }
     })
 }
 
-fn merge(a: &Type, b: &Type) -> Type {
-    match (a, b) {
+fn list_of(t: Type) -> Type {
+    Type::List(Box::new(FieldType {
+        ty: t,
+        nullable: true,
+    }))
+}
+
+/// The one type that holds values of both inferred types, or the path (`.a`, `[]`) and the two
+/// types that disagree. Commutative and associative (up to the order of struct members, which
+/// is the order of first appearance); `any` means "not known yet" and gives way to the other.
+fn unify_types(a: &Type, b: &Type) -> Result<Type, (String, String, String)> {
+    Ok(match (a, b) {
         _ if a == b => a.clone(),
+        (Type::Any, x) | (x, Type::Any) => x.clone(),
         (Type::Int(_), Type::Float64) | (Type::Float64, Type::Int(_)) => Type::Float64,
-        (Type::List(x), Type::List(y)) => Type::List(Box::new(FieldType {
-            ty: merge(&x.ty, &y.ty),
-            nullable: true,
-        })),
+        (Type::List(x), Type::List(y)) => {
+            list_of(unify_types(&x.ty, &y.ty).map_err(|(p, a, b)| (format!("[]{p}"), a, b))?)
+        }
         (Type::Struct(x), Type::Struct(y)) => {
             let mut fields = x.clone();
             for f in y {
                 match fields.iter_mut().find(|g| g.name == f.name) {
-                    Some(g) => g.ty = merge(&g.ty, &f.ty),
-                    None => fields.push(f.clone()),
+                    Some(g) => {
+                        g.ty = unify_types(&g.ty, &f.ty)
+                            .map_err(|(p, a, b)| (format!(".{}{p}", f.name), a, b))?;
+                        g.nullable |= f.nullable;
+                    }
+                    None => fields.push(Field {
+                        nullable: true,
+                        ..f.clone()
+                    }),
+                }
+            }
+            // A member missing on one side is null there.
+            for g in fields.iter_mut() {
+                if !y.iter().any(|f| f.name == g.name) {
+                    g.nullable = true;
                 }
             }
             Type::Struct(fields)
         }
-        (Type::Any, _) | (_, Type::Any) => Type::Any,
-        _ => Type::Any,
+        _ => return Err((String::new(), kind(a), kind(b))),
+    })
+}
+
+/// A type in a few words, for conflicts.
+fn kind(t: &Type) -> String {
+    match t {
+        Type::Struct(_) => "object".into(),
+        Type::List(_) => "list".into(),
+        other => other.to_string(),
     }
+}
+
+/// The schema that holds the rows of two inferred schemas (columns of `a`, then the new ones
+/// of `b`; a column missing on one side becomes nullable), or the column whose types disagree. `a_at` and `b_at` say
+/// where each schema came from (`chunk 3`), for the error.
+pub fn unify(a: &Schema, b: &Schema, a_at: &str, b_at: &str) -> Result<Schema, Conflict> {
+    let mut fields = a.fields.clone();
+    for f in &b.fields {
+        match fields.iter_mut().find(|g| g.name == f.name) {
+            Some(g) => {
+                g.ty = unify_types(&g.ty, &f.ty).map_err(|(path, x, y)| Conflict {
+                    column: format!("{}{path}", f.name),
+                    top: f.name.clone(),
+                    first: x,
+                    first_at: a_at.to_string(),
+                    second: y,
+                    second_at: b_at.to_string(),
+                })?;
+                g.nullable |= f.nullable;
+            }
+            None => fields.push(Field {
+                nullable: true,
+                ..f.clone()
+            }),
+        }
+    }
+    // A column missing on one side is null there.
+    for g in fields.iter_mut() {
+        if b.field(&g.name).is_none() {
+            g.nullable = true;
+        }
+    }
+    Ok(Schema { fields })
+}
+
+/// NaN and the infinities, which JSON cannot write as numbers, travel as
+/// `{"__float__": "nan" | "inf" | "-inf"}` (Python's runner writes them so).
+pub const FLOAT_KEY: &str = "__float__";
+
+fn special_float(v: &Value) -> Option<f64> {
+    let o = v.as_object()?;
+    if o.len() != 1 {
+        return None;
+    }
+    match o.get(FLOAT_KEY)?.as_str()? {
+        "nan" | "NaN" => Some(f64::NAN),
+        "inf" | "Infinity" => Some(f64::INFINITY),
+        "-inf" | "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+/// A float value: a JSON number or a NaN/infinity marker.
+fn as_float(v: &Value) -> Option<f64> {
+    v.as_f64().or_else(|| special_float(v))
 }
 
 #[cfg(test)]
@@ -657,11 +786,116 @@ mod tests {
             json!({"b": 1, "a": "x", "n": null}),
             json!({"b": 2.5, "c": [1, 2], "n": {"k": true}, "raw": b64(b"1")}),
         ];
-        let s = infer_schema(&rows);
+        let s = infer_schema(&rows).unwrap();
         assert_eq!(
             s.to_string(),
             "b: float? | a: str? | n: struct<k: bool?>? | c: list<int?>? | raw: bytes?"
         );
         rows_to_batch(&rows, &s).unwrap();
+    }
+
+    #[test]
+    fn empty_objects_lists_and_nulls_are_not_known_yet() {
+        // Alone, an empty object is `any` (kept as the JSON text "{}"), never a struct without
+        // members (which Arrow cannot build).
+        let rows = vec![json!({"v": {}, "l": [], "n": null})];
+        let s = infer_schema(&rows).unwrap();
+        assert_eq!(s.to_string(), "v: any? | l: list<any?>? | n: any?");
+        let batch = rows_to_batch(&rows, &s).unwrap();
+        let v = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        assert_eq!(v.value(0), "{}");
+        // With values of a type, in either order, they give way to it.
+        for rows in [
+            vec![json!({"v": {}, "l": []}), json!({"v": {"a": 1}, "l": [2]})],
+            vec![json!({"v": {"a": 1}, "l": [2]}), json!({"v": {}, "l": []})],
+        ] {
+            let s = infer_schema(&rows).unwrap();
+            assert_eq!(s.to_string(), "v: struct<a: int?>? | l: list<int?>?");
+            rows_to_batch(&rows, &s).unwrap();
+        }
+        // A schema's struct without members builds too (no panic).
+        let empty = Schema {
+            fields: vec![Field {
+                name: "v".into(),
+                ty: Type::Struct(Vec::new()),
+                nullable: true,
+            }],
+        };
+        assert_eq!(
+            rows_to_batch(&[json!({"v": {}})], &empty)
+                .unwrap()
+                .num_rows(),
+            1
+        );
+    }
+
+    #[test]
+    fn values_that_disagree_are_a_conflict_naming_column_types_and_rows() {
+        let rows = vec![json!({"x": 1}), json!({"x": null}), json!({"x": "a"})];
+        let e = infer_schema(&rows).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "column 'x' has int values (first at output row 0) and str values (first at output row 2); declare its type with --schema, e.g. --schema 'x: any?' to keep any JSON value"
+        );
+        let e = infer_schema(&[json!({"x": {"a": [1]}}), json!({"x": {"a": [true]}})]).unwrap_err();
+        assert_eq!(
+            (e.column.as_str(), e.first.as_str(), e.second.as_str()),
+            ("x.a[]", "int", "bool")
+        );
+        assert!(infer_schema(&[json!({"x": [1, "a"]})]).is_err());
+    }
+
+    #[test]
+    fn unify_across_schemas_is_the_rule_inside_one() {
+        let a = infer_schema(&[json!({"x": 1, "s": {"p": null}})]).unwrap();
+        let b = infer_schema(&[json!({"y": "t", "x": 2.5, "s": {"q": true, "p": 3}})]).unwrap();
+        let ab = unify(&a, &b, "chunk 0", "chunk 1").unwrap();
+        let ba = unify(&b, &a, "chunk 1", "chunk 0").unwrap();
+        assert_eq!(
+            ab.to_string(),
+            "x: float? | s: struct<p: int?, q: bool?>? | y: str?"
+        );
+        assert_eq!(
+            ba.to_string(),
+            "y: str? | x: float? | s: struct<q: bool?, p: int?>?"
+        );
+        let both = infer_schema(&[
+            json!({"x": 1, "s": {"p": null}}),
+            json!({"y": "t", "x": 2.5, "s": {"q": true, "p": 3}}),
+        ])
+        .unwrap();
+        assert_eq!(both, ab);
+        let c = infer_schema(&[json!({"x": "a"})]).unwrap();
+        let e = unify(&ab, &c, "chunk 0", "chunk 2").unwrap_err();
+        assert_eq!(
+            (e.first_at.as_str(), e.second_at.as_str()),
+            ("chunk 0", "chunk 2")
+        );
+        assert!(e.to_string().contains("column 'x' has float values"));
+    }
+
+    #[test]
+    fn nan_and_infinities_travel_as_markers() {
+        let rows = vec![
+            json!({"f": 1.5}),
+            json!({"f": {FLOAT_KEY: "nan"}}),
+            json!({"f": {FLOAT_KEY: "-inf"}}),
+        ];
+        let s = infer_schema(&rows).unwrap();
+        assert_eq!(s.to_string(), "f: float?");
+        let batch = rows_to_batch(&rows, &s).unwrap();
+        let f = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Float64Array>()
+            .unwrap();
+        assert!(f.value(1).is_nan());
+        assert_eq!(f.value(2), f64::NEG_INFINITY);
+        let v = violation("f: int", json!({"f": {FLOAT_KEY: "inf"}}));
+        assert_eq!(v.got, "number inf");
     }
 }

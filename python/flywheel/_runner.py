@@ -34,11 +34,35 @@ CHECKED_TYPES = ("image", "audio", "video", "json", "any")
 
 
 def _send(out, obj):
-    out.write(json.dumps(obj, default=_json_default, ensure_ascii=False, allow_nan=False))
+    try:
+        text = json.dumps(obj, default=_json_default, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN or an infinity, which JSON has no number for
+        text = json.dumps(_finite(obj), default=_json_default, ensure_ascii=False, allow_nan=False)
+    out.write(text)
     out.write("\n")
 
 
 BYTES_KEY = "__bytes__"
+# NaN and the infinities travel as {"__float__": "nan" | "inf" | "-inf"}; flywheel stores them as
+# the float values, as the Arrow path does.
+FLOAT_KEY = "__float__"
+
+
+def _finite(value):
+    """value with every NaN and infinity replaced by its marker (numpy values included)."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float):
+        if value != value:
+            return {FLOAT_KEY: "nan"}
+        if value in (float("inf"), float("-inf")):
+            return {FLOAT_KEY: "inf" if value > 0 else "-inf"}
+        return value
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _json_default(value):
@@ -157,7 +181,8 @@ def _plain(t):
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
         return _plain(t.value_type)
     if pa.types.is_struct(t):
-        return all(_plain(t.field(i).type) for i in range(t.num_fields))
+        # An empty struct (from {}) has no Arrow storage: flywheel decides its type from JSON.
+        return t.num_fields > 0 and all(_plain(t.field(i).type) for i in range(t.num_fields))
     return True
 
 

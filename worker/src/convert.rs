@@ -39,7 +39,12 @@ fn target_schema(
                 ChunkError::new(FailureKind::InvalidOutput, format!("the table schema {json} has a column type that mapper output cannot be checked against"))
             })
         }
-        None => Ok(infer_schema(rows)),
+        None => infer_schema(rows).map_err(|e| {
+            ChunkError::new(
+                FailureKind::InvalidOutput,
+                format!("in {}: {e}", task.chunk),
+            )
+        }),
     }
 }
 
@@ -95,18 +100,45 @@ pub fn rows_to_output(
     }
 }
 
-/// Casts batches (e.g. a builtin mapper's) to the table's fixed schema, column by name.
+/// Casts batches (e.g. a builtin mapper's) to the table's fixed schema, column by name. A value
+/// the cast cannot keep (300 in an `int8` column, "abc" in an `int` one, 2.5 in an `int` one, a
+/// null in a column that is not nullable) is an error naming the chunk's output row, the
+/// column, the value and the type; it never becomes a null.
 pub fn conform(
     batches: Vec<RecordBatch>,
     schema_json: &str,
+    task: &ChunkTask,
+) -> Result<Vec<RecordBatch>, ChunkError> {
+    conform_rows(batches, schema_json, &|r| {
+        format!("output row {r} (of {})", task.chunk)
+    })
+}
+
+/// [`conform`], with the words for output row `r` of the chunk.
+fn conform_rows(
+    batches: Vec<RecordBatch>,
+    schema_json: &str,
+    row: &dyn Fn(usize) -> String,
 ) -> Result<Vec<RecordBatch>, ChunkError> {
     let target = Arc::new(schema_from_json(schema_json)?);
     let invalid = |why: String| ChunkError::new(FailureKind::InvalidOutput, why);
+    let mut offset = 0usize;
     batches
         .into_iter()
         .map(|b| {
-            if b.schema().fields() == target.fields() {
-                return Ok(b);
+            let first_row = offset;
+            offset += b.num_rows();
+            if let Some(extra) = b
+                .schema()
+                .fields()
+                .iter()
+                .find(|f| target.field_with_name(f.name()).is_err())
+            {
+                return Err(invalid(format!(
+                    "output column '{}' is not in the table schema {}",
+                    extra.name(),
+                    schema_to_json(&target)
+                )));
             }
             let columns = target
                 .fields()
@@ -119,30 +151,118 @@ pub fn conform(
                             schema_to_json(&target)
                         ))
                     })?;
-                    arrow::compute::cast(col, f.data_type()).map_err(|e| {
-                        invalid(format!(
-                            "column '{}' cannot be stored as {}: {e}",
-                            f.name(),
-                            f.data_type()
-                        ))
-                    })
+                    let out = cast_checked(col, f)
+                        .map_err(|bad| invalid(bad.describe(f, &|r| row(first_row + r))))?;
+                    if !f.is_nullable() {
+                        if let Some(r) = (0..out.len()).find(|i| out.is_null(*i)) {
+                            return Err(invalid(format!(
+                                "{}, column '{}': expected {}, got null (the column is not nullable; make it nullable with '?')",
+                                row(first_row + r),
+                                f.name(),
+                                type_name(f)
+                            )));
+                        }
+                    }
+                    Ok(out)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            if let Some(extra) = b
-                .schema()
-                .fields()
-                .iter()
-                .find(|f| target.field_with_name(f.name()).is_err())
-            {
-                return Err(invalid(format!(
-                    "output column '{}' is not in the table schema",
-                    extra.name()
-                )));
-            }
-            RecordBatch::try_new(Arc::clone(&target), columns)
+            let options = arrow::record_batch::RecordBatchOptions::new()
+                .with_row_count(Some(b.num_rows()));
+            RecordBatch::try_new_with_options(Arc::clone(&target), columns, &options)
                 .map_err(|e| invalid(format!("output does not fit the table schema: {e}")))
         })
         .collect()
+}
+
+/// The flywheel type of a column, in the schema language (Arrow's name where it has none).
+fn type_name(f: &Field) -> String {
+    flywheel_formats::Field::from_arrow(f)
+        .map(|x| x.ty.to_string())
+        .unwrap_or_else(|| f.data_type().to_string())
+}
+
+/// Why a column could not be cast.
+enum BadCast {
+    /// Arrow has no cast between the two types.
+    Unsupported(DataType, String),
+    /// The value at this row does not fit.
+    Value { row: usize, value: String },
+}
+
+impl BadCast {
+    fn describe(&self, f: &Field, row: &dyn Fn(usize) -> String) -> String {
+        match self {
+            BadCast::Unsupported(from, e) => format!(
+                "column '{}' of type {from} cannot be stored as {}: {e}",
+                f.name(),
+                type_name(f)
+            ),
+            BadCast::Value { row: r, value } => format!(
+                "{}, column '{}': value {value} does not fit the column's type {} (declare a wider type with --schema)",
+                row(*r),
+                f.name(),
+                type_name(f)
+            ),
+        }
+    }
+}
+
+/// Nulls in an array and in everything nested inside it.
+fn deep_nulls(a: &dyn Array) -> usize {
+    let own = a.logical_null_count();
+    let data = a.to_data();
+    own + data
+        .child_data()
+        .iter()
+        .map(|c| deep_nulls(arrow::array::make_array(c.clone()).as_ref()))
+        .sum::<usize>()
+}
+
+fn is_integer(t: &DataType) -> bool {
+    t.is_integer()
+}
+
+/// Arrow's cast with its default (safe) options turns a value that does not fit into a null;
+/// this one finds such a value and names it. A float cast to an integer must also keep its
+/// value (2.5 does not fit an `int`).
+fn cast_checked(col: &ArrayRef, f: &Field) -> Result<ArrayRef, BadCast> {
+    if col.data_type() == f.data_type() {
+        return Ok(Arc::clone(col));
+    }
+    let out = arrow::compute::cast(col, f.data_type())
+        .map_err(|e| BadCast::Unsupported(col.data_type().clone(), e.to_string()))?;
+    let lossy_float = col.data_type().is_floating() && is_integer(f.data_type());
+    let changed = |r: usize| -> bool {
+        let (a, b) = (col.slice(r, 1), out.slice(r, 1));
+        if deep_nulls(a.as_ref()) != deep_nulls(b.as_ref()) {
+            return true;
+        }
+        if lossy_float && b.is_valid(0) {
+            return arrow::compute::cast(&b, col.data_type())
+                .ok()
+                .and_then(|back| arrow::compute::kernels::cmp::eq(&back, &a).ok())
+                .is_none_or(|eq| !eq.value(0));
+        }
+        false
+    };
+    let suspicious = lossy_float || deep_nulls(col.as_ref()) != deep_nulls(out.as_ref());
+    if !suspicious {
+        return Ok(out);
+    }
+    match (0..col.len()).find(|r| changed(*r)) {
+        None => Ok(out),
+        Some(row) => {
+            let options = arrow::util::display::FormatOptions::default().with_null("null");
+            let value = arrow::util::display::ArrayFormatter::try_new(col.as_ref(), &options)
+                .map(|fmt| fmt.value(row).to_string())
+                .unwrap_or_else(|_| "?".into());
+            let value = match col.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => format!("{value:?}"),
+                _ => value,
+            };
+            Err(BadCast::Value { row, value })
+        }
+    }
 }
 
 fn to_base64<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> ArrayRef {
@@ -348,6 +468,8 @@ pub fn arrow_to_output(
         }
     }
     let mut skipped = Vec::new();
+    // The input row of each output row left.
+    let mut kept: Vec<u64> = sources.clone();
     if let Some((row, column)) = bad_rows.iter().min().cloned() {
         let what = format!(
             "output row {row} (from input {}), column '{column}': expected {}, got null (the column is not nullable; make it nullable with '?')",
@@ -374,10 +496,19 @@ pub fn arrow_to_output(
                 }
             }
         }
+        kept = sources
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(s, _)| *s)
+            .collect();
         batch =
             arrow::compute::filter_record_batch(&batch, &arrow::array::BooleanArray::from(keep))
                 .map_err(|e| invalid(e.to_string()))?;
     }
-    let out = conform(vec![batch], &target)?;
+    let out = conform_rows(vec![batch], &target, &|r| match kept.get(r) {
+        Some(s) => format!("output row {r} (from input {})", input_row(task, *s)),
+        None => format!("output row {r}"),
+    })?;
     Ok((out, skipped))
 }

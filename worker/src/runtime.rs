@@ -357,7 +357,7 @@ fn run_chunk(
         mapper.map_chunk(task, cfg.rank, input)?
     };
     let batches = match &task.schema {
-        Some(schema) => crate::convert::conform(batches, schema)?,
+        Some(schema) => crate::convert::conform(batches, schema, task)?,
         None => batches,
     };
     let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();

@@ -5,6 +5,7 @@ mod cluster;
 mod exactly_once;
 mod explore;
 mod faults_cli;
+mod faults_values;
 mod faults_worker;
 mod inputs;
 mod local;

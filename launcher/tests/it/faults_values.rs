@@ -1,0 +1,379 @@
+//! Issue 15, values and schemas: what a mapper yields is stored exactly, or the job fails naming
+//! the row, column and value; whichever mapper path carries it (builtin, JSON lines, Arrow
+//! IPC), whatever finishes first and whatever `--chunk-rows` is.
+
+use crate::support::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Longest a `flywheel map` here may run: a hang is a failure, not a stuck test.
+const DEADLINE_S: &str = "180";
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// `flywheel map` under a deadline, with `--python PY` when given.
+fn map(input: &Path, output: &Path, mapper: &str, python: Option<&Path>, extra: &[&str]) -> Output {
+    let mut c = Command::new("timeout");
+    c.args(["-k", "10", DEADLINE_S])
+        .arg(env!("CARGO_BIN_EXE_flywheel"))
+        .current_dir(root())
+        .args(["map", "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .args(["--mapper", mapper])
+        .args(extra);
+    if !extra.contains(&"--workers") {
+        c.args(["--workers", "2"]);
+    }
+    if let Some(py) = python {
+        c.arg("--python").arg(py);
+    }
+    let o = run(&mut c);
+    assert_ne!(
+        o.status.code(),
+        Some(124),
+        "flywheel map ran past {DEADLINE_S}s (hung)"
+    );
+    o
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The table read file by file with pyarrow (see read_files.py).
+fn read_files(py: &Path, table: &Path) -> Value {
+    let out = Command::new(py)
+        .arg(root().join("launcher/tests/it/read_files.py"))
+        .arg(table)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "read_files.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("read_files.py prints JSON")
+}
+
+/// The two mapper paths: the --python that has pyarrow (Arrow IPC) and one that has not
+/// (JSON lines). `None` where this machine lacks one (skipped, or failed under CI).
+fn pythons() -> Option<(PathBuf, PathBuf)> {
+    let arrow = pyarrow_python();
+    let plain = ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| {
+            Command::new(p)
+                .args(["-I", "-c", "import json"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+                && !Command::new(p)
+                    .args(["-I", "-c", "import pyarrow"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+        });
+    if !available(arrow.is_some(), "a Python with pyarrow")
+        || !available(plain.is_some(), "a Python without pyarrow")
+    {
+        return None;
+    }
+    Some((arrow?, plain?))
+}
+
+/// An input of `n` rows with an int64 column `id` = 0..n.
+fn ids(py: &Path, dir: &Path, n: u64) -> PathBuf {
+    let p = dir.join("ids.parquet");
+    ids_parquet(py, &p, 0, n);
+    p
+}
+
+#[test]
+fn an_empty_object_is_stored_as_json_on_both_mapper_paths() {
+    let Some((arrow, plain)) = pythons() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = ids(&arrow, dir.path(), 40);
+    let m = write(
+        dir.path(),
+        "m.py",
+        "def empty(row):\n    yield {\"id\": row[\"id\"], \"v\": {}}\n\n\
+         def mixed(row):\n    # chunk 0 only empty objects, later chunks a member\n    \
+         yield {\"id\": row[\"id\"], \"v\": {} if row[\"id\"] < 10 else {\"a\": row[\"id\"]}}\n",
+    );
+    for (k, py) in [&arrow, &plain].into_iter().enumerate() {
+        let out = dir.path().join(format!("empty-{k}"));
+        let o = map(
+            &input,
+            &out,
+            &format!("{}:empty", m.display()),
+            Some(py),
+            &["--chunk-rows", "10"],
+        );
+        assert!(o.status.success(), "{}: {}", py.display(), stderr(&o));
+        let t = read_files(&arrow, &out);
+        assert_eq!(t["files_agree"], true);
+        assert_eq!(t["names"], json!(["id", "v"]));
+        for (i, r) in t["rows"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(r, &json!({"id": i, "v": "{}"}), "{}", py.display());
+        }
+        // Where other rows give the object a member, the empty ones have it null.
+        let out = dir.path().join(format!("mixed-{k}"));
+        let o = map(
+            &input,
+            &out,
+            &format!("{}:mixed", m.display()),
+            Some(py),
+            &["--chunk-rows", "10"],
+        );
+        assert!(o.status.success(), "{}: {}", py.display(), stderr(&o));
+        let t = read_files(&arrow, &out);
+        assert_eq!(t["files_agree"], true, "{t}");
+        let rows = t["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 40);
+        for (i, r) in rows.iter().enumerate() {
+            let a = if i < 10 { json!(null) } else { json!(i) };
+            assert_eq!(r, &json!({"id": i, "v": {"a": a}}), "{}", py.display());
+        }
+    }
+}
+
+#[test]
+fn a_value_that_does_not_fit_its_column_is_an_error_on_every_mapper_path() {
+    let Some((arrow, plain)) = pythons() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    let code = format!(
+        "import pyarrow as pa, pyarrow.parquet as pq; pq.write_table(pa.table({{'id': pa.array(range(200), pa.int64()), 'text': [f't{{i}}' for i in range(200)]}}), {:?})",
+        input.display().to_string()
+    );
+    assert!(run(Command::new(&arrow).args(["-c", &code]))
+        .status
+        .success());
+    // builtin: ids above 127 do not fit int8 (they used to become NULL, with exit 0).
+    let o = map(
+        &input,
+        &dir.path().join("b1"),
+        "builtin:identity",
+        None,
+        &["--workers", "1", "--schema", "id: int8?, text: str?"],
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("output row 128 (of chunk 0), column 'id': value 128 does not fit the column's type int8"),
+        "{e}"
+    );
+    assert!(!has_version(&dir.path().join("b1")));
+    // ... and text is not an int (every text used to become NULL).
+    let o = map(
+        &input,
+        &dir.path().join("b2"),
+        "builtin:identity",
+        None,
+        &["--workers", "1", "--schema", "id: int?, text: int?"],
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("output row 0 (of chunk 0), column 'text': value \"t0\" does not fit the column's type int"),
+        "{e}"
+    );
+    // Python, on the Arrow path and on the JSON path: the same rows fail the same way.
+    let m = write(
+        dir.path(),
+        "m.py",
+        "def f(row):\n    yield {\"id\": row[\"id\"] * 2}\n",
+    );
+    for (k, py) in [&arrow, &plain].into_iter().enumerate() {
+        let out = dir.path().join(format!("p{k}"));
+        let o = map(
+            &input,
+            &out,
+            &format!("{}:f", m.display()),
+            Some(py),
+            &["--workers", "1", "--schema", "id: int8?"],
+        );
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{}: {e}", py.display());
+        assert!(
+            e.contains("output row 64 (from input row 64 of")
+                && e.contains("column 'id': expected int8?, got number 128"),
+            "{}: {e}",
+            py.display()
+        );
+        assert!(!has_version(&out));
+    }
+}
+
+#[test]
+fn the_inferred_schema_does_not_depend_on_scheduling_or_chunk_rows() {
+    let Some((arrow, plain)) = pythons() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = ids(&arrow, dir.path(), 60);
+    let m = write(
+        dir.path(),
+        "m.py",
+        r#"
+import time
+
+def later_key(row):
+    # A key only the last chunks have; they are slow, so the first chunk finishes first.
+    out = {"id": row["id"]}
+    if row["id"] >= 40:
+        time.sleep(0.01)
+        out["extra"] = f"x{row['id']}"
+    yield out
+
+def widen(row):
+    yield {"id": row["id"], "v": row["id"] if row["id"] < 30 else row["id"] + 0.5}
+
+def flip(row):
+    yield {"id": row["id"], "v": row["id"] if row["id"] < 30 else str(row["id"])}
+"#,
+    );
+    let spec = |f: &str| format!("{}:{f}", m.display());
+    for (k, py) in [&arrow, &plain].into_iter().enumerate() {
+        // A key that first appears in a later chunk: always a column, null before.
+        let mut tables = Vec::new();
+        for rows in ["10", "1000"] {
+            let out = dir.path().join(format!("later-{k}-{rows}"));
+            let o = map(
+                &input,
+                &out,
+                &spec("later_key"),
+                Some(py),
+                &["--chunk-rows", rows],
+            );
+            assert!(o.status.success(), "{}: {}", py.display(), stderr(&o));
+            let t = read_files(&arrow, &out);
+            assert_eq!(t["files_agree"], true, "{t}");
+            assert_eq!(t["names"], json!(["id", "extra"]));
+            let rows_read = t["rows"].as_array().unwrap();
+            assert_eq!(rows_read.len(), 60);
+            assert_eq!(rows_read[0], json!({"id": 0, "extra": null}));
+            assert_eq!(rows_read[59], json!({"id": 59, "extra": "x59"}));
+            if rows == "10" {
+                assert!(
+                    stderr(&o).contains("run again to store them with the table schema"),
+                    "{}",
+                    stderr(&o)
+                );
+            }
+            tables.push((t["names"].clone(), t["types"].clone(), t["rows"].clone()));
+        }
+        assert_eq!(tables[0], tables[1], "--chunk-rows changed the table");
+        // int, then float: float, the widening named in the report.
+        let mut tables = Vec::new();
+        for rows in ["10", "1000"] {
+            let out = dir.path().join(format!("widen-{k}-{rows}"));
+            let o = map(
+                &input,
+                &out,
+                &spec("widen"),
+                Some(py),
+                &["--chunk-rows", rows],
+            );
+            assert!(o.status.success(), "{}: {}", py.display(), stderr(&o));
+            let t = read_files(&arrow, &out);
+            assert_eq!(t["files_agree"], true, "{t}");
+            assert_eq!(t["types"], json!(["int64", "double"]));
+            if rows == "10" {
+                assert!(
+                    stderr(&o).contains("column 'v' was widened to float? (chunk 0 had int"),
+                    "{}",
+                    stderr(&o)
+                );
+            }
+            tables.push((t["names"].clone(), t["types"].clone(), t["rows"].clone()));
+        }
+        assert_eq!(tables[0], tables[1], "--chunk-rows changed the table");
+        // int, then str: the same error inside one chunk and across chunks.
+        for rows in ["10", "1000"] {
+            let out = dir.path().join(format!("flip-{k}-{rows}"));
+            let o = map(
+                &input,
+                &out,
+                &spec("flip"),
+                Some(py),
+                &["--chunk-rows", rows],
+            );
+            let e = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{}: {e}", py.display());
+            assert!(
+                e.contains("column 'v' has int values (first at ")
+                    && e.contains("and str values (first at ")
+                    && e.contains("declare its type with --schema"),
+                "{}: {e}",
+                py.display()
+            );
+            assert!(!has_version(&out));
+        }
+    }
+}
+
+#[test]
+fn nan_and_infinities_are_stored_whatever_python_runs_the_mapper() {
+    let Some((arrow, plain)) = pythons() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = ids(&arrow, dir.path(), 8);
+    let m = write(
+        dir.path(),
+        "m.py",
+        "VALUES = [float('nan'), float('inf'), float('-inf'), 1.5]\n\n\
+         def f(row):\n    yield {\"id\": row[\"id\"], \"f\": VALUES[row[\"id\"] % 4], \"l\": [VALUES[row[\"id\"] % 4]]}\n",
+    );
+    let mut tables = Vec::new();
+    for (k, py) in [&arrow, &plain].into_iter().enumerate() {
+        for schema in [None, Some("id: int, f: float32?, l: list<float>")] {
+            let out = dir.path().join(format!("nan-{k}-{}", schema.is_some()));
+            let mut extra = vec!["--chunk-rows", "4"];
+            if let Some(s) = schema {
+                extra.extend(["--schema", s]);
+            }
+            let o = map(
+                &input,
+                &out,
+                &format!("{}:f", m.display()),
+                Some(py),
+                &extra,
+            );
+            assert!(o.status.success(), "{}: {}", py.display(), stderr(&o));
+            let t = read_files(&arrow, &out);
+            let fs: Vec<&Value> = t["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| &r["f"])
+                .collect();
+            assert_eq!(
+                fs,
+                [json!("nan"), json!("inf"), json!("-inf"), json!(1.5)]
+                    .iter()
+                    .cycle()
+                    .take(8)
+                    .collect::<Vec<_>>(),
+                "{}",
+                py.display()
+            );
+            assert_eq!(t["rows"][2]["l"], json!(["-inf"]));
+            tables.push((t["names"].clone(), t["types"].clone(), t["rows"].clone()));
+        }
+    }
+    // Same rows, same table, on both paths.
+    assert_eq!(tables[0], tables[2]);
+    assert_eq!(tables[1], tables[3]);
+}
