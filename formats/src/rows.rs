@@ -522,20 +522,22 @@ pub struct Conflict {
 /// and a column whose values are only nulls, empty lists' items or empty objects is `any`
 /// (JSON text). Values of kinds that cannot be one type (int and str) are a [`Conflict`]: the
 /// same rule [`unify`] applies across chunks, so where a value falls does not change the result.
-pub fn infer_schema(rows: &[Value]) -> Result<Schema, Conflict> {
+pub fn infer_schema(rows: &[Value]) -> Result<Schema, Box<Conflict>> {
     let mut fields: Vec<Field> = Vec::new();
     // Row of the first value of a known type, per column.
     let mut first_row: Vec<Option<usize>> = Vec::new();
     for (r, row) in rows.iter().enumerate() {
         let Some(obj) = row.as_object() else { continue };
         for (k, v) in obj {
-            let t = infer_value(v).map_err(|(path, a, b)| Conflict {
-                column: format!("{k}{path}"),
-                top: k.clone(),
-                first: a,
-                first_at: format!("output row {r}"),
-                second: b,
-                second_at: format!("output row {r}"),
+            let t = infer_value(v).map_err(|(path, a, b)| {
+                Box::new(Conflict {
+                    column: format!("{k}{path}"),
+                    top: k.clone(),
+                    first: a,
+                    first_at: format!("output row {r}"),
+                    second: b,
+                    second_at: format!("output row {r}"),
+                })
             })?;
             let i = match fields.iter().position(|f| &f.name == k) {
                 Some(i) => i,
@@ -549,13 +551,15 @@ pub fn infer_schema(rows: &[Value]) -> Result<Schema, Conflict> {
                     fields.len() - 1
                 }
             };
-            fields[i].ty = unify_types(&fields[i].ty, &t).map_err(|(path, a, b)| Conflict {
-                column: format!("{k}{path}"),
-                top: k.clone(),
-                first: a,
-                first_at: format!("output row {}", first_row[i].unwrap_or(r)),
-                second: b,
-                second_at: format!("output row {r}"),
+            fields[i].ty = unify_types(&fields[i].ty, &t).map_err(|(path, a, b)| {
+                Box::new(Conflict {
+                    column: format!("{k}{path}"),
+                    top: k.clone(),
+                    first: a,
+                    first_at: format!("output row {}", first_row[i].unwrap_or(r)),
+                    second: b,
+                    second_at: format!("output row {r}"),
+                })
             })?;
             if first_row[i].is_none() && t != Type::Any {
                 first_row[i] = Some(r);
@@ -658,18 +662,20 @@ fn kind(t: &Type) -> String {
 /// The schema that holds the rows of two inferred schemas (columns of `a`, then the new ones
 /// of `b`; a column missing on one side becomes nullable), or the column whose types disagree. `a_at` and `b_at` say
 /// where each schema came from (`chunk 3`), for the error.
-pub fn unify(a: &Schema, b: &Schema, a_at: &str, b_at: &str) -> Result<Schema, Conflict> {
+pub fn unify(a: &Schema, b: &Schema, a_at: &str, b_at: &str) -> Result<Schema, Box<Conflict>> {
     let mut fields = a.fields.clone();
     for f in &b.fields {
         match fields.iter_mut().find(|g| g.name == f.name) {
             Some(g) => {
-                g.ty = unify_types(&g.ty, &f.ty).map_err(|(path, x, y)| Conflict {
-                    column: format!("{}{path}", f.name),
-                    top: f.name.clone(),
-                    first: x,
-                    first_at: a_at.to_string(),
-                    second: y,
-                    second_at: b_at.to_string(),
+                g.ty = unify_types(&g.ty, &f.ty).map_err(|(path, x, y)| {
+                    Box::new(Conflict {
+                        column: format!("{}{path}", f.name),
+                        top: f.name.clone(),
+                        first: x,
+                        first_at: a_at.to_string(),
+                        second: y,
+                        second_at: b_at.to_string(),
+                    })
                 })?;
                 g.nullable |= f.nullable;
             }

@@ -12,7 +12,7 @@ const DEADLINE_S: &str = "180";
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
+    std::fs::write(&p, text).expect("the test writes its file");
     p
 }
 
@@ -99,7 +99,7 @@ fn an_empty_object_is_stored_as_json_on_both_mapper_paths() {
     let Some((arrow, plain)) = pythons() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let input = ids(&arrow, dir.path(), 40);
     let m = write(
         dir.path(),
@@ -121,7 +121,7 @@ fn an_empty_object_is_stored_as_json_on_both_mapper_paths() {
         let t = read_files(&arrow, &out);
         assert_eq!(t["files_agree"], true);
         assert_eq!(t["names"], json!(["id", "v"]));
-        for (i, r) in t["rows"].as_array().unwrap().iter().enumerate() {
+        for (i, r) in t["rows"].as_array().expect("rows").iter().enumerate() {
             assert_eq!(r, &json!({"id": i, "v": "{}"}), "{}", py.display());
         }
         // Where other rows give the object a member, the empty ones have it null.
@@ -136,7 +136,7 @@ fn an_empty_object_is_stored_as_json_on_both_mapper_paths() {
         assert!(o.status.success(), "{}: {}", py.display(), stderr(&o));
         let t = read_files(&arrow, &out);
         assert_eq!(t["files_agree"], true, "{t}");
-        let rows = t["rows"].as_array().unwrap();
+        let rows = t["rows"].as_array().expect("rows");
         assert_eq!(rows.len(), 40);
         for (i, r) in rows.iter().enumerate() {
             let a = if i < 10 { json!(null) } else { json!(i) };
@@ -150,7 +150,7 @@ fn a_value_that_does_not_fit_its_column_is_an_error_on_every_mapper_path() {
     let Some((arrow, plain)) = pythons() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let input = dir.path().join("in.parquet");
     let code = format!(
         "import pyarrow as pa, pyarrow.parquet as pq; pq.write_table(pa.table({{'id': pa.array(range(200), pa.int64()), 'text': [f't{{i}}' for i in range(200)]}}), {:?})",
@@ -220,7 +220,7 @@ fn the_inferred_schema_does_not_depend_on_scheduling_or_chunk_rows() {
     let Some((arrow, plain)) = pythons() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let input = ids(&arrow, dir.path(), 60);
     let m = write(
         dir.path(),
@@ -260,7 +260,7 @@ def flip(row):
             let t = read_files(&arrow, &out);
             assert_eq!(t["files_agree"], true, "{t}");
             assert_eq!(t["names"], json!(["id", "extra"]));
-            let rows_read = t["rows"].as_array().unwrap();
+            let rows_read = t["rows"].as_array().expect("rows");
             assert_eq!(rows_read.len(), 60);
             assert_eq!(rows_read[0], json!({"id": 0, "extra": null}));
             assert_eq!(rows_read[59], json!({"id": 59, "extra": "x59"}));
@@ -328,7 +328,7 @@ fn nan_and_infinities_are_stored_whatever_python_runs_the_mapper() {
     let Some((arrow, plain)) = pythons() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let input = ids(&arrow, dir.path(), 8);
     let m = write(
         dir.path(),
@@ -355,7 +355,7 @@ fn nan_and_infinities_are_stored_whatever_python_runs_the_mapper() {
             let t = read_files(&arrow, &out);
             let fs: Vec<&Value> = t["rows"]
                 .as_array()
-                .unwrap()
+                .expect("rows")
                 .iter()
                 .map(|r| &r["f"])
                 .collect();
