@@ -177,12 +177,13 @@ impl JobRecord {
     }
 
     /// The accepted outputs whose files are still there, whole (size and row count as recorded);
-    /// one per chunk, the first accepted.
+    /// one per chunk, the last accepted (a chunk run again to match the job's schema is
+    /// accepted again).
     pub fn verified_outputs(&self, table: &Path) -> Vec<ChunkOutput> {
         let mut by_chunk = BTreeMap::new();
         for e in &self.entries {
             if let JournalEntry::Accepted { output, .. } = e {
-                by_chunk.entry(output.chunk).or_insert(output);
+                by_chunk.insert(output.chunk, output);
             }
         }
         let mut done = Vec::new();

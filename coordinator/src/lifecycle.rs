@@ -169,6 +169,14 @@ fn resolve_job(
         return Ok((job.job_id.clone().unwrap_or_else(new_job_id), None));
     };
     let rec_id = rec.start().and_then(|s| s.job_id.map(str::to_string));
+    if let (Some(id), Some(_)) = (&job.job_id, rec.published()) {
+        // A named job that recorded nothing yet, after a finished one: it is a new job, never
+        // mistaken for the finished one.
+        say(&format!(
+            "job {id} has no journal here yet (the last job here finished): starting it"
+        ));
+        return Ok((id.clone(), None));
+    }
     if let Some(v) = rec.published() {
         // The last recorded job finished. A job started after it that was stopped before its
         // journal existed left only its lock file: that is the job to run now, never dropped.

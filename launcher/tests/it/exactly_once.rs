@@ -250,7 +250,15 @@ fn kill_loop_every_append_lands_exactly_once() {
         let o = run(identity(&input, &t, "append").args(["--job-id", &id, "--resume"]));
         assert!(o.status.success(), "kill {i}: resume");
         let want: Vec<u64> = (0..i as u64 + 2).flat_map(|_| 0..2000).collect();
-        assert_eq!(ids(&py, &t, None), want, "kill {i}: row for row");
+        let got = ids(&py, &t, None);
+        let first_diff = got.iter().zip(&want).position(|(g, w)| g != w);
+        assert!(
+            got.len() == want.len() && first_diff.is_none(),
+            "kill {i}: {} rows for {}, first difference at {first_diff:?}; {}",
+            got.len(),
+            want.len(),
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_eq!(
             versions(&t).len(),
             i + 2,
