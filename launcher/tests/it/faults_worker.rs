@@ -431,3 +431,34 @@ fn what_a_mapper_says_at_the_end_of_a_chunk_is_checked() {
         assert!(!last_error(&o).contains("Some("), "no Debug formatting");
     }
 }
+
+#[test]
+fn a_mapper_does_not_outlive_a_killed_flywheel() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let pid_file = dir.path().join("mapper.pid");
+    // Hangs in its chunk (the shell becomes `sleep`, so the mapper itself is the sleeper).
+    let m = exec_mapper(
+        dir.path(),
+        "hang.sh",
+        &format!(
+            "{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\necho $$ > {}\nexec sleep 60\n",
+            pid_file.display()
+        ),
+    );
+    let mut child = map_once(dir.path(), "t", &m, &["--workers", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("flywheel starts");
+    let pid = std::panic::catch_unwind(|| read_pid(&pid_file));
+    let Ok(pid) = pid else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the mapper never started its chunk");
+    };
+    // A mapper in its own process group no longer shares a terminal's Ctrl-C with flywheel;
+    // however flywheel ends, its mapper must go too.
+    child.kill().expect("kill flywheel");
+    child.wait().expect("reap flywheel");
+    assert!(gone(pid), "the mapper died with flywheel");
+}
