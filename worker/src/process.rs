@@ -192,6 +192,18 @@ impl ProcessMapper {
         use std::os::unix::process::CommandExt;
         let mut command = Command::new(&self.program);
         command.args(&self.args).envs(self.env.iter().cloned());
+        // In its own process group the mapper no longer gets a terminal's Ctrl-C with flywheel:
+        // it gets SIGTERM when the thread that started it goes, however flywheel ends.
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         if let Some(limit) = self.mem_limit {
             // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
             unsafe {

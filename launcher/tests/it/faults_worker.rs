@@ -172,7 +172,7 @@ fn read_pid(path: &Path) -> u32 {
 
 #[test]
 fn a_mapper_that_closes_stdout_but_keeps_running_fails_its_chunk_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let m = exec_mapper(
         dir.path(),
         "closer.sh",
@@ -191,7 +191,7 @@ fn a_mapper_that_closes_stdout_but_keeps_running_fails_its_chunk_at_once() {
 
 #[test]
 fn a_line_that_is_not_utf8_fails_its_chunk_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let m = exec_mapper(
         dir.path(),
         "latin1.sh",
@@ -212,7 +212,7 @@ fn a_line_that_is_not_utf8_fails_its_chunk_at_once() {
 
 #[test]
 fn a_program_that_does_not_speak_the_protocol_is_refused_by_the_handshake_deadline() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     // `cat` waits for input before it writes anything: without a handshake deadline the job
     // waited for the chunk timeout (an hour).
     let mut cmd = map_once(dir.path(), "t", "exec:cat", &[]);
@@ -248,7 +248,7 @@ fn a_program_that_does_not_speak_the_protocol_is_refused_by_the_handshake_deadli
 
 #[test]
 fn a_mapper_that_ignores_sigterm_is_killed_with_everything_it_started() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let pid_file = dir.path().join("sleeper.pid");
     // Ignores SIGTERM (so does its child) and hangs past the chunk timeout.
     let m = exec_mapper(
@@ -281,7 +281,7 @@ fn a_mapper_that_ignores_sigterm_is_killed_with_everything_it_started() {
 
 #[test]
 fn a_mapper_that_dies_leaving_a_child_holding_its_stdout_is_seen_dead_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let pid_file = dir.path().join("orphan.pid");
     let m = exec_mapper(
         dir.path(),
@@ -310,7 +310,7 @@ fn a_mapper_that_dies_leaving_a_child_holding_its_stdout_is_seen_dead_at_once() 
 
 #[test]
 fn a_panic_in_a_worker_thread_fails_the_job_with_the_panic_message() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     for (point, says) in [
         ("map-chunk", "panicked on chunk"),
         ("executor", "executor thread died"),
@@ -342,7 +342,7 @@ fn a_panic_in_a_worker_thread_fails_the_job_with_the_panic_message() {
 
 #[test]
 fn the_final_error_of_a_drained_job_names_the_real_cause() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     // Every chunk fails with the same cause. Workers are drained after 5 failures in a row,
     // and the chunks a drained worker held fail with the drain: those were the last errors
     // of the chunk that ran out of attempts ("failed 5 chunks in a row", and nothing else).
@@ -385,7 +385,7 @@ fn the_final_error_of_a_drained_job_names_the_real_cause() {
 
 #[test]
 fn what_a_mapper_says_at_the_end_of_a_chunk_is_checked() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let answer_every_row = "  i=0\n  while [ \"$i\" -lt \"$rows\" ]; do echo '{\"row\": {\"n\": 1}}'; i=$((i + 1)); done\n";
     let cases: [(&str, String, &[&str], &[&str]); 4] = [
         (
@@ -430,4 +430,35 @@ fn what_a_mapper_says_at_the_end_of_a_chunk_is_checked() {
         assert_failed_with(&o, &dir.path().join(name), says);
         assert!(!last_error(&o).contains("Some("), "no Debug formatting");
     }
+}
+
+#[test]
+fn a_mapper_does_not_outlive_a_killed_flywheel() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let pid_file = dir.path().join("mapper.pid");
+    // Hangs in its chunk (the shell becomes `sleep`, so the mapper itself is the sleeper).
+    let m = exec_mapper(
+        dir.path(),
+        "hang.sh",
+        &format!(
+            "{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\necho $$ > {}\nexec sleep 60\n",
+            pid_file.display()
+        ),
+    );
+    let mut child = map_once(dir.path(), "t", &m, &["--workers", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("flywheel starts");
+    let pid = std::panic::catch_unwind(|| read_pid(&pid_file));
+    let Ok(pid) = pid else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the mapper never started its chunk");
+    };
+    // A mapper in its own process group no longer shares a terminal's Ctrl-C with flywheel;
+    // however flywheel ends, its mapper must go too.
+    child.kill().expect("kill flywheel");
+    child.wait().expect("reap flywheel");
+    assert!(gone(pid), "the mapper died with flywheel");
 }
