@@ -61,7 +61,7 @@ pub enum Command {
     Table(TableCommand),
     /// SQL (DataFusion) over tables at chosen versions.
     #[command(
-        after_help = "Examples:\n  flywheel query \"SELECT count(*) FROM t\" --table out/pairs\n  flywheel query \"SELECT a.k, count(*) FROM a JOIN b USING (id) GROUP BY a.k\" \\\n      --table a=out/pairs@1 --table b=out/labels --format csv\n\nA table given without NAME= is called t. Each table is read at the version its address\nnames (the latest when none): exactly the files that version lists."
+        after_help = "Examples:\n  flywheel query \"SELECT count(*) FROM t\" --table out/pairs\n  flywheel query \"SELECT a.k, count(*) FROM a JOIN b USING (id) GROUP BY a.k\" \\\n      --table a=out/pairs@1 --table b=out/labels --format csv\n\nA table given without NAME= is called t. Each table is read at the version its address\nnames (the latest when none): exactly the files that version lists.\n\nRead-only: one SELECT, WITH or EXPLAIN over these tables. COPY, CREATE, INSERT, DROP, SET\nand table functions other than generate_series and range are refused (exit 2)."
     )]
     Query(QueryArgs),
     /// Rebuild a version from its lineage (same input version, mapper file checked against its

@@ -96,14 +96,16 @@ mod tests {
 
     #[test]
     fn an_output_a_table_address_cannot_name_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temporary directory");
         let p = dir.path().join("job.toml");
         std::fs::write(
             &p,
             "input = \"a\"\noutput = \"out/x@2\"\nmapper = \"builtin:identity\"\n",
         )
-        .unwrap();
-        let e = load(&p).err().unwrap();
+        .expect("job file is written");
+        let Err(e) = load(&p) else {
+            panic!("out/x@2 was accepted");
+        };
         assert_eq!(e.code, 2);
         let text = format!("{:#}", e.error);
         assert!(

@@ -9,7 +9,8 @@ use std::process::{Command, Output, Stdio};
 /// A JSON-lines file of `n` rows: `id`, `word` and a 60-character `text`, so each printed row is
 /// long.
 fn jsonl(path: &Path, start: u64, n: u64) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut f =
+        std::io::BufWriter::new(std::fs::File::create(path).expect("input file is created"));
     for i in start..start + n {
         writeln!(
             f,
@@ -17,9 +18,9 @@ fn jsonl(path: &Path, start: u64, n: u64) {
             i % 13,
             "abcdefghij".repeat(6)
         )
-        .unwrap();
+        .expect("input row is written");
     }
-    f.flush().unwrap();
+    f.flush().expect("input file is written");
 }
 
 /// A table with three versions of 4,000 rows each (create, then two appends), 500 rows a file.
@@ -62,9 +63,11 @@ fn assert_refused(table: &Path, sql: &str, what: &str) -> String {
 
 #[test]
 fn query_refuses_every_statement_that_writes_or_reads_other_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     let t = three_versions(dir.path());
-    let versions = std::fs::read_dir(t.join("_versions")).unwrap().count();
+    let versions = std::fs::read_dir(t.join("_versions"))
+        .expect("_versions is listed")
+        .count();
 
     // COPY: neither a new file nor an existing one (a table's own manifest) is written.
     let target = dir.path().join("copied.csv");
@@ -75,7 +78,7 @@ fn query_refuses_every_statement_that_writes_or_reads_other_files() {
     );
     assert!(!target.exists(), "COPY created {}", target.display());
     let victim = dir.path().join("victim.txt");
-    std::fs::write(&victim, "keep me\n").unwrap();
+    std::fs::write(&victim, "keep me\n").expect("victim file is written");
     assert_refused(
         &t,
         &format!(
@@ -84,9 +87,12 @@ fn query_refuses_every_statement_that_writes_or_reads_other_files() {
         ),
         "COPY",
     );
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim file is read"),
+        "keep me\n"
+    );
     let manifest = t.join("_versions/00000000000000000001.json");
-    let before = std::fs::read(&manifest).unwrap();
+    let before = std::fs::read(&manifest).expect("manifest is read");
     assert_refused(
         &t,
         &format!(
@@ -95,7 +101,7 @@ fn query_refuses_every_statement_that_writes_or_reads_other_files() {
         ),
         "COPY",
     );
-    assert_eq!(std::fs::read(&manifest).unwrap(), before);
+    assert_eq!(std::fs::read(&manifest).expect("manifest is read"), before);
     assert_refused(
         &t,
         &format!("EXPLAIN COPY t TO '{}'", target.display()),
@@ -165,7 +171,9 @@ fn query_refuses_every_statement_that_writes_or_reads_other_files() {
     );
 
     assert_eq!(
-        std::fs::read_dir(t.join("_versions")).unwrap().count(),
+        std::fs::read_dir(t.join("_versions"))
+            .expect("_versions is listed")
+            .count(),
         versions,
         "no version was written"
     );
@@ -173,7 +181,7 @@ fn query_refuses_every_statement_that_writes_or_reads_other_files() {
 
 #[test]
 fn query_still_runs_select_with_and_explain() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     let t = three_versions(dir.path());
     let csv = |sql: &str| -> String {
         let o = run(flywheel()
@@ -212,10 +220,15 @@ fn assert_quiet(what: &str, o: &Output) {
 /// Runs the command with stdout a pipe whose reading end is already closed: its first write
 /// meets EPIPE.
 fn with_closed_stdout(mut cmd: Command) -> Output {
-    let (reader, writer) = std::io::pipe().unwrap();
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills `fds` with two new descriptors, each owned exactly once below.
+    let made = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(made, 0, "pipe2: {}", std::io::Error::last_os_error());
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     drop(reader);
     cmd.stdout(writer).stderr(Stdio::piped());
-    cmd.output().unwrap()
+    cmd.output().expect("flywheel starts")
 }
 
 /// Runs the command with stdout piped, reads its first line and closes the pipe, as `| head -1`
@@ -225,18 +238,18 @@ fn head_1(mut cmd: Command) -> (String, Output) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .expect("flywheel starts");
     let mut line = String::new();
     {
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        out.read_line(&mut line).unwrap();
+        let mut out = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        out.read_line(&mut line).expect("first line is read");
     }
-    (line, child.wait_with_output().unwrap())
+    (line, child.wait_with_output().expect("flywheel ends"))
 }
 
 #[test]
 fn commands_end_quietly_when_stdout_is_closed() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     let t = three_versions(dir.path());
     let table = t.display().to_string();
     let commands: Vec<(&str, Vec<&str>)> = vec![
@@ -273,7 +286,7 @@ fn commands_end_quietly_when_stdout_is_closed() {
 
 #[test]
 fn an_output_named_like_a_version_is_refused_and_nothing_is_created() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     let input = dir.path().join("in.jsonl");
     jsonl(&input, 0, 10);
     let out = dir.path().join("out");
@@ -308,7 +321,7 @@ fn an_output_named_like_a_version_is_refused_and_nothing_is_created() {
             input.display().to_string()
         ),
     )
-    .unwrap();
+    .expect("job file is written");
     let mut commands = vec![vec!["submit", "--dry-run"]];
     if cfg!(feature = "mpi") {
         commands.push(vec!["run"]);
