@@ -209,6 +209,8 @@ fn plan_hash(
 
 /// Prints the end of a job: the report (stderr) and where the table is (stdout), or JSON.
 pub fn print_outcome(job: &JobOptions, outcome: &Outcome, json: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     let path = std::fs::canonicalize(&job.output).unwrap_or_else(|_| job.output.clone());
     if json {
         let v = serde_json::json!({
@@ -220,9 +222,15 @@ pub fn print_outcome(job: &JobOptions, outcome: &Outcome, json: bool) {
             "files": outcome.manifest.files.len(),
             "report": outcome.report,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        // A closed stdout (`| head`) must not turn a published job into a panic.
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        );
     } else if outcome.already_published {
-        println!(
+        let _ = writeln!(
+            out,
             "already published {}@{} by job {} ({} rows in {} files)",
             path.display(),
             outcome.manifest.version,
@@ -232,7 +240,8 @@ pub fn print_outcome(job: &JobOptions, outcome: &Outcome, json: bool) {
         );
     } else {
         eprint!("{}", outcome.report.render());
-        println!(
+        let _ = writeln!(
+            out,
             "published {}@{} ({} rows in {} files)",
             path.display(),
             outcome.manifest.version,
