@@ -219,3 +219,72 @@ pub(crate) fn describe_exit(s: &std::process::ExitStatus) -> String {
         _ => "ended".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Command, Stdio};
+
+    fn spawn(script: &str) -> Running {
+        let child = Command::new("sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("sh starts");
+        Running {
+            child,
+            stdin: None,
+            lines: crossbeam_channel::never(),
+            stderr: None,
+            arrow: false,
+        }
+    }
+
+    #[test]
+    fn a_process_ignoring_sigterm_is_killed_after_the_grace_with_its_group() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let pid_file = dir.path().join("pid");
+        let r = spawn(&format!(
+            "trap '' TERM; sleep 30 & echo $! > {}; wait",
+            pid_file.display()
+        ));
+        let pid = r.child.id();
+        let grandchild: libc::pid_t = {
+            assert!(wait_until(Duration::from_secs(5), || pid_file.exists()));
+            wait_until(Duration::from_secs(1), || {
+                std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+            });
+            std::fs::read_to_string(&pid_file)
+                .expect("pid file")
+                .trim()
+                .parse()
+                .expect("a pid")
+        };
+        assert!(!has_exited(pid));
+        let started = Instant::now();
+        let status = stop_process(r, Duration::from_millis(300)).expect("reaped");
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "SIGTERM was ignored");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        // Gone, or a zombie waiting for whoever inherited it.
+        let gone = wait_until(Duration::from_secs(2), || {
+            std::fs::read_to_string(format!("/proc/{grandchild}/stat")).map_or(true, |s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+        });
+        assert!(gone, "the process it started was killed with it");
+    }
+
+    #[test]
+    fn a_process_that_exited_is_seen_without_being_reaped() {
+        let mut r = spawn("exit 7");
+        let pid = r.child.id();
+        assert!(wait_until(Duration::from_secs(5), || has_exited(pid)));
+        // Still ours to reap, with its status.
+        let status = r.child.wait().expect("reap");
+        assert_eq!(status.code(), Some(7));
+    }
+}

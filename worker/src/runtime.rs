@@ -125,17 +125,10 @@ pub fn run_worker_with(
     let outcome = loop {
         // An executor that ended while no stop was asked for died: say so, never go quiet.
         if state.broken.is_none() && executor.as_ref().is_some_and(|e| e.is_finished()) {
-            let why = match executor.take().map(std::thread::JoinHandle::join) {
-                Some(Err(payload)) => crate::child::panic_message(payload.as_ref()),
-                _ => "it ended".to_string(),
-            };
-            // What it reported before it died still counts.
-            while let Ok(msg) = result_rx.try_recv() {
-                forward(link, &mut state, msg)?;
+            let died = executor.take().map(std::thread::JoinHandle::join);
+            if let Err(e) = executor_died(link, &cfg, &mut state, &result_rx, died) {
+                break Err(e);
             }
-            let why = format!("{}'s executor thread died: {why}", cfg.rank);
-            tracing::error!("{why}");
-            fail_outstanding(link, &mut state, why)?;
         }
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             link_step(
@@ -175,6 +168,27 @@ pub fn run_worker_with(
     outcome?;
     link.send(ToCoordinator::Bye)?;
     Ok(())
+}
+
+/// Reports a dead executor thread: what it sent before it died goes on, then every attempt the
+/// worker holds fails with the reason (its panic message).
+fn executor_died(
+    link: &mut impl WorkerLink,
+    cfg: &WorkerConfig,
+    state: &mut LinkState,
+    results: &Receiver<ToCoordinator>,
+    died: Option<std::thread::Result<()>>,
+) -> Result<(), WorkerError> {
+    let why = match died {
+        Some(Err(payload)) => crate::child::panic_message(payload.as_ref()),
+        _ => "it ended".to_string(),
+    };
+    while let Ok(msg) = results.try_recv() {
+        forward(link, state, msg)?;
+    }
+    let why = format!("{}'s executor thread died: {why}", cfg.rank);
+    tracing::error!("{why}");
+    fail_outstanding(link, state, why)
 }
 
 /// Sends a message from the executor on, keeping track of what is outstanding.
