@@ -246,11 +246,6 @@ fn read_file(path: &Path) -> Result<Option<Vec<JournalEntry>>, JournalError> {
     Ok(Some(out))
 }
 
-/// Reads the journal of the job started last on `table` (empty when there is none).
-pub fn read_journal(table: &Path) -> Result<Vec<JournalEntry>, JournalError> {
-    Ok(read_file(&table.join(JOURNAL))?.unwrap_or_default())
-}
-
 /// The journal of the job started last on `table`.
 pub fn latest_job(table: &Path) -> Result<Option<JobRecord>, JournalError> {
     let link = table.join(JOURNAL);
@@ -506,7 +501,7 @@ mod tests {
             "{err}"
         );
         Journal::open(dir.path(), &start("p1", &inputs), true).unwrap();
-        let entries = read_journal(dir.path()).unwrap();
+        let entries = latest_job(dir.path()).unwrap().unwrap().entries;
         assert_eq!(
             entries
                 .iter()
@@ -521,6 +516,9 @@ mod tests {
             .unwrap()
             .write_all(b"{\"Accep")
             .unwrap();
-        assert_eq!(read_journal(dir.path()).unwrap().len(), entries.len());
+        assert_eq!(
+            latest_job(dir.path()).unwrap().unwrap().entries.len(),
+            entries.len()
+        );
     }
 }

@@ -19,8 +19,8 @@ mod state;
 pub use driver::{drive, stop_workers, DriveOptions};
 pub use error::CoordinatorError;
 pub use journal::{
-    job_journal_path, job_record, latest_job, read_journal, InputIdentity, JobRecord, Journal,
-    JournalEntry, JournalError,
+    job_journal_path, job_record, latest_job, InputIdentity, JobRecord, Journal, JournalEntry,
+    JournalError,
 };
 pub use lifecycle::{check_job_id, complete_errors, run_job, JobError, JobHooks, JobPlan, Outcome};
 pub use publish::{publish, publish_once, PublishRequest, Published};

@@ -112,6 +112,21 @@ impl<T: Transport> Drop for StopGuard<'_, T> {
     }
 }
 
+/// The outcome of a job that had published before this run: nothing ran.
+fn published_before(
+    manifest: Manifest,
+    job_id: String,
+    cfg: CoordinatorConfig,
+    started: Instant,
+) -> Outcome {
+    Outcome {
+        manifest,
+        report: Coordinator::new(cfg, Vec::new()).report(started.elapsed()),
+        already_published: true,
+        job_id,
+    }
+}
+
 /// Checks a user-given job id.
 pub fn check_job_id(id: &str) -> Result<(), String> {
     if id.is_empty()
@@ -272,10 +287,10 @@ pub fn run_job(
         schema,
         ..CoordinatorConfig::default()
     };
-    if let Some(v) = table.version_of_job(&job_id).map_err(format_err)? {
+    if let Some(manifest) = table.job_manifest(&job_id, None).map_err(format_err)? {
         // Published before: killed between the commit and its bookkeeping, or run again.
         guard.stop();
-        let manifest = table.manifest(Some(v)).map_err(format_err)?;
+        let v = manifest.version;
         if let Some(rec) = &record {
             if rec.published().is_none() {
                 if let Ok(mut j) = Journal::reopen(&rec.path) {
@@ -287,12 +302,7 @@ pub fn run_job(
         say(&format!(
             "nothing to resume: job {job_id} already published version {v}"
         ));
-        return Ok(Outcome {
-            manifest,
-            report: Coordinator::new(cfg, Vec::new()).report(started.elapsed()),
-            already_published: true,
-            job_id,
-        });
+        return Ok(published_before(manifest, job_id, cfg, started));
     }
     if let Some(v) = record.as_ref().and_then(|r| r.published()) {
         // The journal says so, though the version itself is gone (vacuumed since).
@@ -302,12 +312,7 @@ pub fn run_job(
         ));
         let latest = table.latest_version().map_err(format_err)?;
         let manifest = table.manifest(latest).map_err(format_err)?;
-        return Ok(Outcome {
-            manifest,
-            report: Coordinator::new(cfg, Vec::new()).report(started.elapsed()),
-            already_published: true,
-            job_id,
-        });
+        return Ok(published_before(manifest, job_id, cfg, started));
     }
     if job.mode == Mode::Create {
         if let Some(v) = table.latest_version().map_err(format_err)? {
@@ -406,7 +411,16 @@ pub fn run_job(
             e => JobError::Failed(e.to_string()),
         });
     }
-    let rec = crate::job_record(&job.output, &job_id).ok().flatten();
+    // The Slurm jobs that worked on this job: those of its earlier runs, and this one.
+    let mut slurm_job_ids = record
+        .as_ref()
+        .map(|r| r.slurm_job_ids())
+        .unwrap_or_default();
+    if let Ok(id) = std::env::var("SLURM_JOB_ID") {
+        if !slurm_job_ids.contains(&id) {
+            slurm_job_ids.push(id);
+        }
+    }
     if let serde_json::Value::Object(map) = &mut lineage {
         map.insert(
             "finished_at".into(),
@@ -415,10 +429,7 @@ pub fn run_job(
             ),
         );
         map.insert("job_id".into(), serde_json::json!(job_id));
-        map.insert(
-            "slurm_job_ids".into(),
-            serde_json::json!(rec.map(|r| r.slurm_job_ids()).unwrap_or_default()),
-        );
+        map.insert("slurm_job_ids".into(), serde_json::json!(slurm_job_ids));
     }
     let outputs = coord.outputs();
     let provenance = outputs

@@ -51,18 +51,6 @@ pub fn publish(req: PublishRequest<'_>) -> Result<Manifest, CoordinatorError> {
     publish_once(req).map(|p| p.manifest)
 }
 
-/// The version among `..=latest` that job `id` published, if any.
-fn job_version(table: &Table, id: &str, latest: u64) -> Result<Option<Manifest>, FormatError> {
-    for v in table.versions()?.into_iter().rev().filter(|v| *v <= latest) {
-        match table.manifest(Some(v)) {
-            Ok(m) if m.job_id.as_deref() == Some(id) => return Ok(Some(m)),
-            Ok(_) | Err(FormatError::VersionMissing { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(None)
-}
-
 /// [`publish`], telling whether the job had already published.
 pub fn publish_once(req: PublishRequest<'_>) -> Result<Published, CoordinatorError> {
     let new_schema: Option<serde_json::Value> = match &req.schema {
@@ -91,7 +79,7 @@ pub fn publish_once(req: PublishRequest<'_>) -> Result<Published, CoordinatorErr
     for _ in 0..MAX_COMMIT_ATTEMPTS {
         let latest = req.table.latest_version()?;
         if let (Some(id), Some(l)) = (&req.job_id, latest) {
-            if let Some(manifest) = job_version(req.table, id, l)? {
+            if let Some(manifest) = req.table.job_manifest(id, Some(l))? {
                 return Ok(Published {
                     manifest,
                     already: true,

@@ -25,13 +25,6 @@ const JOBS_DIR: &str = "_jobs";
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
-    path: PathBuf,
-}
-
-impl Lock {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -84,10 +77,7 @@ fn take(path: &Path, kind: Kind, wait: Duration) -> Result<Option<Lock>, FormatE
     let mut pause = Duration::from_millis(5);
     loop {
         if try_flock(&file, kind, path)? {
-            return Ok(Some(Lock {
-                _file: file,
-                path: path.to_path_buf(),
-            }));
+            return Ok(Some(Lock { _file: file }));
         }
         if Instant::now() >= deadline {
             return Ok(None);
@@ -138,15 +128,6 @@ impl Table {
     /// Takes the table lock exclusive (vacuum): `Ok(None)` while any job holds it.
     pub fn lock_for_vacuum(&self, wait: Duration) -> Result<Option<Lock>, FormatError> {
         take(&self.dir().join(TABLE_LOCK), Kind::Exclusive, wait)
-    }
-
-    /// Whether some job holds the table lock right now.
-    pub fn job_running(&self) -> bool {
-        let path = self.dir().join(TABLE_LOCK);
-        if !path.exists() {
-            return false;
-        }
-        matches!(take(&path, Kind::Exclusive, Duration::ZERO), Ok(None))
     }
 
     /// Takes the job lock of `job_id`, at once or not at all; records this process as holder.
@@ -212,10 +193,8 @@ mod tests {
         let t = Table::new(dir.path());
         let a = t.lock_for_job(Duration::ZERO).unwrap();
         let b = t.lock_for_job(Duration::ZERO).unwrap();
-        assert!(t.job_running());
         assert!(t.lock_for_vacuum(Duration::ZERO).unwrap().is_none());
         drop((a, b));
-        assert!(!t.job_running());
         let v = t.lock_for_vacuum(Duration::ZERO).unwrap().unwrap();
         assert!(t.lock_for_job(Duration::from_millis(20)).is_err());
         drop(v);

@@ -274,12 +274,21 @@ impl Table {
 }
 
 impl Table {
-    /// The version published by job `job_id`, if any (newest first: a job's version is usually
-    /// the latest or close to it).
-    pub fn version_of_job(&self, job_id: &str) -> Result<Option<u64>, FormatError> {
-        for v in self.versions()?.into_iter().rev() {
+    /// The manifest of the version job `job_id` published, if any, among the versions up to
+    /// `upto` (all when `None`). Newest first: a job's version is usually the latest or close.
+    pub fn job_manifest(
+        &self,
+        job_id: &str,
+        upto: Option<u64>,
+    ) -> Result<Option<Manifest>, FormatError> {
+        let versions = self.versions()?;
+        for v in versions
+            .into_iter()
+            .rev()
+            .filter(|v| upto.is_none_or(|u| *v <= u))
+        {
             match self.manifest(Some(v)) {
-                Ok(m) if m.job_id.as_deref() == Some(job_id) => return Ok(Some(v)),
+                Ok(m) if m.job_id.as_deref() == Some(job_id) => return Ok(Some(m)),
                 Ok(_) => {}
                 // Removed by a concurrent vacuum between the listing and the read.
                 Err(FormatError::VersionMissing { .. }) => {}

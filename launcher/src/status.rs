@@ -2,12 +2,16 @@
 
 use crate::error::{bad_input, CliError};
 use anyhow::anyhow;
-use flywheel_coordinator::{read_journal, JournalEntry};
+use flywheel_coordinator::{latest_job, JournalEntry};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
-    let entries = read_journal(output).map_err(bad_input)?;
+    let record = latest_job(output).map_err(bad_input)?;
+    let entries = record
+        .as_ref()
+        .map(|r| r.entries.as_slice())
+        .unwrap_or_default();
     let Some(JournalEntry::Start { chunks, rows, .. }) = entries
         .iter()
         .rev()
@@ -22,20 +26,11 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
     let mut done = BTreeSet::new();
     let (mut rows_done, mut rows_out) = (0u64, 0u64);
     let mut per_worker: BTreeMap<(String, u32), (u64, u64)> = BTreeMap::new();
-    let mut slurm_jobs = Vec::new();
     let mut first_at = None;
     let mut last_at = 0;
-    let mut published = None;
-    for e in &entries {
+    for e in entries {
         match e {
-            JournalEntry::Start {
-                slurm_job_id, at, ..
-            } => {
-                if let Some(id) = slurm_job_id {
-                    if !slurm_jobs.contains(id) {
-                        slurm_jobs.push(id.clone());
-                    }
-                }
+            JournalEntry::Start { at, .. } => {
                 first_at.get_or_insert(*at);
             }
             JournalEntry::Accepted { at, output: o } => {
@@ -48,18 +43,26 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
                 }
                 last_at = last_at.max(*at);
             }
-            JournalEntry::Published { version, .. } => published = Some(*version),
+            JournalEntry::Published { .. } => {}
         }
     }
-    let job_id = entries.iter().find_map(|e| match e {
-        JournalEntry::Start { job_id, .. } => job_id.clone(),
-        _ => None,
-    });
+    let (job_id, mut published, slurm_jobs) = match &record {
+        Some(r) => (
+            r.start().and_then(|s| s.job_id.map(str::to_string)),
+            r.published(),
+            r.slurm_job_ids(),
+        ),
+        None => (None, None, Vec::new()),
+    };
     let table = flywheel_formats::Table::new(output);
     // A job killed after its commit but before it journaled the publish has still published.
     if published.is_none() {
         if let Some(id) = &job_id {
-            published = table.version_of_job(id).ok().flatten();
+            published = table
+                .job_manifest(id, None)
+                .ok()
+                .flatten()
+                .map(|m| m.version);
         }
     }
     let running = match &job_id {
