@@ -222,15 +222,6 @@ fn wait_for_version(table: &Path, limit: Duration) {
     }
 }
 
-fn ids_of(py: &Path, table: &Path) -> Vec<u64> {
-    read_with_pyarrow(py, table, None)["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_u64().unwrap())
-        .collect()
-}
-
 #[test]
 fn a_job_past_its_time_limit_checkpoints_and_continues_in_a_new_allocation() {
     let py = pyarrow_python();
@@ -255,7 +246,7 @@ fn a_job_past_its_time_limit_checkpoints_and_continues_in_a_new_allocation() {
     assert!(o.status.success());
     wait_for_version(&out, Duration::from_secs(420));
     assert_eq!(
-        ids_of(&py, &out),
+        ids(&py, &out, None),
         (0..500).collect::<Vec<_>>(),
         "complete, in order, as an uninterrupted run"
     );
@@ -276,12 +267,6 @@ fn a_job_past_its_time_limit_checkpoints_and_continues_in_a_new_allocation() {
         logs.contains("checkpointed after SIGUSR1") && logs.contains("resuming:"),
         "{logs}"
     );
-}
-
-fn accepted(out: &Path) -> usize {
-    std::fs::read_to_string(out.join("_journal.jsonl"))
-        .map(|t| t.lines().filter(|l| l.starts_with("{\"Accepted\"")).count())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -305,7 +290,7 @@ fn scancel_then_submit_resume_completes_without_redoing_accepted_chunks() {
     let o = run(flywheel().arg("submit").arg(&job));
     let first = String::from_utf8_lossy(&o.stdout).trim().to_string();
     let start = Instant::now();
-    while accepted(&out) < 10 {
+    while accepted_chunks(&out) < 10 {
         assert!(start.elapsed() < Duration::from_secs(120), "no progress");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -316,7 +301,7 @@ fn scancel_then_submit_resume_completes_without_redoing_accepted_chunks() {
         .success());
     wait_for_job(&first, Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(1));
-    let before = accepted(&out);
+    let before = accepted_chunks(&out);
     assert!(
         before < 50 && !has_version(&out),
         "cancelled mid-way ({before} chunks) and nothing published"
@@ -327,7 +312,7 @@ fn scancel_then_submit_resume_completes_without_redoing_accepted_chunks() {
     let second = String::from_utf8_lossy(&o.stdout).trim().to_string();
     wait_for_job(&second, Duration::from_secs(300));
     wait_for_version(&out, Duration::from_secs(30));
-    assert_eq!(ids_of(&py, &out), (0..500).collect::<Vec<_>>());
+    assert_eq!(ids(&py, &out, None), (0..500).collect::<Vec<_>>());
     // The resumed job processed exactly the rows the journal lacked: no accepted chunk ran again.
     let log =
         std::fs::read_to_string(out.join("_logs").join(format!("slurm-{second}.out"))).unwrap();

@@ -8,15 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn ids(py: &Path, table: &Path, version: Option<u64>) -> Vec<u64> {
-    read_with_pyarrow(py, table, version)["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|r| r["id"].as_u64().expect("id"))
-        .collect()
-}
-
 fn versions(table: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(table.join("_versions"))
         .map(|d| {
@@ -85,31 +76,6 @@ fn python_map(py: &Path, input: &Path, out: &Path, mapper: &str, mode: &str) -> 
     c
 }
 
-/// Waits for a child with a deadline; kills it and fails the test past it.
-fn wait_deadline(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let o = child.wait_with_output().expect("output");
-            panic!(
-                "still running after {limit:?}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn accepted(out: &Path) -> usize {
-    std::fs::read_to_string(out.join("_journal.jsonl"))
-        .map(|t| t.lines().filter(|l| l.starts_with("{\"Accepted\"")).count())
-        .unwrap_or(0)
-}
-
 /// Starts `cmd`, waits until its journal holds `n` accepted chunks, SIGKILLs it.
 fn kill_after_accepted(mut cmd: Command, out: &Path, n: usize) {
     let mut child = cmd
@@ -118,7 +84,7 @@ fn kill_after_accepted(mut cmd: Command, out: &Path, n: usize) {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while accepted(out) < n {
+    while accepted_chunks(out) < n {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "no progress to kill"
@@ -131,6 +97,22 @@ fn kill_after_accepted(mut cmd: Command, out: &Path, n: usize) {
     }
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+/// A create job of 200 rows through a slow Python mapper, SIGKILLed after 2 accepted chunks.
+struct Interrupted {
+    input: PathBuf,
+    mapper: String,
+    t: PathBuf,
+}
+
+fn interrupted_create(py: &Path, dir: &Path) -> Interrupted {
+    let input = dir.join("in.parquet");
+    ids_parquet(py, &input, 0, 200);
+    let mapper = slow_mapper(dir, 0.02, 0);
+    let t = dir.join("t");
+    kill_after_accepted(python_map(py, &input, &t, &mapper, "create"), &t, 2);
+    Interrupted { input, mapper, t }
 }
 
 fn error_rows(py: &Path, out: &Path) -> usize {
@@ -274,11 +256,7 @@ fn three_resumes_at_once_one_publishes_the_others_name_the_holder() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 200);
-    let mapper = slow_mapper(dir.path(), 0.02, 0);
-    let t = dir.path().join("t");
-    kill_after_accepted(python_map(&py, &input, &t, &mapper, "create"), &t, 2);
+    let Interrupted { input, mapper, t } = interrupted_create(&py, dir.path());
     let children: Vec<Child> = (0..3)
         .map(|_| {
             python_map(&py, &input, &t, &mapper, "create")
@@ -291,7 +269,7 @@ fn three_resumes_at_once_one_publishes_the_others_name_the_holder() {
         .collect();
     let outs: Vec<Output> = children
         .into_iter()
-        .map(|c| wait_deadline(c, Duration::from_secs(120)))
+        .map(|c| wait_within(c, Duration::from_secs(120)))
         .collect();
     let winners = outs.iter().filter(|o| o.status.success()).count();
     assert_eq!(winners, 1, "exactly one resume publishes");
@@ -338,7 +316,7 @@ fn vacuum_racing_twenty_starting_jobs_never_removes_a_published_file() {
     }
     let outs: Vec<Output> = jobs
         .into_iter()
-        .map(|c| wait_deadline(c, Duration::from_secs(300)))
+        .map(|c| wait_within(c, Duration::from_secs(300)))
         .collect();
     for o in &outs {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -368,11 +346,7 @@ fn resume_after_the_input_changed_is_refused_naming_the_file() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 200);
-    let mapper = slow_mapper(dir.path(), 0.02, 0);
-    let t = dir.path().join("t");
-    kill_after_accepted(python_map(&py, &input, &t, &mapper, "create"), &t, 2);
+    let Interrupted { input, mapper, t } = interrupted_create(&py, dir.path());
     ids_parquet(&py, &input, 1000, 200); // same name and rows, other content
     let o = run(python_map(&py, &input, &t, &mapper, "create").arg("--resume"));
     assert_eq!(o.status.code(), Some(2));
@@ -496,11 +470,7 @@ fn an_edited_journal_is_checked_against_the_files() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 200);
-    let mapper = slow_mapper(dir.path(), 0.02, 0);
-    let t = dir.path().join("t");
-    kill_after_accepted(python_map(&py, &input, &t, &mapper, "create"), &t, 2);
+    let Interrupted { input, mapper, t } = interrupted_create(&py, dir.path());
     let journal = t.join("_journal.jsonl");
     let text = std::fs::read_to_string(&journal).unwrap();
     let edited: Vec<String> = text

@@ -6,7 +6,6 @@
 //! chunk timeout of an hour, a child process sleeping a minute): a hang fails the test.
 
 use crate::support::*;
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -35,62 +34,8 @@ fn run_within(cmd: &mut Command, limit: Duration) -> Output {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = cmd.spawn().expect("flywheel starts");
-    // Read both pipes on threads; a process the mapper left behind may hold them open, so the
-    // reads get a bounded wait too.
-    let reader = |pipe: Option<Box<dyn Read + Send>>| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            let _ = tx.send(buf);
-        });
-        rx
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for flywheel") {
-            break Some(s);
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
-        rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
-    };
-    let (stdout, stderr) = (collect(out), collect(err));
-    eprintln!(
-        "$ {cmd:?}\n--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&stdout),
-        String::from_utf8_lossy(&stderr)
-    );
-    let Some(status) = status else {
-        panic!("flywheel did not finish within {limit:?} (killed): a hang");
-    };
-    eprintln!("finished in {:?}", started.elapsed());
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
+    eprintln!("$ {cmd:?}");
+    wait_within(cmd.spawn().expect("flywheel starts"), limit)
 }
 
 /// `flywheel map` of the dialogues (500 rows, chunks of 100) with one attempt per chunk.

@@ -74,12 +74,6 @@ def f(row):
     );
 }
 
-fn accepted_in_journal(out: &Path) -> usize {
-    std::fs::read_to_string(out.join("_journal.jsonl"))
-        .map(|t| t.lines().filter(|l| l.starts_with("{\"Accepted\"")).count())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_job_killed_halfway_resumes_redoing_at_most_one_chunk_per_worker() {
     let Some(py) = pyarrow_python() else {
@@ -118,7 +112,7 @@ fn a_job_killed_halfway_resumes_redoing_at_most_one_chunk_per_worker() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while accepted_in_journal(&out) < 10 {
+    while accepted_chunks(&out) < 10 {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "the job made no progress"
@@ -133,7 +127,7 @@ fn a_job_killed_halfway_resumes_redoing_at_most_one_chunk_per_worker() {
         .unwrap();
     let _ = child.wait();
     std::thread::sleep(Duration::from_millis(300));
-    let before = accepted_in_journal(&out);
+    let before = accepted_chunks(&out);
     assert!(before < 25, "killed before the end");
     assert!(!has_version(&out), "nothing published by the killed run");
     let status = run(flywheel().arg("status").arg(&out));

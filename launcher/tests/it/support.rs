@@ -1,8 +1,10 @@
 //! Helpers: running the binary, the Python that has pyarrow, reading tables independently.
 
 use serde_json::Value;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -154,4 +156,80 @@ pub fn map_cmd(input: &Path, output: &Path, mapper: &str) -> Command {
         .arg(output)
         .args(["--mapper", mapper]);
     c
+}
+
+/// The `id` column of a table version, read with pyarrow only.
+pub fn ids(py: &Path, table: &Path, version: Option<u64>) -> Vec<u64> {
+    read_with_pyarrow(py, table, version)["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["id"].as_u64().expect("an integer id"))
+        .collect()
+}
+
+/// How many chunks the journal of the job started last on `out` has accepted so far.
+pub fn accepted_chunks(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("_journal.jsonl"))
+        .map(|t| t.lines().filter(|l| l.starts_with("{\"Accepted\"")).count())
+        .unwrap_or(0)
+}
+
+/// Waits for `child` (its stdout and stderr piped or not) with a deadline: past `limit` it is
+/// killed and the test fails. Both pipes are read on threads, with a bounded wait of their own
+/// (a process the child left behind may hold them open), so a chatty child never blocks.
+pub fn wait_within(mut child: Child, limit: Duration) -> Output {
+    let started = Instant::now();
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for the child") {
+            break Some(s);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
+    };
+    let (stdout, stderr) = (collect(out), collect(err));
+    eprintln!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr)
+    );
+    let Some(status) = status else {
+        panic!("not finished within {limit:?} (killed): a hang");
+    };
+    eprintln!("finished in {:?}", started.elapsed());
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }

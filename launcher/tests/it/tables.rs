@@ -355,16 +355,6 @@ fn dialogues_str() -> String {
     dialogues().display().to_string()
 }
 
-fn ids(py: &Path, table: &Path, version: Option<u64>) -> Vec<u64> {
-    let got = read_with_pyarrow(py, table, version);
-    got["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_u64().unwrap())
-        .collect()
-}
-
 #[test]
 fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
     let Some(py) = pyarrow_python() else {
