@@ -516,6 +516,26 @@ pub struct Conflict {
     pub second_at: String,
 }
 
+impl Conflict {
+    /// The conflict at `path` inside column `top` between type `first` (seen at `first_at`)
+    /// and `second` (at `second_at`).
+    fn at(
+        top: &str,
+        (path, first, second): (String, String, String),
+        first_at: String,
+        second_at: String,
+    ) -> Box<Conflict> {
+        Box::new(Conflict {
+            column: format!("{top}{path}"),
+            top: top.to_string(),
+            first,
+            first_at,
+            second,
+            second_at,
+        })
+    }
+}
+
 /// A schema for rows yielded without one: columns in order of first appearance, every column
 /// nullable. The type of a column is the [`unify`] of its values' types, in row order: numbers
 /// that are sometimes fractional are floats, struct members are the union of the members seen,
@@ -529,15 +549,8 @@ pub fn infer_schema(rows: &[Value]) -> Result<Schema, Box<Conflict>> {
     for (r, row) in rows.iter().enumerate() {
         let Some(obj) = row.as_object() else { continue };
         for (k, v) in obj {
-            let t = infer_value(v).map_err(|(path, a, b)| {
-                Box::new(Conflict {
-                    column: format!("{k}{path}"),
-                    top: k.clone(),
-                    first: a,
-                    first_at: format!("output row {r}"),
-                    second: b,
-                    second_at: format!("output row {r}"),
-                })
+            let t = infer_value(v).map_err(|c| {
+                Conflict::at(k, c, format!("output row {r}"), format!("output row {r}"))
             })?;
             let i = match fields.iter().position(|f| &f.name == k) {
                 Some(i) => i,
@@ -551,15 +564,13 @@ pub fn infer_schema(rows: &[Value]) -> Result<Schema, Box<Conflict>> {
                     fields.len() - 1
                 }
             };
-            fields[i].ty = unify_types(&fields[i].ty, &t).map_err(|(path, a, b)| {
-                Box::new(Conflict {
-                    column: format!("{k}{path}"),
-                    top: k.clone(),
-                    first: a,
-                    first_at: format!("output row {}", first_row[i].unwrap_or(r)),
-                    second: b,
-                    second_at: format!("output row {r}"),
-                })
+            fields[i].ty = unify_types(&fields[i].ty, &t).map_err(|c| {
+                Conflict::at(
+                    k,
+                    c,
+                    format!("output row {}", first_row[i].unwrap_or(r)),
+                    format!("output row {r}"),
+                )
             })?;
             if first_row[i].is_none() && t != Type::Any {
                 first_row[i] = Some(r);
@@ -623,31 +634,40 @@ fn unify_types(a: &Type, b: &Type) -> Result<Type, (String, String, String)> {
         (Type::List(x), Type::List(y)) => {
             list_of(unify_types(&x.ty, &y.ty).map_err(|(p, a, b)| (format!("[]{p}"), a, b))?)
         }
-        (Type::Struct(x), Type::Struct(y)) => {
-            let mut fields = x.clone();
-            for f in y {
-                match fields.iter_mut().find(|g| g.name == f.name) {
-                    Some(g) => {
-                        g.ty = unify_types(&g.ty, &f.ty)
-                            .map_err(|(p, a, b)| (format!(".{}{p}", f.name), a, b))?;
-                        g.nullable |= f.nullable;
-                    }
-                    None => fields.push(Field {
-                        nullable: true,
-                        ..f.clone()
-                    }),
-                }
-            }
-            // A member missing on one side is null there.
-            for g in fields.iter_mut() {
-                if !y.iter().any(|f| f.name == g.name) {
-                    g.nullable = true;
-                }
-            }
-            Type::Struct(fields)
-        }
+        (Type::Struct(x), Type::Struct(y)) => Type::Struct(
+            unify_fields(x, y).map_err(|(name, (p, a, b))| (format!(".{name}{p}"), a, b))?,
+        ),
         _ => return Err((String::new(), kind(a), kind(b))),
     })
+}
+
+/// Fields of both lists, by name: those of `x` in order, then the new ones of `y`; a field
+/// missing on one side becomes nullable. On a conflict: the field's name and the conflict in it.
+#[allow(clippy::type_complexity)]
+fn unify_fields(
+    x: &[Field],
+    y: &[Field],
+) -> Result<Vec<Field>, (String, (String, String, String))> {
+    let mut fields = x.to_vec();
+    for f in y {
+        match fields.iter_mut().find(|g| g.name == f.name) {
+            Some(g) => {
+                g.ty = unify_types(&g.ty, &f.ty).map_err(|c| (f.name.clone(), c))?;
+                g.nullable |= f.nullable;
+            }
+            None => fields.push(Field {
+                nullable: true,
+                ..f.clone()
+            }),
+        }
+    }
+    // A field missing on one side is null there.
+    for g in fields.iter_mut() {
+        if !y.iter().any(|f| f.name == g.name) {
+            g.nullable = true;
+        }
+    }
+    Ok(fields)
 }
 
 /// A type in a few words, for conflicts.
@@ -663,34 +683,8 @@ fn kind(t: &Type) -> String {
 /// of `b`; a column missing on one side becomes nullable), or the column whose types disagree. `a_at` and `b_at` say
 /// where each schema came from (`chunk 3`), for the error.
 pub fn unify(a: &Schema, b: &Schema, a_at: &str, b_at: &str) -> Result<Schema, Box<Conflict>> {
-    let mut fields = a.fields.clone();
-    for f in &b.fields {
-        match fields.iter_mut().find(|g| g.name == f.name) {
-            Some(g) => {
-                g.ty = unify_types(&g.ty, &f.ty).map_err(|(path, x, y)| {
-                    Box::new(Conflict {
-                        column: format!("{}{path}", f.name),
-                        top: f.name.clone(),
-                        first: x,
-                        first_at: a_at.to_string(),
-                        second: y,
-                        second_at: b_at.to_string(),
-                    })
-                })?;
-                g.nullable |= f.nullable;
-            }
-            None => fields.push(Field {
-                nullable: true,
-                ..f.clone()
-            }),
-        }
-    }
-    // A column missing on one side is null there.
-    for g in fields.iter_mut() {
-        if b.field(&g.name).is_none() {
-            g.nullable = true;
-        }
-    }
+    let fields = unify_fields(&a.fields, &b.fields)
+        .map_err(|(name, c)| Conflict::at(&name, c, a_at.to_string(), b_at.to_string()))?;
     Ok(Schema { fields })
 }
 

@@ -128,6 +128,11 @@ fn conform_rows(
         .map(|b| {
             let first_row = offset;
             offset += b.num_rows();
+            // Already the table's schema: nothing to cast, and a batch never holds a null in a
+            // field that refuses them (RecordBatch checks that when it is built).
+            if b.schema().fields() == target.fields() {
+                return Ok(b);
+            }
             if let Some(extra) = b
                 .schema()
                 .fields()
@@ -153,25 +158,31 @@ fn conform_rows(
                     })?;
                     let out = cast_checked(col, f)
                         .map_err(|bad| invalid(bad.describe(f, &|r| row(first_row + r))))?;
-                    if !f.is_nullable() {
+                    if !f.is_nullable() && out.null_count() > 0 {
                         if let Some(r) = (0..out.len()).find(|i| out.is_null(*i)) {
-                            return Err(invalid(format!(
-                                "{}, column '{}': expected {}, got null (the column is not nullable; make it nullable with '?')",
-                                row(first_row + r),
+                            return Err(invalid(null_in_required(
+                                &row(first_row + r),
                                 f.name(),
-                                type_name(f)
+                                &type_name(f),
                             )));
                         }
                     }
                     Ok(out)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let options = arrow::record_batch::RecordBatchOptions::new()
-                .with_row_count(Some(b.num_rows()));
+            let options =
+                arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
             RecordBatch::try_new_with_options(Arc::clone(&target), columns, &options)
                 .map_err(|e| invalid(format!("output does not fit the table schema: {e}")))
         })
         .collect()
+}
+
+/// The error for a null in a column that takes none; `at` names the row.
+fn null_in_required(at: &str, column: &str, ty: &str) -> String {
+    format!(
+        "{at}, column '{column}': expected {ty}, got null (the column is not nullable; make it nullable with '?')"
+    )
 }
 
 /// The flywheel type of a column, in the schema language (Arrow's name where it has none).
@@ -218,10 +229,6 @@ fn deep_nulls(a: &dyn Array) -> usize {
         .sum::<usize>()
 }
 
-fn is_integer(t: &DataType) -> bool {
-    t.is_integer()
-}
-
 /// Arrow's cast with its default (safe) options turns a value that does not fit into a null;
 /// this one finds such a value and names it. A float cast to an integer must also keep its
 /// value (2.5 does not fit an `int`).
@@ -231,24 +238,33 @@ fn cast_checked(col: &ArrayRef, f: &Field) -> Result<ArrayRef, BadCast> {
     }
     let out = arrow::compute::cast(col, f.data_type())
         .map_err(|e| BadCast::Unsupported(col.data_type().clone(), e.to_string()))?;
-    let lossy_float = col.data_type().is_floating() && is_integer(f.data_type());
-    let changed = |r: usize| -> bool {
-        let (a, b) = (col.slice(r, 1), out.slice(r, 1));
-        if deep_nulls(a.as_ref()) != deep_nulls(b.as_ref()) {
-            return true;
-        }
-        if lossy_float && b.is_valid(0) {
-            return arrow::compute::cast(&b, col.data_type())
-                .ok()
-                .and_then(|back| arrow::compute::kernels::cmp::eq(&back, &a).ok())
-                .is_none_or(|eq| !eq.value(0));
-        }
-        false
-    };
-    let suspicious = lossy_float || deep_nulls(col.as_ref()) != deep_nulls(out.as_ref());
-    if !suspicious {
+    let lossy_float = col.data_type().is_floating() && f.data_type().is_integer();
+    // A cast only ever adds nulls: when the totals agree, no row lost its value to one.
+    let nulls_differ = deep_nulls(col.as_ref()) != deep_nulls(out.as_ref());
+    if !lossy_float && !nulls_differ {
         return Ok(out);
     }
+    // Floats cast to integers are cast back and compared, once for the whole column (`None`:
+    // the comparison itself failed, so every stored value is suspect).
+    let same = lossy_float
+        .then(|| {
+            arrow::compute::cast(&out, col.data_type())
+                .ok()
+                .and_then(|back| arrow::compute::kernels::cmp::eq(&back, col).ok())
+        })
+        .flatten();
+    let changed = |r: usize| -> bool {
+        if nulls_differ
+            && deep_nulls(col.slice(r, 1).as_ref()) != deep_nulls(out.slice(r, 1).as_ref())
+        {
+            return true;
+        }
+        lossy_float
+            && out.is_valid(r)
+            && same
+                .as_ref()
+                .is_none_or(|eq| !(eq.is_valid(r) && eq.value(r)))
+    };
     match (0..col.len()).find(|r| changed(*r)) {
         None => Ok(out),
         Some(row) => {
@@ -471,10 +487,20 @@ pub fn arrow_to_output(
     // The input row of each output row left.
     let mut kept: Vec<u64> = sources.clone();
     if let Some((row, column)) = bad_rows.iter().min().cloned() {
-        let what = format!(
-            "output row {row} (from input {}), column '{column}': expected {}, got null (the column is not nullable; make it nullable with '?')",
-            input_row(task, sources[row]),
-            flywheel_formats::Field::from_arrow(target_arrow.field_with_name(&column).map_err(|e| invalid(e.to_string()))?).map(|f| f.ty.to_string()).unwrap_or_default()
+        let ty = flywheel_formats::Field::from_arrow(
+            target_arrow
+                .field_with_name(&column)
+                .map_err(|e| invalid(e.to_string()))?,
+        )
+        .map(|f| f.ty.to_string())
+        .unwrap_or_default();
+        let what = null_in_required(
+            &format!(
+                "output row {row} (from input {})",
+                input_row(task, sources[row])
+            ),
+            &column,
+            &ty,
         );
         if policy == RowErrorPolicy::Fail {
             return Err(invalid(what));
