@@ -81,15 +81,14 @@ impl Table {
             return Ok(());
         };
         let name = name.to_string_lossy();
-        if !name.contains('@') {
+        let Some((base, after)) = name.rsplit_once('@') else {
             return Ok(());
-        }
+        };
         // Read the name as every command reads an address, under some parent directory.
         let parent = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let base = name.rsplit_once('@').map_or(&*name, |(b, _)| b);
         let read_as = parent.join(base);
         let why = match TableRef::parse(&format!("d/{name}")) {
             Ok(TableRef {
@@ -102,10 +101,7 @@ impl Table {
                 "a table address reads it as the latest version of {}",
                 read_as.display()
             ),
-            Err(_) => format!(
-                "a table address cannot name it ('@{}' is not a version)",
-                name.rsplit_once('@').map_or("", |(_, v)| v)
-            ),
+            Err(_) => format!("a table address cannot name it ('@{after}' is not a version)"),
         };
         Err(FormatError::UnaddressableOutput {
             path: path.to_path_buf(),

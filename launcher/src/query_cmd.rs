@@ -42,16 +42,8 @@ pub fn query(args: QueryArgs) -> Result<(), CliError> {
         .collect();
     let result = flywheel_query::run(&args.sql, &registered)
         .map_err(|e| bad_input(anyhow!("query: {e}")))?;
-    let written = write_result(&result, args.format);
-    match written {
-        Err(e)
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
-        {
-            Ok(())
-        }
-        other => other.map_err(bad_input),
-    }
+    // A closed stdout never gets here: this command dies of SIGPIPE, quietly (main.rs).
+    write_result(&result, args.format).map_err(bad_input)
 }
 
 fn write_result(result: &flywheel_query::QueryResult, format: QueryFormat) -> anyhow::Result<()> {

@@ -387,8 +387,6 @@ fn show(t: &Table, m: &Manifest, row: u64, path: Option<&str>, raw: bool) -> Res
         };
         writeln!(out, "{}", flywheel_formats::pretty(&v))
     };
-    match written {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.or_bad_input(),
-    }
+    // A closed stdout never gets here: this command dies of SIGPIPE, quietly (main.rs).
+    written.or_bad_input()
 }

@@ -73,11 +73,7 @@ impl AbortHandle {
     pub fn abort(&self) {
         if let Ok(g) = self.0.lock() {
             if let Some(pid) = *g {
-                // SAFETY: plain kill(2) on the process group of a child we spawned in its own
-                // group (group id = its pid) and have not reaped.
-                unsafe {
-                    libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
-                }
+                crate::child::signal_group(pid, libc::SIGKILL);
             }
         }
     }

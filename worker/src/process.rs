@@ -371,26 +371,29 @@ impl ProcessMapper {
         }
     }
 
+    /// Takes the running process out of reach of the abort handle and stops it: SIGTERM, `grace`,
+    /// then SIGKILL to its process group, reaped with a deadline. `None` when none ran.
+    fn stop(&mut self, grace: Duration) -> Option<Option<std::process::ExitStatus>> {
+        self.abort.set(None);
+        self.running.take().map(|r| stop_process(r, grace))
+    }
+
     /// Ends the process (SIGTERM, then SIGKILL, with its process group) and reaps it, bounded.
     fn kill(&mut self) {
-        if let Some(r) = self.running.take() {
-            self.abort.set(None);
-            let _ = stop_process(r, KILL_GRACE);
-        }
-        self.abort.set(None);
+        self.stop(KILL_GRACE);
     }
 
     /// The process has gone (or closed its stdout): ends what is left of its group and says how
     /// it ended.
     fn ended(&mut self, stdout_closed: bool) -> ChunkError {
-        let Some(r) = self.running.take() else {
+        let Some(pid) = self.running.as_ref().map(|r| r.child.id()) else {
             return ChunkError::new(FailureKind::Mapper, "mapper process is not running");
         };
-        self.abort.set(None);
-        let pid = r.child.id();
         // A process that closed its stdout is usually on its way out: give it a moment.
         let exited = !stdout_closed || wait_until(EXIT_GRACE, || has_exited(pid));
-        let status = stop_process(r, if exited { Duration::ZERO } else { KILL_GRACE });
+        let status = self
+            .stop(if exited { Duration::ZERO } else { KILL_GRACE })
+            .flatten();
         let how = match (exited, status) {
             (true, Some(s)) => describe_exit(&s),
             (true, None) => "ended".to_string(),
@@ -604,24 +607,19 @@ impl Mapper for ProcessMapper {
     }
 
     fn finish(&mut self) {
-        if let Some(mut r) = self.running.take() {
+        if let Some(r) = self.running.as_mut() {
             drop(r.stdin.take());
             // finish() runs on end of input; give it a bounded while, then kill its group.
             let pid = r.child.id();
             wait_until(Duration::from_secs(60), || has_exited(pid));
-            self.abort.set(None);
-            let _ = stop_process(r, Duration::ZERO);
         }
-        self.abort.set(None);
+        self.stop(Duration::ZERO);
     }
 }
 
 impl Drop for ProcessMapper {
     fn drop(&mut self) {
         // Never leave a mapper (or what it started) behind, e.g. after a panic.
-        if let Some(r) = self.running.take() {
-            self.abort.set(None);
-            let _ = stop_process(r, Duration::ZERO);
-        }
+        self.stop(Duration::ZERO);
     }
 }

@@ -1,7 +1,7 @@
 //! Command-line faults (issue 15): `flywheel query` is read-only, a closed stdout ends a command
 //! quietly, and an output directory must be nameable by a table address.
 
-use crate::support::{flywheel, has_version, run};
+use crate::support::{flywheel, has_version, run, stderr_text};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -40,10 +40,6 @@ fn three_versions(dir: &Path) -> PathBuf {
     t
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 // ---------------------------------------------------------------------------------------------
 // 9. `flywheel query` reads only its tables and writes nothing.
 
@@ -51,7 +47,7 @@ fn stderr(o: &Output) -> String {
 /// what was refused, and nothing on stdout.
 fn assert_refused(table: &Path, sql: &str, what: &str) -> String {
     let o = run(flywheel().args(["query", sql, "--table"]).arg(table));
-    let err = stderr(&o);
+    let err = stderr_text(&o);
     assert_eq!(o.status.code(), Some(2), "{sql}: {err}");
     assert!(
         err.starts_with("error: query: ") && err.contains(what) && err.contains("read-only"),
@@ -165,9 +161,9 @@ fn query_refuses_every_statement_that_writes_or_reads_other_files() {
         .arg(&t));
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        o.stdout.is_empty() && !stderr(&o).contains("root"),
+        o.stdout.is_empty() && !stderr_text(&o).contains("root"),
         "{}",
-        stderr(&o)
+        stderr_text(&o)
     );
 
     assert_eq!(
@@ -187,7 +183,7 @@ fn query_still_runs_select_with_and_explain() {
         let o = run(flywheel()
             .args(["query", sql, "--format", "csv", "--table"])
             .arg(&t));
-        assert!(o.status.success(), "{sql}: {}", stderr(&o));
+        assert!(o.status.success(), "{sql}: {}", stderr_text(&o));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     assert_eq!(csv("SELECT count(*) AS n FROM t"), "n\n12000\n");
@@ -211,7 +207,7 @@ fn query_still_runs_select_with_and_explain() {
 
 /// Asserts that a command ended without a panic: no exit 101, no "panicked" on stderr.
 fn assert_quiet(what: &str, o: &Output) {
-    let err = stderr(o);
+    let err = stderr_text(o);
     assert_ne!(o.status.code(), Some(101), "{what}: {err}");
     assert!(!err.contains("panicked"), "{what}: {err}");
     assert!(!err.contains("Broken pipe"), "{what}: {err}");
@@ -301,7 +297,7 @@ fn an_output_named_like_a_version_is_refused_and_nothing_is_created() {
             .arg(&input)
             .arg("--output")
             .arg(&target));
-        let err = stderr(&o);
+        let err = stderr_text(&o);
         assert_eq!(o.status.code(), Some(2), "{err}");
         assert!(
             err.starts_with("error: ")
@@ -328,7 +324,7 @@ fn an_output_named_like_a_version_is_refused_and_nothing_is_created() {
     }
     for args in commands {
         let o = run(flywheel().args(&args).arg(&job));
-        let err = stderr(&o);
+        let err = stderr_text(&o);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(
             err.starts_with("error: ") && err.contains("out/x@2") && err.contains("version 2 of"),
@@ -351,7 +347,11 @@ fn an_output_named_like_a_version_is_refused_and_nothing_is_created() {
         .arg(&good)
         .arg("--output")
         .arg(out.join("again@1")));
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("version 1 of"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr_text(&o));
+    assert!(
+        stderr_text(&o).contains("version 1 of"),
+        "{}",
+        stderr_text(&o)
+    );
     assert!(!out.join("again@1").exists());
 }

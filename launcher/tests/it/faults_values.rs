@@ -10,12 +10,6 @@ use std::process::{Command, Output};
 /// Longest a `flywheel map` here may run: a hang is a failure, not a stuck test.
 const DEADLINE_S: &str = "180";
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("the test writes its file");
-    p
-}
-
 /// `flywheel map` under a deadline, with `--python PY` when given.
 fn map(input: &Path, output: &Path, mapper: &str, python: Option<&Path>, extra: &[&str]) -> Output {
     let mut c = Command::new("timeout");
@@ -43,23 +37,9 @@ fn map(input: &Path, output: &Path, mapper: &str, python: Option<&Path>, extra: 
     o
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// The table read file by file with pyarrow (see read_files.py).
 fn read_files(py: &Path, table: &Path) -> Value {
-    let out = Command::new(py)
-        .arg(root().join("launcher/tests/it/read_files.py"))
-        .arg(table)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "read_files.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("read_files.py prints JSON")
+    py_json(py, "read_files.py", &[table])
 }
 
 /// The two mapper paths: the --python that has pyarrow (Arrow IPC) and one that has not
@@ -88,7 +68,7 @@ fn pythons() -> Option<(PathBuf, PathBuf)> {
 }
 
 /// An input of `n` rows with an int64 column `id` = 0..n.
-fn ids(py: &Path, dir: &Path, n: u64) -> PathBuf {
+fn ids_input(py: &Path, dir: &Path, n: u64) -> PathBuf {
     let p = dir.join("ids.parquet");
     ids_parquet(py, &p, 0, n);
     p
@@ -100,8 +80,8 @@ fn an_empty_object_is_stored_as_json_on_both_mapper_paths() {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let input = ids(&arrow, dir.path(), 40);
-    let m = write(
+    let input = ids_input(&arrow, dir.path(), 40);
+    let m = write_file(
         dir.path(),
         "m.py",
         "def empty(row):\n    yield {\"id\": row[\"id\"], \"v\": {}}\n\n\
@@ -117,7 +97,7 @@ fn an_empty_object_is_stored_as_json_on_both_mapper_paths() {
             Some(py),
             &["--chunk-rows", "10"],
         );
-        assert!(o.status.success(), "{}: {}", py.display(), stderr(&o));
+        assert!(o.status.success(), "{}: {}", py.display(), stderr_text(&o));
         let t = read_files(&arrow, &out);
         assert_eq!(t["files_agree"], true);
         assert_eq!(t["names"], json!(["id", "v"]));
@@ -133,7 +113,7 @@ fn an_empty_object_is_stored_as_json_on_both_mapper_paths() {
             Some(py),
             &["--chunk-rows", "10"],
         );
-        assert!(o.status.success(), "{}: {}", py.display(), stderr(&o));
+        assert!(o.status.success(), "{}: {}", py.display(), stderr_text(&o));
         let t = read_files(&arrow, &out);
         assert_eq!(t["files_agree"], true, "{t}");
         let rows = t["rows"].as_array().expect("rows");
@@ -167,7 +147,7 @@ fn a_value_that_does_not_fit_its_column_is_an_error_on_every_mapper_path() {
         None,
         &["--workers", "1", "--schema", "id: int8?, text: str?"],
     );
-    let e = stderr(&o);
+    let e = stderr_text(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
         e.contains("output row 128 (of chunk 0), column 'id': value 128 does not fit the column's type int8"),
@@ -182,14 +162,14 @@ fn a_value_that_does_not_fit_its_column_is_an_error_on_every_mapper_path() {
         None,
         &["--workers", "1", "--schema", "id: int?, text: int?"],
     );
-    let e = stderr(&o);
+    let e = stderr_text(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
         e.contains("output row 0 (of chunk 0), column 'text': value \"t0\" does not fit the column's type int"),
         "{e}"
     );
     // Python, on the Arrow path and on the JSON path: the same rows fail the same way.
-    let m = write(
+    let m = write_file(
         dir.path(),
         "m.py",
         "def f(row):\n    yield {\"id\": row[\"id\"] * 2}\n",
@@ -203,7 +183,7 @@ fn a_value_that_does_not_fit_its_column_is_an_error_on_every_mapper_path() {
             Some(py),
             &["--workers", "1", "--schema", "id: int8?"],
         );
-        let e = stderr(&o);
+        let e = stderr_text(&o);
         assert_eq!(o.status.code(), Some(1), "{}: {e}", py.display());
         assert!(
             e.contains("output row 64 (from input row 64 of")
@@ -221,8 +201,8 @@ fn the_inferred_schema_does_not_depend_on_scheduling_or_chunk_rows() {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let input = ids(&arrow, dir.path(), 60);
-    let m = write(
+    let input = ids_input(&arrow, dir.path(), 60);
+    let m = write_file(
         dir.path(),
         "m.py",
         r#"
@@ -256,7 +236,7 @@ def flip(row):
                 Some(py),
                 &["--chunk-rows", rows],
             );
-            assert!(o.status.success(), "{}: {}", py.display(), stderr(&o));
+            assert!(o.status.success(), "{}: {}", py.display(), stderr_text(&o));
             let t = read_files(&arrow, &out);
             assert_eq!(t["files_agree"], true, "{t}");
             assert_eq!(t["names"], json!(["id", "extra"]));
@@ -266,9 +246,9 @@ def flip(row):
             assert_eq!(rows_read[59], json!({"id": 59, "extra": "x59"}));
             if rows == "10" {
                 assert!(
-                    stderr(&o).contains("run again to store them with the table schema"),
+                    stderr_text(&o).contains("run again to store them with the table schema"),
                     "{}",
-                    stderr(&o)
+                    stderr_text(&o)
                 );
             }
             tables.push((t["names"].clone(), t["types"].clone(), t["rows"].clone()));
@@ -285,15 +265,15 @@ def flip(row):
                 Some(py),
                 &["--chunk-rows", rows],
             );
-            assert!(o.status.success(), "{}: {}", py.display(), stderr(&o));
+            assert!(o.status.success(), "{}: {}", py.display(), stderr_text(&o));
             let t = read_files(&arrow, &out);
             assert_eq!(t["files_agree"], true, "{t}");
             assert_eq!(t["types"], json!(["int64", "double"]));
             if rows == "10" {
                 assert!(
-                    stderr(&o).contains("column 'v' was widened to float? (chunk 0 had int"),
+                    stderr_text(&o).contains("column 'v' was widened to float? (chunk 0 had int"),
                     "{}",
-                    stderr(&o)
+                    stderr_text(&o)
                 );
             }
             tables.push((t["names"].clone(), t["types"].clone(), t["rows"].clone()));
@@ -309,7 +289,7 @@ def flip(row):
                 Some(py),
                 &["--chunk-rows", rows],
             );
-            let e = stderr(&o);
+            let e = stderr_text(&o);
             assert_eq!(o.status.code(), Some(1), "{}: {e}", py.display());
             assert!(
                 e.contains("column 'v' has int values (first at ")
@@ -329,8 +309,8 @@ fn nan_and_infinities_are_stored_whatever_python_runs_the_mapper() {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let input = ids(&arrow, dir.path(), 8);
-    let m = write(
+    let input = ids_input(&arrow, dir.path(), 8);
+    let m = write_file(
         dir.path(),
         "m.py",
         "VALUES = [float('nan'), float('inf'), float('-inf'), 1.5]\n\n\
@@ -351,7 +331,7 @@ fn nan_and_infinities_are_stored_whatever_python_runs_the_mapper() {
                 Some(py),
                 &extra,
             );
-            assert!(o.status.success(), "{}: {}", py.display(), stderr(&o));
+            assert!(o.status.success(), "{}: {}", py.display(), stderr_text(&o));
             let t = read_files(&arrow, &out);
             let fs: Vec<&Value> = t["rows"]
                 .as_array()

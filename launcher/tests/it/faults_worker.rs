@@ -10,15 +10,6 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Writes an executable POSIX shell mapper and returns its `--mapper` spec.
-fn exec_mapper(dir: &Path, name: &str, body: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("write the mapper");
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("make the mapper executable");
-    format!("exec:{}", path.display())
-}
-
 /// Shell that reads one chunk (header and rows) into `$rows` / `$chunk`; exits at end of input.
 const READ_CHUNK: &str = r#"read_chunk() {
   IFS= read -r header || exit 0
@@ -28,6 +19,15 @@ const READ_CHUNK: &str = r#"read_chunk() {
   while [ "$i" -lt "$rows" ]; do IFS= read -r line; i=$((i + 1)); done
 }
 "#;
+
+/// A shell mapper that says ready, reads one chunk, then runs `then`.
+fn after_one_chunk(dir: &Path, name: &str, then: &str) -> String {
+    exec_mapper(
+        dir,
+        name,
+        &format!("{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\n{then}"),
+    )
+}
 
 /// Runs `cmd`, killing it and failing the test if it has not exited within `limit`.
 fn run_within(cmd: &mut Command, limit: Duration) -> Output {
@@ -118,11 +118,7 @@ fn read_pid(path: &Path) -> u32 {
 #[test]
 fn a_mapper_that_closes_stdout_but_keeps_running_fails_its_chunk_at_once() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let m = exec_mapper(
-        dir.path(),
-        "closer.sh",
-        &format!("{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\nexec 1>&-\nsleep 60\n"),
-    );
+    let m = after_one_chunk(dir.path(), "closer.sh", "exec 1>&-\nsleep 60\n");
     let o = run_within(
         &mut map_once(dir.path(), "t", &m, &["--workers", "1"]),
         Duration::from_secs(30),
@@ -137,12 +133,10 @@ fn a_mapper_that_closes_stdout_but_keeps_running_fails_its_chunk_at_once() {
 #[test]
 fn a_line_that_is_not_utf8_fails_its_chunk_at_once() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let m = exec_mapper(
+    let m = after_one_chunk(
         dir.path(),
         "latin1.sh",
-        &format!(
-            "{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\nprintf '\\377\\376 caf\\351\\n'\nsleep 60\n"
-        ),
+        "printf '\\377\\376 caf\\351\\n'\nsleep 60\n",
     );
     let o = run_within(
         &mut map_once(dir.path(), "t", &m, &["--workers", "1"]),
@@ -228,11 +222,11 @@ fn a_mapper_that_ignores_sigterm_is_killed_with_everything_it_started() {
 fn a_mapper_that_dies_leaving_a_child_holding_its_stdout_is_seen_dead_at_once() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let pid_file = dir.path().join("orphan.pid");
-    let m = exec_mapper(
+    let m = after_one_chunk(
         dir.path(),
         "forker.sh",
         &format!(
-            "{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\nsleep 60 &\necho $! > {}\necho 'fatal: out of cheese' >&2\nexit 3\n",
+            "sleep 60 &\necho $! > {}\necho 'fatal: out of cheese' >&2\nexit 3\n",
             pid_file.display()
         ),
     );
@@ -291,12 +285,10 @@ fn the_final_error_of_a_drained_job_names_the_real_cause() {
     // Every chunk fails with the same cause. Workers are drained after 5 failures in a row,
     // and the chunks a drained worker held fail with the drain: those were the last errors
     // of the chunk that ran out of attempts ("failed 5 chunks in a row", and nothing else).
-    let m = exec_mapper(
+    let m = after_one_chunk(
         dir.path(),
         "full.sh",
-        &format!(
-            "{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\necho \"OSError: [Errno 28] No space left on device (chunk $chunk)\" >&2\nexit 1\n"
-        ),
+        "echo \"OSError: [Errno 28] No space left on device (chunk $chunk)\" >&2\nexit 1\n",
     );
     let mut cmd = map_once(
         dir.path(),
@@ -382,13 +374,10 @@ fn a_mapper_does_not_outlive_a_killed_flywheel() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let pid_file = dir.path().join("mapper.pid");
     // Hangs in its chunk (the shell becomes `sleep`, so the mapper itself is the sleeper).
-    let m = exec_mapper(
+    let m = after_one_chunk(
         dir.path(),
         "hang.sh",
-        &format!(
-            "{READ_CHUNK}echo '{{\"ready\": true}}'\nread_chunk\necho $$ > {}\nexec sleep 60\n",
-            pid_file.display()
-        ),
+        &format!("echo $$ > {}\nexec sleep 60\n", pid_file.display()),
     );
     let mut child = map_once(dir.path(), "t", &m, &["--workers", "1"])
         .stdout(Stdio::null())

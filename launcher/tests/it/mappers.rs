@@ -1,13 +1,7 @@
 //! Mapper forms, prints, fate isolation and start-once, with real mapper processes.
 
 use crate::support::*;
-use std::path::{Path, PathBuf};
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
+use std::path::Path;
 
 /// Runs a map over the dialogues and returns (output, table rows read by pyarrow).
 fn map_rows(
@@ -65,7 +59,7 @@ fn every_mapper_form_produces_its_rows_in_order() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let m = write(
+    let m = write_file(
         dir.path(),
         "forms.py",
         r#"
@@ -151,11 +145,10 @@ fn an_exec_mapper_in_shell_speaks_the_protocol() {
     };
     let dir = tempfile::tempdir().unwrap();
     // A mapper in POSIX shell: emits {"row": {"n": <line length>, "tag": $FLYWHEEL_ARG_TAG}} per input row.
-    let sh = write(
+    let sh = exec_mapper(
         dir.path(),
         "len.sh",
-        r#"#!/bin/sh
-echo '{"ready": true}'
+        r#"echo '{"ready": true}'
 while IFS= read -r header; do
   rows=$(printf '%s' "$header" | sed 's/.*"rows":\([0-9]*\).*/\1/')
   i=0
@@ -168,13 +161,7 @@ while IFS= read -r header; do
 done
 "#,
     );
-    std::fs::set_permissions(&sh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let (o, rows) = map_rows(
-        &py,
-        dir.path(),
-        &format!("exec:{}", sh.display()),
-        &["--mapper-arg", "tag=shell"],
-    );
+    let (o, rows) = map_rows(&py, dir.path(), &sh, &["--mapper-arg", "tag=shell"]);
     assert!(o.status.success());
     assert_eq!(rows.len(), 500);
     assert!(rows
@@ -189,7 +176,7 @@ fn prints_go_to_the_log_not_into_the_data() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let m = write(
+    let m = write_file(
         dir.path(),
         "noisy.py",
         "import os, sys\ndef f(row):\n    print('processing', row['id'], '{\"row\": {\"fake\": 1}}')\n    os.write(1, b'raw fd 1 write\\n')\n    yield {'id': row['id']}\n",
@@ -225,7 +212,7 @@ fn a_killed_segfaulting_exiting_or_hanging_mapper_costs_one_attempt() {
         ("hang", "time.sleep(3600)"),
     ] {
         let marker = dir.path().join(format!("{name}.done"));
-        let m = write(
+        let m = write_file(
             dir.path(),
             &format!("{name}.py"),
             &format!(
@@ -271,7 +258,7 @@ fn start_runs_once_per_worker_process_across_many_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let count = dir.path().join("starts");
     std::fs::create_dir(&count).unwrap();
-    let m = write(
+    let m = write_file(
         dir.path(),
         "counted.py",
         &format!(
@@ -332,7 +319,7 @@ fn start_runs_once_per_worker_process_across_many_chunks() {
 #[test]
 fn mapper_mem_limits_each_mapper_process() {
     let dir = tempfile::tempdir().unwrap();
-    let m = write(dir.path(), "hog.py", "def f(row):\n    if row['id'] == 3:\n        x = bytearray(2 * 1024**3)\n    yield {'id': row['id']}\n");
+    let m = write_file(dir.path(), "hog.py", "def f(row):\n    if row['id'] == 3:\n        x = bytearray(2 * 1024**3)\n    yield {'id': row['id']}\n");
     let out = dir.path().join("t");
     let o = run(flywheel()
         .args([
@@ -369,16 +356,15 @@ fn mapper_mem_limits_each_mapper_process() {
 fn an_answer_for_another_chunk_is_never_accepted() {
     let dir = tempfile::tempdir().unwrap();
     // Answers every chunk with an `end` for chunk 999 and no rows.
-    let sh = write(
+    let sh = exec_mapper(
         dir.path(),
         "confused.sh",
-        "#!/bin/sh\necho '{\"ready\": true}'\nwhile IFS= read -r header; do\n  rows=$(printf '%s' \"$header\" | sed 's/.*\"rows\":\\([0-9]*\\).*/\\1/')\n  i=0\n  while [ \"$i\" -lt \"$rows\" ]; do IFS= read -r line; i=$((i + 1)); done\n  echo '{\"end\": {\"chunk\": 999, \"rows_out\": 0}}'\ndone\n",
+        "echo '{\"ready\": true}'\nwhile IFS= read -r header; do\n  rows=$(printf '%s' \"$header\" | sed 's/.*\"rows\":\\([0-9]*\\).*/\\1/')\n  i=0\n  while [ \"$i\" -lt \"$rows\" ]; do IFS= read -r line; i=$((i + 1)); done\n  echo '{\"end\": {\"chunk\": 999, \"rows_out\": 0}}'\ndone\n",
     );
-    std::fs::set_permissions(&sh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = dir.path().join("t");
     let o = run(flywheel()
         .args(["map", "--max-attempts", "1", "--mapper"])
-        .arg(format!("exec:{}", sh.display()))
+        .arg(&sh)
         .arg("--input")
         .arg(dialogues())
         .arg("--output")
@@ -397,7 +383,7 @@ fn dates_times_and_decimals_from_a_mapper_are_stored_on_both_paths() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let m = write(
+    let m = write_file(
         dir.path(),
         "dt.py",
         "import datetime, decimal\ndef f(row):\n    yield {'id': row['id'], 'when': datetime.datetime(2024, 1, 2, 3, 4, 5), 'day': datetime.date(2024, 1, 2), 'price': decimal.Decimal('1.25')}\n",

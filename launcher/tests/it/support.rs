@@ -66,38 +66,39 @@ pub fn pyarrow_python() -> Option<PathBuf> {
     })
 }
 
-/// Reads a table with pyarrow only (manifest as plain JSON, files with pyarrow.parquet).
-pub fn read_with_pyarrow(py: &Path, table: &Path, version: Option<u64>) -> Value {
-    let mut cmd = Command::new(py);
-    cmd.arg(root().join("launcher/tests/it/read_table.py"))
-        .arg(table);
-    if let Some(v) = version {
-        cmd.arg(v.to_string());
-    }
-    let out = cmd.output().expect("python runs");
-    assert!(
-        out.status.success(),
-        "read_table.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("read_table.py prints JSON")
-}
-
-/// The expected output of a mapper: the same function called in a plain Python loop.
-pub fn expected_rows(py: &Path, input: &Path, mapper_file: &Path, name: &str) -> Vec<Value> {
+/// Runs one of this folder's Python scripts with `args` and returns the JSON it prints; fails
+/// the test when it fails.
+pub fn py_json<S: AsRef<std::ffi::OsStr>>(py: &Path, script: &str, args: &[S]) -> Value {
     let out = Command::new(py)
-        .arg(root().join("launcher/tests/it/expected_rows.py"))
-        .arg(input)
-        .arg(mapper_file)
-        .arg(name)
+        .arg(root().join("launcher/tests/it").join(script))
+        .args(args)
         .output()
         .expect("python runs");
     assert!(
         out.status.success(),
-        "expected_rows.py failed: {}",
+        "{script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("expected_rows.py prints JSON")
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{script} prints JSON: {e}"))
+}
+
+/// Reads a table with pyarrow only (manifest as plain JSON, files with pyarrow.parquet).
+pub fn read_with_pyarrow(py: &Path, table: &Path, version: Option<u64>) -> Value {
+    let mut args = vec![table.as_os_str().to_owned()];
+    if let Some(v) = version {
+        args.push(v.to_string().into());
+    }
+    py_json(py, "read_table.py", &args)
+}
+
+/// The expected output of a mapper: the same function called in a plain Python loop.
+pub fn expected_rows(py: &Path, input: &Path, mapper_file: &Path, name: &str) -> Vec<Value> {
+    let rows = py_json(
+        py,
+        "expected_rows.py",
+        &[input.as_os_str(), mapper_file.as_os_str(), name.as_ref()],
+    );
+    serde_json::from_value(rows).expect("expected_rows.py prints a list of rows")
 }
 
 /// The example dataset and mapper of the README demo.
@@ -232,4 +233,25 @@ pub fn wait_within(mut child: Child, limit: Duration) -> Output {
         stdout,
         stderr,
     }
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("the test writes its file");
+    p
+}
+
+/// Writes an executable POSIX shell mapper (`body` after the `#!/bin/sh` line) and returns its
+/// `--mapper` spec.
+pub fn exec_mapper(dir: &Path, name: &str, body: &str) -> String {
+    let path = write_file(dir, name, &format!("#!/bin/sh\n{body}"));
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("make the mapper executable");
+    format!("exec:{}", path.display())
+}
+
+/// A command's stderr as text.
+pub fn stderr_text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
