@@ -255,11 +255,14 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn scheduling_case(throughput_chunks: usize) -> Result<()> {
+    scheduling_quality();
+    dispatch_throughput(throughput_chunks)
+}
+
+/// The simulator's makespan against the ideal and a static split, and the work a crash wastes.
+fn scheduling_quality() {
     use flywheel_coordinator::sim::{simulate, static_split_makespan, SimSpec, SimWorkerSpec};
-    use flywheel_coordinator::{Coordinator, CoordinatorConfig};
-    use flywheel_protocol::{
-        ChunkOutput, Rank, ToCoordinator, ToWorker, Transport, TransportError,
-    };
+    use flywheel_coordinator::CoordinatorConfig;
 
     let costs: Vec<f64> = (0..2000).map(|i| 1.0 + (i % 5) as f64 * 0.25).collect();
     let mean_cost = costs.iter().sum::<f64>() / costs.len() as f64;
@@ -308,9 +311,16 @@ fn scheduling_case(throughput_chunks: usize) -> Result<()> {
         wasted / mean_cost / crashes.max(1) as f64,
         "-"
     );
+}
 
-    // Dispatch + completion cycles through the real state machine; the transport only keeps
-    // the assignments.
+/// Dispatch + completion cycles through the real state machine (the transport only keeps the
+/// assignments), and the memory a pending chunk costs.
+fn dispatch_throughput(throughput_chunks: usize) -> Result<()> {
+    use flywheel_coordinator::{Coordinator, CoordinatorConfig};
+    use flywheel_protocol::{
+        ChunkOutput, Rank, ToCoordinator, ToWorker, Transport, TransportError,
+    };
+
     struct Capture(Vec<flywheel_protocol::ChunkTask>);
     impl Transport for Capture {
         fn workers(&self) -> Vec<Rank> {

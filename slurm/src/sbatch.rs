@@ -155,9 +155,30 @@ fn quote(s: &str) -> String {
     }
 }
 
-/// Renders the batch script.
+/// Renders the batch script: the `#SBATCH` directives, the user's environment and set-up, and
+/// the body that runs the ranks and turns Slurm's signals into checkpoints.
 pub fn render_sbatch(job: &SbatchJob<'_>) -> Result<String, SlurmError> {
-    let s = job.spec;
+    check_spec(job.spec)?;
+    let mut out = String::from("#!/bin/bash\n");
+    for line in directives(job) {
+        out.push_str("#SBATCH ");
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str("\nset -euo pipefail\n");
+    for (k, v) in &job.spec.env {
+        out.push_str(&format!("export {k}={}\n", quote(v)));
+    }
+    for line in &job.spec.setup.0 {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&body(job));
+    Ok(out)
+}
+
+/// Refuses settings Slurm would reject late, or that could not run a job.
+fn check_spec(s: &SlurmSpec) -> Result<(), SlurmError> {
     if s.nodes == 0 {
         return Err(SlurmError::BadSetting {
             field: "nodes",
@@ -184,64 +205,56 @@ pub fn render_sbatch(job: &SbatchJob<'_>) -> Result<String, SlurmError> {
             });
         }
     }
-    let mut out = String::from("#!/bin/bash\n");
-    let mut sb = |line: String| {
-        out.push_str("#SBATCH ");
-        out.push_str(&line);
-        out.push('\n');
-    };
-    sb(format!(
-        "--job-name={}",
-        quote(s.job_name.as_deref().unwrap_or(&job.default_name))
-    ));
-    sb(format!("--nodes={}", s.nodes));
-    sb(format!("--ntasks-per-node={}", s.ntasks_per_node));
-    if let Some(g) = s.gpus_per_task {
-        sb(format!("--gpus-per-task={g}"));
+    Ok(())
+}
+
+/// The `#SBATCH` options, without the prefix; the user's `extra` lines last.
+fn directives(job: &SbatchJob<'_>) -> Vec<String> {
+    let s = job.spec;
+    let mut d = vec![
+        format!(
+            "--job-name={}",
+            quote(s.job_name.as_deref().unwrap_or(&job.default_name))
+        ),
+        format!("--nodes={}", s.nodes),
+        format!("--ntasks-per-node={}", s.ntasks_per_node),
+    ];
+    d.extend(s.gpus_per_task.map(|g| format!("--gpus-per-task={g}")));
+    d.extend(s.cpus_per_task.map(|c| format!("--cpus-per-task={c}")));
+    let quoted = [
+        ("mem", &s.mem),
+        ("time", &s.time),
+        ("partition", &s.partition),
+        ("account", &s.account),
+        ("qos", &s.qos),
+    ];
+    for (name, value) in quoted {
+        d.extend(value.as_ref().map(|v| format!("--{name}={}", quote(v))));
     }
-    if let Some(c) = s.cpus_per_task {
-        sb(format!("--cpus-per-task={c}"));
-    }
-    if let Some(m) = &s.mem {
-        sb(format!("--mem={}", quote(m)));
-    }
-    if let Some(t) = &s.time {
-        sb(format!("--time={}", quote(t)));
-    }
-    if let Some(p) = &s.partition {
-        sb(format!("--partition={}", quote(p)));
-    }
-    if let Some(a) = &s.account {
-        sb(format!("--account={}", quote(a)));
-    }
-    if let Some(q) = &s.qos {
-        sb(format!("--qos={}", quote(q)));
-    }
-    sb(format!("--signal=B:USR1@{}", s.signal_margin));
-    sb(format!("--output={}", quote(&job.log.to_string_lossy())));
-    sb(format!("--chdir={}", quote(&job.workdir.to_string_lossy())));
+    d.push(format!("--signal=B:USR1@{}", s.signal_margin));
+    d.push(format!("--output={}", quote(&job.log.to_string_lossy())));
+    d.push(format!("--chdir={}", quote(&job.workdir.to_string_lossy())));
     for line in &s.extra.0 {
         let line = line.trim();
-        sb(line
-            .strip_prefix("#SBATCH")
-            .map(str::trim)
-            .unwrap_or(line)
-            .to_string());
+        d.push(
+            line.strip_prefix("#SBATCH")
+                .map(str::trim)
+                .unwrap_or(line)
+                .to_string(),
+        );
     }
-    out.push_str("\nset -euo pipefail\n");
-    for (k, v) in &s.env {
-        out.push_str(&format!("export {k}={}\n", quote(v)));
-    }
-    for line in &s.setup.0 {
-        out.push_str(line);
-        out.push('\n');
-    }
-    // Near the time limit Slurm sends USR1 to this script: it submits the continuation (which
-    // resumes from the job's journal once this job has ended) and tells the ranks to checkpoint.
-    // scancel sends TERM: the ranks checkpoint, and nothing is resubmitted.
-    // The job's id survives requeues and continuations (--export=ALL carries it), so a job run
-    // again finishes instead of publishing a second version.
-    out.push_str("export FLYWHEEL_JOB_ID=\"${FLYWHEEL_JOB_ID:-slurm-$SLURM_JOB_ID}\"\n");
+    d
+}
+
+/// Runs the ranks under srun. Near the time limit Slurm sends USR1 to this script: it submits the
+/// continuation (which resumes from the job's journal once this job has ended) and tells the
+/// ranks to checkpoint. scancel sends TERM: the ranks checkpoint, and nothing is resubmitted.
+/// The job's id survives requeues and continuations (--export=ALL carries it), so a job run
+/// again finishes instead of publishing a second version.
+fn body(job: &SbatchJob<'_>) -> String {
+    let s = job.spec;
+    let mut out =
+        String::from("export FLYWHEEL_JOB_ID=\"${FLYWHEEL_JOB_ID:-slurm-$SLURM_JOB_ID}\"\n");
     out.push_str(&format!(
         "export FLYWHEEL_CHECKPOINT_GRACE={}\n\
          continue_job() {{\n  sbatch --parsable --dependency=afterany:\"$SLURM_JOB_ID\" --export=ALL,FLYWHEEL_RESUME=1 {}\n}}\n\
@@ -258,7 +271,7 @@ pub fn render_sbatch(job: &SbatchJob<'_>) -> Result<String, SlurmError> {
         quote(&job.flywheel.to_string_lossy()),
         quote(&job.job_file.to_string_lossy())
     ));
-    Ok(out)
+    out
 }
 
 /// Submits a saved script with `sbatch --parsable` and returns the job id; `env` is exported to

@@ -241,7 +241,10 @@ fn a_killed_segfaulting_exiting_or_hanging_mapper_costs_one_attempt() {
         }
         // One failed attempt; the chunk is then run again, unless a speculative copy of
         // it was already running on the other worker (then that copy finishes it).
-        assert!(log.contains("failures 1 ·"), "{name}: one failed attempt: {log}");
+        assert!(
+            log.contains("failures 1 ·"),
+            "{name}: one failed attempt: {log}"
+        );
         let why = match name {
             "sigkill" => "killed by signal 9",
             "segfault" => "segmentation fault",
