@@ -5,7 +5,7 @@
 
 use crate::error::{bad_input, CliError};
 use anyhow::anyhow;
-use flywheel_protocol::JobOptions;
+use flywheel_protocol::{JobOptions, MapperSpec};
 use flywheel_slurm::SlurmSpec;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -55,10 +55,12 @@ pub fn load(path: &Path) -> Result<JobFile, CliError> {
             job.mapper = format!("{}:{name}", absolutize(&base, file));
         }
     }
-    // A shipped mapper's model directory, like every other path here.
-    if job.mapper.starts_with("flywheel:") {
-        if let Some(model) = job.mapper_args.get_mut("model") {
-            *model = absolutize(&base, model);
+    // A shipped mapper's directories (its model), like every other path here.
+    if let Ok(MapperSpec::Shipped { mapper }) = MapperSpec::parse(&job.mapper) {
+        for key in mapper.dir_args() {
+            if let Some(dir) = job.mapper_args.get_mut(key) {
+                *dir = absolutize(&base, dir);
+            }
         }
     }
     let sha256 = hex::encode(Sha256::digest(content.as_bytes()));
@@ -92,6 +94,24 @@ mod tests {
         assert_eq!(jf.job.chunk_rows, 5);
         assert_eq!(jf.slurm.ntasks_per_node, 4);
         assert_eq!(jf.slurm.setup.0, vec!["module load x"]);
+    }
+
+    #[test]
+    fn a_shipped_mappers_model_directory_resolves_against_the_job_file() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let p = dir.path().join("job.toml");
+        std::fs::write(
+            &p,
+            "input = \"a\"\noutput = \"b\"\nmapper = \"flywheel:embed\"\n[mapper_args]\nmodel = \"models/enc\"\ncolumn = \"text\"\n",
+        )
+        .expect("job file is written");
+        let jf = load(&p).expect("job file loads");
+        let base = std::fs::canonicalize(dir.path()).expect("canonical directory");
+        assert_eq!(
+            jf.job.mapper_args["model"],
+            base.join("models/enc").to_string_lossy()
+        );
+        assert_eq!(jf.job.mapper_args["column"], "text", "not a directory");
     }
 
     #[test]

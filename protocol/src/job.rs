@@ -2,6 +2,7 @@
 //! job file's top-level fields, and every MPI rank reads it, so ranks agree on the job without
 //! sending it around.
 
+use crate::ShippedMapper;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -161,7 +162,7 @@ pub enum MapperSpec {
     /// `builtin:NAME`: a mapper written in Rust.
     Builtin { name: String },
     /// `flywheel:NAME`: a Python mapper shipped with flywheel (`generate`, `embed`).
-    Shipped { name: String },
+    Shipped { mapper: ShippedMapper },
 }
 
 /// Why a `--mapper` value could not be parsed.
@@ -186,9 +187,6 @@ pub enum MapperSpecError {
 /// The builtin mappers, for messages and `--help`.
 pub const BUILTIN_MAPPERS: &[&str] = &["identity"];
 
-/// The Python mappers shipped with flywheel (`flywheel:NAME`) and their classes.
-pub const SHIPPED_MAPPERS: &[(&str, &str)] = &[("generate", "Generate"), ("embed", "Embed")];
-
 impl MapperSpec {
     /// Parses a `--mapper` value.
     pub fn parse(spec: &str) -> Result<MapperSpec, MapperSpecError> {
@@ -200,19 +198,17 @@ impl MapperSpec {
             return Ok(MapperSpec::Exec { argv });
         }
         if let Some(name) = spec.strip_prefix("flywheel:") {
-            if !SHIPPED_MAPPERS.iter().any(|(n, _)| *n == name) {
-                return Err(MapperSpecError::UnknownShipped {
+            return match ShippedMapper::from_name(name) {
+                Some(mapper) => Ok(MapperSpec::Shipped { mapper }),
+                None => Err(MapperSpecError::UnknownShipped {
                     name: name.to_string(),
-                    available: SHIPPED_MAPPERS
+                    available: ShippedMapper::ALL
                         .iter()
-                        .map(|(n, _)| format!("flywheel:{n}"))
+                        .map(|m| format!("flywheel:{m}"))
                         .collect::<Vec<_>>()
                         .join(", "),
-                });
-            }
-            return Ok(MapperSpec::Shipped {
-                name: name.to_string(),
-            });
+                }),
+            };
         }
         if let Some(name) = spec.strip_prefix("builtin:") {
             if !BUILTIN_MAPPERS.contains(&name) {
@@ -284,7 +280,7 @@ mod tests {
         assert_eq!(
             MapperSpec::parse("flywheel:embed").unwrap(),
             MapperSpec::Shipped {
-                name: "embed".into()
+                mapper: ShippedMapper::Embed
             }
         );
         assert_eq!(

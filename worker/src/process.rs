@@ -74,6 +74,28 @@ pub fn python_runner_path() -> Result<PathBuf, WorkerError> {
     Ok(dir.join("flywheel_runner.py"))
 }
 
+/// The runner's command for the Python mapper `name` in `file`, given `args` (JSON); adds what
+/// the runner reads to `env`. Returns (program, arguments, label).
+fn python_mapper(
+    env: &mut Vec<(String, String)>,
+    cfg: &WorkerConfig,
+    file: &std::path::Path,
+    name: &str,
+    args: String,
+) -> Result<(String, Vec<String>, String), WorkerError> {
+    let runner = python_runner_path()?;
+    env.push((
+        "FLYWHEEL_MAPPER".to_string(),
+        format!("{}:{name}", file.display()),
+    ));
+    env.push(("FLYWHEEL_MAPPER_ARGS".to_string(), args));
+    Ok((
+        cfg.job.python.clone(),
+        vec!["-u".to_string(), runner.display().to_string()],
+        name.to_string(),
+    ))
+}
+
 /// A mapper process under supervision.
 pub struct ProcessMapper {
     program: String,
@@ -112,39 +134,19 @@ impl ProcessMapper {
             ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
         ];
         env.extend(cfg.extra_env.iter().cloned());
-        // A shipped mapper is a class in flywheel_shipped.py, beside the runner.
-        let shipped;
-        let spec = match spec {
-            MapperSpec::Shipped { name } => {
-                let runner = python_runner_path()?;
-                let class = flywheel_protocol::SHIPPED_MAPPERS
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map_or("Generate", |(_, c)| *c);
-                shipped = MapperSpec::Python {
-                    file: runner.with_file_name("flywheel_shipped.py"),
-                    name: class.to_string(),
-                };
-                &shipped
-            }
-            other => other,
-        };
         let (program, args, label) = match spec {
             MapperSpec::Python { file, name } => {
-                let runner = python_runner_path()?;
                 let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
-                env.push((
-                    "FLYWHEEL_MAPPER".to_string(),
-                    format!("{}:{name}", file.display()),
-                ));
-                let args_json =
+                let args =
                     serde_json::to_string(&cfg.job.mapper_args).unwrap_or_else(|_| "{}".into());
-                env.push(("FLYWHEEL_MAPPER_ARGS".to_string(), args_json));
-                (
-                    cfg.job.python.clone(),
-                    vec!["-u".to_string(), runner.display().to_string()],
-                    name.clone(),
-                )
+                python_mapper(&mut env, cfg, &file, name, args)?
+            }
+            MapperSpec::Shipped { mapper } => {
+                // A class in flywheel_shipped.py, beside the runner, given every argument typed
+                // and defaulted from the one table of them.
+                let file = python_runner_path()?.with_file_name("flywheel_shipped.py");
+                let args = serde_json::Value::Object(mapper.python_args(&cfg.job.mapper_args)?);
+                python_mapper(&mut env, cfg, &file, mapper.class(), args.to_string())?
             }
             MapperSpec::Exec { argv } => {
                 for (k, v) in &cfg.job.mapper_args {
@@ -155,9 +157,7 @@ impl ProcessMapper {
                 }
                 (argv[0].clone(), argv[1..].to_vec(), argv[0].clone())
             }
-            MapperSpec::Builtin { name } | MapperSpec::Shipped { name } => {
-                (name.clone(), Vec::new(), name.clone())
-            }
+            MapperSpec::Builtin { name } => (name.clone(), Vec::new(), name.clone()),
         };
         Ok(ProcessMapper {
             program,
