@@ -1,4 +1,5 @@
-//! Command-line interface (the contract is ../shared/SPEC.md; `flywheel COMMAND --help` documents the extensions).
+//! Command-line interface: the commands, their options and their help. The user's guide to them is
+//! README.md, the mapper protocol docs/protocol.md; `flywheel COMMAND --help` documents each one.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
