@@ -77,15 +77,19 @@ pub fn load(path: &Path) -> Result<JobFile, CliError> {
 mod tests {
     use super::*;
 
+    /// A job file holding `text`, in a fresh directory (kept while the first value lives).
+    fn job_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let p = dir.path().join("job.toml");
+        std::fs::write(&p, text).expect("job file is written");
+        (dir, p)
+    }
+
     #[test]
     fn resolves_paths_against_the_job_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("job.toml");
-        std::fs::write(
-            &p,
+        let (dir, p) = job_file(
             "input = \"data/in.parquet\"\noutput = \"/abs/out\"\nmapper = \"m.py:F\"\nchunk_rows = 5\n[slurm]\nntasks_per_node = 4\nsetup = \"module load x\"\n",
-        )
-        .unwrap();
+        );
         let jf = load(&p).unwrap();
         let base = std::fs::canonicalize(dir.path()).unwrap();
         assert_eq!(jf.job.input, base.join("data/in.parquet").to_string_lossy());
@@ -98,13 +102,9 @@ mod tests {
 
     #[test]
     fn a_shipped_mappers_model_directory_resolves_against_the_job_file() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let p = dir.path().join("job.toml");
-        std::fs::write(
-            &p,
+        let (dir, p) = job_file(
             "input = \"a\"\noutput = \"b\"\nmapper = \"flywheel:embed\"\n[mapper_args]\nmodel = \"models/enc\"\ncolumn = \"text\"\n",
-        )
-        .expect("job file is written");
+        );
         let jf = load(&p).expect("job file loads");
         let base = std::fs::canonicalize(dir.path()).expect("canonical directory");
         assert_eq!(
@@ -116,13 +116,8 @@ mod tests {
 
     #[test]
     fn an_output_a_table_address_cannot_name_is_refused() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let p = dir.path().join("job.toml");
-        std::fs::write(
-            &p,
-            "input = \"a\"\noutput = \"out/x@2\"\nmapper = \"builtin:identity\"\n",
-        )
-        .expect("job file is written");
+        let (_dir, p) =
+            job_file("input = \"a\"\noutput = \"out/x@2\"\nmapper = \"builtin:identity\"\n");
         let Err(e) = load(&p) else {
             panic!("out/x@2 was accepted");
         };
@@ -136,13 +131,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("job.toml");
-        std::fs::write(
-            &p,
+        let (_dir, p) = job_file(
             "input = \"a\"\noutput = \"b\"\nmapper = \"builtin:identity\"\nchunk_row = 5\n",
-        )
-        .unwrap();
+        );
         let e = load(&p).err().unwrap();
         assert_eq!(e.code, 2);
         assert!(
