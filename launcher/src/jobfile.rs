@@ -90,8 +90,8 @@ mod tests {
         let (dir, p) = job_file(
             "input = \"data/in.parquet\"\noutput = \"/abs/out\"\nmapper = \"m.py:F\"\nchunk_rows = 5\n[slurm]\nntasks_per_node = 4\nsetup = \"module load x\"\n",
         );
-        let jf = load(&p).unwrap();
-        let base = std::fs::canonicalize(dir.path()).unwrap();
+        let jf = load(&p).expect("job file loads");
+        let base = std::fs::canonicalize(dir.path()).expect("canonical directory");
         assert_eq!(jf.job.input, base.join("data/in.parquet").to_string_lossy());
         assert_eq!(jf.job.output, PathBuf::from("/abs/out"));
         assert_eq!(jf.job.mapper, format!("{}:F", base.join("m.py").display()));
@@ -134,7 +134,9 @@ mod tests {
         let (_dir, p) = job_file(
             "input = \"a\"\noutput = \"b\"\nmapper = \"builtin:identity\"\nchunk_row = 5\n",
         );
-        let e = load(&p).err().unwrap();
+        let Err(e) = load(&p) else {
+            panic!("chunk_row was accepted");
+        };
         assert_eq!(e.code, 2);
         assert!(
             format!("{:#}", e.error).contains("chunk_row"),

@@ -243,20 +243,20 @@ mod tests {
     #[test]
     fn parses_each_mapper_form() {
         assert_eq!(
-            MapperSpec::parse("examples/m.py:Expand").unwrap(),
+            MapperSpec::parse("examples/m.py:Expand").expect("a Python mapper"),
             MapperSpec::Python {
                 file: "examples/m.py".into(),
                 name: "Expand".into()
             }
         );
         assert_eq!(
-            MapperSpec::parse("exec:sh -c cat").unwrap(),
+            MapperSpec::parse("exec:sh -c cat").expect("an exec mapper"),
             MapperSpec::Exec {
                 argv: vec!["sh".into(), "-c".into(), "cat".into()]
             }
         );
         assert_eq!(
-            MapperSpec::parse("builtin:identity").unwrap(),
+            MapperSpec::parse("builtin:identity").expect("a builtin mapper"),
             MapperSpec::Builtin {
                 name: "identity".into()
             }
@@ -272,19 +272,21 @@ mod tests {
             MapperSpec::parse("exec:  "),
             Err(MapperSpecError::EmptyExec(_))
         ));
-        let err = MapperSpec::parse("builtin:nope").unwrap_err();
+        let err = MapperSpec::parse("builtin:nope").expect_err("no such builtin");
         assert_eq!(
             err.to_string(),
             "unknown builtin mapper 'nope' (available: identity)"
         );
         assert_eq!(
-            MapperSpec::parse("flywheel:embed").unwrap(),
+            MapperSpec::parse("flywheel:embed").expect("a shipped mapper"),
             MapperSpec::Shipped {
                 mapper: ShippedMapper::Embed
             }
         );
         assert_eq!(
-            MapperSpec::parse("flywheel:chat").unwrap_err().to_string(),
+            MapperSpec::parse("flywheel:chat")
+                .expect_err("no such shipped mapper")
+                .to_string(),
             "unknown mapper 'flywheel:chat' (shipped mappers: flywheel:generate, flywheel:embed)"
         );
     }
@@ -303,7 +305,7 @@ mod tests {
         let j: JobOptions = serde_json::from_str(
             r#"{"input":"a.parquet","output":"out","mapper":"builtin:identity"}"#,
         )
-        .unwrap();
+        .expect("job options parse");
         assert_eq!(j, JobOptions::new("a.parquet", "out", "builtin:identity"));
     }
 }

@@ -356,40 +356,6 @@ pub fn batches_to_json_lines(
     Ok(bytes_columns)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn binary_columns_travel_as_base64() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("a", DataType::Int64, false),
-            Field::new("b", DataType::Binary, true),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(arrow::array::Int64Array::from(vec![1, 2])),
-                Arc::new(BinaryArray::from_opt_vec(vec![Some(b"\x00\xff"), None])),
-            ],
-        )
-        .unwrap();
-        let mut out = Vec::new();
-        let names = batches_to_json_lines(&[batch], &mut out).unwrap();
-        assert_eq!(names, vec!["b"]);
-        let rows: Vec<serde_json::Value> = String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(
-            rows,
-            vec![json!({"a": 1, "b": "AP8="}), json!({"a": 2, "b": null})]
-        );
-    }
-}
-
 /// Writes batches as one Arrow IPC stream.
 pub fn ipc_stream(batches: &[RecordBatch], out: &mut Vec<u8>) -> Result<(), ChunkError> {
     let io = |e: arrow::error::ArrowError| {
@@ -567,3 +533,6 @@ fn drop_null_rows(
         .map_err(|e| invalid(e.to_string()))?;
     Ok((batch, kept, skipped))
 }
+
+#[cfg(test)]
+mod tests;

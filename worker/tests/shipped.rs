@@ -36,11 +36,8 @@ fn each_shipped_class_takes_the_arguments_of_its_table() {
             .dir_args()
             .map(|k| (k.to_string(), "/models/m".to_string()))
             .collect();
-        let args = serde_json::Value::Object(
-            mapper
-                .python_args(&given)
-                .expect("the defaults are valid"),
-        );
+        let args =
+            serde_json::Value::Object(mapper.python_args(&given).expect("the defaults are valid"));
         construct(mapper, &args).unwrap_or_else(|e| panic!("{mapper}: {e}"));
         // One more, or one fewer, is refused: the class declares no defaults of its own.
         let mut more = args.clone();
