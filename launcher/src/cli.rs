@@ -1,4 +1,5 @@
-//! Command-line interface (the contract is ../shared/SPEC.md; `flywheel COMMAND --help` documents the extensions).
+//! Command-line interface: the commands, their options and their help. The user's guide to them is
+//! README.md, the mapper protocol docs/protocol.md; `flywheel COMMAND --help` documents each one.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -25,9 +26,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run a map job in this process (coordinator + worker threads; no Slurm or MPI needed).
-    #[command(
-        after_help = "Example:\n  flywheel map --input examples/data/dialogues.parquet --output out/pairs \\\n      --mapper examples/expand_dialogue.py:ExpandDialogue --workers 2\n\nMappers: FILE.py:NAME (a Python function or class), exec:COMMAND ARGS… (JSON-lines\nprotocol, docs/protocol.md), builtin:identity, and the shipped Python mappers:\n\n  flywheel:generate  a causal LM over a prompt column (vLLM when importable, else transformers);\n                     adds the generated text and prompt_tokens, completion_tokens\n      --mapper-arg model=DIR (required; a local directory, nothing is downloaded)\n      column=prompt output_column=generated batch_size=16 (512 with vLLM) max_new_tokens=128\n      temperature=0 (greedy) top_p=1.0 dtype=auto|float32|float16|bfloat16\n      chat_template=auto|on|off engine=auto|vllm|transformers\n  flywheel:embed     a text encoder over a text column (transformers); adds vector<N, fp16>\n      --mapper-arg model=DIR (required) column=text output_column=embedding batch_size=32\n      max_length=512 pooling=mean|cls normalize=true dtype=auto\n\n  e.g. flywheel map --input prompts.parquet --output answers --mapper flywheel:generate \\\n           --mapper-arg model=/models/Qwen2.5-0.5B-Instruct --mapper-arg max_new_tokens=256\n\nThe model loads once per worker (start()), onto the worker's GPU when there is one."
-    )]
+    #[command(after_help = crate::shipped::map_after_help())]
     Map(MapArgs),
     /// Run a job file's map as MPI ranks (inside an allocation, under srun or mpirun): rank 0
     /// coordinates, the others are workers.

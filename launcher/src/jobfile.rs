@@ -5,7 +5,7 @@
 
 use crate::error::{bad_input, CliError};
 use anyhow::anyhow;
-use flywheel_protocol::JobOptions;
+use flywheel_protocol::{JobOptions, MapperSpec};
 use flywheel_slurm::SlurmSpec;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -55,10 +55,12 @@ pub fn load(path: &Path) -> Result<JobFile, CliError> {
             job.mapper = format!("{}:{name}", absolutize(&base, file));
         }
     }
-    // A shipped mapper's model directory, like every other path here.
-    if job.mapper.starts_with("flywheel:") {
-        if let Some(model) = job.mapper_args.get_mut("model") {
-            *model = absolutize(&base, model);
+    // A shipped mapper's directories (its model), like every other path here.
+    if let Ok(MapperSpec::Shipped { mapper }) = MapperSpec::parse(&job.mapper) {
+        for key in mapper.dir_args() {
+            if let Some(dir) = job.mapper_args.get_mut(key) {
+                *dir = absolutize(&base, dir);
+            }
         }
     }
     let sha256 = hex::encode(Sha256::digest(content.as_bytes()));
@@ -75,17 +77,21 @@ pub fn load(path: &Path) -> Result<JobFile, CliError> {
 mod tests {
     use super::*;
 
+    /// A job file holding `text`, in a fresh directory (kept while the first value lives).
+    fn job_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let p = dir.path().join("job.toml");
+        std::fs::write(&p, text).expect("job file is written");
+        (dir, p)
+    }
+
     #[test]
     fn resolves_paths_against_the_job_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("job.toml");
-        std::fs::write(
-            &p,
+        let (dir, p) = job_file(
             "input = \"data/in.parquet\"\noutput = \"/abs/out\"\nmapper = \"m.py:F\"\nchunk_rows = 5\n[slurm]\nntasks_per_node = 4\nsetup = \"module load x\"\n",
-        )
-        .unwrap();
-        let jf = load(&p).unwrap();
-        let base = std::fs::canonicalize(dir.path()).unwrap();
+        );
+        let jf = load(&p).expect("job file loads");
+        let base = std::fs::canonicalize(dir.path()).expect("canonical directory");
         assert_eq!(jf.job.input, base.join("data/in.parquet").to_string_lossy());
         assert_eq!(jf.job.output, PathBuf::from("/abs/out"));
         assert_eq!(jf.job.mapper, format!("{}:F", base.join("m.py").display()));
@@ -95,14 +101,23 @@ mod tests {
     }
 
     #[test]
+    fn a_shipped_mappers_model_directory_resolves_against_the_job_file() {
+        let (dir, p) = job_file(
+            "input = \"a\"\noutput = \"b\"\nmapper = \"flywheel:embed\"\n[mapper_args]\nmodel = \"models/enc\"\ncolumn = \"text\"\n",
+        );
+        let jf = load(&p).expect("job file loads");
+        let base = std::fs::canonicalize(dir.path()).expect("canonical directory");
+        assert_eq!(
+            jf.job.mapper_args["model"],
+            base.join("models/enc").to_string_lossy()
+        );
+        assert_eq!(jf.job.mapper_args["column"], "text", "not a directory");
+    }
+
+    #[test]
     fn an_output_a_table_address_cannot_name_is_refused() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let p = dir.path().join("job.toml");
-        std::fs::write(
-            &p,
-            "input = \"a\"\noutput = \"out/x@2\"\nmapper = \"builtin:identity\"\n",
-        )
-        .expect("job file is written");
+        let (_dir, p) =
+            job_file("input = \"a\"\noutput = \"out/x@2\"\nmapper = \"builtin:identity\"\n");
         let Err(e) = load(&p) else {
             panic!("out/x@2 was accepted");
         };
@@ -116,14 +131,12 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("job.toml");
-        std::fs::write(
-            &p,
+        let (_dir, p) = job_file(
             "input = \"a\"\noutput = \"b\"\nmapper = \"builtin:identity\"\nchunk_row = 5\n",
-        )
-        .unwrap();
-        let e = load(&p).err().unwrap();
+        );
+        let Err(e) = load(&p) else {
+            panic!("chunk_row was accepted");
+        };
         assert_eq!(e.code, 2);
         assert!(
             format!("{:#}", e.error).contains("chunk_row"),

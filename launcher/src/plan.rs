@@ -82,7 +82,7 @@ pub fn prepare(mut job: JobOptions, lineage: Lineage) -> Result<Prepared, CliErr
     };
     let input = resolve_input(&job.input).map_err(bad_input)?;
     let slices = plan_chunks(&input, job.chunk_rows).map_err(bad_input)?;
-    if let MapperSpec::Shipped { name } = MapperSpec::parse(&job.mapper).map_err(bad_input)? {
+    if let MapperSpec::Shipped { mapper } = MapperSpec::parse(&job.mapper).map_err(bad_input)? {
         let input_schema = match slices.first() {
             Some(first) => flywheel_formats::read_slice(first, 1)
                 .map_err(bad_input)?
@@ -91,7 +91,7 @@ pub fn prepare(mut job: JobOptions, lineage: Lineage) -> Result<Prepared, CliErr
                 .unwrap_or_else(arrow::datatypes::Schema::empty),
             None => arrow::datatypes::Schema::empty(),
         };
-        if let Some(text) = crate::shipped::preflight(&mut job, &name, &input_schema)? {
+        if let Some(text) = crate::shipped::preflight(&mut job, mapper, &input_schema)? {
             let parsed = flywheel_formats::Schema::parse(&text).map_err(bad_input)?;
             schema = Some(flywheel_formats::schema_to_json(&parsed.to_arrow()));
             job.schema = Some(text);

@@ -1,58 +1,26 @@
 //! Checks for the shipped mappers (`flywheel:generate`, `flywheel:embed`) that must hold before
-//! any worker starts: known arguments with valid values, a local model directory, the input
-//! column, and the Python libraries in the chosen interpreter.
+//! any worker starts: known arguments with valid values (from the one table of them,
+//! [`flywheel_protocol::ShippedMapper`]), a local model directory, the input column, and the
+//! Python libraries in the chosen interpreter.
 
 use crate::error::{bad_input, CliError};
 use anyhow::anyhow;
 use arrow::datatypes::Schema as ArrowSchema;
-use flywheel_protocol::JobOptions;
-use std::path::PathBuf;
+use flywheel_protocol::{JobOptions, ShippedMapper};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// (argument, what it takes) of each shipped mapper; `model` is required by both.
-const GENERATE_ARGS: &[&str] = &[
-    "model",
-    "column",
-    "output_column",
-    "batch_size",
-    "max_new_tokens",
-    "temperature",
-    "top_p",
-    "dtype",
-    "chat_template",
-    "engine",
-];
-const EMBED_ARGS: &[&str] = &[
-    "model",
-    "column",
-    "output_column",
-    "batch_size",
-    "max_length",
-    "pooling",
-    "normalize",
-    "dtype",
-];
-
-fn one_of(name: &str, key: &str, value: &str, allowed: &[&str]) -> Result<(), CliError> {
-    if allowed.contains(&value.to_ascii_lowercase().as_str()) {
-        return Ok(());
+/// The `flywheel map --help` text after the options: the mapper forms, and each shipped mapper
+/// with its arguments, from their table.
+pub fn map_after_help() -> String {
+    let mut text = String::from(
+        "Example:\n  flywheel map --input examples/data/dialogues.parquet --output out/pairs \\\n      --mapper examples/expand_dialogue.py:ExpandDialogue --workers 2\n\nMappers: FILE.py:NAME (a Python function or class), exec:COMMAND ARGS… (JSON-lines\nprotocol, docs/protocol.md), builtin:identity, and the shipped Python mappers, each taking\n--mapper-arg KEY=VALUE (the default shown after =):\n\n",
+    );
+    for mapper in ShippedMapper::ALL {
+        text += &mapper.help();
     }
-    Err(bad_input(anyhow!(
-        "flywheel:{name}: --mapper-arg {key}={value}: expected one of {}",
-        allowed.join(", ")
-    )))
-}
-
-/// Which numbers an argument accepts.
-type Range = dyn Fn(f64) -> bool;
-
-fn number(name: &str, key: &str, value: &str, ok: &Range, what: &str) -> Result<(), CliError> {
-    match value.trim().parse::<f64>() {
-        Ok(v) if ok(v) => Ok(()),
-        _ => Err(bad_input(anyhow!(
-            "flywheel:{name}: --mapper-arg {key}={value}: expected {what}"
-        ))),
-    }
+    text += "\n  e.g. flywheel map --input prompts.parquet --output answers --mapper flywheel:generate \\\n           --mapper-arg model=/models/Qwen2.5-0.5B-Instruct --mapper-arg max_new_tokens=256\n\nThe model loads once per worker (start()), onto the worker's GPU when there is one.";
+    text
 }
 
 /// The modules `python` cannot import, of `modules`.
@@ -96,143 +64,130 @@ fn hidden_size(config: &serde_json::Value) -> Option<u64> {
 /// `vector<N, fp16>`). Makes the model path absolute in `job.mapper_args`.
 pub fn preflight(
     job: &mut JobOptions,
-    name: &str,
+    mapper: ShippedMapper,
     input: &ArrowSchema,
 ) -> Result<Option<String>, CliError> {
-    let (allowed, default_column, default_output) = match name {
-        "embed" => (EMBED_ARGS, "text", "embedding"),
-        _ => (GENERATE_ARGS, "prompt", "generated"),
-    };
-    for key in job.mapper_args.keys() {
-        if !allowed.contains(&key.as_str()) {
-            return Err(bad_input(anyhow!(
-                "flywheel:{name} takes no --mapper-arg '{key}' (it takes: {})",
-                allowed.join(", ")
-            )));
+    mapper.check_keys(&job.mapper_args).map_err(bad_input)?;
+    let (dir, config) = model_config(job, mapper)?;
+    job.mapper_args
+        .insert("model".into(), dir.display().to_string());
+    let output = check_columns(job, mapper, input)?;
+    // The values, as the worker will hand them to Python.
+    mapper.python_args(&job.mapper_args).map_err(bad_input)?;
+    check_libraries(job, mapper)?;
+    match mapper {
+        ShippedMapper::Embed if job.schema.is_none() => {
+            embed_schema(input, &output, &dir.join("config.json"), &config).map(Some)
         }
+        ShippedMapper::Embed | ShippedMapper::Generate => Ok(None),
     }
-    let args = job.mapper_args.clone();
-    let get = |k: &str| args.get(k).map(String::as_str);
-    // The model: a local directory with a config.json.
-    let model = get("model").ok_or_else(|| {
-        bad_input(anyhow!(
-            "flywheel:{name} needs --mapper-arg model=DIR: a local model directory (config.json, weights, tokenizer); nothing is downloaded"
-        ))
-    })?;
+}
+
+/// The model: a local directory (made absolute) with a readable config.json.
+fn model_config(
+    job: &JobOptions,
+    mapper: ShippedMapper,
+) -> Result<(PathBuf, serde_json::Value), CliError> {
+    let model = mapper
+        .text_of(&job.mapper_args, "model")
+        .unwrap_or_default();
     let dir = std::path::absolute(PathBuf::from(model))
         .map_err(|e| bad_input(anyhow!("model directory '{model}': {e}")))?;
     if !dir.is_dir() {
         return Err(bad_input(anyhow!(
-            "flywheel:{name}: model directory {} does not exist",
+            "flywheel:{mapper}: model directory {} does not exist",
             dir.display()
         )));
     }
-    let config_path = dir.join("config.json");
-    let config: serde_json::Value = std::fs::read(&config_path)
+    let config: serde_json::Value = std::fs::read(dir.join("config.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| {
             bad_input(anyhow!(
-                "flywheel:{name}: {} has no readable config.json; is it a Hugging Face model directory?",
+                "flywheel:{mapper}: {} has no readable config.json; is it a Hugging Face model directory?",
                 dir.display()
             ))
         })?;
-    job.mapper_args
-        .insert("model".into(), dir.display().to_string());
-    // The input column.
-    let column = get("column").unwrap_or(default_column);
+    Ok((dir, config))
+}
+
+/// The input has the mapper's column and none of the columns the output adds; returns the
+/// output column's name.
+fn check_columns(
+    job: &JobOptions,
+    mapper: ShippedMapper,
+    input: &ArrowSchema,
+) -> Result<String, CliError> {
+    let args = &job.mapper_args;
+    let column = mapper.text_of(args, "column").unwrap_or_default();
     if input.index_of(column).is_err() {
         let names: Vec<&str> = input.fields().iter().map(|f| f.name().as_str()).collect();
         return Err(bad_input(anyhow!(
-            "flywheel:{name}: the input has no column '{column}' (columns: {}); choose one with --mapper-arg column=NAME",
+            "flywheel:{mapper}: the input has no column '{column}' (columns: {}); choose one with --mapper-arg column=NAME",
             names.join(", ")
         )));
     }
-    let output = get("output_column").unwrap_or(default_output);
-    let added: &[&str] = if name == "embed" {
-        &[output]
-    } else {
-        &[output, "prompt_tokens", "completion_tokens"]
+    let output = mapper.text_of(args, "output_column").unwrap_or_default();
+    let added: &[&str] = match mapper {
+        ShippedMapper::Embed => &[output],
+        ShippedMapper::Generate => &[output, "prompt_tokens", "completion_tokens"],
     };
-    for a in added {
-        if input.index_of(a).is_ok() {
-            return Err(bad_input(anyhow!(
-                "flywheel:{name}: the input already has a column '{a}', which the output adds; rename the output with --mapper-arg output_column=NAME"
-            )));
-        }
-    }
-    // Values.
-    let whole = |x: f64| x >= 1.0 && x.fract() == 0.0;
-    let checks: [(&str, &Range, &str); 5] = [
-        ("batch_size", &whole, "a whole number ≥ 1"),
-        ("max_new_tokens", &whole, "a whole number ≥ 1"),
-        ("max_length", &whole, "a whole number ≥ 1"),
-        ("temperature", &|x| x >= 0.0, "a number ≥ 0 (0 is greedy)"),
-        ("top_p", &|x| x > 0.0 && x <= 1.0, "a number in (0, 1]"),
-    ];
-    for (key, ok, what) in checks {
-        if let Some(v) = get(key) {
-            number(name, key, v, ok, what)?;
-        }
-    }
-    if let Some(v) = get("dtype") {
-        one_of(
-            name,
-            "dtype",
-            v,
-            &["auto", "float32", "float16", "bfloat16"],
-        )?;
-    }
-    if let Some(v) = get("chat_template") {
-        one_of(name, "chat_template", v, &["auto", "on", "off"])?;
-    }
-    if let Some(v) = get("engine") {
-        one_of(name, "engine", v, &["auto", "vllm", "transformers"])?;
-    }
-    if let Some(v) = get("pooling") {
-        one_of(name, "pooling", v, &["mean", "cls"])?;
-    }
-    if let Some(v) = get("normalize") {
-        one_of(
-            name,
-            "normalize",
-            v,
-            &["true", "false", "1", "0", "yes", "no", "on", "off"],
-        )?;
-    }
-    // The libraries, in the Python the workers will run.
-    let engine = get("engine").unwrap_or("auto").to_ascii_lowercase();
-    let wanted: &[&str] = match (name, engine.as_str()) {
-        ("generate", "vllm") => &["vllm"],
-        ("generate", "auto") => &["vllm", "torch", "transformers"],
-        _ => &["torch", "transformers"],
-    };
-    let missing = missing_modules(&job.python, wanted)?;
-    let lacking: Vec<&str> =
-        if name == "generate" && engine == "auto" && !missing.iter().any(|m| m == "vllm") {
-            Vec::new()
-        } else {
-            ["torch", "transformers", "vllm"]
-                .into_iter()
-                .filter(|m| missing.iter().any(|x| x == m))
-                .filter(|m| *m != "vllm" || engine == "vllm")
-                .collect()
-        };
-    if !lacking.is_empty() {
+    if let Some(a) = added.iter().find(|a| input.index_of(a).is_ok()) {
         return Err(bad_input(anyhow!(
-            "flywheel:{name} needs {} in the Python '{}', which cannot import {}: install with `{} -m pip install {}`, or choose another interpreter with --python",
-            if engine == "vllm" { "vllm" } else { "torch and transformers (or vLLM)" },
-            job.python,
-            lacking.join(", "),
-            job.python,
-            lacking.join(" ")
+            "flywheel:{mapper}: the input already has a column '{a}', which the output adds; rename the output with --mapper-arg output_column=NAME"
         )));
     }
-    if name != "embed" || job.schema.is_some() {
-        return Ok(None);
+    Ok(output.to_string())
+}
+
+/// The libraries the mapper needs, in the Python the workers will run: vLLM, or torch and
+/// transformers (`generate` with `engine=auto` is content with either).
+fn check_libraries(job: &JobOptions, mapper: ShippedMapper) -> Result<(), CliError> {
+    let engine = mapper
+        .text_of(&job.mapper_args, "engine")
+        .unwrap_or("auto")
+        .to_ascii_lowercase();
+    let wanted: &[&str] = match (mapper, engine.as_str()) {
+        (ShippedMapper::Generate, "vllm") => &["vllm"],
+        (ShippedMapper::Generate, "auto") => &["vllm", "torch", "transformers"],
+        (ShippedMapper::Generate | ShippedMapper::Embed, _) => &["torch", "transformers"],
+    };
+    let missing = missing_modules(&job.python, wanted)?;
+    let either = mapper == ShippedMapper::Generate && engine == "auto";
+    let lacking: Vec<&str> = if either && !missing.iter().any(|m| m == "vllm") {
+        Vec::new()
+    } else {
+        ["torch", "transformers", "vllm"]
+            .into_iter()
+            .filter(|m| missing.iter().any(|x| x == m))
+            .filter(|m| *m != "vllm" || engine == "vllm")
+            .collect()
+    };
+    if lacking.is_empty() {
+        return Ok(());
     }
-    // embed: the input's columns, then the vector.
-    let width = hidden_size(&config).ok_or_else(|| {
+    let needs = match (mapper, engine.as_str()) {
+        (ShippedMapper::Generate, "vllm") => "vllm",
+        (ShippedMapper::Generate, _) => "torch and transformers (or vLLM)",
+        (ShippedMapper::Embed, _) => "torch and transformers",
+    };
+    Err(bad_input(anyhow!(
+        "flywheel:{mapper} needs {needs} in the Python '{}', which cannot import {}: install with `{} -m pip install {}`, or choose another interpreter with --python",
+        job.python,
+        lacking.join(", "),
+        job.python,
+        lacking.join(" ")
+    )))
+}
+
+/// `embed`'s output schema: the input's columns, then the vector of the model's width.
+fn embed_schema(
+    input: &ArrowSchema,
+    output: &str,
+    config_path: &Path,
+    config: &serde_json::Value,
+) -> Result<String, CliError> {
+    let width = hidden_size(config).ok_or_else(|| {
         bad_input(anyhow!(
             "flywheel:embed: {} gives no hidden size (hidden_size, d_model, n_embd or dim); give the output schema with --schema",
             config_path.display()
@@ -250,5 +205,5 @@ pub fn preflight(
         fields.push(format!("{}: {}?", ours.name, ours.ty));
     }
     fields.push(format!("{output}: vector<{width}, fp16>"));
-    Ok(Some(fields.join(" | ")))
+    Ok(fields.join(" | "))
 }

@@ -2,6 +2,7 @@
 //! job file's top-level fields, and every MPI rank reads it, so ranks agree on the job without
 //! sending it around.
 
+use crate::ShippedMapper;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -161,7 +162,7 @@ pub enum MapperSpec {
     /// `builtin:NAME`: a mapper written in Rust.
     Builtin { name: String },
     /// `flywheel:NAME`: a Python mapper shipped with flywheel (`generate`, `embed`).
-    Shipped { name: String },
+    Shipped { mapper: ShippedMapper },
 }
 
 /// Why a `--mapper` value could not be parsed.
@@ -186,9 +187,6 @@ pub enum MapperSpecError {
 /// The builtin mappers, for messages and `--help`.
 pub const BUILTIN_MAPPERS: &[&str] = &["identity"];
 
-/// The Python mappers shipped with flywheel (`flywheel:NAME`) and their classes.
-pub const SHIPPED_MAPPERS: &[(&str, &str)] = &[("generate", "Generate"), ("embed", "Embed")];
-
 impl MapperSpec {
     /// Parses a `--mapper` value.
     pub fn parse(spec: &str) -> Result<MapperSpec, MapperSpecError> {
@@ -200,19 +198,17 @@ impl MapperSpec {
             return Ok(MapperSpec::Exec { argv });
         }
         if let Some(name) = spec.strip_prefix("flywheel:") {
-            if !SHIPPED_MAPPERS.iter().any(|(n, _)| *n == name) {
-                return Err(MapperSpecError::UnknownShipped {
+            return match ShippedMapper::from_name(name) {
+                Some(mapper) => Ok(MapperSpec::Shipped { mapper }),
+                None => Err(MapperSpecError::UnknownShipped {
                     name: name.to_string(),
-                    available: SHIPPED_MAPPERS
+                    available: ShippedMapper::ALL
                         .iter()
-                        .map(|(n, _)| format!("flywheel:{n}"))
+                        .map(|m| format!("flywheel:{m}"))
                         .collect::<Vec<_>>()
                         .join(", "),
-                });
-            }
-            return Ok(MapperSpec::Shipped {
-                name: name.to_string(),
-            });
+                }),
+            };
         }
         if let Some(name) = spec.strip_prefix("builtin:") {
             if !BUILTIN_MAPPERS.contains(&name) {
@@ -247,20 +243,20 @@ mod tests {
     #[test]
     fn parses_each_mapper_form() {
         assert_eq!(
-            MapperSpec::parse("examples/m.py:Expand").unwrap(),
+            MapperSpec::parse("examples/m.py:Expand").expect("a Python mapper"),
             MapperSpec::Python {
                 file: "examples/m.py".into(),
                 name: "Expand".into()
             }
         );
         assert_eq!(
-            MapperSpec::parse("exec:sh -c cat").unwrap(),
+            MapperSpec::parse("exec:sh -c cat").expect("an exec mapper"),
             MapperSpec::Exec {
                 argv: vec!["sh".into(), "-c".into(), "cat".into()]
             }
         );
         assert_eq!(
-            MapperSpec::parse("builtin:identity").unwrap(),
+            MapperSpec::parse("builtin:identity").expect("a builtin mapper"),
             MapperSpec::Builtin {
                 name: "identity".into()
             }
@@ -276,19 +272,21 @@ mod tests {
             MapperSpec::parse("exec:  "),
             Err(MapperSpecError::EmptyExec(_))
         ));
-        let err = MapperSpec::parse("builtin:nope").unwrap_err();
+        let err = MapperSpec::parse("builtin:nope").expect_err("no such builtin");
         assert_eq!(
             err.to_string(),
             "unknown builtin mapper 'nope' (available: identity)"
         );
         assert_eq!(
-            MapperSpec::parse("flywheel:embed").unwrap(),
+            MapperSpec::parse("flywheel:embed").expect("a shipped mapper"),
             MapperSpec::Shipped {
-                name: "embed".into()
+                mapper: ShippedMapper::Embed
             }
         );
         assert_eq!(
-            MapperSpec::parse("flywheel:chat").unwrap_err().to_string(),
+            MapperSpec::parse("flywheel:chat")
+                .expect_err("no such shipped mapper")
+                .to_string(),
             "unknown mapper 'flywheel:chat' (shipped mappers: flywheel:generate, flywheel:embed)"
         );
     }
@@ -307,7 +305,7 @@ mod tests {
         let j: JobOptions = serde_json::from_str(
             r#"{"input":"a.parquet","output":"out","mapper":"builtin:identity"}"#,
         )
-        .unwrap();
+        .expect("job options parse");
         assert_eq!(j, JobOptions::new("a.parquet", "out", "builtin:identity"));
     }
 }

@@ -12,17 +12,17 @@ mod job;
 mod messages;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+mod shipped;
 mod transport;
 
 pub use channel::{channel_transport, ChannelTransport, ChannelWorkerLink};
 pub use ids::{chunk_seed, Attempt, ChunkId, Rank};
-pub use job::{
-    parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy, SHIPPED_MAPPERS,
-};
+pub use job::{parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
 pub use messages::{
     ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice, ToCoordinator,
     ToWorker,
 };
+pub use shipped::{ArgDefault, ArgKind, ShippedArg, ShippedArgError, ShippedMapper};
 pub use transport::{Transport, TransportError, WorkerLink};
 
 /// This machine's host name (as workers and journals report it).

@@ -1,5 +1,8 @@
 """Mappers shipped with flywheel, selected with `--mapper flywheel:NAME` and configured with
-`--mapper-arg KEY=VALUE` (values arrive as strings):
+`--mapper-arg KEY=VALUE`. Their arguments are declared once, in flywheel's table of them
+(protocol/src/shipped.rs), which checks them before any worker starts, documents them in
+`flywheel map --help`, and hands the classes below every argument typed (numbers, booleans,
+lowercase choices) with its default filled in:
 
 - `flywheel:generate`: a causal language model over a prompt column (vLLM's offline
   `LLM.generate` where vLLM is importable, transformers otherwise). Each output row is the input
@@ -15,48 +18,11 @@ chunk draws the same tokens.
 
 import os
 
-GENERATE_ARGS = {
-    "model": "a local model directory (config.json, weights, tokenizer); nothing is downloaded",
-    "column": "the prompt column (default: prompt)",
-    "output_column": "the generated text's column (default: generated)",
-    "batch_size": "rows per generate call (default: 16 with transformers, 512 with vLLM)",
-    "max_new_tokens": "tokens to generate at most (default: 128)",
-    "temperature": "sampling temperature; 0 is greedy (default: 0)",
-    "top_p": "nucleus sampling mass (default: 1.0)",
-    "dtype": "auto, float32, float16 or bfloat16 (default: auto)",
-    "chat_template": "on, off or auto: wrap each prompt as a user turn with the tokenizer's chat template (default: auto = on when the tokenizer has one)",
-    "engine": "auto, vllm or transformers (default: auto = vLLM when importable)",
-}
-
-EMBED_ARGS = {
-    "model": "a local model directory (config.json, weights, tokenizer); nothing is downloaded",
-    "column": "the text column (default: text)",
-    "output_column": "the vector's column (default: embedding)",
-    "batch_size": "rows per forward pass (default: 32)",
-    "max_length": "tokens per text at most; longer texts are cut (default: 512)",
-    "pooling": "mean or cls (default: mean)",
-    "normalize": "true or false: scale each vector to length 1 (default: true)",
-    "dtype": "auto, float32, float16 or bfloat16 (default: auto)",
-}
-
-
-def _flag(value, name):
-    v = str(value).strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"--mapper-arg {name}={value}: expected true or false")
-
 
 def _torch_dtype(torch, name, device):
-    name = (name or "auto").lower()
     if name == "auto":
         return torch.float16 if device == "cuda" else torch.float32
-    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if name not in table:
-        raise ValueError(f"--mapper-arg dtype={name}: expected auto, float32, float16 or bfloat16")
-    return table[name]
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
 class _Seeded:
@@ -75,22 +41,16 @@ class _Seeded:
 
 
 class Generate(_Seeded):
-    def __init__(self, model, column="prompt", output_column="generated", batch_size=None,
-                 max_new_tokens="128", temperature="0", top_p="1.0", dtype="auto",
-                 chat_template="auto", engine="auto"):
+    def __init__(self, *, model, column, output_column, batch_size, max_new_tokens, temperature,
+                 top_p, dtype, chat_template, engine):
         self.model_dir = model
         self.column = column
         self.output_column = output_column
-        self.max_new_tokens = int(max_new_tokens)
-        self.temperature = float(temperature)
-        self.top_p = float(top_p)
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_p = top_p
         self.dtype = dtype
-        self.chat_template = chat_template.lower()
-        if self.chat_template not in ("on", "off", "auto"):
-            raise ValueError(f"--mapper-arg chat_template={chat_template}: expected on, off or auto")
-        engine = engine.lower()
-        if engine not in ("auto", "vllm", "transformers"):
-            raise ValueError(f"--mapper-arg engine={engine}: expected auto, vllm or transformers")
+        self.chat_template = chat_template
         if engine == "auto":
             try:
                 import vllm  # noqa: F401
@@ -98,7 +58,8 @@ class Generate(_Seeded):
             except ImportError:
                 engine = "transformers"
         self.engine = engine
-        self.batch_size = int(batch_size) if batch_size else (512 if engine == "vllm" else 16)
+        # Not given: one default per engine, {"transformers": N, "vllm": M}.
+        self.batch_size = batch_size[engine] if isinstance(batch_size, dict) else batch_size
 
     def start(self):
         if self.engine == "vllm":
@@ -163,17 +124,15 @@ class Generate(_Seeded):
 
 
 class Embed(_Seeded):
-    def __init__(self, model, column="text", output_column="embedding", batch_size="32",
-                 max_length="512", pooling="mean", normalize="true", dtype="auto"):
+    def __init__(self, *, model, column, output_column, batch_size, max_length, pooling,
+                 normalize, dtype):
         self.model_dir = model
         self.column = column
         self.output_column = output_column
-        self.batch_size = int(batch_size)
-        self.max_length = int(max_length)
-        self.pooling = pooling.lower()
-        if self.pooling not in ("mean", "cls"):
-            raise ValueError(f"--mapper-arg pooling={pooling}: expected mean or cls")
-        self.normalize = _flag(normalize, "normalize")
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.pooling = pooling
+        self.normalize = normalize
         self.dtype = dtype
 
     def start(self):

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::lines::{arrow_announcement, Loose};
+
 /// Asks for a 1 MiB buffer on a pipe; a refusal (a lower /proc/sys/fs/pipe-max-size) only
 /// costs speed.
 pub(crate) fn grow_pipe(fd: std::os::fd::RawFd) {
@@ -171,25 +173,10 @@ pub(crate) fn read_messages(
             Ok(0) => break,
             Err(e) => Message::Broken(format!("reading its stdout failed: {e}")),
             Ok(_) => match serde_json::from_slice::<serde_json::Value>(&line) {
-                Ok(v) => match v.get("arrow").and_then(|a| a.get("bytes")) {
-                    Some(n) => {
-                        let rows = v["arrow"].get("rows").and_then(|r| r.as_u64());
-                        match n.as_u64() {
-                            Some(n) => {
-                                // Grows with the data that arrives: a wrong count costs no memory.
-                                let mut data = Vec::with_capacity((n as usize).min(64 << 20));
-                                match (&mut reader).take(n).read_to_end(&mut data) {
-                                    Ok(got) if got as u64 == n => Message::Arrow { data, rows },
-                                    Ok(got) => Message::Broken(format!(
-                                        "it announced {n} bytes of Arrow data and its stdout ended after {got}"
-                                    )),
-                                    Err(e) => Message::Broken(format!("reading its stdout failed: {e}")),
-                                }
-                            }
-                            None => Message::Broken(format!(
-                                "its arrow line has bytes {n}, not a byte count"
-                            )),
-                        }
+                Ok(v) => match arrow_announcement(&v) {
+                    Some((Loose::Is(n), rows)) => read_arrow(&mut reader, n, rows),
+                    Some((Loose::Not(n), _)) => {
+                        Message::Broken(format!("its arrow line has bytes {n}, not a byte count"))
                     }
                     None => Message::Json(v),
                 },
@@ -202,6 +189,19 @@ pub(crate) fn read_messages(
         }
     }
     let _ = tx.send(None);
+}
+
+/// The `n` bytes of Arrow data an arrow line announced, read from the mapper's stdout.
+fn read_arrow(reader: &mut impl Read, n: u64, rows: Option<u64>) -> Message {
+    // Grows with the data that arrives: a wrong count costs no memory.
+    let mut data = Vec::with_capacity((n as usize).min(64 << 20));
+    match reader.take(n).read_to_end(&mut data) {
+        Ok(got) if got as u64 == n => Message::Arrow { data, rows },
+        Ok(got) => Message::Broken(format!(
+            "it announced {n} bytes of Arrow data and its stdout ended after {got}"
+        )),
+        Err(e) => Message::Broken(format!("reading its stdout failed: {e}")),
+    }
 }
 
 pub(crate) fn describe_exit(s: &std::process::ExitStatus) -> String {

@@ -121,7 +121,6 @@ fn conform_rows(
     row: &dyn Fn(usize) -> String,
 ) -> Result<Vec<RecordBatch>, ChunkError> {
     let target = Arc::new(schema_from_json(schema_json)?);
-    let invalid = |why: String| ChunkError::new(FailureKind::InvalidOutput, why);
     let mut offset = 0usize;
     batches
         .into_iter()
@@ -357,40 +356,6 @@ pub fn batches_to_json_lines(
     Ok(bytes_columns)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn binary_columns_travel_as_base64() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("a", DataType::Int64, false),
-            Field::new("b", DataType::Binary, true),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(arrow::array::Int64Array::from(vec![1, 2])),
-                Arc::new(BinaryArray::from_opt_vec(vec![Some(b"\x00\xff"), None])),
-            ],
-        )
-        .unwrap();
-        let mut out = Vec::new();
-        let names = batches_to_json_lines(&[batch], &mut out).unwrap();
-        assert_eq!(names, vec!["b"]);
-        let rows: Vec<serde_json::Value> = String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(
-            rows,
-            vec![json!({"a": 1, "b": "AP8="}), json!({"a": 2, "b": null})]
-        );
-    }
-}
-
 /// Writes batches as one Arrow IPC stream.
 pub fn ipc_stream(batches: &[RecordBatch], out: &mut Vec<u8>) -> Result<(), ChunkError> {
     let io = |e: arrow::error::ArrowError| {
@@ -436,57 +401,13 @@ pub fn arrow_to_output(
     task: &ChunkTask,
     policy: RowErrorPolicy,
 ) -> Result<(Vec<RecordBatch>, Vec<RowError>), ChunkError> {
-    let invalid = |why: String| ChunkError::new(FailureKind::InvalidOutput, why);
-    let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches)
-        .map_err(|e| invalid(format!("mapper output batches disagree: {e}")))?;
-    let in_idx = batch
-        .schema()
-        .index_of(IN_COLUMN)
-        .map_err(|_| invalid(format!("mapper output lacks the {IN_COLUMN} column")))?;
-    let sources: Vec<u64> = batch
-        .column(in_idx)
-        .as_any()
-        .downcast_ref::<arrow::array::UInt64Array>()
-        .map(|a| a.values().to_vec())
-        .ok_or_else(|| invalid(format!("{IN_COLUMN} is not uint64")))?;
-    let mut batch = batch;
-    batch.remove_column(in_idx);
-    let target = match &task.schema {
-        Some(json) => json.clone(),
-        None => {
-            let inferred = FlywheelSchema::from_arrow(&batch.schema()).ok_or_else(|| {
-                invalid(format!(
-                    "mapper output has a column type flywheel cannot store: {}",
-                    batch.schema()
-                ))
-            })?;
-            let nullable = FlywheelSchema {
-                fields: inferred
-                    .fields
-                    .into_iter()
-                    .map(|f| flywheel_formats::Field {
-                        nullable: true,
-                        ..f
-                    })
-                    .collect(),
-            };
-            schema_to_json(&nullable.to_arrow())
-        }
-    };
+    let (mut batch, sources) = split_sources(&batches)?;
+    let target = output_target(task, &batch)?;
     let target_arrow = schema_from_json(&target)?;
-    // Non-nullable columns: find the first null, to name its row.
-    let mut bad_rows: Vec<(usize, String)> = Vec::new();
-    for f in target_arrow.fields().iter().filter(|f| !f.is_nullable()) {
-        if let Some(col) = batch.column_by_name(f.name()) {
-            if let Some(row) = (0..col.len()).find(|i| col.is_null(*i)) {
-                bad_rows.push((row, f.name().clone()));
-            }
-        }
-    }
     let mut skipped = Vec::new();
     // The input row of each output row left.
     let mut kept: Vec<u64> = sources.clone();
-    if let Some((row, column)) = bad_rows.iter().min().cloned() {
+    if let Some((row, column)) = first_null_in_required(&batch, &target_arrow) {
         let ty = flywheel_formats::Field::from_arrow(
             target_arrow
                 .field_with_name(&column)
@@ -505,32 +426,7 @@ pub fn arrow_to_output(
         if policy == RowErrorPolicy::Fail {
             return Err(invalid(what));
         }
-        // Skip: leave out every row with a null in a non-nullable column.
-        let mut keep = vec![true; batch.num_rows()];
-        for f in target_arrow.fields().iter().filter(|f| !f.is_nullable()) {
-            if let Some(col) = batch.column_by_name(f.name()) {
-                for i in (0..col.len()).filter(|i| col.is_null(*i)) {
-                    if keep[i] {
-                        keep[i] = false;
-                        skipped.push(RowError {
-                            row: sources[i],
-                            rows: 1,
-                            message: format!("invalid output: column '{}' is null", f.name()),
-                            traceback: String::new(),
-                        });
-                    }
-                }
-            }
-        }
-        kept = sources
-            .iter()
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .map(|(s, _)| *s)
-            .collect();
-        batch =
-            arrow::compute::filter_record_batch(&batch, &arrow::array::BooleanArray::from(keep))
-                .map_err(|e| invalid(e.to_string()))?;
+        (batch, kept, skipped) = drop_null_rows(&batch, &target_arrow, &sources)?;
     }
     let out = conform_rows(vec![batch], &target, &|r| match kept.get(r) {
         Some(s) => format!("output row {r} (from input {})", input_row(task, *s)),
@@ -538,3 +434,105 @@ pub fn arrow_to_output(
     })?;
     Ok((out, skipped))
 }
+
+fn invalid(why: String) -> ChunkError {
+    ChunkError::new(FailureKind::InvalidOutput, why)
+}
+
+/// The mapper's Arrow batches as one batch without its `__flywheel_in` column, and that column:
+/// the input row of each output row.
+fn split_sources(batches: &[RecordBatch]) -> Result<(RecordBatch, Vec<u64>), ChunkError> {
+    let mut batch = arrow::compute::concat_batches(&batches[0].schema(), batches)
+        .map_err(|e| invalid(format!("mapper output batches disagree: {e}")))?;
+    let in_idx = batch
+        .schema()
+        .index_of(IN_COLUMN)
+        .map_err(|_| invalid(format!("mapper output lacks the {IN_COLUMN} column")))?;
+    let sources: Vec<u64> = batch
+        .column(in_idx)
+        .as_any()
+        .downcast_ref::<arrow::array::UInt64Array>()
+        .map(|a| a.values().to_vec())
+        .ok_or_else(|| invalid(format!("{IN_COLUMN} is not uint64")))?;
+    batch.remove_column(in_idx);
+    Ok((batch, sources))
+}
+
+/// The schema (as JSON) the output is cast to: the table's when fixed, else the one inferred from
+/// the batch, every column nullable.
+fn output_target(task: &ChunkTask, batch: &RecordBatch) -> Result<String, ChunkError> {
+    if let Some(json) = &task.schema {
+        return Ok(json.clone());
+    }
+    let inferred = FlywheelSchema::from_arrow(&batch.schema()).ok_or_else(|| {
+        invalid(format!(
+            "mapper output has a column type flywheel cannot store: {}",
+            batch.schema()
+        ))
+    })?;
+    let nullable = FlywheelSchema {
+        fields: inferred
+            .fields
+            .into_iter()
+            .map(|f| flywheel_formats::Field {
+                nullable: true,
+                ..f
+            })
+            .collect(),
+    };
+    Ok(schema_to_json(&nullable.to_arrow()))
+}
+
+/// The first (row, column) holding a null in a column the target requires.
+fn first_null_in_required(
+    batch: &RecordBatch,
+    target: &arrow::datatypes::Schema,
+) -> Option<(usize, String)> {
+    let mut bad_rows: Vec<(usize, String)> = Vec::new();
+    for f in target.fields().iter().filter(|f| !f.is_nullable()) {
+        if let Some(col) = batch.column_by_name(f.name()) {
+            if let Some(row) = (0..col.len()).find(|i| col.is_null(*i)) {
+                bad_rows.push((row, f.name().clone()));
+            }
+        }
+    }
+    bad_rows.into_iter().min()
+}
+
+/// Skip: leaves out every row with a null in a non-nullable column; returns the rows kept, the
+/// input row of each, and one row error per row left out.
+fn drop_null_rows(
+    batch: &RecordBatch,
+    target: &arrow::datatypes::Schema,
+    sources: &[u64],
+) -> Result<(RecordBatch, Vec<u64>, Vec<RowError>), ChunkError> {
+    let mut skipped = Vec::new();
+    let mut keep = vec![true; batch.num_rows()];
+    for f in target.fields().iter().filter(|f| !f.is_nullable()) {
+        if let Some(col) = batch.column_by_name(f.name()) {
+            for i in (0..col.len()).filter(|i| col.is_null(*i)) {
+                if keep[i] {
+                    keep[i] = false;
+                    skipped.push(RowError {
+                        row: sources[i],
+                        rows: 1,
+                        message: format!("invalid output: column '{}' is null", f.name()),
+                        traceback: String::new(),
+                    });
+                }
+            }
+        }
+    }
+    let kept = sources
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(s, _)| *s)
+        .collect();
+    let batch = arrow::compute::filter_record_batch(batch, &arrow::array::BooleanArray::from(keep))
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok((batch, kept, skipped))
+}
+
+#[cfg(test)]
+mod tests;

@@ -43,6 +43,10 @@ pub enum WorkerError {
     /// The mapper spec is invalid.
     #[error("{0}")]
     Mapper(#[from] flywheel_protocol::MapperSpecError),
+    /// A shipped mapper's arguments (checked before any worker starts; here for a job that
+    /// skipped that check).
+    #[error("{0}")]
+    ShippedArgs(#[from] flywheel_protocol::ShippedArgError),
     /// The runner file could not be put in place.
     #[error("cannot install the Python runner at {path}: {source}")]
     Runner {

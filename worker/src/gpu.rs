@@ -145,9 +145,9 @@ mod tests {
                 ..s.clone()
             },
         ]);
-        assert_eq!(f.sample().unwrap().utilization, 97);
-        assert_eq!(f.sample().unwrap().utilization, 50);
-        assert_eq!(f.sample().unwrap().utilization, 50);
+        assert_eq!(f.sample().expect("a reading").utilization, 97);
+        assert_eq!(f.sample().expect("a reading").utilization, 50);
+        assert_eq!(f.sample().expect("a reading").utilization, 50);
         assert_eq!(NoGpu.sample(), None);
     }
 

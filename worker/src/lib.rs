@@ -7,6 +7,7 @@ mod child;
 mod convert;
 mod error;
 mod gpu;
+mod lines;
 mod mapper;
 mod process;
 mod runtime;

@@ -5,27 +5,30 @@
 //! is killed or runs past the chunk timeout, the chunk fails, the process is reaped, and the next
 //! chunk starts a fresh one. Every read from it has a deadline: the handshake deadline for its
 //! first line, the chunk timeout while a chunk runs (`child` owns the process group, the kill and
-//! the reap; `answer` reads and checks a chunk's answer).
+//! the reap; `start` starts it and reads its handshake; `answer` reads and checks a chunk's
+//! answer; the lines themselves are typed in `lines`).
 
 mod answer;
+mod start;
 
 use crate::child::{
-    describe_exit, grow_pipe, handshake_timeout, has_exited, panic_message, read_messages,
-    stop_process, wait_until, Message, Running, Wait, DRAIN_GRACE, EXIT_GRACE, KILL_GRACE, POLL,
+    describe_exit, has_exited, panic_message, stop_process, wait_until, Message, Running, Wait,
+    DRAIN_GRACE, EXIT_GRACE, KILL_GRACE, POLL,
 };
 use crate::convert::{batches_to_json_lines, ipc_schema, ipc_stream};
+use crate::lines::{ChunkHeader, ChunkHeaderBody};
 use crate::{AbortHandle, ChunkError, MapOutput, Mapper, WorkerConfig, WorkerError};
 use arrow::record_batch::RecordBatch;
-use crossbeam_channel::{unbounded, RecvTimeoutError};
+use crossbeam_channel::RecvTimeoutError;
 use flywheel_protocol::{ChunkTask, FailureKind, MapperSpec, Rank, RowErrorPolicy};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
-use std::os::fd::AsRawFd;
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::ChildStdin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The Python runner, compiled into the binary.
@@ -71,6 +74,28 @@ pub fn python_runner_path() -> Result<PathBuf, WorkerError> {
     Ok(dir.join("flywheel_runner.py"))
 }
 
+/// The runner's command for the Python mapper `name` in `file`, given `args` (JSON); adds what
+/// the runner reads to `env`. Returns (program, arguments, label).
+fn python_mapper(
+    env: &mut Vec<(String, String)>,
+    cfg: &WorkerConfig,
+    file: &std::path::Path,
+    name: &str,
+    args: String,
+) -> Result<(String, Vec<String>, String), WorkerError> {
+    let runner = python_runner_path()?;
+    env.push((
+        "FLYWHEEL_MAPPER".to_string(),
+        format!("{}:{name}", file.display()),
+    ));
+    env.push(("FLYWHEEL_MAPPER_ARGS".to_string(), args));
+    Ok((
+        cfg.job.python.clone(),
+        vec!["-u".to_string(), runner.display().to_string()],
+        name.to_string(),
+    ))
+}
+
 /// A mapper process under supervision.
 pub struct ProcessMapper {
     program: String,
@@ -109,39 +134,19 @@ impl ProcessMapper {
             ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
         ];
         env.extend(cfg.extra_env.iter().cloned());
-        // A shipped mapper is a class in flywheel_shipped.py, beside the runner.
-        let shipped;
-        let spec = match spec {
-            MapperSpec::Shipped { name } => {
-                let runner = python_runner_path()?;
-                let class = flywheel_protocol::SHIPPED_MAPPERS
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map_or("Generate", |(_, c)| *c);
-                shipped = MapperSpec::Python {
-                    file: runner.with_file_name("flywheel_shipped.py"),
-                    name: class.to_string(),
-                };
-                &shipped
-            }
-            other => other,
-        };
         let (program, args, label) = match spec {
             MapperSpec::Python { file, name } => {
-                let runner = python_runner_path()?;
                 let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
-                env.push((
-                    "FLYWHEEL_MAPPER".to_string(),
-                    format!("{}:{name}", file.display()),
-                ));
-                let args_json =
+                let args =
                     serde_json::to_string(&cfg.job.mapper_args).unwrap_or_else(|_| "{}".into());
-                env.push(("FLYWHEEL_MAPPER_ARGS".to_string(), args_json));
-                (
-                    cfg.job.python.clone(),
-                    vec!["-u".to_string(), runner.display().to_string()],
-                    name.clone(),
-                )
+                python_mapper(&mut env, cfg, &file, name, args)?
+            }
+            MapperSpec::Shipped { mapper } => {
+                // A class in flywheel_shipped.py, beside the runner, given every argument typed
+                // and defaulted from the one table of them.
+                let file = python_runner_path()?.with_file_name("flywheel_shipped.py");
+                let args = serde_json::Value::Object(mapper.python_args(&cfg.job.mapper_args)?);
+                python_mapper(&mut env, cfg, &file, mapper.class(), args.to_string())?
             }
             MapperSpec::Exec { argv } => {
                 for (k, v) in &cfg.job.mapper_args {
@@ -152,9 +157,7 @@ impl ProcessMapper {
                 }
                 (argv[0].clone(), argv[1..].to_vec(), argv[0].clone())
             }
-            MapperSpec::Builtin { name } | MapperSpec::Shipped { name } => {
-                (name.clone(), Vec::new(), name.clone())
-            }
+            MapperSpec::Builtin { name } => (name.clone(), Vec::new(), name.clone()),
         };
         Ok(ProcessMapper {
             program,
@@ -183,191 +186,6 @@ impl ProcessMapper {
                 Vec::from(t.clone()).join("\n")
             ),
             _ => String::new(),
-        }
-    }
-
-    fn start(&mut self) -> Result<(), ChunkError> {
-        if let Ok(mut t) = self.stderr_tail.lock() {
-            t.clear();
-        }
-        use std::os::unix::process::CommandExt;
-        let mut command = Command::new(&self.program);
-        command.args(&self.args).envs(self.env.iter().cloned());
-        // In its own process group the mapper no longer gets a terminal's Ctrl-C with flywheel:
-        // it gets SIGTERM when the thread that started it goes, however flywheel ends.
-        #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        if let Some(limit) = self.mem_limit {
-            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-            unsafe {
-                command.pre_exec(move || {
-                    let lim = libc::rlimit {
-                        rlim_cur: limit as libc::rlim_t,
-                        rlim_max: limit as libc::rlim_t,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_DATA, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group: killing the mapper kills whatever it started too.
-            .process_group(0)
-            .spawn()
-            .map_err(|e| {
-                ChunkError::new(
-                    FailureKind::MapperStart,
-                    format!("cannot start mapper '{}': {e}", self.program),
-                )
-            })?;
-        self.abort.set(Some(child.id()));
-        let (stdin, stdout, stderr) =
-            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-                (Some(a), Some(b), Some(c)) => (a, b, c),
-                _ => {
-                    return Err(ChunkError::new(
-                        FailureKind::MapperStart,
-                        "mapper process has no pipes",
-                    ))
-                }
-            };
-        // Chunks travel through these pipes as Arrow IPC, megabytes each way: 1 MiB pipe buffers
-        // (Linux's default is 64 KiB) cut the wakeups and copies per chunk.
-        grow_pipe(stdin.as_raw_fd());
-        grow_pipe(stdout.as_raw_fd());
-        let (tx, lines) = unbounded();
-        std::thread::spawn(move || {
-            // A panic here must reach the chunk as an error, not look like a quiet stream.
-            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                read_messages(stdout, &tx)
-            }));
-            if let Err(payload) = caught {
-                let why = panic_message(payload.as_ref());
-                let _ = tx.send(Some(Message::Broken(format!(
-                    "the thread reading its stdout panicked: {why}"
-                ))));
-            }
-        });
-        let tail = Arc::clone(&self.stderr_tail);
-        let chunk = Arc::clone(&self.current_chunk);
-        let (label, rank) = (self.label.clone(), self.rank);
-        let stderr = std::thread::spawn(move || {
-            let mut reader = BufReader::new(stderr);
-            let mut raw = Vec::new();
-            loop {
-                raw.clear();
-                match reader.read_until(b'\n', &mut raw) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let line = String::from_utf8_lossy(&raw)
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string();
-                let c = chunk.load(Ordering::Relaxed);
-                if c >= 0 {
-                    eprintln!("[worker {} chunk {c} {label}] {line}", rank.0);
-                } else {
-                    eprintln!("[worker {} {label}] {line}", rank.0);
-                }
-                if let Ok(mut t) = tail.lock() {
-                    if t.len() == STDERR_TAIL {
-                        t.pop_front();
-                    }
-                    t.push_back(line);
-                }
-            }
-        });
-        self.running = Some(Running {
-            child,
-            stdin: Some(stdin),
-            lines,
-            stderr: Some(stderr),
-            arrow: false,
-        });
-        self.handshake()
-    }
-
-    /// Reads the first line of a fresh process: `{"ready": true}` (or an early
-    /// `{"starting": true}`, then `ready` within the chunk timeout), or `{"fatal": …}`.
-    fn handshake(&mut self) -> Result<(), ChunkError> {
-        let handshake = handshake_timeout();
-        // Dying before "ready" is a start failure, whatever the cause.
-        let start_failure = |e: ChunkError| ChunkError::new(FailureKind::MapperStart, e.message);
-        let mut first = self
-            .next_message(Instant::now() + handshake, Wait::Handshake(handshake))
-            .map_err(start_failure)?;
-        if matches!(&first, Message::Json(v) if v.get("starting") == Some(&serde_json::Value::Bool(true)))
-        {
-            first = self
-                .next_message(Instant::now() + self.timeout, Wait::Ready)
-                .map_err(start_failure)?;
-        }
-        let first = match first {
-            Message::Json(v) => v,
-            Message::Broken(why) => {
-                self.kill();
-                return Err(ChunkError::new(
-                    FailureKind::MapperStart,
-                    format!(
-                        "mapper {} failed to start: {why}{}",
-                        self.label,
-                        self.tail()
-                    ),
-                ));
-            }
-            Message::Arrow { .. } => serde_json::Value::String("Arrow data".into()),
-            Message::Garbage(line) => serde_json::Value::String(line.trim_end().to_string()),
-        };
-        match first {
-            serde_json::Value::Object(m)
-                if m.get("ready") == Some(&serde_json::Value::Bool(true)) =>
-            {
-                let arrow = m.get("arrow") == Some(&serde_json::Value::Bool(true));
-                if let Some(r) = self.running.as_mut() {
-                    r.arrow = arrow;
-                }
-                Ok(())
-            }
-            serde_json::Value::Object(m) if m.contains_key("fatal") => {
-                let why = m
-                    .get("fatal")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .trim_end()
-                    .to_string();
-                self.kill();
-                Err(ChunkError::new(
-                    FailureKind::MapperStart,
-                    format!("mapper {} failed to start:\n{why}", self.label),
-                ))
-            }
-            other => {
-                self.kill();
-                let other = match other {
-                    serde_json::Value::String(s) => s,
-                    v => v.to_string(),
-                };
-                Err(ChunkError::new(
-                    FailureKind::InvalidOutput,
-                    format!(
-                        "mapper {} does not speak the flywheel mapper protocol: its first line was {other:.200} instead of {{\"ready\": true}} (see docs/protocol.md)",
-                        self.label
-                    ),
-                ))
-            }
         }
     }
 
@@ -494,71 +312,61 @@ impl ProcessMapper {
     }
 }
 
-impl Mapper for ProcessMapper {
-    fn map_chunk(
-        &mut self,
-        task: &ChunkTask,
-        worker: Rank,
-        input: Vec<RecordBatch>,
-    ) -> Result<MapOutput, ChunkError> {
-        // A chunk can hold no rows (a byte range inside one long line): nothing to call.
-        if input.iter().all(|b| b.num_rows() == 0) {
-            return Ok(MapOutput::default());
+/// A chunk as the mapper reads it: the header line, then its rows (an Arrow IPC stream and the
+/// table schema's on the fast path, JSON lines otherwise).
+fn encode_chunk(
+    task: &ChunkTask,
+    worker: Rank,
+    input: Vec<RecordBatch>,
+    arrow: bool,
+) -> Result<Vec<u8>, ChunkError> {
+    let mut header = ChunkHeaderBody {
+        chunk: task.chunk,
+        attempt: task.attempt,
+        seed: task.seed,
+        worker,
+        rows: input.iter().map(|b| b.num_rows()).sum(),
+        arrow_bytes: None,
+        schema_bytes: None,
+        bytes_columns: None,
+    };
+    let mut body = Vec::new();
+    if arrow {
+        // Fast path: the rows as an Arrow IPC stream, then the table schema (if fixed).
+        ipc_stream(&input, &mut body)?;
+        header.arrow_bytes = Some(body.len());
+        if let Some(schema) = &task.schema {
+            let schema = flywheel_formats::schema_from_json(schema)?;
+            let before = body.len();
+            ipc_schema(&schema, &mut body)?;
+            header.schema_bytes = Some(body.len() - before);
         }
-        if self.running.is_none() {
-            self.start()?;
-        }
-        self.current_chunk
-            .store(i64::from(task.chunk.0), Ordering::Relaxed);
-        let rows_in: usize = input.iter().map(|b| b.num_rows()).sum();
-        let header = serde_json::json!({"chunk": {
-            "chunk": task.chunk.0, "attempt": task.attempt.0, "seed": task.seed, "worker": worker.0, "rows": rows_in,
-        }});
-        let mut body = Vec::new();
-        let mut header = header;
-        if self.running.as_ref().is_some_and(|r| r.arrow) {
-            // Fast path: the rows as an Arrow IPC stream, then the table schema (if fixed).
-            ipc_stream(&input, &mut body)?;
-            header["chunk"]["arrow_bytes"] = serde_json::json!(body.len());
-            if let Some(schema) = &task.schema {
-                let schema = flywheel_formats::schema_from_json(schema)?;
-                let before = body.len();
-                ipc_schema(&schema, &mut body)?;
-                header["chunk"]["schema_bytes"] = serde_json::json!(body.len() - before);
-            }
-        } else {
-            let bytes_columns = batches_to_json_lines(&input, &mut body)?;
-            header["chunk"]["bytes_columns"] = serde_json::json!(bytes_columns);
-        }
-        drop(input);
-        let mut buf = serde_json::to_vec(&header).unwrap_or_default();
-        buf.push(b'\n');
-        buf.extend_from_slice(&body);
-        drop(body);
+    } else {
+        header.bytes_columns = Some(batches_to_json_lines(&input, &mut body)?);
+    }
+    drop(input);
+    let mut buf = serde_json::to_vec(&ChunkHeader { chunk: header }).map_err(|e| {
+        ChunkError::new(
+            FailureKind::Io,
+            format!("cannot write the header of {}: {e}", task.chunk),
+        )
+    })?;
+    buf.push(b'\n');
+    buf.extend_from_slice(&body);
+    Ok(buf)
+}
 
-        let deadline = Instant::now() + self.timeout;
-        let Some(mut stdin) = self.running.as_mut().and_then(|r| r.stdin.take()) else {
-            return Err(ChunkError::new(
-                FailureKind::Mapper,
-                "mapper process is not running",
-            ));
-        };
-        // Write while reading, so neither side blocks on a full pipe.
-        let writer = std::thread::Builder::new()
-            .name(format!("mapper-stdin-{}", self.rank.0))
-            .spawn(move || {
-                let written = stdin.write_all(&buf).and_then(|()| stdin.flush());
-                (stdin, written)
-            })
-            .map_err(|e| {
-                ChunkError::new(
-                    FailureKind::Io,
-                    format!("cannot start a writer thread: {e}"),
-                )
-            })?;
-        let mut result = self.read_chunk(task, deadline, rows_in as u64);
-        // The answer is in; the chunk's input should be written by now (a mapper must read all
-        // of it). A writer still blocked means the mapper stopped reading: it is out of step.
+impl ProcessMapper {
+    /// Waits for the thread that wrote the chunk to the mapper and gives the mapper its stdin
+    /// back. A writer still blocked once the answer is in, or one whose write failed, means the
+    /// mapper did not read all of its input: it is out of step and is killed.
+    fn join_writer(
+        &mut self,
+        writer: JoinHandle<(ChildStdin, std::io::Result<()>)>,
+        mut result: Result<MapOutput, ChunkError>,
+        task: &ChunkTask,
+        rows_in: usize,
+    ) -> Result<MapOutput, ChunkError> {
         let finished = wait_until(Duration::from_secs(2), || writer.is_finished());
         if !finished {
             self.kill();
@@ -602,6 +410,51 @@ impl Mapper for ProcessMapper {
                 ));
             }
         }
+        result
+    }
+}
+
+impl Mapper for ProcessMapper {
+    fn map_chunk(
+        &mut self,
+        task: &ChunkTask,
+        worker: Rank,
+        input: Vec<RecordBatch>,
+    ) -> Result<MapOutput, ChunkError> {
+        // A chunk can hold no rows (a byte range inside one long line): nothing to call.
+        if input.iter().all(|b| b.num_rows() == 0) {
+            return Ok(MapOutput::default());
+        }
+        if self.running.is_none() {
+            self.start()?;
+        }
+        self.current_chunk
+            .store(i64::from(task.chunk.0), Ordering::Relaxed);
+        let rows_in: usize = input.iter().map(|b| b.num_rows()).sum();
+        let arrow = self.running.as_ref().is_some_and(|r| r.arrow);
+        let buf = encode_chunk(task, worker, input, arrow)?;
+        let deadline = Instant::now() + self.timeout;
+        let Some(mut stdin) = self.running.as_mut().and_then(|r| r.stdin.take()) else {
+            return Err(ChunkError::new(
+                FailureKind::Mapper,
+                "mapper process is not running",
+            ));
+        };
+        // Write while reading, so neither side blocks on a full pipe.
+        let writer = std::thread::Builder::new()
+            .name(format!("mapper-stdin-{}", self.rank.0))
+            .spawn(move || {
+                let written = stdin.write_all(&buf).and_then(|()| stdin.flush());
+                (stdin, written)
+            })
+            .map_err(|e| {
+                ChunkError::new(
+                    FailureKind::Io,
+                    format!("cannot start a writer thread: {e}"),
+                )
+            })?;
+        let result = self.read_chunk(task, deadline, rows_in as u64);
+        let result = self.join_writer(writer, result, task, rows_in);
         self.current_chunk.store(-1, Ordering::Relaxed);
         result
     }

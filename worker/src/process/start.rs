@@ -1,0 +1,231 @@
+//! Starting a mapper process: the command (its own process group, a signal when the worker's
+//! thread goes, the memory limit), the threads that read its stdout and forward its stderr, and
+//! the handshake that must come first.
+
+use super::{ProcessMapper, STDERR_TAIL};
+use crate::child::{
+    grow_pipe, handshake_timeout, panic_message, read_messages, Message, Running, Wait,
+};
+use crate::lines::Hello;
+use crate::ChunkError;
+use crossbeam_channel::{unbounded, Receiver};
+use flywheel_protocol::{FailureKind, Rank};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::process::{ChildStderr, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+impl ProcessMapper {
+    /// Starts a fresh mapper process and waits for its handshake.
+    pub(super) fn start(&mut self) -> Result<(), ChunkError> {
+        if let Ok(mut t) = self.stderr_tail.lock() {
+            t.clear();
+        }
+        let mut child = self.command().spawn().map_err(|e| {
+            ChunkError::new(
+                FailureKind::MapperStart,
+                format!("cannot start mapper '{}': {e}", self.program),
+            )
+        })?;
+        self.abort.set(Some(child.id()));
+        let (stdin, stdout, stderr) =
+            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+                (Some(a), Some(b), Some(c)) => (a, b, c),
+                _ => {
+                    return Err(ChunkError::new(
+                        FailureKind::MapperStart,
+                        "mapper process has no pipes",
+                    ))
+                }
+            };
+        // Chunks travel through these pipes as Arrow IPC, megabytes each way: 1 MiB pipe buffers
+        // (Linux's default is 64 KiB) cut the wakeups and copies per chunk.
+        grow_pipe(stdin.as_raw_fd());
+        grow_pipe(stdout.as_raw_fd());
+        let lines = spawn_stdout_reader(stdout);
+        let stderr = spawn_stderr_forwarder(
+            stderr,
+            Arc::clone(&self.stderr_tail),
+            Arc::clone(&self.current_chunk),
+            self.label.clone(),
+            self.rank,
+        );
+        self.running = Some(Running {
+            child,
+            stdin: Some(stdin),
+            lines,
+            stderr: Some(stderr),
+            arrow: false,
+        });
+        self.handshake()
+    }
+
+    /// The mapper's command: its program, arguments and environment, piped, in a process group
+    /// of its own, with the memory limit.
+    fn command(&self) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(&self.program);
+        command.args(&self.args).envs(self.env.iter().cloned());
+        // In its own process group the mapper no longer gets a terminal's Ctrl-C with flywheel:
+        // it gets SIGTERM when the thread that started it goes, however flywheel ends.
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        if let Some(limit) = self.mem_limit {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: limit as libc::rlim_t,
+                        rlim_max: limit as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_DATA, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group: killing the mapper kills whatever it started too.
+            .process_group(0);
+        command
+    }
+
+    /// Reads the first line of a fresh process: `{"ready": true}` (or an early
+    /// `{"starting": true}`, then `ready` within the chunk timeout), or `{"fatal": …}`.
+    fn handshake(&mut self) -> Result<(), ChunkError> {
+        let handshake = handshake_timeout();
+        // Dying before "ready" is a start failure, whatever the cause.
+        let start_failure = |e: ChunkError| ChunkError::new(FailureKind::MapperStart, e.message);
+        let mut line = self
+            .next_message(Instant::now() + handshake, Wait::Handshake(handshake))
+            .map_err(start_failure)?;
+        let mut hello = match &line {
+            Message::Json(v) => Hello::first(v),
+            _ => Hello::Other,
+        };
+        if hello == Hello::Starting {
+            line = self
+                .next_message(Instant::now() + self.timeout, Wait::Ready)
+                .map_err(start_failure)?;
+            hello = match &line {
+                Message::Json(v) => Hello::after_starting(v),
+                _ => Hello::Other,
+            };
+        }
+        match hello {
+            Hello::Ready { arrow } => {
+                if let Some(r) = self.running.as_mut() {
+                    r.arrow = arrow;
+                }
+                Ok(())
+            }
+            Hello::Fatal(why) => {
+                self.kill();
+                Err(ChunkError::new(
+                    FailureKind::MapperStart,
+                    format!("mapper {} failed to start:\n{why}", self.label),
+                ))
+            }
+            Hello::Starting | Hello::Other => Err(self.not_a_handshake(line)),
+        }
+    }
+
+    /// The error for a first line that is no handshake (the process is killed).
+    fn not_a_handshake(&mut self, line: Message) -> ChunkError {
+        let other = match line {
+            Message::Broken(why) => {
+                self.kill();
+                return ChunkError::new(
+                    FailureKind::MapperStart,
+                    format!(
+                        "mapper {} failed to start: {why}{}",
+                        self.label,
+                        self.tail()
+                    ),
+                );
+            }
+            Message::Arrow { .. } => "Arrow data".to_string(),
+            Message::Garbage(line) => line.trim_end().to_string(),
+            Message::Json(serde_json::Value::String(s)) => s,
+            Message::Json(v) => v.to_string(),
+        };
+        self.kill();
+        ChunkError::new(
+            FailureKind::InvalidOutput,
+            format!(
+                "mapper {} does not speak the flywheel mapper protocol: its first line was {other:.200} instead of {{\"ready\": true}} (see docs/protocol.md)",
+                self.label
+            ),
+        )
+    }
+}
+
+/// The thread turning the mapper's stdout into messages; `None` on the channel is its end.
+fn spawn_stdout_reader(stdout: ChildStdout) -> Receiver<Option<Message>> {
+    let (tx, lines) = unbounded();
+    std::thread::spawn(move || {
+        // A panic here must reach the chunk as an error, not look like a quiet stream.
+        let caught =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_messages(stdout, &tx)));
+        if let Err(payload) = caught {
+            let why = panic_message(payload.as_ref());
+            let _ = tx.send(Some(Message::Broken(format!(
+                "the thread reading its stdout panicked: {why}"
+            ))));
+        }
+    });
+    lines
+}
+
+/// The thread forwarding the mapper's stderr to the job log as `[worker W chunk C NAME] line`,
+/// keeping its last lines in `tail` for error messages.
+fn spawn_stderr_forwarder(
+    stderr: ChildStderr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    chunk: Arc<AtomicI64>,
+    label: String,
+    rank: Rank,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            match reader.read_until(b'\n', &mut raw) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&raw)
+                .trim_end_matches(['\n', '\r'])
+                .to_string();
+            let c = chunk.load(Ordering::Relaxed);
+            if c >= 0 {
+                eprintln!("[worker {} chunk {c} {label}] {line}", rank.0);
+            } else {
+                eprintln!("[worker {} {label}] {line}", rank.0);
+            }
+            if let Ok(mut t) = tail.lock() {
+                if t.len() == STDERR_TAIL {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        }
+    })
+}
