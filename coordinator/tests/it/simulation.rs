@@ -2,7 +2,7 @@
 //! Each case prints its seed on failure (proptest shrinks and reports the failing input).
 
 use flywheel_coordinator::sim::{simulate, static_split_makespan, SimSpec, SimWorkerSpec};
-use flywheel_coordinator::CoordinatorConfig;
+use flywheel_coordinator::{CoordinatorConfig, JobFailure};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -24,10 +24,20 @@ fn spec(seed: u64, chunks: usize, workers: Vec<SimWorkerSpec>) -> SimSpec {
 
 fn check(spec: &SimSpec) {
     let o = simulate(spec);
+    assert_eq!(
+        o.violation, None,
+        "seed {}: the coordinator's state broke an invariant",
+        spec.seed
+    );
     assert!(
         o.completed,
-        "seed {}: the job must complete, failed with {:?} at t={}",
-        spec.seed, o.failure, o.makespan
+        "seed {}: the job must complete, failed with '{}' at t={}",
+        spec.seed,
+        o.failure
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        o.makespan
     );
     let ids: Vec<u32> = o.outputs.iter().map(|x| x.chunk.0).collect();
     assert_eq!(
@@ -107,8 +117,14 @@ fn a_job_whose_chunk_always_fails_fails_and_terminates() {
     );
     s.config.max_attempts = 3;
     let o = simulate(&s);
+    assert_eq!(o.violation, None, "seed {}", s.seed);
     assert!(!o.completed);
-    assert!(o.failure.unwrap().contains("failed 3 times"));
+    let failure = o.failure.expect("the job fails");
+    assert!(
+        matches!(failure, JobFailure::AttemptsExhausted { failures: 3, .. }),
+        "{failure}"
+    );
+    assert!(failure.to_string().contains("failed 3 times"), "{failure}");
 }
 
 #[test]
@@ -119,6 +135,7 @@ fn stragglers_do_not_hold_the_job_back() {
     workers[7].speed = 0.25;
     let s = spec(1, 400, workers.clone());
     let o = simulate(&s);
+    assert_eq!(o.violation, None, "seed {}", s.seed);
     let total: f64 = s.costs.iter().sum();
     let ideal = total / workers.iter().map(|w| w.speed).sum::<f64>();
     let static_split = static_split_makespan(
