@@ -3,8 +3,7 @@
 //! every build.
 
 use super::{ChunkState, Coordinator};
-use flywheel_protocol::{Attempt, ChunkId, Rank};
-use std::collections::BTreeSet;
+use flywheel_protocol::ChunkId;
 use std::fmt;
 
 /// The invariants a state breaks, one sentence each.
@@ -37,9 +36,9 @@ impl Coordinator {
         }
     }
 
-    /// Holdings and runs agree; nothing held by a lost or drained worker.
+    /// Holdings and runs agree; nothing held by a lost or drained worker. (Linear: a holding
+    /// is at most `prefetch` long and a chunk runs at most a few attempts.)
     fn check_holdings(&self, bad: &mut Vec<String>) {
-        let mut held: BTreeSet<(Rank, ChunkId, Attempt)> = BTreeSet::new();
         for (rank, w) in &self.workers {
             if w.state.is_gone() && !w.holding.is_empty() {
                 bad.push(format!(
@@ -48,39 +47,49 @@ impl Coordinator {
                     w.holding.len()
                 ));
             }
-            for &(chunk, attempt) in &w.holding {
-                if !held.insert((*rank, chunk, attempt)) {
+            for (i, &(chunk, attempt)) in w.holding.iter().enumerate() {
+                if w.holding.iter().skip(i + 1).any(|h| *h == (chunk, attempt)) {
                     bad.push(format!("{rank} holds {chunk} {attempt} twice"));
                 }
+                let running = match self.chunks.get(chunk.0 as usize).map(|c| &c.state) {
+                    Some(ChunkState::Running(runs)) => runs
+                        .iter()
+                        .any(|r| r.worker == *rank && r.attempt == attempt),
+                    _ => false,
+                };
+                if !running {
+                    bad.push(format!(
+                        "{rank} holds {chunk} {attempt}, which is not running"
+                    ));
+                }
             }
         }
-        let mut runs: BTreeSet<(Rank, ChunkId, Attempt)> = BTreeSet::new();
         for (i, c) in self.chunks.iter().enumerate() {
+            let ChunkState::Running(runs) = &c.state else {
+                continue;
+            };
             let id = ChunkId(i as u32);
-            if let ChunkState::Running(rs) = &c.state {
-                if rs.is_empty() {
-                    bad.push(format!("{id} is running with no attempt"));
+            if runs.is_empty() {
+                bad.push(format!("{id} is running with no attempt"));
+            }
+            for r in runs {
+                if r.attempt.0 > c.attempts {
+                    bad.push(format!(
+                        "{id} runs {} but issued {} attempt(s)",
+                        r.attempt, c.attempts
+                    ));
                 }
-                for r in rs {
-                    if r.attempt.0 > c.attempts {
-                        bad.push(format!(
-                            "{id} runs {} but issued {} attempt(s)",
-                            r.attempt, c.attempts
-                        ));
-                    }
-                    runs.insert((r.worker, id, r.attempt));
+                let held = self
+                    .workers
+                    .get(&r.worker)
+                    .is_some_and(|w| w.holding.contains(&(id, r.attempt)));
+                if !held {
+                    bad.push(format!(
+                        "{id} {} runs on {}, which does not hold it",
+                        r.attempt, r.worker
+                    ));
                 }
             }
-        }
-        for (rank, chunk, attempt) in held.difference(&runs) {
-            bad.push(format!(
-                "{rank} holds {chunk} {attempt}, which is not running"
-            ));
-        }
-        for (rank, chunk, attempt) in runs.difference(&held) {
-            bad.push(format!(
-                "{chunk} {attempt} runs on {rank}, which does not hold it"
-            ));
         }
     }
 
@@ -102,10 +111,12 @@ impl Coordinator {
     /// The queue holds pending chunks only, each once, and (while the job goes on) all of
     /// them; no usable worker has room while the queue is not empty.
     fn check_queue(&self, bad: &mut Vec<String>) {
-        let mut queued = BTreeSet::new();
+        let mut queued = vec![false; self.chunks.len()];
         for &id in &self.queue {
-            if !queued.insert(id) {
-                bad.push(format!("{id} is queued twice"));
+            match queued.get_mut(id.0 as usize) {
+                Some(q) if *q => bad.push(format!("{id} is queued twice")),
+                Some(q) => *q = true,
+                None => {}
             }
             match self.chunks.get(id.0 as usize).map(|c| &c.state) {
                 Some(ChunkState::Pending) => {}
@@ -119,7 +130,7 @@ impl Coordinator {
         }
         for (i, c) in self.chunks.iter().enumerate() {
             let id = ChunkId(i as u32);
-            if c.state == ChunkState::Pending && !queued.contains(&id) {
+            if c.state == ChunkState::Pending && !queued[i] {
                 bad.push(format!("{id} is pending but not queued"));
             }
         }
