@@ -285,18 +285,7 @@ pub fn run_job(
     }
     let lineage = finished_lineage(lineage, &job_id, record.as_ref());
     let published = publish_job(&table, &job, &coord, &report, lineage, &job_id)?;
-    crate::crash_point("published");
-    if let Err(e) = journal.published(published.manifest.version) {
-        tracing::warn!("could not record the publish in the journal: {e}");
-    }
-    crate::crash_point("journal-closed");
-    if let Err(e) = complete_errors(&table) {
-        tracing::warn!(
-            "{}/_errors: {e}; the next job on this table completes it",
-            job.output.display()
-        );
-    }
-    crate::crash_point("errors-published");
+    record_published(&mut journal, &table, published.manifest.version);
     drop(active);
     Ok(Outcome {
         manifest: published.manifest,
@@ -304,6 +293,23 @@ pub fn run_job(
         already_published: published.already,
         job_id,
     })
+}
+
+/// The bookkeeping after the commit, each step idempotent: the journal's `Published` line,
+/// then the `_errors` table (which any later job completes when this one cannot).
+fn record_published(journal: &mut Journal, table: &Table, version: u64) {
+    crate::crash_point("published");
+    if let Err(e) = journal.published(version) {
+        tracing::warn!("could not record the publish in the journal: {e}");
+    }
+    crate::crash_point("journal-closed");
+    if let Err(e) = complete_errors(table) {
+        tracing::warn!(
+            "{}/_errors: {e}; the next job on this table completes it",
+            table.dir().display()
+        );
+    }
+    crate::crash_point("errors-published");
 }
 
 /// Creates the output directory and takes the job's shared locks on the table (and on its
