@@ -69,18 +69,18 @@ pub enum JobError {
     Busy { job_id: String, holder: String },
     /// The job ran (or was getting ready to) and failed; nothing was published.
     #[error("job failed, nothing was published: {0}")]
-    Failed(CoordinatorError),
+    Failed(Box<CoordinatorError>),
     /// The commit of the job's version failed.
     #[error("job failed, nothing was published: publishing {}: {source}", table.display())]
     PublishFailed {
         table: PathBuf,
-        source: CoordinatorError,
+        source: Box<CoordinatorError>,
     },
     /// The `_errors` table could not be brought up to date with the main table.
     #[error("job failed, nothing was published: {}/_errors: {source}", table.display())]
     ErrorsTable {
         table: PathBuf,
-        source: CoordinatorError,
+        source: Box<CoordinatorError>,
     },
     /// A signal asked the job to stop; its accepted chunks are journaled.
     #[error("checkpointed after {signal}: {done} of {total} chunks are done and journaled; nothing was published yet; continue with --resume (journal: {})", journal.display())]
@@ -108,13 +108,13 @@ impl JobError {
 
 impl From<CoordinatorError> for JobError {
     fn from(e: CoordinatorError) -> JobError {
-        JobError::Failed(e)
+        JobError::Failed(Box::new(e))
     }
 }
 
 impl From<JournalError> for JobError {
     fn from(e: JournalError) -> JobError {
-        JobError::Failed(CoordinatorError::Journal(e))
+        JobError::Failed(Box::new(CoordinatorError::Journal(e)))
     }
 }
 
@@ -132,12 +132,15 @@ mod tests {
     fn each_outcome_has_its_exit_status() {
         let ok: Result<(), JobError> = Ok(());
         assert_eq!(exit_status(&ok).code(), 0);
-        let failed = Err::<(), _>(JobError::Failed(CoordinatorError::NoWorkerRegistered {
+        let failed = Err::<(), _>(JobError::from(CoordinatorError::NoWorkerRegistered {
             waited: std::time::Duration::from_secs(3),
         }));
         assert_eq!(exit_status(&failed).code(), 1);
         assert_eq!(
-            failed.as_ref().map_err(ToString::to_string).unwrap_err(),
+            failed
+                .as_ref()
+                .map_err(ToString::to_string)
+                .expect_err("a failure"),
             "job failed, nothing was published: no worker registered within 3s"
         );
         let bad = JobError::BadInput(BadJob::JobId("no".into()));

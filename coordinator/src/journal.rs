@@ -455,6 +455,8 @@ fn point_latest(table: &Path, job_id: &str) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
+// A test's unwrap is its assertion that the set-up worked.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use flywheel_protocol::{Attempt, ChunkId};

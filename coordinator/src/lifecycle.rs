@@ -130,7 +130,7 @@ fn new_job_id() -> String {
 
 /// A table error outside the commit: the job fails.
 fn table_err(e: FormatError) -> JobError {
-    JobError::Failed(CoordinatorError::Table(e))
+    CoordinatorError::Table(e).into()
 }
 
 /// Which job this run is: its id, and the journal it continues (if any).
@@ -319,7 +319,7 @@ fn lock_tables(
     job: &JobOptions,
 ) -> Result<(flywheel_formats::Lock, Option<flywheel_formats::Lock>), JobError> {
     std::fs::create_dir_all(&job.output).map_err(|source| {
-        JobError::Failed(CoordinatorError::Io {
+        JobError::from(CoordinatorError::Io {
             path: job.output.clone(),
             source,
         })
@@ -335,7 +335,7 @@ fn lock_tables(
     };
     complete_errors(table).map_err(|source| JobError::ErrorsTable {
         table: job.output.clone(),
-        source,
+        source: Box::new(source),
     })?;
     Ok((table_lock, errors_lock))
 }
@@ -357,7 +357,7 @@ fn published_version(
         }
         complete_errors(table).map_err(|source| JobError::ErrorsTable {
             table: table.dir().to_path_buf(),
-            source,
+            source: Box::new(source),
         })?;
         say(&format!(
             "nothing to resume: job {job_id} already published version {v}"
@@ -476,7 +476,7 @@ fn drive_job(
             total,
             journal: journal.path().to_path_buf(),
         },
-        e => JobError::Failed(e),
+        e => e.into(),
     })
 }
 
@@ -553,7 +553,7 @@ fn publish_job(
         }
         source => JobError::PublishFailed {
             table: job.output.clone(),
-            source,
+            source: Box::new(source),
         },
     })
 }
