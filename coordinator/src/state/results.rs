@@ -212,7 +212,13 @@ impl Coordinator {
         error: &str,
     ) {
         self.forget(from, id, attempt);
-        let Some(others_running) = self.record_failure(from, id, attempt, kind, error) else {
+        let failed = AttemptError {
+            chunk: id,
+            attempt,
+            worker: from,
+            error: error.to_string(),
+        };
+        let Some(others_running) = self.record_failure(&failed, kind) else {
             return;
         };
         if let Some(w) = self.workers.get_mut(&from) {
@@ -222,12 +228,6 @@ impl Coordinator {
             }
         }
         let chunk = &self.chunks[id.0 as usize];
-        let failed = AttemptError {
-            chunk: id,
-            attempt,
-            worker: from,
-            error: error.to_string(),
-        };
         if kind != FailureKind::WorkerLost {
             self.last_error = Some(failed.clone());
         }
@@ -255,14 +255,8 @@ impl Coordinator {
 
     /// Takes a failed attempt off its chunk and counts it; whether other attempts of the chunk
     /// still run (`None`: the attempt was not running, nothing changed).
-    fn record_failure(
-        &mut self,
-        from: Rank,
-        id: ChunkId,
-        attempt: Attempt,
-        kind: FailureKind,
-        error: &str,
-    ) -> Option<bool> {
+    fn record_failure(&mut self, failed: &AttemptError, kind: FailureKind) -> Option<bool> {
+        let (id, attempt, from) = (failed.chunk, failed.attempt, failed.worker);
         let chunk = self.chunks.get_mut(id.0 as usize)?;
         let ChunkState::Running(runs) = &mut chunk.state else {
             return None;
@@ -278,15 +272,11 @@ impl Coordinator {
         self.failures += 1;
         chunk.failures += 1;
         tracing::warn!(
-            "{id} {attempt} failed on {from} ({}): {error}",
-            kind_text(kind)
+            "{id} {attempt} failed on {from} ({}): {}",
+            kind_text(kind),
+            failed.error
         );
-        chunk.errors.push(AttemptError {
-            chunk: id,
-            attempt,
-            worker: from,
-            error: error.to_string(),
-        });
+        chunk.errors.push(failed.clone());
         if !others_running {
             chunk.state = ChunkState::Pending;
         }

@@ -386,8 +386,8 @@ fn conflicting_chunk_schemas_fail_the_job_the_same_whatever_finishes_first() {
     }
 }
 
-#[test]
-fn a_silent_worker_is_lost_and_its_chunks_move() {
+/// Two workers holding one chunk each, lost after 10 s of silence.
+fn two_workers_silent_after_10s() -> (TestEnv, Vec<(Rank, ChunkTask)>) {
     let cfg = CoordinatorConfig {
         heartbeat_timeout: Duration::from_secs(10),
         prefetch: 1,
@@ -396,6 +396,13 @@ fn a_silent_worker_is_lost_and_its_chunks_move() {
     let mut env = TestEnv::new(cfg, 2);
     env.ready(2);
     let tasks = env.tasks();
+    assert_eq!(tasks.len(), 2);
+    (env, tasks)
+}
+
+#[test]
+fn a_silent_worker_is_lost_and_its_chunks_move() {
+    let (mut env, tasks) = two_workers_silent_after_10s();
     env.at(8)
         .send(Rank(2), ToCoordinator::Heartbeat { gpu: None });
     env.at(11).tick();
@@ -424,14 +431,7 @@ fn a_silent_worker_is_lost_and_its_chunks_move() {
 
 #[test]
 fn every_worker_lost_fails_the_job_naming_each_and_the_last_error() {
-    let cfg = CoordinatorConfig {
-        heartbeat_timeout: Duration::from_secs(10),
-        prefetch: 1,
-        ..Default::default()
-    };
-    let mut env = TestEnv::new(cfg, 2);
-    env.ready(2);
-    let tasks = env.tasks();
+    let (mut env, tasks) = two_workers_silent_after_10s();
     env.fail(&tasks[0]);
     env.at(11).tick();
     let f = env.c.failure().expect("the job fails");
