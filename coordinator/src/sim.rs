@@ -48,6 +48,9 @@ pub struct SimWorkerSpec {
     pub lost_at: Option<f64>,
     /// Virtual time from which its GPU reports uncorrected ECC errors.
     pub sick_at: Option<f64>,
+    /// Virtual time at which its process starts again: it forgets every chunk it held (the
+    /// running one too) and registers again.
+    pub restart_at: Option<f64>,
 }
 
 impl SimWorkerSpec {
@@ -58,6 +61,7 @@ impl SimWorkerSpec {
             hang: 0.0,
             lost_at: None,
             sick_at: None,
+            restart_at: None,
         }
     }
 }
@@ -118,6 +122,7 @@ struct SimWorker {
     current: Option<Running>,
     cancelled: HashSet<(ChunkId, u32)>,
     next_heartbeat: f64,
+    restarted: bool,
 }
 
 impl SimWorker {
@@ -216,6 +221,7 @@ impl<'a> Sim<'a> {
                 current: None,
                 cancelled: HashSet::new(),
                 next_heartbeat: 1.0,
+                restarted: false,
             })
             .collect();
         Sim {
@@ -353,6 +359,10 @@ impl<'a> Sim<'a> {
             if self.workers[i].silent(t) {
                 continue;
             }
+            if self.workers[i].spec.restart_at.is_some_and(|r| r <= t) && !self.workers[i].restarted
+            {
+                self.restart(i);
+            }
             if let Some(msg) = self.end_attempt(i) {
                 let rank = self.workers[i].rank;
                 self.deliver(rank, msg);
@@ -361,6 +371,21 @@ impl<'a> Sim<'a> {
                 self.heartbeat(i);
             }
         }
+    }
+
+    /// Worker `i`'s process starts again: what it held is gone (the work done on its running
+    /// chunk is wasted) and it says `Ready` once more.
+    fn restart(&mut self, i: usize) {
+        let t = self.t;
+        let w = &mut self.workers[i];
+        w.restarted = true;
+        w.queue.clear();
+        w.cancelled.clear();
+        if let Some(c) = w.current.take() {
+            self.wasted += c.units.min((t - c.start) * w.spec.speed);
+        }
+        let (rank, host) = (w.rank, format!("sim{}-again", w.rank.0));
+        self.deliver(rank, ToCoordinator::Ready { host });
     }
 
     /// Worker `i`'s current attempt, if it ends now: what it reports.

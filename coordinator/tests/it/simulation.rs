@@ -72,6 +72,7 @@ fn worker_strategy() -> impl Strategy<Value = SimWorkerSpec> {
         hang,
         lost_at: None,
         sick_at: None,
+        restart_at: None,
     })
 }
 
@@ -85,15 +86,20 @@ proptest! {
         mut workers in prop::collection::vec(worker_strategy(), 1..9),
         losses in prop::collection::vec((0usize..8, 0.0f64..30.0), 0..3),
         sick in prop::collection::vec((0usize..8, 0.0f64..30.0), 0..3),
+        restarts in prop::collection::vec((0usize..8, 0.0f64..30.0), 0..3),
         prefetch in 1usize..4,
         speculate in any::<bool>(),
     ) {
-        // Some workers go silent or get sick GPUs, but the first always stays healthy.
+        // Some workers go silent or get sick GPUs, but the first always stays answering.
         for (i, t) in losses {
             if i > 0 && i < workers.len() { workers[i].lost_at = Some(t); }
         }
         for (i, t) in sick {
             if i > 0 && i < workers.len() { workers[i].sick_at = Some(t); }
+        }
+        // Any worker's process may start again (a second Ready from a registered rank).
+        for (i, t) in restarts {
+            if i < workers.len() { workers[i].restart_at = Some(t); }
         }
         let mut s = spec(seed, chunks, workers);
         s.config.prefetch = prefetch;
