@@ -200,8 +200,6 @@ fn resolve_job(
 
 /// Runs a job to its end over `tx`: at most one version is published per job id, whatever is
 /// killed when. Workers are stopped on every path out.
-/// Runs a job to its end over `tx`: at most one version is published per job id, whatever is
-/// killed when. Workers are stopped on every path out.
 pub fn run_job(
     plan: JobPlan,
     tx: &mut impl Transport,
