@@ -67,17 +67,12 @@ pub fn drive(
             }
         }
         if let Some(f) = coord.failure() {
-            break Err(if f.bad_input {
-                CoordinatorError::BadInput(f.message.clone())
-            } else {
-                CoordinatorError::JobFailed(f.message.clone())
-            });
+            break Err(f.clone().into());
         }
         if coord.live_workers().is_empty() && started.elapsed() > opts.ready_timeout {
-            break Err(CoordinatorError::JobFailed(format!(
-                "no worker registered within {}s",
-                opts.ready_timeout.as_secs()
-            )));
+            break Err(CoordinatorError::NoWorkerRegistered {
+                waited: opts.ready_timeout,
+            });
         }
         match tx.recv_timeout(opts.poll) {
             Ok(Some((from, msg))) => coord.on_message(tx, from, msg, Instant::now())?,

@@ -1,6 +1,9 @@
 //! The coordinator's error.
 
+use crate::JobFailure;
 use flywheel_protocol::TransportError;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Why a job could not finish or publish.
 #[derive(Debug, thiserror::Error)]
@@ -8,13 +11,23 @@ pub enum CoordinatorError {
     /// The transport broke: a rank is gone.
     #[error("transport: {0}")]
     Transport(#[from] TransportError),
-    /// A chunk used all its attempts, or every worker was lost.
+    /// The scheduling core failed the job (attempts exhausted, bad input, no workers left, ...).
+    #[error(transparent)]
+    Job(#[from] JobFailure),
+    /// No worker registered in time.
+    #[error("no worker registered within {}s", waited.as_secs())]
+    NoWorkerRegistered { waited: Duration },
+    /// The output table could not be read, locked or marked (outside the commit).
     #[error("{0}")]
-    JobFailed(String),
-    /// A chunk found the input itself bad; nothing was published.
-    #[error("{0}")]
-    BadInput(String),
-    /// The journal could not be written.
+    Table(flywheel_formats::FormatError),
+    /// A file or directory could not be made or read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The journal could not be read or written.
     #[error("journal: {0}")]
     Journal(#[from] crate::JournalError),
     /// A signal asked the job to stop; accepted chunks are in the journal.
@@ -27,7 +40,17 @@ pub enum CoordinatorError {
     /// Publishing the version failed.
     #[error("publish: {0}")]
     Publish(#[from] flywheel_formats::FormatError),
+    /// Every commit attempt lost its race to another writer (delta-rs: `MaxCommitAttempts`).
+    #[error("gave up publishing to {} after {attempts} lost races", table.display())]
+    CommitAttemptsExhausted { table: PathBuf, attempts: u32 },
     /// The chunks' output schemas disagree and cannot be published as one table.
     #[error("chunk outputs have different schemas: {0}")]
     SchemaConflict(String),
+}
+
+impl CoordinatorError {
+    /// The input itself is bad (exit 2 rather than 1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, CoordinatorError::Job(f) if f.is_bad_input())
+    }
 }

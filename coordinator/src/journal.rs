@@ -21,7 +21,7 @@ use flywheel_protocol::ChunkOutput;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const JOURNAL: &str = "_journal.jsonl";
@@ -214,11 +214,17 @@ impl JobRecord {
     }
 }
 
-/// Reads a journal file (`None` when there is none). A torn last line (the writer was killed
-/// mid-write) never counted and is skipped; any other unreadable line is skipped with a warning.
+/// Reads a journal file (`None` when there is none).
+///
+/// A torn last line (no newline at its end: the writer was killed mid-write) never counted and
+/// is skipped quietly. Any other line that is not a journal entry (an edited or damaged file) is
+/// skipped with a warning naming the file and the line: skipping is safe for a resume, since a
+/// lost `Accepted` line only runs its chunk again, a lost `Start` leaves the plan to a later
+/// `Start` (or refuses the resume as another plan), and a lost `Published` is found again in the
+/// table's manifests, which carry the job id.
 fn read_file(path: &Path) -> Result<Option<Vec<JournalEntry>>, JournalError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
             return Err(JournalError::Io {
@@ -227,23 +233,46 @@ fn read_file(path: &Path) -> Result<Option<Vec<JournalEntry>>, JournalError> {
             })
         }
     };
-    let mut out = Vec::new();
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|source| JournalError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let n = lines.len();
-    for (i, line) in lines.iter().enumerate() {
-        match serde_json::from_str::<JournalEntry>(line) {
-            Ok(e) => out.push(e),
-            Err(_) if i + 1 == n => {}
-            Err(e) => tracing::warn!("{} line {}: skipped ({e})", path.display(), i + 1),
+    let (entries, bad) = parse_lines(&bytes);
+    for line in bad {
+        tracing::warn!(
+            "{} line {}: not a journal entry, skipped ({})",
+            path.display(),
+            line.number,
+            line.why
+        );
+    }
+    Ok(Some(entries))
+}
+
+/// A journal line that is not an entry.
+#[derive(Debug, PartialEq)]
+struct BadLine {
+    /// 1-based.
+    number: usize,
+    why: String,
+}
+
+/// The entries of a journal's bytes, and the lines that are not entries (a torn last line
+/// excepted: it is no one's error).
+fn parse_lines(bytes: &[u8]) -> (Vec<JournalEntry>, Vec<BadLine>) {
+    let mut entries = Vec::new();
+    let mut bad = Vec::new();
+    let torn = !bytes.is_empty() && !bytes.ends_with(b"\n");
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    // `split` yields an empty piece after a final newline: not a line.
+    let n = if torn { lines.len() } else { lines.len() - 1 };
+    for (i, line) in lines.iter().take(n).enumerate() {
+        match serde_json::from_slice::<JournalEntry>(line) {
+            Ok(e) => entries.push(e),
+            Err(_) if torn && i + 1 == n => {}
+            Err(e) => bad.push(BadLine {
+                number: i + 1,
+                why: e.to_string(),
+            }),
         }
     }
-    Ok(Some(out))
+    (entries, bad)
 }
 
 /// The journal of the job started last on `table`.
@@ -426,6 +455,8 @@ fn point_latest(table: &Path, job_id: &str) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
+// A test's unwrap is its assertion that the set-up worked.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use flywheel_protocol::{Attempt, ChunkId};
@@ -520,5 +551,27 @@ mod tests {
             latest_job(dir.path()).unwrap().unwrap().entries.len(),
             entries.len()
         );
+    }
+
+    #[test]
+    fn a_torn_last_line_is_quiet_and_any_other_bad_line_is_named() {
+        let good = serde_json::to_string(&JournalEntry::Published { at: 1, version: 2 }).unwrap();
+        let text = format!("{good}\n{{\"Accep\n{good}\n{{\"Sta");
+        let (entries, bad) = parse_lines(text.as_bytes());
+        assert_eq!(entries.len(), 2);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].number, 2, "the damaged line in the middle is named");
+        // A last line that was written whole (its newline is there) but is not an entry is
+        // not torn: it is named too.
+        let (entries, bad) = parse_lines(format!("{good}\nnot json\n").as_bytes());
+        assert_eq!((entries.len(), bad.len()), (1, 1));
+        assert_eq!(bad[0].number, 2);
+        let (entries, bad) = parse_lines(b"");
+        assert!(entries.is_empty() && bad.is_empty());
+        // Bytes that are not UTF-8 are a bad line, not an unreadable journal.
+        let mut raw = format!("{good}\n").into_bytes();
+        raw.extend_from_slice(&[0xff, 0xfe, b'\n']);
+        let (entries, bad) = parse_lines(&raw);
+        assert_eq!((entries.len(), bad.len()), (1, 1));
     }
 }

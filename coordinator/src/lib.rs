@@ -8,9 +8,13 @@
 
 mod driver;
 mod error;
+mod errors_table;
+mod failure;
+mod job_error;
 mod journal;
 mod lifecycle;
 mod publish;
+mod recorder;
 mod report;
 mod schema_merge;
 pub mod sim;
@@ -18,11 +22,14 @@ mod state;
 
 pub use driver::{drive, stop_workers, DriveOptions};
 pub use error::CoordinatorError;
+pub use errors_table::complete_errors;
+pub use failure::{AttemptError, DrainReason, JobFailure, LostReason, WorkerState};
+pub use job_error::{exit_status, BadJob, ExitStatus, JobError};
 pub use journal::{
     job_journal_path, job_record, latest_job, InputIdentity, JobRecord, Journal, JournalEntry,
     JournalError,
 };
-pub use lifecycle::{check_job_id, complete_errors, run_job, JobError, JobHooks, JobPlan, Outcome};
+pub use lifecycle::{check_job_id, run_job, JobHooks, JobPlan, Outcome};
 pub use publish::{publish, publish_once, PublishRequest, Published};
 
 /// The steps of a job's end at which `FLYWHEEL_CRASH_AT` kills the process (crash tests), in
@@ -41,4 +48,4 @@ pub(crate) fn crash_point(step: &str) {
     flywheel_formats::crash_point(step);
 }
 pub use report::{JobReport, WorkerReport};
-pub use state::{ChunkState, Coordinator, CoordinatorConfig, JobFailure, Progress};
+pub use state::{ChunkState, Coordinator, CoordinatorConfig, Progress, SanityError};

@@ -18,12 +18,13 @@
 //! everything after it is either idempotent (the journal's `Published` line) or derived from the
 //! manifest (the `_errors` table's version), which any later job on the table completes.
 
+use crate::errors_table::error_files;
 use crate::{
-    drive, publish_once, Coordinator, CoordinatorConfig, CoordinatorError, DriveOptions, JobReport,
-    Journal, JournalError, PublishRequest,
+    complete_errors, drive, publish_once, BadJob, Coordinator, CoordinatorConfig, CoordinatorError,
+    DriveOptions, JobError, JobReport, Journal, PublishRequest,
 };
-use flywheel_formats::{DataFile, FormatError, Manifest, Table};
-use flywheel_protocol::{ChunkOutput, InputSlice, JobOptions, Mode, Transport};
+use flywheel_formats::{FormatError, Manifest, Table};
+use flywheel_protocol::{InputSlice, JobOptions, Mode, Transport};
 use std::time::{Duration, Instant};
 
 pub use crate::journal::InputIdentity;
@@ -52,34 +53,6 @@ pub struct Outcome {
     /// The job had published before (a resume or repeat found its version): nothing new.
     pub already_published: bool,
     pub job_id: String,
-}
-
-/// Why a job ended without publishing.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// The job or its input is wrong; nothing ran, or the input itself failed a chunk.
-    #[error("{0}")]
-    BadInput(String),
-    /// Another process runs this job now.
-    #[error("job {job_id} is already running: {holder}; wait for it, or stop it first")]
-    Busy { job_id: String, holder: String },
-    /// The job ran and failed; nothing was published.
-    #[error("job failed, nothing was published: {0}")]
-    Failed(String),
-    /// A signal asked the job to stop; its accepted chunks are journaled.
-    #[error("{reason}; nothing was published yet; continue with --resume (journal: {journal})")]
-    Checkpointed { reason: String, journal: String },
-}
-
-impl JobError {
-    /// The exit status a command reports for this error: 2 bad input, 1 failed, 3 checkpointed.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            JobError::BadInput(_) | JobError::Busy { .. } => 2,
-            JobError::Failed(_) => 1,
-            JobError::Checkpointed { .. } => 3,
-        }
-    }
 }
 
 /// Hooks of the caller: progress display and informational lines.
@@ -155,8 +128,9 @@ fn new_job_id() -> String {
     format!("{:x}-{:016x}", nanos / 1_000_000_000, h.finish())
 }
 
-fn format_err(e: FormatError) -> JobError {
-    JobError::Failed(e.to_string())
+/// A table error outside the commit: the job fails.
+fn table_err(e: FormatError) -> JobError {
+    CoordinatorError::Table(e).into()
 }
 
 /// Which job this run is: its id, and the journal it continues (if any).
@@ -166,10 +140,9 @@ fn resolve_job(
     say: &mut dyn FnMut(&str),
 ) -> Result<(String, Option<crate::JobRecord>), JobError> {
     let dir = table.dir();
-    let journal_err = |e: JournalError| JobError::Failed(e.to_string());
     if let Some(id) = &job.job_id {
-        check_job_id(id).map_err(JobError::BadInput)?;
-        if let Some(rec) = crate::job_record(dir, id).map_err(journal_err)? {
+        check_job_id(id).map_err(BadJob::JobId)?;
+        if let Some(rec) = crate::job_record(dir, id)? {
             return Ok((id.clone(), Some(rec)));
         }
         if !job.resume {
@@ -179,7 +152,7 @@ fn resolve_job(
     if !job.resume {
         return Ok((job.job_id.clone().unwrap_or_else(new_job_id), None));
     }
-    let Some(rec) = crate::latest_job(dir).map_err(journal_err)? else {
+    let Some(rec) = crate::latest_job(dir)? else {
         say("no interrupted job to resume here: starting a new job");
         return Ok((job.job_id.clone().unwrap_or_else(new_job_id), None));
     };
@@ -211,10 +184,11 @@ fn resolve_job(
         return match rec_id {
             // Its version is found under the lock: nothing to resume.
             Some(id) => Ok((id, Some(rec))),
-            None => Err(JobError::BadInput(format!(
-                "nothing to resume: the last job writing {} finished and published version {v}; run without --resume to start a new job",
-                dir.display()
-            ))),
+            None => Err(BadJob::NothingToResume {
+                dir: dir.to_path_buf(),
+                version: v,
+            }
+            .into()),
         };
     }
     match rec_id {
@@ -247,38 +221,24 @@ pub fn run_job(
         slices,
         plan,
         inputs,
-        mut lineage,
+        lineage,
     } = plan;
     let started = Instant::now();
     let table = Table::new(&job.output);
-    std::fs::create_dir_all(&job.output)
-        .map_err(|e| JobError::Failed(format!("{}: {e}", job.output.display())))?;
     // Held until the end: no vacuum deletes what this job writes or has verified.
-    let _table_lock = table.lock_for_job(VACUUM_WAIT).map_err(format_err)?;
-    let errors_table = Table::new(job.output.join("_errors"));
-    let _errors_lock = match job.on_row_error {
-        flywheel_protocol::RowErrorPolicy::Skip => {
-            Some(errors_table.lock_for_job(VACUUM_WAIT).map_err(format_err)?)
-        }
-        flywheel_protocol::RowErrorPolicy::Fail => None,
-    };
-    complete_errors(&table)
-        .map_err(|e| JobError::Failed(format!("{}/_errors: {e}", job.output.display())))?;
-
+    let _locks = lock_tables(&table, &job)?;
     let (job_id, record) = resolve_job(&table, &job, say)?;
     let _job_lock = table.lock_job(&job_id).map_err(|e| match e {
         FormatError::Locked { holder, .. } => JobError::Busy {
             job_id: job_id.clone(),
             holder,
         },
-        e => format_err(e),
+        e => table_err(e),
     })?;
     crate::crash_point("job-locked");
     // Re-read under the lock: another process may have run this job meanwhile.
     let record = match record {
-        Some(_) => crate::job_record(job.output.as_path(), &job_id)
-            .map_err(|e| JobError::Failed(e.to_string()))?
-            .or(record),
+        Some(_) => crate::job_record(job.output.as_path(), &job_id)?.or(record),
         None => None,
     };
     let cfg = CoordinatorConfig {
@@ -287,88 +247,13 @@ pub fn run_job(
         schema,
         ..CoordinatorConfig::default()
     };
-    if let Some(manifest) = table.job_manifest(&job_id, None).map_err(format_err)? {
+    if let Some(manifest) = published_version(&table, &job_id, record.as_ref(), say)? {
         // Published before: killed between the commit and its bookkeeping, or run again.
         guard.stop();
-        let v = manifest.version;
-        if let Some(rec) = &record {
-            if rec.published().is_none() {
-                if let Ok(mut j) = Journal::reopen(&rec.path) {
-                    let _ = j.published(v);
-                }
-            }
-        }
-        complete_errors(&table).map_err(|e| JobError::Failed(e.to_string()))?;
-        say(&format!(
-            "nothing to resume: job {job_id} already published version {v}"
-        ));
         return Ok(published_before(manifest, job_id, cfg, started));
     }
-    if let Some(v) = record.as_ref().and_then(|r| r.published()) {
-        // The journal says so, though the version itself is gone (vacuumed since).
-        guard.stop();
-        say(&format!(
-            "nothing to resume: job {job_id} already published version {v} (no longer kept)"
-        ));
-        let latest = table.latest_version().map_err(format_err)?;
-        let manifest = table.manifest(latest).map_err(format_err)?;
-        return Ok(published_before(manifest, job_id, cfg, started));
-    }
-    if job.mode == Mode::Create {
-        if let Some(v) = table.latest_version().map_err(format_err)? {
-            return Err(JobError::BadInput(
-                FormatError::TableExists {
-                    path: job.output.clone(),
-                    version: v,
-                }
-                .to_string(),
-            ));
-        }
-    }
-    if job.mode == Mode::Append {
-        if let Some(v) = table.latest_version().map_err(format_err)? {
-            let m = table.manifest(Some(v)).map_err(format_err)?;
-            table
-                .check_files(&m)
-                .map_err(|e| JobError::BadInput(e.to_string()))?;
-        }
-    }
-    let mut done = Vec::new();
-    if let Some(rec) = &record {
-        rec.check_plan(&plan)
-            .map_err(|e| JobError::BadInput(e.to_string()))?;
-        done = rec.verified_outputs(&job.output);
-    }
-    let rows_total: u64 = slices.iter().map(|s| s.row_count).sum();
-    let mut journal = Journal::open(
-        &job.output,
-        &crate::journal::StartLine {
-            plan: &plan,
-            job_id: &job_id,
-            inputs: &inputs,
-            chunks: slices.len(),
-            rows: rows_total,
-        },
-        record.is_some(),
-    )
-    .map_err(|e| JobError::Failed(e.to_string()))?;
-    crate::crash_point("journal-started");
-    // A journal from before job ids lives elsewhere: carry what it accepted into this one.
-    if let Some(rec) = record.as_ref().filter(|r| r.path != journal.path()) {
-        for o in &done {
-            journal
-                .accept(o)
-                .map_err(|e| JobError::Failed(e.to_string()))?;
-        }
-        tracing::info!("continuing {} as job {job_id}", rec.path.display());
-    }
-    if record.is_some() {
-        say(&format!(
-            "resuming: {} of {} chunks were done before",
-            done.len(),
-            slices.len()
-        ));
-    }
+    check_target(&table, &job)?;
+    let (mut journal, done) = open_journal(&job, &job_id, &plan, &inputs, &slices, &record, say)?;
     let mut coord = Coordinator::resumed(cfg, slices, done);
     // The marker tells `status` and older vacuums that a job runs here.
     let active = table
@@ -380,42 +265,227 @@ pub fn run_job(
             })
             .to_string(),
         )
-        .map_err(format_err)?;
-    let mut touched = Instant::now();
-    let result = drive(
+        .map_err(table_err)?;
+    let result = drive_job(
         &mut coord,
         guard.tx,
         &drive_options,
-        &mut |c| {
-            on_progress(c);
-            if touched.elapsed() > Duration::from_secs(10) {
-                active.touch();
-                touched = Instant::now();
-            }
-        },
-        Some(&mut journal),
+        on_progress,
+        &mut journal,
+        &|| active.touch(),
     );
     // drive() stopped the workers.
     guard.stopped = true;
     let report = coord.report(started.elapsed());
     if let Err(e) = result {
         eprint!("{}", report.render());
-        return Err(match e {
-            CoordinatorError::BadInput(why) => {
-                JobError::BadInput(format!("{why} (nothing was published)"))
-            }
-            CoordinatorError::Checkpointed { .. } => JobError::Checkpointed {
-                reason: e.to_string(),
-                journal: journal.path().display().to_string(),
-            },
-            e => JobError::Failed(e.to_string()),
-        });
+        return Err(e);
     }
-    // The Slurm jobs that worked on this job: those of its earlier runs, and this one.
-    let mut slurm_job_ids = record
-        .as_ref()
-        .map(|r| r.slurm_job_ids())
-        .unwrap_or_default();
+    let lineage = finished_lineage(lineage, &job_id, record.as_ref());
+    let published = publish_job(&table, &job, &coord, &report, lineage, &job_id)?;
+    record_published(&mut journal, &table, published.manifest.version);
+    drop(active);
+    Ok(Outcome {
+        manifest: published.manifest,
+        report,
+        already_published: published.already,
+        job_id,
+    })
+}
+
+/// The bookkeeping after the commit, each step idempotent: the journal's `Published` line,
+/// then the `_errors` table (which any later job completes when this one cannot).
+fn record_published(journal: &mut Journal, table: &Table, version: u64) {
+    crate::crash_point("published");
+    if let Err(e) = journal.published(version) {
+        tracing::warn!("could not record the publish in the journal: {e}");
+    }
+    crate::crash_point("journal-closed");
+    if let Err(e) = complete_errors(table) {
+        tracing::warn!(
+            "{}/_errors: {e}; the next job on this table completes it",
+            table.dir().display()
+        );
+    }
+    crate::crash_point("errors-published");
+}
+
+/// Creates the output directory and takes the job's shared locks on the table (and on its
+/// `_errors` table when rows may be skipped); brings `_errors` up to date with earlier jobs.
+fn lock_tables(
+    table: &Table,
+    job: &JobOptions,
+) -> Result<(flywheel_formats::Lock, Option<flywheel_formats::Lock>), JobError> {
+    std::fs::create_dir_all(&job.output).map_err(|source| {
+        JobError::from(CoordinatorError::Io {
+            path: job.output.clone(),
+            source,
+        })
+    })?;
+    let table_lock = table.lock_for_job(VACUUM_WAIT).map_err(table_err)?;
+    let errors_lock = match job.on_row_error {
+        flywheel_protocol::RowErrorPolicy::Skip => Some(
+            Table::new(job.output.join("_errors"))
+                .lock_for_job(VACUUM_WAIT)
+                .map_err(table_err)?,
+        ),
+        flywheel_protocol::RowErrorPolicy::Fail => None,
+    };
+    complete_errors(table).map_err(|source| JobError::ErrorsTable {
+        table: job.output.clone(),
+        source: Box::new(source),
+    })?;
+    Ok((table_lock, errors_lock))
+}
+
+/// The version job `job_id` published before, if it did (its bookkeeping completed): the
+/// journal's `Published` line written, `_errors` brought up to date.
+fn published_version(
+    table: &Table,
+    job_id: &str,
+    record: Option<&crate::JobRecord>,
+    say: &mut dyn FnMut(&str),
+) -> Result<Option<Manifest>, JobError> {
+    if let Some(manifest) = table.job_manifest(job_id, None).map_err(table_err)? {
+        let v = manifest.version;
+        if let Some(rec) = record.filter(|r| r.published().is_none()) {
+            if let Ok(mut j) = Journal::reopen(&rec.path) {
+                let _ = j.published(v);
+            }
+        }
+        complete_errors(table).map_err(|source| JobError::ErrorsTable {
+            table: table.dir().to_path_buf(),
+            source: Box::new(source),
+        })?;
+        say(&format!(
+            "nothing to resume: job {job_id} already published version {v}"
+        ));
+        return Ok(Some(manifest));
+    }
+    let Some(v) = record.and_then(|r| r.published()) else {
+        return Ok(None);
+    };
+    // The journal says so, though the version itself is gone (vacuumed since).
+    say(&format!(
+        "nothing to resume: job {job_id} already published version {v} (no longer kept)"
+    ));
+    let latest = table.latest_version().map_err(table_err)?;
+    Ok(Some(table.manifest(latest).map_err(table_err)?))
+}
+
+/// The output table takes the job: `--mode create` finds no table, an append finds the
+/// version it builds on whole.
+fn check_target(table: &Table, job: &JobOptions) -> Result<(), JobError> {
+    let Some(v) = table.latest_version().map_err(table_err)? else {
+        return Ok(());
+    };
+    match job.mode {
+        Mode::Create => Err(BadJob::Target(FormatError::TableExists {
+            path: job.output.clone(),
+            version: v,
+        })
+        .into()),
+        Mode::Append => {
+            let m = table.manifest(Some(v)).map_err(table_err)?;
+            table.check_files(&m).map_err(|e| BadJob::Target(e).into())
+        }
+        Mode::Overwrite => Ok(()),
+    }
+}
+
+/// Checks the journal to resume against the plan, opens the job's journal and records this
+/// run's start; the outputs accepted before whose files are still whole.
+fn open_journal(
+    job: &JobOptions,
+    job_id: &str,
+    plan: &str,
+    inputs: &[InputIdentity],
+    slices: &[InputSlice],
+    record: &Option<crate::JobRecord>,
+    say: &mut dyn FnMut(&str),
+) -> Result<(Journal, Vec<flywheel_protocol::ChunkOutput>), JobError> {
+    let mut done = Vec::new();
+    if let Some(rec) = record {
+        rec.check_plan(plan).map_err(BadJob::Journal)?;
+        done = rec.verified_outputs(&job.output);
+    }
+    let mut journal = Journal::open(
+        &job.output,
+        &crate::journal::StartLine {
+            plan,
+            job_id,
+            inputs,
+            chunks: slices.len(),
+            rows: slices.iter().map(|s| s.row_count).sum(),
+        },
+        record.is_some(),
+    )?;
+    crate::crash_point("journal-started");
+    // A journal from before job ids lives elsewhere: carry what it accepted into this one.
+    if let Some(rec) = record.as_ref().filter(|r| r.path != journal.path()) {
+        for o in &done {
+            journal.accept(o)?;
+        }
+        tracing::info!("continuing {} as job {job_id}", rec.path.display());
+    }
+    if record.is_some() {
+        say(&format!(
+            "resuming: {} of {} chunks were done before",
+            done.len(),
+            slices.len()
+        ));
+    }
+    Ok((journal, done))
+}
+
+/// Drives the workers to the job's end, journaling each accepted chunk and touching the
+/// active marker every 10 s; a failure as the job's error.
+fn drive_job(
+    coord: &mut Coordinator,
+    tx: &mut impl Transport,
+    options: &DriveOptions,
+    on_progress: &mut dyn FnMut(&Coordinator),
+    journal: &mut Journal,
+    touch: &dyn Fn(),
+) -> Result<(), JobError> {
+    let mut touched = Instant::now();
+    let result = drive(
+        coord,
+        tx,
+        options,
+        &mut |c| {
+            on_progress(c);
+            if touched.elapsed() > Duration::from_secs(10) {
+                touch();
+                touched = Instant::now();
+            }
+        },
+        Some(journal),
+    );
+    result.map_err(|e| match e {
+        CoordinatorError::Job(f) if f.is_bad_input() => BadJob::Input(f).into(),
+        CoordinatorError::Checkpointed {
+            reason,
+            done,
+            total,
+        } => JobError::Checkpointed {
+            signal: reason,
+            done,
+            total,
+            journal: journal.path().to_path_buf(),
+        },
+        e => e.into(),
+    })
+}
+
+/// The lineage with the job's end: when, its id, and the Slurm jobs that worked on it (those
+/// of its earlier runs, and this one).
+fn finished_lineage(
+    mut lineage: serde_json::Value,
+    job_id: &str,
+    record: Option<&crate::JobRecord>,
+) -> serde_json::Value {
+    let mut slurm_job_ids = record.map(|r| r.slurm_job_ids()).unwrap_or_default();
     if let Ok(id) = std::env::var("SLURM_JOB_ID") {
         if !slurm_job_ids.contains(&id) {
             slurm_job_ids.push(id);
@@ -431,6 +501,19 @@ pub fn run_job(
         map.insert("job_id".into(), serde_json::json!(job_id));
         map.insert("slurm_job_ids".into(), serde_json::json!(slurm_job_ids));
     }
+    lineage
+}
+
+/// Commits the job's one version: its accepted outputs with their provenance, the report and
+/// the lineage, and the error files.
+fn publish_job(
+    table: &Table,
+    job: &JobOptions,
+    coord: &Coordinator,
+    report: &JobReport,
+    lineage: serde_json::Value,
+    job_id: &str,
+) -> Result<crate::Published, JobError> {
     let outputs = coord.outputs();
     let provenance = outputs
         .iter()
@@ -449,139 +532,26 @@ pub fn run_job(
             })
         })
         .collect();
-    let errors = error_files(&job.output, &outputs).map_err(format_err)?;
+    let errors = error_files(&job.output, &outputs).map_err(table_err)?;
     crate::crash_point("before-publish");
-    let published = publish_once(PublishRequest {
-        table: &table,
+    publish_once(PublishRequest {
+        table,
         mode: job.mode,
         outputs,
         schema: coord.schema().map(str::to_string),
         provenance,
         lineage,
-        report: serde_json::to_value(&report).ok(),
-        job_id: Some(job_id.clone()),
+        report: serde_json::to_value(report).ok(),
+        job_id: Some(job_id.to_string()),
         errors,
     })
     .map_err(|e| match e {
         CoordinatorError::Publish(e @ FormatError::DamagedVersion { .. }) => {
-            JobError::BadInput(e.to_string())
+            BadJob::Target(e).into()
         }
-        e => JobError::Failed(format!("publishing {}: {e}", job.output.display())),
-    })?;
-    crate::crash_point("published");
-    if let Err(e) = journal.published(published.manifest.version) {
-        tracing::warn!("could not record the publish in the journal: {e}");
-    }
-    crate::crash_point("journal-closed");
-    if let Err(e) = complete_errors(&table) {
-        tracing::warn!(
-            "{}/_errors: {e}; the next job on this table completes it",
-            job.output.display()
-        );
-    }
-    crate::crash_point("errors-published");
-    drop(active);
-    Ok(Outcome {
-        manifest: published.manifest,
-        report,
-        already_published: published.already,
-        job_id,
+        source => JobError::PublishFailed {
+            table: job.output.clone(),
+            source: Box::new(source),
+        },
     })
-}
-
-/// The `_errors` files of accepted outputs, as entries of the main manifest.
-fn error_files(
-    out: &std::path::Path,
-    outputs: &[&ChunkOutput],
-) -> Result<Vec<DataFile>, FormatError> {
-    let mut files = Vec::new();
-    for o in outputs {
-        if let Some(f) = &o.errors_file {
-            let path = format!("_errors/{f}");
-            let bytes = std::fs::metadata(out.join(&path))
-                .map_err(|e| FormatError::Io {
-                    path: out.join(&path),
-                    source: e,
-                })?
-                .len();
-            files.push(DataFile {
-                path,
-                rows: o.error_rows,
-                bytes,
-                provenance: Some(serde_json::json!({"chunk": o.chunk.0, "attempt": o.attempt.0})),
-                stats: None,
-            });
-        }
-    }
-    Ok(files)
-}
-
-/// Brings `TABLE/_errors` up to date with the main table: every main version that lists error
-/// files gets one `_errors` version (an append carrying the same job id), in version order.
-/// Idempotent, and safe to run from several processes at once.
-pub fn complete_errors(table: &Table) -> Result<(), CoordinatorError> {
-    let errors_table = Table::new(table.dir().join("_errors"));
-    // Error files are only ever written under _errors/data: without it there is nothing to do.
-    if !errors_table.data_dir().is_dir() {
-        return Ok(());
-    }
-    let derived = errors_table.versions()?;
-    let mut seen = std::collections::HashSet::new();
-    let mut upto = 0;
-    for v in &derived {
-        if let Ok(m) = errors_table.manifest(Some(*v)) {
-            if let Some(id) = m.job_id {
-                seen.insert(id);
-            }
-            upto = upto.max(m.lineage["table_version"].as_u64().unwrap_or(0));
-        }
-    }
-    for v in table.versions()?.into_iter().filter(|v| *v > upto) {
-        let m = match table.manifest(Some(v)) {
-            Ok(m) => m,
-            Err(FormatError::VersionMissing { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let (Some(id), false) = (&m.job_id, m.errors.is_empty()) else {
-            continue;
-        };
-        if seen.contains(id) {
-            continue;
-        }
-        let outputs: Vec<ChunkOutput> = m
-            .errors
-            .iter()
-            .map(|f| ChunkOutput {
-                chunk: flywheel_protocol::ChunkId(0),
-                attempt: flywheel_protocol::Attempt(1),
-                file: f.path.strip_prefix("_errors/").map(str::to_string),
-                rows_in: 0,
-                rows_out: f.rows,
-                bytes: f.bytes,
-                schema: None,
-                wall_ms: 0,
-                errors_file: None,
-                error_rows: 0,
-                stats: None,
-                worker: 0,
-                host: String::new(),
-            })
-            .collect();
-        let mut lineage = m.lineage.clone();
-        if let serde_json::Value::Object(map) = &mut lineage {
-            map.insert("table_version".into(), serde_json::json!(v));
-        }
-        publish_once(PublishRequest {
-            table: &errors_table,
-            mode: Mode::Append,
-            outputs: outputs.iter().collect(),
-            schema: None,
-            provenance: Vec::new(),
-            lineage,
-            report: None,
-            job_id: Some(id.clone()),
-            errors: Vec::new(),
-        })?;
-    }
-    Ok(())
 }

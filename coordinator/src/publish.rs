@@ -59,23 +59,7 @@ pub fn publish_once(req: PublishRequest<'_>) -> Result<Published, CoordinatorErr
         }
         None => None,
     };
-    let new_files: Vec<DataFile> = req
-        .outputs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| {
-            o.file.as_ref().map(|path| DataFile {
-                path: path.clone(),
-                rows: o.rows_out,
-                bytes: o.bytes,
-                provenance: req.provenance.get(i).cloned(),
-                stats: o
-                    .stats
-                    .clone()
-                    .and_then(|v| serde_json::from_value::<Vec<ColumnStats>>(v).ok()),
-            })
-        })
-        .collect();
+    let new_files = data_files(&req);
     for _ in 0..MAX_COMMIT_ATTEMPTS {
         let latest = req.table.latest_version()?;
         if let (Some(id), Some(l)) = (&req.job_id, latest) {
@@ -86,49 +70,9 @@ pub fn publish_once(req: PublishRequest<'_>) -> Result<Published, CoordinatorErr
                 });
             }
         }
-        let (mut files, schema) = match (req.mode, latest) {
-            (Mode::Create, Some(v)) => {
-                return Err(FormatError::TableExists {
-                    path: req.table.dir().to_path_buf(),
-                    version: v,
-                }
-                .into())
-            }
-            (Mode::Append, Some(v)) => {
-                let prev = req.table.manifest(Some(v))?;
-                // Never carry a damaged version's gaps into a new one.
-                req.table.check_files(&prev)?;
-                let schema = match new_schema.clone() {
-                    Some(s) if !prev.files.is_empty() && s != prev.schema => {
-                        return Err(CoordinatorError::SchemaConflict(format!(
-                            "appended rows have schema {s} but version {v} has {}",
-                            prev.schema
-                        )))
-                    }
-                    Some(s) => s,
-                    None => prev.schema.clone(),
-                };
-                (prev.files, schema)
-            }
-            _ => (Vec::new(), new_schema.clone().unwrap_or_else(empty_schema)),
-        };
+        let (mut files, schema) = base(&req, latest, new_schema.as_ref())?;
         files.extend(new_files.iter().cloned());
-        let version = latest.unwrap_or(0) + 1;
-        let manifest = Manifest {
-            format: FORMAT_NAME.to_string(),
-            format_version: FORMAT_VERSION,
-            version,
-            created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            operation: req.mode.to_string(),
-            schema,
-            num_rows: files.iter().map(|f| f.rows).sum(),
-            columns: merge_stats(files.iter().filter_map(|f| f.stats.as_deref())),
-            files,
-            lineage: req.lineage.clone(),
-            report: req.report.clone(),
-            job_id: req.job_id.clone(),
-            errors: req.errors.clone(),
-        };
+        let manifest = manifest(&req, latest.unwrap_or(0) + 1, files, schema);
         match req.table.commit(&manifest) {
             Ok(()) => {
                 return Ok(Published {
@@ -151,8 +95,86 @@ pub fn publish_once(req: PublishRequest<'_>) -> Result<Published, CoordinatorErr
             Err(e) => return Err(e.into()),
         }
     }
-    Err(CoordinatorError::JobFailed(format!(
-        "gave up publishing to {} after {MAX_COMMIT_ATTEMPTS} lost races",
-        req.table.dir().display()
-    )))
+    Err(CoordinatorError::CommitAttemptsExhausted {
+        table: req.table.dir().to_path_buf(),
+        attempts: MAX_COMMIT_ATTEMPTS,
+    })
+}
+
+/// The data files the job adds, with their provenance and statistics.
+fn data_files(req: &PublishRequest<'_>) -> Vec<DataFile> {
+    req.outputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| {
+            o.file.as_ref().map(|path| DataFile {
+                path: path.clone(),
+                rows: o.rows_out,
+                bytes: o.bytes,
+                provenance: req.provenance.get(i).cloned(),
+                stats: o
+                    .stats
+                    .clone()
+                    .and_then(|v| serde_json::from_value::<Vec<ColumnStats>>(v).ok()),
+            })
+        })
+        .collect()
+}
+
+/// What the new version builds on: the files it keeps and its schema. An append keeps the
+/// latest version's files (refusing a damaged version or another schema); a create refuses an
+/// existing table; an overwrite (or a first version) starts empty.
+fn base(
+    req: &PublishRequest<'_>,
+    latest: Option<u64>,
+    new_schema: Option<&serde_json::Value>,
+) -> Result<(Vec<DataFile>, serde_json::Value), CoordinatorError> {
+    match (req.mode, latest) {
+        (Mode::Create, Some(v)) => Err(FormatError::TableExists {
+            path: req.table.dir().to_path_buf(),
+            version: v,
+        }
+        .into()),
+        (Mode::Append, Some(v)) => {
+            let prev = req.table.manifest(Some(v))?;
+            // Never carry a damaged version's gaps into a new one.
+            req.table.check_files(&prev)?;
+            let schema = match new_schema {
+                Some(s) if !prev.files.is_empty() && *s != prev.schema => {
+                    return Err(CoordinatorError::SchemaConflict(format!(
+                        "appended rows have schema {s} but version {v} has {}",
+                        prev.schema
+                    )))
+                }
+                Some(s) => s.clone(),
+                None => prev.schema.clone(),
+            };
+            Ok((prev.files, schema))
+        }
+        _ => Ok((Vec::new(), new_schema.cloned().unwrap_or_else(empty_schema))),
+    }
+}
+
+/// The manifest of version `version` holding `files`.
+fn manifest(
+    req: &PublishRequest<'_>,
+    version: u64,
+    files: Vec<DataFile>,
+    schema: serde_json::Value,
+) -> Manifest {
+    Manifest {
+        format: FORMAT_NAME.to_string(),
+        format_version: FORMAT_VERSION,
+        version,
+        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        operation: req.mode.to_string(),
+        schema,
+        num_rows: files.iter().map(|f| f.rows).sum(),
+        columns: merge_stats(files.iter().filter_map(|f| f.stats.as_deref())),
+        files,
+        lineage: req.lineage.clone(),
+        report: req.report.clone(),
+        job_id: req.job_id.clone(),
+        errors: req.errors.clone(),
+    }
 }

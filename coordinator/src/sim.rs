@@ -1,12 +1,14 @@
 //! A deterministic simulator that runs the real [`Coordinator`] against simulated workers in
 //! virtual time: worker speeds, crashes, hangs (reported at the chunk timeout), lost workers and
 //! sick GPUs, all drawn from a seeded RNG. The property tests and the scheduling benchmark use it;
-//! it does no I/O and reads no clock.
+//! it does no I/O and reads no clock. After every event it checks the coordinator's invariants
+//! ([`Coordinator::sanity_check`]) and stops at the first one broken.
 
-use crate::{Coordinator, CoordinatorConfig};
+pub use crate::recorder::Recorder;
+use crate::{Coordinator, CoordinatorConfig, JobFailure};
 use flywheel_protocol::{
-    ChunkId, ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice, Rank,
-    ToCoordinator, ToWorker, Transport, TransportError,
+    Attempt, ChunkId, ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice,
+    Rank, ToCoordinator, ToWorker,
 };
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -46,6 +48,9 @@ pub struct SimWorkerSpec {
     pub lost_at: Option<f64>,
     /// Virtual time from which its GPU reports uncorrected ECC errors.
     pub sick_at: Option<f64>,
+    /// Virtual time at which its process starts again: it forgets every chunk it held (the
+    /// running one too) and registers again.
+    pub restart_at: Option<f64>,
 }
 
 impl SimWorkerSpec {
@@ -56,6 +61,7 @@ impl SimWorkerSpec {
             hang: 0.0,
             lost_at: None,
             sick_at: None,
+            restart_at: None,
         }
     }
 }
@@ -80,7 +86,10 @@ pub struct SimOutcome {
     /// Virtual seconds until the job completed or failed.
     pub makespan: f64,
     pub completed: bool,
-    pub failure: Option<String>,
+    pub failure: Option<JobFailure>,
+    /// The first invariant the coordinator broke ([`Coordinator::sanity_check`], run after
+    /// every event), with when and after which event; the simulation stops there.
+    pub violation: Option<String>,
     /// Accepted outputs in chunk order.
     pub outputs: Vec<ChunkOutput>,
     /// Attempts that really finished on a worker: (chunk, attempt, rank).
@@ -89,25 +98,6 @@ pub struct SimOutcome {
     pub wasted_units: f64,
     pub crashes: u64,
     pub report: crate::JobReport,
-}
-
-#[derive(Default)]
-struct Outbox(Vec<(Rank, ToWorker)>);
-
-impl Transport for Outbox {
-    fn workers(&self) -> Vec<Rank> {
-        Vec::new()
-    }
-    fn send(&mut self, to: Rank, msg: ToWorker) -> Result<(), TransportError> {
-        self.0.push((to, msg));
-        Ok(())
-    }
-    fn recv_timeout(
-        &mut self,
-        _: Duration,
-    ) -> Result<Option<(Rank, ToCoordinator)>, TransportError> {
-        Ok(None)
-    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -132,235 +122,380 @@ struct SimWorker {
     current: Option<Running>,
     cancelled: HashSet<(ChunkId, u32)>,
     next_heartbeat: f64,
+    restarted: bool,
 }
 
 impl SimWorker {
     fn silent(&self, t: f64) -> bool {
         self.spec.lost_at.is_some_and(|l| t >= l)
     }
+
+    /// Takes what the coordinator sent it.
+    fn receive(&mut self, msg: ToWorker) {
+        match msg {
+            ToWorker::Assign(task) => self.queue.push_back(task),
+            ToWorker::Cancel { chunk, attempt } => {
+                let before = self.queue.len();
+                self.queue
+                    .retain(|q| !(q.chunk == chunk && q.attempt == attempt));
+                if self.queue.len() == before {
+                    self.cancelled.insert((chunk, attempt.0));
+                }
+            }
+            ToWorker::Stop => {}
+        }
+    }
+}
+
+/// What a message is, in a word, and the attempt it is about.
+fn summary(msg: &ToCoordinator) -> (&'static str, Option<(ChunkId, Attempt)>) {
+    match msg {
+        ToCoordinator::Ready { .. } => ("Ready", None),
+        ToCoordinator::Started { chunk, attempt } => ("Started", Some((*chunk, *attempt))),
+        ToCoordinator::Done(o) => ("Done", Some((o.chunk, o.attempt))),
+        ToCoordinator::Failed { chunk, attempt, .. } => ("Failed", Some((*chunk, *attempt))),
+        ToCoordinator::Heartbeat { .. } => ("Heartbeat", None),
+        ToCoordinator::Bye => ("Bye", None),
+    }
+}
+
+/// A simulation under way: the real coordinator, the simulated workers and virtual time.
+struct Sim<'a> {
+    spec: &'a SimSpec,
+    base: Instant,
+    coord: Coordinator,
+    out: Recorder,
+    rng: Rng,
+    workers: Vec<SimWorker>,
+    /// Attempts that really finished: (chunk, attempt, rank).
+    finished: HashSet<(u32, u32, u32)>,
+    wasted: f64,
+    crashes: u64,
+    /// Virtual seconds since the start.
+    t: f64,
+    /// The first broken invariant, with when and after what.
+    violation: Option<String>,
 }
 
 /// Runs one simulation to its end.
 pub fn simulate(spec: &SimSpec) -> SimOutcome {
-    let base = Instant::now();
-    let at = |t: f64| base + Duration::from_secs_f64(t);
-    let slices: Vec<InputSlice> = spec
-        .costs
-        .iter()
-        .enumerate()
-        .map(|(i, _)| InputSlice {
-            path: "/sim/input.parquet".into(),
-            format: InputFormat::Parquet,
-            group: None,
-            row_start: i as u64 * 100,
-            row_count: 100,
-            bytes: None,
-            schema: None,
-        })
-        .collect();
-    let mut coord = Coordinator::new(spec.config.clone(), slices);
-    let mut out = Outbox::default();
-    let mut rng = Rng::new(spec.seed);
-    let mut workers: Vec<SimWorker> = spec
-        .workers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| SimWorker {
-            rank: Rank(i as u32 + 1),
-            spec: s.clone(),
-            queue: VecDeque::new(),
-            current: None,
-            cancelled: HashSet::new(),
-            next_heartbeat: 1.0,
-        })
-        .collect();
-    let mut finished = HashSet::new();
-    let (mut wasted, mut crashes) = (0.0, 0u64);
-    let mut t = 0.0;
-    for w in &workers {
-        let _ = coord.on_message(
-            &mut out,
-            w.rank,
-            ToCoordinator::Ready {
-                host: format!("sim{}", w.rank.0),
-            },
-            at(t),
-        );
-    }
-    loop {
-        if coord.is_complete() || coord.failure().is_some() || t > spec.time_limit {
-            break;
-        }
-        // Deliver the coordinator's messages.
-        for (to, msg) in std::mem::take(&mut out.0) {
-            let Some(w) = workers.iter_mut().find(|w| w.rank == to) else {
-                continue;
-            };
-            match msg {
-                ToWorker::Assign(task) => w.queue.push_back(task),
-                ToWorker::Cancel { chunk, attempt } => {
-                    let before = w.queue.len();
-                    w.queue
-                        .retain(|q| !(q.chunk == chunk && q.attempt == attempt));
-                    if w.queue.len() == before {
-                        w.cancelled.insert((chunk, attempt.0));
-                    }
-                }
-                ToWorker::Stop => {}
-            }
-        }
-        // Idle workers start their next chunk.
-        let mut inbox: Vec<(f64, Rank, ToCoordinator)> = Vec::new();
-        for w in workers.iter_mut() {
-            if w.current.is_none() && !w.silent(t) {
-                if let Some(task) = w.queue.pop_front() {
-                    let units = spec.costs[task.chunk.0 as usize];
-                    let r = rng.unit();
-                    let (fate, until) = if r < w.spec.crash {
-                        (Fate::Crash, t + units / w.spec.speed * rng.unit())
-                    } else if r < w.spec.crash + w.spec.hang {
-                        (Fate::Hang, t + spec.chunk_timeout)
-                    } else {
-                        (Fate::Done, t + units / w.spec.speed)
-                    };
-                    inbox.push((
-                        t,
-                        w.rank,
-                        ToCoordinator::Started {
-                            chunk: task.chunk,
-                            attempt: task.attempt,
-                        },
-                    ));
-                    w.current = Some(Running {
-                        task,
-                        start: t,
-                        until,
-                        fate,
-                        units,
-                    });
-                }
-            }
-        }
-        if !inbox.is_empty() {
-            for (_, from, msg) in inbox {
-                let _ = coord.on_message(&mut out, from, msg, at(t));
-            }
+    let mut sim = Sim::new(spec);
+    sim.register();
+    while !sim.over() {
+        sim.deliver_outbox();
+        if sim.start_idle_workers() {
             continue;
         }
-        // The next event: a chunk ending, or a heartbeat.
-        let next_end = workers
+        // The next event: a chunk ending, a heartbeat, a loss or the next second's tick.
+        let Some(next) = sim.next_event() else {
+            break;
+        };
+        sim.t = next;
+        sim.advance();
+        sim.tick();
+    }
+    sim.outcome()
+}
+
+impl<'a> Sim<'a> {
+    fn new(spec: &'a SimSpec) -> Sim<'a> {
+        let slices: Vec<InputSlice> = (0..spec.costs.len())
+            .map(|i| InputSlice {
+                path: "/sim/input.parquet".into(),
+                format: InputFormat::Parquet,
+                group: None,
+                row_start: i as u64 * 100,
+                row_count: 100,
+                bytes: None,
+                schema: None,
+            })
+            .collect();
+        let workers = spec
+            .workers
             .iter()
-            .filter(|w| !w.silent(t))
+            .enumerate()
+            .map(|(i, s)| SimWorker {
+                rank: Rank(i as u32 + 1),
+                spec: s.clone(),
+                queue: VecDeque::new(),
+                current: None,
+                cancelled: HashSet::new(),
+                next_heartbeat: 1.0,
+                restarted: false,
+            })
+            .collect();
+        Sim {
+            spec,
+            base: Instant::now(),
+            coord: Coordinator::new(spec.config.clone(), slices),
+            out: Recorder::default(),
+            rng: Rng::new(spec.seed),
+            workers,
+            finished: HashSet::new(),
+            wasted: 0.0,
+            crashes: 0,
+            t: 0.0,
+            violation: None,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        self.base + Duration::from_secs_f64(self.t)
+    }
+
+    fn over(&self) -> bool {
+        self.coord.is_complete()
+            || self.coord.failure().is_some()
+            || self.t > self.spec.time_limit
+            || self.violation.is_some()
+    }
+
+    /// Checks the coordinator's invariants after `event`; keeps the first violation.
+    fn check(&mut self, event: &dyn Fn() -> String) {
+        if self.violation.is_none() {
+            if let Err(e) = self.coord.sanity_check() {
+                self.violation = Some(format!("at t={:.3}, after {}: {e}", self.t, event()));
+            }
+        }
+    }
+
+    /// Hands one worker message to the coordinator.
+    fn deliver(&mut self, from: Rank, msg: ToCoordinator) {
+        // Words for the event, put together only if an invariant breaks.
+        let (kind, attempt) = summary(&msg);
+        let now = self.now();
+        // The recorder never fails.
+        let _ = self.coord.on_message(&mut self.out, from, msg, now);
+        self.check(&|| match attempt {
+            Some((chunk, a)) => format!("{kind} of {chunk} {a} from {from}"),
+            None => format!("{kind} from {from}"),
+        });
+    }
+
+    fn register(&mut self) {
+        for i in 0..self.workers.len() {
+            let rank = self.workers[i].rank;
+            let host = format!("sim{}", rank.0);
+            self.deliver(rank, ToCoordinator::Ready { host });
+        }
+    }
+
+    /// Delivers the coordinator's messages to the workers.
+    fn deliver_outbox(&mut self) {
+        for (to, msg) in self.out.take() {
+            if let Some(w) = self.workers.iter_mut().find(|w| w.rank == to) {
+                w.receive(msg);
+            }
+        }
+    }
+
+    /// Idle workers start their next chunk, its fate drawn now; whether any started.
+    fn start_idle_workers(&mut self) -> bool {
+        let t = self.t;
+        let mut started = Vec::new();
+        for w in self.workers.iter_mut() {
+            if w.current.is_some() || w.silent(t) {
+                continue;
+            }
+            let Some(task) = w.queue.pop_front() else {
+                continue;
+            };
+            let units = self.spec.costs[task.chunk.0 as usize];
+            let r = self.rng.unit();
+            let (fate, until) = if r < w.spec.crash {
+                (Fate::Crash, t + units / w.spec.speed * self.rng.unit())
+            } else if r < w.spec.crash + w.spec.hang {
+                (Fate::Hang, t + self.spec.chunk_timeout)
+            } else {
+                (Fate::Done, t + units / w.spec.speed)
+            };
+            started.push((
+                w.rank,
+                ToCoordinator::Started {
+                    chunk: task.chunk,
+                    attempt: task.attempt,
+                },
+            ));
+            w.current = Some(Running {
+                task,
+                start: t,
+                until,
+                fate,
+                units,
+            });
+        }
+        let any = !started.is_empty();
+        for (from, msg) in started {
+            self.deliver(from, msg);
+        }
+        any
+    }
+
+    /// When the next thing happens, if anything ever does.
+    fn next_event(&self) -> Option<f64> {
+        let t = self.t;
+        let answering = || self.workers.iter().filter(move |w| !w.silent(t));
+        let next_end = answering()
             .filter_map(|w| w.current.as_ref().map(|c| c.until))
             .fold(f64::INFINITY, f64::min);
-        let next_beat = workers
-            .iter()
-            .filter(|w| !w.silent(t))
+        let next_beat = answering()
             .map(|w| w.next_heartbeat)
             .fold(f64::INFINITY, f64::min);
-        let next_loss = workers
+        let next_loss = self
+            .workers
             .iter()
             .filter_map(|w| w.spec.lost_at)
             .filter(|l| *l > t)
             .fold(f64::INFINITY, f64::min);
         let tick = (t.floor() + 1.0).max(t + 1e-9);
         let next = next_end.min(next_beat).min(next_loss).min(tick);
-        if !next.is_finite() {
-            break;
-        }
-        t = next;
-        for w in workers.iter_mut() {
-            if w.silent(t) {
+        next.is_finite().then_some(next)
+    }
+
+    /// At the current time: attempts that end report, and heartbeats that are due are sent.
+    fn advance(&mut self) {
+        let t = self.t;
+        for i in 0..self.workers.len() {
+            if self.workers[i].silent(t) {
                 continue;
             }
-            if w.current.as_ref().is_some_and(|c| c.until <= t) {
-                let Some(c) = w.current.take() else { continue };
-                let (chunk, attempt) = (c.task.chunk, c.task.attempt);
-                let was_cancelled = w.cancelled.remove(&(chunk, attempt.0));
-                let msg = match c.fate {
-                    Fate::Done => {
-                        finished.insert((chunk.0, attempt.0, w.rank.0));
-                        ToCoordinator::Done(ChunkOutput {
-                            chunk,
-                            attempt,
-                            file: Some(format!(
-                                "data/c{:06}-a{}-r{}.parquet",
-                                chunk.0, attempt.0, w.rank.0
-                            )),
-                            rows_in: 100,
-                            rows_out: 100,
-                            bytes: 1000,
-                            schema: Some("{}".into()),
-                            wall_ms: (c.units / w.spec.speed * 1000.0) as u64,
-                            errors_file: None,
-                            error_rows: 0,
-                            stats: None,
-                            worker: w.rank.0,
-                            host: format!("sim{}", w.rank.0),
-                        })
-                    }
-                    Fate::Crash => {
-                        crashes += 1;
-                        ToCoordinator::Failed {
-                            chunk,
-                            attempt,
-                            kind: FailureKind::Mapper,
-                            error: "simulated crash".into(),
-                        }
-                    }
-                    Fate::Hang => ToCoordinator::Failed {
-                        chunk,
-                        attempt,
-                        kind: FailureKind::Timeout,
-                        error: "simulated hang".into(),
-                    },
-                };
-                if c.fate != Fate::Done {
-                    // Work done before the crash or the timeout; completed attempts that lost
-                    // are counted at the end.
-                    wasted += c.units.min((c.until - c.start) * w.spec.speed);
+            if self.workers[i].spec.restart_at.is_some_and(|r| r <= t) && !self.workers[i].restarted
+            {
+                self.restart(i);
+            }
+            if let Some(msg) = self.end_attempt(i) {
+                let rank = self.workers[i].rank;
+                self.deliver(rank, msg);
+            }
+            if self.workers[i].next_heartbeat <= t {
+                self.heartbeat(i);
+            }
+        }
+    }
+
+    /// Worker `i`'s process starts again: what it held is gone (the work done on its running
+    /// chunk is wasted) and it says `Ready` once more.
+    fn restart(&mut self, i: usize) {
+        let t = self.t;
+        let w = &mut self.workers[i];
+        w.restarted = true;
+        w.queue.clear();
+        w.cancelled.clear();
+        if let Some(c) = w.current.take() {
+            self.wasted += c.units.min((t - c.start) * w.spec.speed);
+        }
+        let (rank, host) = (w.rank, format!("sim{}-again", w.rank.0));
+        self.deliver(rank, ToCoordinator::Ready { host });
+    }
+
+    /// Worker `i`'s current attempt, if it ends now: what it reports.
+    fn end_attempt(&mut self, i: usize) -> Option<ToCoordinator> {
+        let t = self.t;
+        let w = &mut self.workers[i];
+        if !w.current.as_ref().is_some_and(|c| c.until <= t) {
+            return None;
+        }
+        let c = w.current.take()?;
+        let (chunk, attempt) = (c.task.chunk, c.task.attempt);
+        w.cancelled.remove(&(chunk, attempt.0));
+        let rank = w.rank;
+        let msg = match c.fate {
+            Fate::Done => {
+                self.finished.insert((chunk.0, attempt.0, rank.0));
+                ToCoordinator::Done(ChunkOutput {
+                    chunk,
+                    attempt,
+                    file: Some(format!(
+                        "data/c{:06}-a{}-r{}.parquet",
+                        chunk.0, attempt.0, rank.0
+                    )),
+                    rows_in: 100,
+                    rows_out: 100,
+                    bytes: 1000,
+                    schema: Some("{}".into()),
+                    wall_ms: (c.units / w.spec.speed * 1000.0) as u64,
+                    errors_file: None,
+                    error_rows: 0,
+                    stats: None,
+                    worker: rank.0,
+                    host: format!("sim{}", rank.0),
+                })
+            }
+            Fate::Crash => {
+                self.crashes += 1;
+                ToCoordinator::Failed {
+                    chunk,
+                    attempt,
+                    kind: FailureKind::Mapper,
+                    error: "simulated crash".into(),
                 }
-                let _ = was_cancelled;
-                let _ = coord.on_message(&mut out, w.rank, msg, at(t));
             }
-            if w.next_heartbeat <= t {
-                w.next_heartbeat = t + 1.0;
-                let gpu = w.spec.sick_at.filter(|s| t >= *s).map(|_| GpuSample {
-                    index: 0,
-                    name: "sim".into(),
-                    utilization: 0,
-                    memory_used_mb: 0,
-                    memory_total_mb: 0,
-                    power_w: None,
-                    temperature_c: None,
-                    ecc_uncorrected: Some(1),
-                    problem: Some("1 uncorrected ECC error(s)".into()),
-                });
-                let _ = coord.on_message(&mut out, w.rank, ToCoordinator::Heartbeat { gpu }, at(t));
+            Fate::Hang => ToCoordinator::Failed {
+                chunk,
+                attempt,
+                kind: FailureKind::Timeout,
+                error: "simulated hang".into(),
+            },
+        };
+        if c.fate != Fate::Done {
+            // Work done before the crash or the timeout; completed attempts that lost are
+            // counted at the end.
+            self.wasted += c.units.min((c.until - c.start) * w.spec.speed);
+        }
+        Some(msg)
+    }
+
+    /// Worker `i` sends a heartbeat (with a sick GPU's reading once it is sick).
+    fn heartbeat(&mut self, i: usize) {
+        let t = self.t;
+        let w = &mut self.workers[i];
+        w.next_heartbeat = t + 1.0;
+        let gpu = w.spec.sick_at.filter(|s| t >= *s).map(|_| GpuSample {
+            index: 0,
+            name: "sim".into(),
+            utilization: 0,
+            memory_used_mb: 0,
+            memory_total_mb: 0,
+            power_w: None,
+            temperature_c: None,
+            ecc_uncorrected: Some(1),
+            problem: Some("1 uncorrected ECC error(s)".into()),
+        });
+        let rank = w.rank;
+        self.deliver(rank, ToCoordinator::Heartbeat { gpu });
+    }
+
+    /// The coordinator's heartbeat check.
+    fn tick(&mut self) {
+        let now = self.now();
+        let _ = self.coord.on_tick(&mut self.out, now);
+        self.check(&|| "a tick".to_string());
+    }
+
+    fn outcome(mut self) -> SimOutcome {
+        let accepted: HashSet<(u32, u32)> = self
+            .coord
+            .outputs()
+            .iter()
+            .map(|o| (o.chunk.0, o.attempt.0))
+            .collect();
+        // Completed attempts that were not accepted are wasted too.
+        for (c, a, _) in &self.finished {
+            if !accepted.contains(&(*c, *a)) {
+                self.wasted += self.spec.costs[*c as usize];
             }
         }
-        let _ = coord.on_tick(&mut out, at(t));
-    }
-    let accepted: HashSet<(u32, u32)> = coord
-        .outputs()
-        .iter()
-        .map(|o| (o.chunk.0, o.attempt.0))
-        .collect();
-    // Completed attempts that were not accepted are wasted too.
-    for (c, a, _) in &finished {
-        if !accepted.contains(&(*c, *a)) {
-            wasted += spec.costs[*c as usize];
+        SimOutcome {
+            makespan: self.t,
+            completed: self.coord.is_complete(),
+            failure: self.coord.failure().cloned(),
+            violation: self.violation,
+            outputs: self.coord.outputs().into_iter().cloned().collect(),
+            finished: self.finished,
+            wasted_units: self.wasted,
+            crashes: self.crashes,
+            report: self.coord.report(Duration::from_secs_f64(self.t.max(1e-9))),
         }
-    }
-    SimOutcome {
-        makespan: t,
-        completed: coord.is_complete(),
-        failure: coord.failure().map(|f| f.message.clone()),
-        outputs: coord.outputs().into_iter().cloned().collect(),
-        finished,
-        wasted_units: wasted,
-        crashes,
-        report: coord.report(Duration::from_secs_f64(t.max(1e-9))),
     }
 }
 

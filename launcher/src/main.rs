@@ -32,14 +32,7 @@ fn main() {
     } else {
         signals::die_quietly_on_closed_stdout();
     }
-    let code = match dispatch(cli) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {:#}", e.error);
-            e.code
-        }
-    };
-    std::process::exit(code);
+    std::process::exit(error::exit_code(dispatch(cli)));
 }
 
 fn init_tracing() {

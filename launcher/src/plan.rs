@@ -166,10 +166,7 @@ pub fn coordinate(
         },
     );
     progress.finish();
-    result.map_err(|e| CliError {
-        code: e.exit_code(),
-        error: anyhow!("{e}"),
-    })
+    result.map_err(CliError::from)
 }
 
 /// Each planned input file's size and modification time, once per file.

@@ -2,7 +2,7 @@
 //! Each case prints its seed on failure (proptest shrinks and reports the failing input).
 
 use flywheel_coordinator::sim::{simulate, static_split_makespan, SimSpec, SimWorkerSpec};
-use flywheel_coordinator::CoordinatorConfig;
+use flywheel_coordinator::{CoordinatorConfig, JobFailure};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -24,10 +24,20 @@ fn spec(seed: u64, chunks: usize, workers: Vec<SimWorkerSpec>) -> SimSpec {
 
 fn check(spec: &SimSpec) {
     let o = simulate(spec);
+    assert_eq!(
+        o.violation, None,
+        "seed {}: the coordinator's state broke an invariant",
+        spec.seed
+    );
     assert!(
         o.completed,
-        "seed {}: the job must complete, failed with {:?} at t={}",
-        spec.seed, o.failure, o.makespan
+        "seed {}: the job must complete, failed with '{}' at t={}",
+        spec.seed,
+        o.failure
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        o.makespan
     );
     let ids: Vec<u32> = o.outputs.iter().map(|x| x.chunk.0).collect();
     assert_eq!(
@@ -62,6 +72,7 @@ fn worker_strategy() -> impl Strategy<Value = SimWorkerSpec> {
         hang,
         lost_at: None,
         sick_at: None,
+        restart_at: None,
     })
 }
 
@@ -75,15 +86,20 @@ proptest! {
         mut workers in prop::collection::vec(worker_strategy(), 1..9),
         losses in prop::collection::vec((0usize..8, 0.0f64..30.0), 0..3),
         sick in prop::collection::vec((0usize..8, 0.0f64..30.0), 0..3),
+        restarts in prop::collection::vec((0usize..8, 0.0f64..30.0), 0..3),
         prefetch in 1usize..4,
         speculate in any::<bool>(),
     ) {
-        // Some workers go silent or get sick GPUs, but the first always stays healthy.
+        // Some workers go silent or get sick GPUs, but the first always stays answering.
         for (i, t) in losses {
             if i > 0 && i < workers.len() { workers[i].lost_at = Some(t); }
         }
         for (i, t) in sick {
             if i > 0 && i < workers.len() { workers[i].sick_at = Some(t); }
+        }
+        // Any worker's process may start again (a second Ready from a registered rank).
+        for (i, t) in restarts {
+            if i < workers.len() { workers[i].restart_at = Some(t); }
         }
         let mut s = spec(seed, chunks, workers);
         s.config.prefetch = prefetch;
@@ -107,8 +123,14 @@ fn a_job_whose_chunk_always_fails_fails_and_terminates() {
     );
     s.config.max_attempts = 3;
     let o = simulate(&s);
+    assert_eq!(o.violation, None, "seed {}", s.seed);
     assert!(!o.completed);
-    assert!(o.failure.unwrap().contains("failed 3 times"));
+    let failure = o.failure.expect("the job fails");
+    assert!(
+        matches!(failure, JobFailure::AttemptsExhausted { failures: 3, .. }),
+        "{failure}"
+    );
+    assert!(failure.to_string().contains("failed 3 times"), "{failure}");
 }
 
 #[test]
@@ -119,6 +141,7 @@ fn stragglers_do_not_hold_the_job_back() {
     workers[7].speed = 0.25;
     let s = spec(1, 400, workers.clone());
     let o = simulate(&s);
+    assert_eq!(o.violation, None, "seed {}", s.seed);
     let total: f64 = s.costs.iter().sum();
     let ideal = total / workers.iter().map(|w| w.speed).sum::<f64>();
     let static_split = static_split_makespan(

@@ -1,0 +1,103 @@
+//! The `_errors` table: rows the mapper refused under `--on-row-error skip`, kept beside the
+//! main table as a table of its own whose versions follow the main table's.
+
+use crate::{publish_once, CoordinatorError, PublishRequest};
+use flywheel_formats::{DataFile, FormatError, Table};
+use flywheel_protocol::{ChunkOutput, Mode};
+
+/// The `_errors` files of accepted outputs, as entries of the main manifest.
+pub(crate) fn error_files(
+    out: &std::path::Path,
+    outputs: &[&ChunkOutput],
+) -> Result<Vec<DataFile>, FormatError> {
+    let mut files = Vec::new();
+    for o in outputs {
+        if let Some(f) = &o.errors_file {
+            let path = format!("_errors/{f}");
+            let bytes = std::fs::metadata(out.join(&path))
+                .map_err(|e| FormatError::Io {
+                    path: out.join(&path),
+                    source: e,
+                })?
+                .len();
+            files.push(DataFile {
+                path,
+                rows: o.error_rows,
+                bytes,
+                provenance: Some(serde_json::json!({"chunk": o.chunk.0, "attempt": o.attempt.0})),
+                stats: None,
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Brings `TABLE/_errors` up to date with the main table: every main version that lists error
+/// files gets one `_errors` version (an append carrying the same job id), in version order.
+/// Idempotent, and safe to run from several processes at once.
+pub fn complete_errors(table: &Table) -> Result<(), CoordinatorError> {
+    let errors_table = Table::new(table.dir().join("_errors"));
+    // Error files are only ever written under _errors/data: without it there is nothing to do.
+    if !errors_table.data_dir().is_dir() {
+        return Ok(());
+    }
+    let derived = errors_table.versions()?;
+    let mut seen = std::collections::HashSet::new();
+    let mut upto = 0;
+    for v in &derived {
+        if let Ok(m) = errors_table.manifest(Some(*v)) {
+            if let Some(id) = m.job_id {
+                seen.insert(id);
+            }
+            upto = upto.max(m.lineage["table_version"].as_u64().unwrap_or(0));
+        }
+    }
+    for v in table.versions()?.into_iter().filter(|v| *v > upto) {
+        let m = match table.manifest(Some(v)) {
+            Ok(m) => m,
+            Err(FormatError::VersionMissing { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let (Some(id), false) = (&m.job_id, m.errors.is_empty()) else {
+            continue;
+        };
+        if seen.contains(id) {
+            continue;
+        }
+        let outputs: Vec<ChunkOutput> = m
+            .errors
+            .iter()
+            .map(|f| ChunkOutput {
+                chunk: flywheel_protocol::ChunkId(0),
+                attempt: flywheel_protocol::Attempt(1),
+                file: f.path.strip_prefix("_errors/").map(str::to_string),
+                rows_in: 0,
+                rows_out: f.rows,
+                bytes: f.bytes,
+                schema: None,
+                wall_ms: 0,
+                errors_file: None,
+                error_rows: 0,
+                stats: None,
+                worker: 0,
+                host: String::new(),
+            })
+            .collect();
+        let mut lineage = m.lineage.clone();
+        if let serde_json::Value::Object(map) = &mut lineage {
+            map.insert("table_version".into(), serde_json::json!(v));
+        }
+        publish_once(PublishRequest {
+            table: &errors_table,
+            mode: Mode::Append,
+            outputs: outputs.iter().collect(),
+            schema: None,
+            provenance: Vec::new(),
+            lineage,
+            report: None,
+            job_id: Some(id.clone()),
+            errors: Vec::new(),
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Dispatch: what a worker is given. Each holds up to `prefetch` attempts; an idle one steals a
+//! chunk queued at another worker, else runs a copy of the in-flight chunk that began earliest.
+
+use super::{ChunkState, Coordinator, Run};
+use flywheel_protocol::{
+    chunk_seed, Attempt, ChunkId, ChunkTask, Rank, ToWorker, Transport, TransportError,
+};
+
+impl Coordinator {
+    pub(super) fn fill_all(&mut self, tx: &mut impl Transport) -> Result<(), TransportError> {
+        let ranks: Vec<Rank> = self.workers.keys().copied().collect();
+        for r in ranks {
+            self.fill(tx, r)?;
+        }
+        Ok(())
+    }
+
+    fn issue(
+        &mut self,
+        tx: &mut impl Transport,
+        rank: Rank,
+        id: ChunkId,
+        speculative: bool,
+    ) -> Result<(), TransportError> {
+        let chunk = &mut self.chunks[id.0 as usize];
+        chunk.attempts += 1;
+        let attempt = Attempt(chunk.attempts);
+        let run = Run {
+            worker: rank,
+            attempt,
+            started: None,
+            speculative,
+        };
+        match &mut chunk.state {
+            ChunkState::Running(runs) => runs.push(run),
+            _ => chunk.state = ChunkState::Running(vec![run]),
+        }
+        let task = ChunkTask {
+            chunk: id,
+            attempt,
+            seed: chunk_seed(self.cfg.job_seed, id),
+            input: chunk.slice.clone(),
+            schema: self.schema.clone(),
+        };
+        if let Some(w) = self.workers.get_mut(&rank) {
+            w.holding.push_back((id, attempt));
+        }
+        if speculative {
+            self.speculative_runs += 1;
+        }
+        tx.send(rank, ToWorker::Assign(task))
+    }
+
+    /// Tops up a worker's holding: from the queue, else (idle) by stealing or speculating.
+    fn fill(&mut self, tx: &mut impl Transport, rank: Rank) -> Result<(), TransportError> {
+        if self.failure.is_some() || self.is_complete() || self.halted {
+            return Ok(());
+        }
+        let Some(w) = self.workers.get(&rank) else {
+            return Ok(());
+        };
+        if !w.usable() {
+            return Ok(());
+        }
+        let mut holding = w.holding.len();
+        while holding < self.cfg.prefetch {
+            let Some(id) = self.queue.pop_front() else {
+                break;
+            };
+            self.issue(tx, rank, id, false)?;
+            holding += 1;
+        }
+        if holding > 0 || !self.cfg.speculate {
+            return Ok(());
+        }
+        if let Some((victim, id, attempt)) = self.steal_candidate(rank) {
+            // The victim drops it; if it has already begun, its result is discarded.
+            if let ChunkState::Running(runs) = &mut self.chunks[id.0 as usize].state {
+                runs.retain(|r| !(r.worker == victim && r.attempt == attempt));
+            }
+            self.forget(victim, id, attempt);
+            tx.send(victim, ToWorker::Cancel { chunk: id, attempt })?;
+            return self.issue(tx, rank, id, true);
+        }
+        if let Some(id) = self.speculation_candidate(rank) {
+            return self.issue(tx, rank, id, true);
+        }
+        Ok(())
+    }
+
+    /// A chunk queued (not started) at the worker holding the most, other than `thief`.
+    fn steal_candidate(&self, thief: Rank) -> Option<(Rank, ChunkId, Attempt)> {
+        let (victim, w) = self
+            .workers
+            .iter()
+            .filter(|(r, w)| **r != thief && !w.state.is_lost() && w.holding.len() > 1)
+            .max_by_key(|(_, w)| w.holding.len())?;
+        w.holding
+            .iter()
+            .rev()
+            .find_map(|(id, attempt)| match &self.chunks[id.0 as usize].state {
+                ChunkState::Running(runs)
+                    if runs.len() == 1
+                        && runs[0].attempt == *attempt
+                        && runs[0].started.is_none() =>
+                {
+                    Some((*victim, *id, *attempt))
+                }
+                _ => None,
+            })
+    }
+
+    /// The in-flight chunk (one attempt, started) that began earliest, not run by `rank`.
+    fn speculation_candidate(&self, rank: Rank) -> Option<ChunkId> {
+        self.chunks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match &c.state {
+                ChunkState::Running(runs) if runs.len() == 1 && runs[0].worker != rank => {
+                    runs[0].started.map(|t| (t, i))
+                }
+                _ => None,
+            })
+            .min()
+            .map(|(_, i)| ChunkId(i as u32))
+    }
+}

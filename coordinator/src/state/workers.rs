@@ -1,0 +1,183 @@
+//! The workers: registration, goodbyes, loss (silence), draining (failures in a row, a sick
+//! GPU) and the job's end when none is left.
+
+use super::Coordinator;
+use crate::failure::{DrainReason, JobFailure, LostReason, WorkerState};
+use crate::report::WorkerReport;
+use flywheel_protocol::{Attempt, ChunkId, FailureKind, Rank};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+#[derive(Debug)]
+pub(super) struct Worker {
+    pub(super) host: String,
+    /// The attempts it holds, running first, in the order it was given them.
+    pub(super) holding: VecDeque<(ChunkId, Attempt)>,
+    pub(super) last_seen: Instant,
+    pub(super) state: WorkerState,
+    pub(super) failures_in_a_row: u32,
+    pub(super) gpu_samples: u64,
+    pub(super) gpu_util_sum: u64,
+    pub(super) report: WorkerReport,
+}
+
+impl Worker {
+    pub(super) fn usable(&self) -> bool {
+        self.state.usable()
+    }
+}
+
+impl Coordinator {
+    /// A worker says it is ready. A rank that registered before (its process started again)
+    /// holds nothing any more: what it held goes to the queue, and it keeps its report. A
+    /// drained worker stays drained; a lost or stopped one is live again.
+    pub(super) fn on_ready(&mut self, from: Rank, host: String, now: Instant) {
+        let Some(w) = self.workers.get_mut(&from) else {
+            self.workers.insert(
+                from,
+                Worker {
+                    host,
+                    holding: VecDeque::new(),
+                    last_seen: now,
+                    state: WorkerState::Live,
+                    failures_in_a_row: 0,
+                    gpu_samples: 0,
+                    gpu_util_sum: 0,
+                    report: WorkerReport::default(),
+                },
+            );
+            return;
+        };
+        tracing::warn!("{from} registered again (on {host}); the chunks it held run again");
+        w.host = host;
+        if !matches!(w.state, WorkerState::Drained(_)) {
+            w.state = WorkerState::Live;
+        }
+        self.release(
+            from,
+            FailureKind::WorkerLost,
+            "the worker registered again and dropped it",
+        );
+    }
+
+    /// A worker said goodbye. A lost or drained one keeps that state (the report says why).
+    pub(super) fn on_bye(&mut self, from: Rank) {
+        if let Some(w) = self.workers.get_mut(&from) {
+            if w.state == WorkerState::Live {
+                w.state = WorkerState::Stopped;
+            }
+        }
+    }
+
+    /// Declares lost every live worker silent past the heartbeat timeout; its chunks go to the
+    /// others. (A drained worker holds nothing and gets nothing: its silence changes nothing,
+    /// and the report keeps why it was drained.)
+    pub(super) fn lose_silent(&mut self, now: Instant) {
+        let timeout = self.cfg.heartbeat_timeout;
+        let lost: Vec<Rank> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.usable() && now.duration_since(w.last_seen) > timeout)
+            .map(|(r, _)| *r)
+            .collect();
+        for rank in lost {
+            let Some(w) = self.workers.get_mut(&rank) else {
+                continue;
+            };
+            let why = LostReason::Silent { timeout };
+            tracing::warn!("{rank} {why}: declared lost");
+            w.state = WorkerState::Lost(why);
+            self.release(rank, FailureKind::WorkerLost, "worker stopped answering");
+        }
+    }
+
+    /// Fails every attempt a worker holds (it is lost, drained or started again).
+    pub(super) fn release(&mut self, rank: Rank, kind: FailureKind, why: &str) {
+        let held: Vec<(ChunkId, Attempt)> = match self.workers.get_mut(&rank) {
+            Some(w) => w.holding.iter().copied().collect(),
+            None => return,
+        };
+        for (chunk, attempt) in held {
+            self.on_failed(rank, chunk, attempt, kind, why);
+        }
+    }
+
+    /// Fails the job when every registered worker is lost or drained before it completed.
+    pub(super) fn check_workers_left(&mut self) {
+        if self.failure.is_some()
+            || self.is_complete()
+            || self.workers.is_empty()
+            || !self.workers.values().all(|w| w.state.is_gone())
+        {
+            return;
+        }
+        let last = self.last_error.clone().or_else(|| {
+            self.chunks
+                .iter()
+                .flat_map(|c| c.errors.last())
+                .next_back()
+                .cloned()
+        });
+        self.failure = Some(JobFailure::NoWorkersLeft {
+            workers: self
+                .workers
+                .iter()
+                .map(|(r, w)| (*r, w.state.clone()))
+                .collect(),
+            last,
+        });
+    }
+
+    /// Records a GPU reading; a sick GPU's worker is drained: it gets no more chunks, and the
+    /// chunks it holds go to other workers.
+    pub(super) fn on_gpu_sample(&mut self, from: Rank, sample: flywheel_protocol::GpuSample) {
+        let Some(w) = self.workers.get_mut(&from) else {
+            return;
+        };
+        w.gpu_samples += 1;
+        w.gpu_util_sum += u64::from(sample.utilization);
+        w.report
+            .gpu
+            .get_or_insert_with(|| format!("{} (GPU {})", sample.name, sample.index));
+        // Only a live worker is drained: a lost, stopped or drained one gets nothing anyway.
+        let (Some(problem), true) = (sample.problem, w.usable()) else {
+            return;
+        };
+        tracing::warn!("{from}: {problem}; no more chunks for it");
+        w.state = WorkerState::Drained(DrainReason::SickGpu(problem.clone()));
+        self.release(
+            from,
+            FailureKind::WorkerLost,
+            &format!("GPU is sick: {problem}"),
+        );
+        self.check_workers_left();
+    }
+
+    /// Drains a worker that keeps failing, unless it is the last one left.
+    pub(super) fn maybe_drain(&mut self, rank: Rank) {
+        let limit = self.cfg.drain_after_failures;
+        let usable = self.workers.values().filter(|w| w.usable()).count();
+        let Some(w) = self.workers.get_mut(&rank) else {
+            return;
+        };
+        if limit == 0 || w.failures_in_a_row < limit || !w.usable() || usable <= 1 {
+            return;
+        }
+        let why = DrainReason::FailedInARow(w.failures_in_a_row);
+        tracing::warn!("{rank} {why}: no more chunks for it");
+        w.state = WorkerState::Drained(why.clone());
+        // The chunks it held fail with the cause, not only with the count.
+        let why = match &self.last_error {
+            Some(last) => format!("{rank} was drained after it {why}; the last: {last}"),
+            None => format!("{rank} was drained after it {why}"),
+        };
+        self.release(rank, FailureKind::WorkerLost, &why);
+    }
+
+    /// Drops an attempt from its worker's holding.
+    pub(super) fn forget(&mut self, worker: Rank, chunk: ChunkId, attempt: Attempt) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.holding.retain(|h| *h != (chunk, attempt));
+        }
+    }
+}
