@@ -10,9 +10,28 @@
 #   - the default build's tests, then, where MPI and HDF5 are installed, the all-features build's
 #     tests (mpirun and sbatch end to end).
 # Without root or MPI the cluster tests are skipped and say so. In CI (CI=true) nothing may be
-# skipped: FLYWHEEL_TEST_REQUIRE_ALL=1 turns every skip into a failure.
+# skipped: FLYWHEEL_TEST_REQUIRE_ALL=1 turns every skip into a failure. Every skip is also
+# counted: a test that skips appends a line to $FLYWHEEL_TEST_SKIPS, and the last lines of this
+# script's output say how many tests skipped and why (or "no test skipped").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+FLYWHEEL_TEST_SKIPS="$(mktemp "${TMPDIR:-/tmp}/flywheel-skips.XXXXXX")"
+export FLYWHEEL_TEST_SKIPS
+skip() { printf '%s\t%s\n' "$1" "$2" >>"$FLYWHEEL_TEST_SKIPS"; }
+summary() {
+  # One line per skipped test (a test run by both builds counts once per build).
+  local n
+  n=$(wc -l <"$FLYWHEEL_TEST_SKIPS")
+  if [ "$n" -eq 0 ]; then
+    echo "== no test skipped"
+  else
+    if [ "$n" -eq 1 ]; then echo "== 1 test skipped:"; else echo "== $n tests skipped:"; fi
+    sort "$FLYWHEEL_TEST_SKIPS" | awk -F '\t' '{ printf "   %s (%s)\n", $1, $2 }'
+  fi
+  rm -f "$FLYWHEEL_TEST_SKIPS"
+}
+trap summary EXIT
 
 APT_PACKAGES=(slurmctld slurmd slurm-client munge libpmix2 openmpi-bin libopenmpi-dev libhdf5-dev libclang-dev pkg-config clang)
 
@@ -66,5 +85,6 @@ if [ "$cluster" = 1 ]; then
   run_tests --all-features
 else
   echo "SKIPPED: the all-features build (mpirun/Slurm tests): Open MPI and HDF5 development packages are not installed"
+  skip "the all-features build" "Open MPI and HDF5 development packages are not installed"
   if [ "${FLYWHEEL_TEST_REQUIRE_ALL:-0}" = 1 ]; then exit 1; fi
 fi

@@ -43,11 +43,10 @@ fn mpirun(job: &Path) -> std::process::Output {
 
 #[test]
 fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
-    let py = pyarrow_python();
-    if !available(py.is_some(), "a Python with pyarrow") || !available(have("mpirun"), "mpirun") {
+    let Some(py) = pyarrow_or_skip() else { return };
+    if !available(have("mpirun"), "mpirun") {
         return;
     }
-    let py = py.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (job, out) = write_job(
         dir.path(),
@@ -68,8 +67,7 @@ fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
     let expected = expected_rows(&py, &dialogues(), &expand_dialogue(), "ExpandDialogue");
     assert_table_rows(&py, &out, &expected);
     // The job file and its hash are in the lineage.
-    let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
-    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let v = info(&out);
     assert_eq!(
         v["lineage"]["job_file"]["sha256"].as_str().map(str::len),
         Some(64)
@@ -141,18 +139,19 @@ fn wait_for_job(id: &str, limit: Duration) -> String {
     }
 }
 
+/// The Python with pyarrow where the local Slurm cluster is up; `None` after a counted skip.
+fn slurm_or_skip() -> Option<PathBuf> {
+    let py = pyarrow_or_skip()?;
+    available(
+        have("sbatch") && cluster_up(),
+        "a running local Slurm cluster (slurm/local-cluster.sh start)",
+    )
+    .then_some(py)
+}
+
 #[test]
 fn sbatch_job_on_the_local_cluster_publishes_the_table() {
-    let py = pyarrow_python();
-    if !available(py.is_some(), "a Python with pyarrow")
-        || !available(
-            have("sbatch") && cluster_up(),
-            "a running local Slurm cluster (slurm/local-cluster.sh start)",
-        )
-    {
-        return;
-    }
-    let py = py.unwrap();
+    let Some(py) = slurm_or_skip() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (job, out) = write_job(
         dir.path(),
@@ -184,8 +183,7 @@ fn sbatch_job_on_the_local_cluster_publishes_the_table() {
     assert!(log.contains("published"), "the job log reports the publish");
     let expected = expected_rows(&py, &dialogues(), &expand_dialogue(), "ExpandDialogue");
     assert_table_rows(&py, &out, &expected);
-    let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
-    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let v = info(&out);
     assert_eq!(v["lineage"]["slurm_job_id"].as_str(), Some(id.as_str()));
     let status = run(flywheel().arg("status").arg(&out));
     let text = String::from_utf8_lossy(&status.stdout);
@@ -224,16 +222,7 @@ fn wait_for_version(table: &Path, limit: Duration) {
 
 #[test]
 fn a_job_past_its_time_limit_checkpoints_and_continues_in_a_new_allocation() {
-    let py = pyarrow_python();
-    if !available(py.is_some(), "a Python with pyarrow")
-        || !available(
-            have("sbatch") && cluster_up(),
-            "a running local Slurm cluster",
-        )
-    {
-        return;
-    }
-    let py = py.unwrap();
+    let Some(py) = slurm_or_skip() else { return };
     let dir = tempfile::tempdir().unwrap();
     // 500 rows x 0.3 s over 3 workers is about 50 s of work; the limit is 1 minute and Slurm
     // warns 30 s (or, by its resolution, up to 60 s) before it.
@@ -250,9 +239,7 @@ fn a_job_past_its_time_limit_checkpoints_and_continues_in_a_new_allocation() {
         (0..500).collect::<Vec<_>>(),
         "complete, in order, as an uninterrupted run"
     );
-    let v: serde_json::Value =
-        serde_json::from_slice(&run(flywheel().args(["table", "info", "--json"]).arg(&out)).stdout)
-            .unwrap();
+    let v = info(&out);
     let jobs = v["lineage"]["slurm_job_ids"].as_array().unwrap().len();
     assert!(
         jobs >= 2,
@@ -271,16 +258,7 @@ fn a_job_past_its_time_limit_checkpoints_and_continues_in_a_new_allocation() {
 
 #[test]
 fn scancel_then_submit_resume_completes_without_redoing_accepted_chunks() {
-    let py = pyarrow_python();
-    if !available(py.is_some(), "a Python with pyarrow")
-        || !available(
-            have("sbatch") && cluster_up(),
-            "a running local Slurm cluster",
-        )
-    {
-        return;
-    }
-    let py = py.unwrap();
+    let Some(py) = slurm_or_skip() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (job, out) = slow_job(
         dir.path(),

@@ -4,7 +4,6 @@
 use crate::support::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const SCHEMA: &str = "id: int | score: float? | count: int | name: str | tags: list<str> | meta: json | label: str? | flag: bool | image: image";
 
@@ -15,24 +14,25 @@ fn explore_mapper() -> String {
     )
 }
 
+/// `flywheel map` of `input` into `table` with two workers and a Python mapper run by `py`.
+fn map_python(py: &Path, input: &Path, table: &Path, mapper: &str, chunk_rows: u64) -> Map {
+    Map::new(input, table)
+        .workers(2)
+        .mapper(mapper)
+        .chunk_rows(chunk_rows)
+        .python(py)
+}
+
 /// A table of `n` generated rows at `dir/t` (version 1), made by a Python mapper.
 fn generated_table(py: &Path, dir: &Path, n: u64) -> PathBuf {
     let ids = dir.join("ids.parquet");
     ids_parquet(py, &ids, 0, n);
     let out = dir.join("t");
-    let o = run(map_cmd(&ids, &out, &explore_mapper())
-        .args(["--chunk-rows", "700", "--schema", SCHEMA, "--python"])
-        .arg(py));
+    let o = map_python(py, &ids, &out, &explore_mapper(), 700)
+        .schema(SCHEMA)
+        .run();
     assert!(o.status.success(), "map failed");
     out
-}
-
-fn python_json(py: &Path, script: &str, args: &[String]) -> Value {
-    let o = run(Command::new(py)
-        .arg(root().join("launcher/tests/it").join(script))
-        .args(args));
-    assert!(o.status.success(), "{script} failed");
-    serde_json::from_slice(&o.stdout).expect("the script prints JSON")
 }
 
 fn close(a: &Value, b: &Value) -> bool {
@@ -44,16 +44,13 @@ fn close(a: &Value, b: &Value) -> bool {
 
 #[test]
 fn stats_json_equals_what_pyarrow_computes() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
+    let Some(py) = pyarrow_or_skip() else { return };
     let dir = tempfile::tempdir().unwrap();
     let t = generated_table(&py, dir.path(), 6000);
     let o = run(flywheel().args(["table", "stats", "--json"]).arg(&t));
     assert!(o.status.success());
     let ours: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let theirs = python_json(
+    let theirs = py_json(
         &py,
         "stats_reference.py",
         &[t.display().to_string(), "1".into()],
@@ -107,15 +104,8 @@ fn stats_json_equals_what_pyarrow_computes() {
 
 #[test]
 fn query_sees_the_version_it_names_and_matches_duckdb() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let has_duckdb = Command::new(&py)
-        .args(["-c", "import duckdb"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !available(has_duckdb, "DuckDB in the test Python") {
+    let Some(py) = pyarrow_or_skip() else { return };
+    if !available(python_has(&py, "duckdb"), "DuckDB in the test Python") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -126,16 +116,14 @@ fn query_sees_the_version_it_names_and_matches_duckdb() {
         "{}:Bucket",
         root().join("launcher/tests/it/bucket.py").display()
     );
-    let o = run(map_cmd(&ids, &t, &mapper)
-        .args(["--chunk-rows", "20000", "--python"])
-        .arg(&py));
+    let o = map_python(&py, &ids, &t, &mapper, 20_000).run();
     assert!(o.status.success());
     // Version 2 appends 30,000 more rows; a query of t@1 must not see them.
     let more = dir.path().join("more.parquet");
     ids_parquet(&py, &more, 100_000, 30_000);
-    let o = run(map_cmd(&more, &t, &mapper)
-        .args(["--mode", "append", "--chunk-rows", "20000", "--python"])
-        .arg(&py));
+    let o = map_python(&py, &more, &t, &mapper, 20_000)
+        .mode("append")
+        .run();
     assert!(o.status.success());
 
     let sql = "SELECT bucket, count(*) AS n, sum(x) AS total, min(word) AS first_word FROM t GROUP BY bucket ORDER BY n DESC, bucket";
@@ -143,7 +131,7 @@ fn query_sees_the_version_it_names_and_matches_duckdb() {
     let o = run(flywheel().args(["query", sql, "--format", "json", "--table", &at1]));
     assert!(o.status.success());
     let ours: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let duck = python_json(
+    let duck = py_json(
         &py,
         "duckdb_query.py",
         &[t.display().to_string(), "1".into(), sql.into()],
@@ -196,10 +184,7 @@ fn query_sees_the_version_it_names_and_matches_duckdb() {
 
 #[test]
 fn show_navigates_json_by_path_and_names_the_deepest_existing_prefix() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
+    let Some(py) = pyarrow_or_skip() else { return };
     let dir = tempfile::tempdir().unwrap();
     let t = generated_table(&py, dir.path(), 50);
     let show = |args: &[&str]| run(flywheel().args(["table", "show"]).arg(&t).args(args));
@@ -249,10 +234,7 @@ fn show_navigates_json_by_path_and_names_the_deepest_existing_prefix() {
 
 #[test]
 fn rerun_reproduces_a_version_and_refuses_a_changed_mapper() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
+    let Some(py) = pyarrow_or_skip() else { return };
     let dir = tempfile::tempdir().unwrap();
     // The mapper is a copy that the test then edits; it uses the per-chunk seed.
     let mapper_file = dir.path().join("seeded.py");
@@ -260,11 +242,10 @@ fn rerun_reproduces_a_version_and_refuses_a_changed_mapper() {
     let ids = dir.path().join("ids.parquet");
     ids_parquet(&py, &ids, 0, 5000);
     let t = dir.path().join("t");
-    let o = run(
-        map_cmd(&ids, &t, &format!("{}:Seeded", mapper_file.display()))
-            .args(["--chunk-rows", "300", "--seed", "42", "--python"])
-            .arg(&py),
-    );
+    let seeded = format!("{}:Seeded", mapper_file.display());
+    let o = map_python(&py, &ids, &t, &seeded, 300)
+        .args(["--seed", "42"])
+        .run();
     assert!(o.status.success());
 
     let o = run(flywheel().args(["rerun", &format!("{}@1", t.display()), "--workers", "3"]));
@@ -286,19 +267,10 @@ fn rerun_reproduces_a_version_and_refuses_a_changed_mapper() {
     // An appended version: only the rows its job wrote are rebuilt and compared.
     let more = dir.path().join("more.parquet");
     ids_parquet(&py, &more, 5000, 700);
-    let o = run(
-        map_cmd(&more, &t, &format!("{}:Seeded", mapper_file.display()))
-            .args([
-                "--mode",
-                "append",
-                "--chunk-rows",
-                "300",
-                "--seed",
-                "7",
-                "--python",
-            ])
-            .arg(&py),
-    );
+    let o = map_python(&py, &more, &t, &seeded, 300)
+        .mode("append")
+        .args(["--seed", "7"])
+        .run();
     assert!(o.status.success());
     let o = run(flywheel().args(["rerun", &format!("{}@2", t.display())]));
     assert!(o.status.success());
@@ -306,11 +278,8 @@ fn rerun_reproduces_a_version_and_refuses_a_changed_mapper() {
 
     // A nondeterministic mapper's version does not match its rerun: exit 1, the row named.
     let u = dir.path().join("u");
-    let o = run(
-        map_cmd(&ids, &u, &format!("{}:Unseeded", mapper_file.display()))
-            .args(["--chunk-rows", "1000", "--python"])
-            .arg(&py),
-    );
+    let unseeded = format!("{}:Unseeded", mapper_file.display());
+    let o = map_python(&py, &ids, &u, &unseeded, 1000).run();
     assert!(o.status.success());
     let o = run(flywheel().args(["rerun", &u.display().to_string()]));
     assert_eq!(o.status.code(), Some(1));

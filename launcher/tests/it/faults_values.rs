@@ -5,36 +5,39 @@
 use crate::support::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+use std::time::Duration;
 
 /// Longest a `flywheel map` here may run: a hang is a failure, not a stuck test.
-const DEADLINE_S: &str = "180";
+const DEADLINE: Duration = Duration::from_secs(180);
 
-/// `flywheel map` under a deadline, with `--python PY` when given.
-fn map(input: &Path, output: &Path, mapper: &str, python: Option<&Path>, extra: &[&str]) -> Output {
-    let mut c = Command::new("timeout");
-    c.args(["-k", "10", DEADLINE_S])
-        .arg(env!("CARGO_BIN_EXE_flywheel"))
-        .current_dir(root())
-        .args(["map", "--input"])
-        .arg(input)
-        .arg("--output")
-        .arg(output)
-        .args(["--mapper", mapper])
-        .args(extra);
+/// `flywheel map` under a deadline, with `--python PY` when given and two workers unless
+/// `extra` says otherwise.
+fn map(input: &Path, output: &Path, mapper: &str, python: Option<&Path>, extra: &[&str]) -> Ran {
+    let mut m = Map::new(input, output)
+        .mapper(mapper)
+        .args(extra)
+        .within(DEADLINE);
     if !extra.contains(&"--workers") {
-        c.args(["--workers", "2"]);
+        m = m.workers(2);
     }
     if let Some(py) = python {
-        c.arg("--python").arg(py);
+        m = m.python(py);
     }
-    let o = run(&mut c);
-    assert_ne!(
-        o.status.code(),
-        Some(124),
-        "flywheel map ran past {DEADLINE_S}s (hung)"
-    );
-    o
+    m.run()
+}
+
+/// `map` with the Python `py`, which must succeed, and its table read file by file.
+fn map_and_read(
+    arrow: &Path,
+    py: &Path,
+    (input, output): (&Path, &Path),
+    mapper: &str,
+    extra: &[&str],
+) -> (Ran, Value) {
+    let o = map(input, output, mapper, Some(py), extra);
+    assert!(o.status.success(), "{}: {}", py.display(), o.stderr_text());
+    (o, read_files(arrow, output))
 }
 
 /// The table read file by file with pyarrow (see read_files.py).
@@ -90,15 +93,8 @@ fn an_empty_object_is_stored_as_json_on_both_mapper_paths() {
     );
     for (k, py) in [&arrow, &plain].into_iter().enumerate() {
         let out = dir.path().join(format!("empty-{k}"));
-        let o = map(
-            &input,
-            &out,
-            &format!("{}:empty", m.display()),
-            Some(py),
-            &["--chunk-rows", "10"],
-        );
-        assert!(o.status.success(), "{}: {}", py.display(), stderr_text(&o));
-        let t = read_files(&arrow, &out);
+        let empty = format!("{}:empty", m.display());
+        let (_, t) = map_and_read(&arrow, py, (&input, &out), &empty, &["--chunk-rows", "10"]);
         assert_eq!(t["files_agree"], true);
         assert_eq!(t["names"], json!(["id", "v"]));
         for (i, r) in t["rows"].as_array().expect("rows").iter().enumerate() {
@@ -106,15 +102,8 @@ fn an_empty_object_is_stored_as_json_on_both_mapper_paths() {
         }
         // Where other rows give the object a member, the empty ones have it null.
         let out = dir.path().join(format!("mixed-{k}"));
-        let o = map(
-            &input,
-            &out,
-            &format!("{}:mixed", m.display()),
-            Some(py),
-            &["--chunk-rows", "10"],
-        );
-        assert!(o.status.success(), "{}: {}", py.display(), stderr_text(&o));
-        let t = read_files(&arrow, &out);
+        let mixed = format!("{}:mixed", m.display());
+        let (_, t) = map_and_read(&arrow, py, (&input, &out), &mixed, &["--chunk-rows", "10"]);
         assert_eq!(t["files_agree"], true, "{t}");
         let rows = t["rows"].as_array().expect("rows");
         assert_eq!(rows.len(), 40);
@@ -229,15 +218,13 @@ def flip(row):
         let mut tables = Vec::new();
         for rows in ["10", "1000"] {
             let out = dir.path().join(format!("later-{k}-{rows}"));
-            let o = map(
-                &input,
-                &out,
+            let (o, t) = map_and_read(
+                &arrow,
+                py,
+                (&input, &out),
                 &spec("later_key"),
-                Some(py),
                 &["--chunk-rows", rows],
             );
-            assert!(o.status.success(), "{}: {}", py.display(), stderr_text(&o));
-            let t = read_files(&arrow, &out);
             assert_eq!(t["files_agree"], true, "{t}");
             assert_eq!(t["names"], json!(["id", "extra"]));
             let rows_read = t["rows"].as_array().expect("rows");
@@ -258,15 +245,13 @@ def flip(row):
         let mut tables = Vec::new();
         for rows in ["10", "1000"] {
             let out = dir.path().join(format!("widen-{k}-{rows}"));
-            let o = map(
-                &input,
-                &out,
+            let (o, t) = map_and_read(
+                &arrow,
+                py,
+                (&input, &out),
                 &spec("widen"),
-                Some(py),
                 &["--chunk-rows", rows],
             );
-            assert!(o.status.success(), "{}: {}", py.display(), stderr_text(&o));
-            let t = read_files(&arrow, &out);
             assert_eq!(t["files_agree"], true, "{t}");
             assert_eq!(t["types"], json!(["int64", "double"]));
             if rows == "10" {
@@ -324,15 +309,8 @@ fn nan_and_infinities_are_stored_whatever_python_runs_the_mapper() {
             if let Some(s) = schema {
                 extra.extend(["--schema", s]);
             }
-            let o = map(
-                &input,
-                &out,
-                &format!("{}:f", m.display()),
-                Some(py),
-                &extra,
-            );
-            assert!(o.status.success(), "{}: {}", py.display(), stderr_text(&o));
-            let t = read_files(&arrow, &out);
+            let f = format!("{}:f", m.display());
+            let (_, t) = map_and_read(&arrow, py, (&input, &out), &f, &extra);
             let fs: Vec<&Value> = t["rows"]
                 .as_array()
                 .expect("rows")

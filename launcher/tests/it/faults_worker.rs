@@ -7,7 +7,7 @@
 
 use crate::support::*;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Shell that reads one chunk (header and rows) into `$rows` / `$chunk`; exits at end of input.
@@ -29,34 +29,20 @@ fn after_one_chunk(dir: &Path, name: &str, then: &str) -> String {
     )
 }
 
-/// Runs `cmd`, killing it and failing the test if it has not exited within `limit`.
-fn run_within(cmd: &mut Command, limit: Duration) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    eprintln!("$ {cmd:?}");
-    wait_within(cmd.spawn().expect("flywheel starts"), limit)
-}
-
-/// `flywheel map` of the dialogues (500 rows, chunks of 100) with one attempt per chunk.
-/// Two workers, chunks of 100 rows and one attempt, unless `extra` says otherwise.
-fn map_once(dir: &Path, out: &str, mapper: &str, extra: &[&str]) -> Command {
-    let mut c = flywheel();
-    c.args(["map", "--mapper", mapper, "--input"])
-        .arg(dialogues())
-        .arg("--output")
-        .arg(dir.join(out));
+/// `flywheel map` of the dialogues (500 rows) into `dir/out`: two workers, chunks of 100 rows
+/// and one attempt, unless `extra` says otherwise.
+fn map_once(dir: &Path, out: &str, mapper: &str, extra: &[&str]) -> Map {
+    let mut m = Map::dialogues(dir.join(out)).mapper(mapper);
     for (flag, value) in [
         ("--workers", "2"),
         ("--chunk-rows", "100"),
         ("--max-attempts", "1"),
     ] {
         if !extra.contains(&flag) {
-            c.args([flag, value]);
+            m = m.args([flag, value]);
         }
     }
-    c.args(extra);
-    c
+    m.args(extra)
 }
 
 /// The job's last `error:` line.
@@ -69,9 +55,9 @@ fn last_error(o: &Output) -> String {
 }
 
 /// Asserts the job failed (exit 1), published nothing, and its error says every one of `says`.
-fn assert_failed_with(o: &Output, table: &Path, says: &[&str]) {
-    assert_eq!(o.status.code(), Some(1), "the job fails");
-    assert!(!has_version(table), "a failed job publishes nothing");
+fn assert_failed_with(o: &Ran, says: &[&str]) {
+    assert_eq!(o.code(), Some(1), "the job fails");
+    assert!(!o.published(), "a failed job publishes nothing");
     let stderr = String::from_utf8_lossy(&o.stderr);
     for s in says {
         assert!(stderr.contains(s), "the error says {s:?}");
@@ -119,15 +105,10 @@ fn read_pid(path: &Path) -> u32 {
 fn a_mapper_that_closes_stdout_but_keeps_running_fails_its_chunk_at_once() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let m = after_one_chunk(dir.path(), "closer.sh", "exec 1>&-\nsleep 60\n");
-    let o = run_within(
-        &mut map_once(dir.path(), "t", &m, &["--workers", "1"]),
-        Duration::from_secs(30),
-    );
-    assert_failed_with(
-        &o,
-        &dir.path().join("t"),
-        &["closed its stdout but kept running, and was killed"],
-    );
+    let o = map_once(dir.path(), "t", &m, &["--workers", "1"])
+        .within(Duration::from_secs(30))
+        .run();
+    assert_failed_with(&o, &["closed its stdout but kept running, and was killed"]);
 }
 
 #[test]
@@ -138,15 +119,10 @@ fn a_line_that_is_not_utf8_fails_its_chunk_at_once() {
         "latin1.sh",
         "printf '\\377\\376 caf\\351\\n'\nsleep 60\n",
     );
-    let o = run_within(
-        &mut map_once(dir.path(), "t", &m, &["--workers", "1"]),
-        Duration::from_secs(30),
-    );
-    assert_failed_with(
-        &o,
-        &dir.path().join("t"),
-        &["wrote a line that is not JSON"],
-    );
+    let o = map_once(dir.path(), "t", &m, &["--workers", "1"])
+        .within(Duration::from_secs(30))
+        .run();
+    assert_failed_with(&o, &["wrote a line that is not JSON"]);
 }
 
 #[test]
@@ -154,12 +130,12 @@ fn a_program_that_does_not_speak_the_protocol_is_refused_by_the_handshake_deadli
     let dir = tempfile::tempdir().expect("a temporary directory");
     // `cat` waits for input before it writes anything: without a handshake deadline the job
     // waited for the chunk timeout (an hour).
-    let mut cmd = map_once(dir.path(), "t", "exec:cat", &[]);
-    cmd.env("FLYWHEEL_HANDSHAKE_TIMEOUT", "2");
-    let o = run_within(&mut cmd, Duration::from_secs(40));
+    let o = map_once(dir.path(), "t", "exec:cat", &[])
+        .env("FLYWHEEL_HANDSHAKE_TIMEOUT", "2")
+        .within(Duration::from_secs(40))
+        .run();
     assert_failed_with(
         &o,
-        &dir.path().join("t"),
         &[
             "mapper cat wrote nothing within 2s of starting",
             "does not speak the flywheel mapper protocol",
@@ -174,13 +150,11 @@ fn a_program_that_does_not_speak_the_protocol_is_refused_by_the_handshake_deadli
         "echo.sh",
         "echo '{\"ready\": true}'\nexec cat\n",
     );
-    let o = run_within(
-        &mut map_once(dir.path(), "t2", &m, &[]),
-        Duration::from_secs(30),
-    );
+    let o = map_once(dir.path(), "t2", &m, &[])
+        .within(Duration::from_secs(30))
+        .run();
     assert_failed_with(
         &o,
-        &dir.path().join("t2"),
         &["not part of the flywheel mapper protocol (it echoes its input back?)"],
     );
 }
@@ -198,20 +172,15 @@ fn a_mapper_that_ignores_sigterm_is_killed_with_everything_it_started() {
             pid_file.display()
         ),
     );
-    let o = run_within(
-        &mut map_once(
-            dir.path(),
-            "t",
-            &m,
-            &["--workers", "1", "--chunk-timeout", "2"],
-        ),
-        Duration::from_secs(30),
-    );
-    assert_failed_with(
-        &o,
-        &dir.path().join("t"),
-        &["ran past the chunk timeout of 2s"],
-    );
+    let o = map_once(
+        dir.path(),
+        "t",
+        &m,
+        &["--workers", "1", "--chunk-timeout", "2"],
+    )
+    .within(Duration::from_secs(30))
+    .run();
+    assert_failed_with(&o, &["ran past the chunk timeout of 2s"]);
     assert!(
         gone(read_pid(&pid_file)),
         "the process the mapper started was killed with it"
@@ -230,20 +199,15 @@ fn a_mapper_that_dies_leaving_a_child_holding_its_stdout_is_seen_dead_at_once() 
             pid_file.display()
         ),
     );
-    let o = run_within(
-        &mut map_once(
-            dir.path(),
-            "t",
-            &m,
-            &["--workers", "1", "--chunk-timeout", "120"],
-        ),
-        Duration::from_secs(30),
-    );
-    assert_failed_with(
-        &o,
-        &dir.path().join("t"),
-        &["exited with status 3", "out of cheese"],
-    );
+    let o = map_once(
+        dir.path(),
+        "t",
+        &m,
+        &["--workers", "1", "--chunk-timeout", "120"],
+    )
+    .within(Duration::from_secs(30))
+    .run();
+    assert_failed_with(&o, &["exited with status 3", "out of cheese"]);
     assert!(gone(read_pid(&pid_file)), "the orphan was killed");
 }
 
@@ -256,17 +220,17 @@ fn a_panic_in_a_worker_thread_fails_the_job_with_the_panic_message() {
         ("link", "link thread panicked"),
     ] {
         let out = format!("t-{point}");
-        let mut cmd = map_once(
+        let o = map_once(
             dir.path(),
             &out,
             "builtin:identity",
             &["--max-attempts", "2"],
-        );
-        cmd.env("FLYWHEEL_PANIC_AT", point);
-        let o = run_within(&mut cmd, Duration::from_secs(60));
+        )
+        .env("FLYWHEEL_PANIC_AT", point)
+        .within(Duration::from_secs(60))
+        .run();
         assert_failed_with(
             &o,
-            &dir.path().join(&out),
             &[
                 &format!("injected panic at {point} (FLYWHEEL_PANIC_AT)"),
                 says,
@@ -290,7 +254,7 @@ fn the_final_error_of_a_drained_job_names_the_real_cause() {
         "full.sh",
         "echo \"OSError: [Errno 28] No space left on device (chunk $chunk)\" >&2\nexit 1\n",
     );
-    let mut cmd = map_once(
+    let o = map_once(
         dir.path(),
         "t",
         &m,
@@ -302,9 +266,10 @@ fn the_final_error_of_a_drained_job_names_the_real_cause() {
             "--max-attempts",
             "3",
         ],
-    );
-    let o = run_within(&mut cmd, Duration::from_secs(120));
-    assert_failed_with(&o, &dir.path().join("t"), &[]);
+    )
+    .within(Duration::from_secs(120))
+    .run();
+    assert_failed_with(&o, &[]);
     let last = last_error(&o);
     assert!(
         last.contains("No space left on device") || {
@@ -360,11 +325,10 @@ fn what_a_mapper_says_at_the_end_of_a_chunk_is_checked() {
         );
         let mut args = vec!["--workers", "1"];
         args.extend_from_slice(extra);
-        let o = run_within(
-            &mut map_once(dir.path(), name, &m, &args),
-            Duration::from_secs(30),
-        );
-        assert_failed_with(&o, &dir.path().join(name), says);
+        let o = map_once(dir.path(), name, &m, &args)
+            .within(Duration::from_secs(30))
+            .run();
+        assert_failed_with(&o, says);
         assert!(!last_error(&o).contains("Some("), "no Debug formatting");
     }
 }
@@ -380,6 +344,7 @@ fn a_mapper_does_not_outlive_a_killed_flywheel() {
         &format!("echo $$ > {}\nexec sleep 60\n", pid_file.display()),
     );
     let mut child = map_once(dir.path(), "t", &m, &["--workers", "1"])
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -2,7 +2,6 @@
 //! made in the test, and their checks before any worker starts.
 
 use crate::support::*;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,12 +13,7 @@ fn ml_python() -> Option<PathBuf> {
     ]
     .into_iter()
     .flatten()
-    .find(|p| {
-        Command::new(p)
-            .args(["-c", "import torch, transformers, pyarrow"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
+    .find(|p| python_has(p, "torch, transformers, pyarrow"))
 }
 
 fn ml_or_skip() -> Option<PathBuf> {
@@ -50,13 +44,6 @@ fn texts(py: &Path, path: &Path, column: &str, n: usize) {
     assert!(o.status.success());
 }
 
-fn read(py: &Path, table: &Path) -> Vec<Value> {
-    read_with_pyarrow(py, table, None)["rows"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 #[test]
 fn generate_writes_one_row_per_prompt_in_order_on_cpu() {
     let Some(py) = ml_or_skip() else { return };
@@ -65,19 +52,17 @@ fn generate_writes_one_row_per_prompt_in_order_on_cpu() {
     let prompts = dir.path().join("prompts.parquet");
     texts(&py, &prompts, "prompt", 23);
     let out = dir.path().join("answers");
-    let o = run(map_cmd(&prompts, &out, "flywheel:generate")
-        .args(["--chunk-rows", "5", "--python"])
-        .arg(&py)
-        .arg("--mapper-arg")
-        .arg(format!("model={}", models.join("lm").display()))
-        .args([
-            "--mapper-arg",
-            "column=prompt",
-            "--mapper-arg",
-            "max_new_tokens=6",
-        ]));
+    let o = Map::new(&prompts, &out)
+        .workers(2)
+        .mapper("flywheel:generate")
+        .chunk_rows(5)
+        .python(&py)
+        .mapper_arg(format!("model={}", models.join("lm").display()))
+        .mapper_arg("column=prompt")
+        .mapper_arg("max_new_tokens=6")
+        .run();
     assert!(o.status.success());
-    let rows = read(&py, &out);
+    let rows = o.rows(&py);
     assert_eq!(rows.len(), 23, "one row per prompt");
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r["id"], i, "input order kept");
@@ -99,15 +84,16 @@ fn embed_writes_normalised_vectors_of_the_model_width() {
     let input = dir.path().join("texts.parquet");
     texts(&py, &input, "text", 17);
     let out = dir.path().join("vectors");
-    let o = run(map_cmd(&input, &out, "flywheel:embed")
-        .args(["--chunk-rows", "4", "--python"])
-        .arg(&py)
-        .arg("--mapper-arg")
-        .arg(format!("model={}", models.join("enc").display()))
-        .args(["--mapper-arg", "batch_size=3"]));
+    let o = Map::new(&input, &out)
+        .workers(2)
+        .mapper("flywheel:embed")
+        .chunk_rows(4)
+        .python(&py)
+        .mapper_arg(format!("model={}", models.join("enc").display()))
+        .mapper_arg("batch_size=3")
+        .run();
     assert!(o.status.success());
-    let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
-    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    let info = info(&out);
     assert!(
         info["schema_text"]
             .as_str()
@@ -116,7 +102,7 @@ fn embed_writes_normalised_vectors_of_the_model_width() {
         "{}",
         info["schema_text"]
     );
-    let rows = read(&py, &out);
+    let rows = o.rows(&py);
     assert_eq!(rows.len(), 17);
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r["id"], i);
@@ -134,10 +120,7 @@ fn embed_writes_normalised_vectors_of_the_model_width() {
 
 #[test]
 fn bad_configurations_fail_before_any_worker_starts() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
+    let Some(py) = pyarrow_or_skip() else { return };
     let dir = tempfile::tempdir().unwrap();
     let prompts = dir.path().join("prompts.parquet");
     texts(&py, &prompts, "prompt", 5);
@@ -147,12 +130,18 @@ fn bad_configurations_fail_before_any_worker_starts() {
     std::fs::write(model.join("config.json"), r#"{"hidden_size": 8}"#).unwrap();
     let out = dir.path().join("out");
     let fails = |mapper: &str, args: &[String], python: &Path, expect: &[&str]| {
-        let o = run(map_cmd(&prompts, &out, mapper)
-            .arg("--python")
-            .arg(python)
-            .args(args.iter().flat_map(|a| ["--mapper-arg", a.as_str()])));
-        assert_eq!(o.status.code(), Some(2), "{mapper} {args:?}");
-        let err = String::from_utf8_lossy(&o.stderr);
+        let o = args
+            .iter()
+            .fold(
+                Map::new(&prompts, &out)
+                    .workers(2)
+                    .mapper(mapper)
+                    .python(python),
+                |m, a| m.mapper_arg(a),
+            )
+            .run();
+        assert_eq!(o.code(), Some(2), "{mapper} {args:?}");
+        let err = o.stderr_text();
         for e in expect {
             assert!(err.contains(e), "expected {e:?} in: {err}");
         }
@@ -197,10 +186,7 @@ fn bad_configurations_fail_before_any_worker_starts() {
         &["unknown mapper 'flywheel:summarise'"],
     );
     // A Python without the libraries: named with the missing modules.
-    let lacks_torch = !Command::new(&py)
-        .args(["-c", "import torch"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let lacks_torch = !python_has(&py, "torch");
     if lacks_torch {
         fails(
             "flywheel:embed",

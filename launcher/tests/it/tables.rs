@@ -14,49 +14,37 @@ fn seed_mapper() -> String {
     )
 }
 
-fn info(table: &Path) -> serde_json::Value {
-    let o = run(flywheel().args(["table", "info", "--json"]).arg(table));
-    assert!(o.status.success());
-    serde_json::from_slice(&o.stdout).unwrap()
+/// check_seed.py: the seed schema's table, column by column with pyarrow.
+fn check_seed(py: &Path, table: &Path) {
+    let check = run(Command::new(py)
+        .arg(root().join("launcher/tests/it/check_seed.py"))
+        .arg(table)
+        .arg("500"));
+    assert!(check.status.success(), "{}", stderr_text(&check));
+}
+
+/// `flywheel map` of the dialogues through a Python mapper run by `python`.
+fn python_map(out: &Path, mapper: &str, python: &str, chunk_rows: u64) -> Map {
+    Map::dialogues(out)
+        .chunk_rows(chunk_rows)
+        .python(python)
+        .mapper(mapper)
 }
 
 #[test]
 fn the_seed_schema_round_trips_through_flywheel_and_pyarrow() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
+    let Some(py) = pyarrow_or_skip() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("media");
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--workers",
-            "2",
-            "--chunk-rows",
-            "40",
-            "--schema",
-            SEED,
-            "--mapper",
-            &seed_mapper(),
-            "--input",
-        ])
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&out));
+    let o = Map::dialogues(&out)
+        .workers(2)
+        .chunk_rows(40)
+        .schema(SEED)
+        .mapper(seed_mapper())
+        .run();
     assert!(o.status.success());
     // pyarrow, column by column.
-    let check = Command::new(&py)
-        .arg(root().join("launcher/tests/it/check_seed.py"))
-        .arg(&out)
-        .arg("500")
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    check_seed(&py, &out);
     // flywheel: the schema prints back as written, and the table reads back (copied by flywheel) equal.
     assert_eq!(info(&out)["schema_text"].as_str(), Some(SEED));
     // table head shows media and vectors short.
@@ -68,59 +56,25 @@ fn the_seed_schema_round_trips_through_flywheel_and_pyarrow() {
     );
     assert_eq!(text.lines().count(), 3, "a header and two rows: {text}");
     let copy = dir.path().join("copy");
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--mapper",
-            "builtin:identity",
-            "--chunk-rows",
-            "77",
-            "--input",
-        ])
-        .arg(&out)
-        .arg("--output")
-        .arg(&copy));
+    let o = Map::new(&out, &copy).identity().chunk_rows(77).run();
     assert!(o.status.success());
     assert_eq!(info(&copy)["schema_text"].as_str(), Some(SEED));
-    let check = Command::new(&py)
-        .arg(root().join("launcher/tests/it/check_seed.py"))
-        .arg(&copy)
-        .arg("500")
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    check_seed(&py, &copy);
     // A Python mapper gets binary columns as bytes, on both protocol paths.
-    let m = dir.path().join("lens.py");
-    std::fs::write(&m, "def f(row):\n    v = row['video']\n    yield {'is_bytes': isinstance(v, bytes), 'png': v[:4] == b'\\x89PNG', 'tracks': sorted(row['audio_tracks'] if isinstance(row['audio_tracks'], dict) else dict(row['audio_tracks']))}\n").unwrap();
+    let m = py_mapper(dir.path(), "lens.py", "def f(row):\n    v = row['video']\n    yield {'is_bytes': isinstance(v, bytes), 'png': v[:4] == b'\\x89PNG', 'tracks': sorted(row['audio_tracks'] if isinstance(row['audio_tracks'], dict) else dict(row['audio_tracks']))}\n", "f");
     for (protocol, python) in [
         ("json", "python3".to_string()),
         ("arrow", py.display().to_string()),
     ] {
         let lens = dir.path().join(format!("lens-{protocol}"));
-        let o = run(flywheel()
-            .args([
-                "map",
-                "--chunk-rows",
-                "100",
-                "--python",
-                &python,
-                "--mapper",
-            ])
-            .arg(format!("{}:f", m.display()))
-            .arg("--input")
-            .arg(&out)
-            .arg("--output")
-            .arg(&lens)
-            .env("FLYWHEEL_PROTOCOL", protocol));
+        let o = Map::new(&out, &lens)
+            .chunk_rows(100)
+            .python(&python)
+            .mapper(&m)
+            .env("FLYWHEEL_PROTOCOL", protocol)
+            .run();
         assert!(o.status.success(), "{protocol}");
-        let rows = read_with_pyarrow(&py, &lens, None)["rows"]
-            .as_array()
-            .unwrap()
-            .clone();
+        let rows = o.rows(&py);
         assert_eq!(rows.len(), 500);
         assert!(
             rows.iter()
@@ -199,28 +153,13 @@ def f(row):
             )
             .unwrap();
             let out = dir.path().join(format!("out_{case}_{}", python.len()));
-            let o = run(flywheel()
-                .args([
-                    "map",
-                    "--workers",
-                    "2",
-                    "--chunk-rows",
-                    "25",
-                    "--max-attempts",
-                    "1",
-                    "--python",
-                    &python,
-                    "--schema",
-                    schema,
-                    "--mapper",
-                ])
-                .arg(format!("{}:f", file.display()))
-                .arg("--input")
-                .arg(dialogues())
-                .arg("--output")
-                .arg(&out));
-            assert_eq!(o.status.code(), Some(1), "{case}");
-            let stderr = String::from_utf8_lossy(&o.stderr);
+            let o = python_map(&out, &format!("{}:f", file.display()), &python, 25)
+                .workers(2)
+                .max_attempts(1)
+                .schema(schema)
+                .run();
+            assert_eq!(o.code(), Some(1), "{case}");
+            let stderr = o.stderr_text();
             assert!(stderr.contains(message), "{case}: {stderr}");
             assert!(
                 stderr.contains("from input row 37 of"),
@@ -239,22 +178,12 @@ def f(row):
     )
     .unwrap();
     let out = dir.path().join("out_skip");
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--chunk-rows",
-            "25",
-            "--on-row-error",
-            "skip",
-            "--schema",
-            "n: int, s: str, v: vector<1536, fp16>, j: json, a: image",
-            "--mapper",
-        ])
-        .arg(format!("{}:f", file.display()))
-        .arg("--input")
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&out));
+    let o = Map::dialogues(&out)
+        .chunk_rows(25)
+        .on_row_error("skip")
+        .schema("n: int, s: str, v: vector<1536, fp16>, j: json, a: image")
+        .mapper(format!("{}:f", file.display()))
+        .run();
     assert!(o.status.success());
     assert_eq!(info(&out)["num_rows"].as_u64(), Some(499));
     let errors = info(&out.join("_errors"));
@@ -263,37 +192,22 @@ def f(row):
     // The Arrow path (pyarrow in the mapper's Python): a null in a non-nullable column is found
     // by flywheel, named in fail mode, and sent to _errors in skip mode.
     let Some(py) = py else { return };
-    let nulls = dir.path().join("nulls.py");
-    std::fs::write(
-        &nulls,
+    let nulls = py_mapper(
+        dir.path(),
+        "nulls.py",
         "def f(row):\n    yield {'n': row['id'], 's': None if row['id'] == 37 else 'x'}\n",
-    )
-    .unwrap();
+        "f",
+    );
     for policy in ["fail", "skip"] {
         let out = dir.path().join(format!("nulls_{policy}"));
-        let o = run(flywheel()
-            .args([
-                "map",
-                "--chunk-rows",
-                "25",
-                "--max-attempts",
-                "1",
-                "--on-row-error",
-                policy,
-                "--schema",
-                "n: int, s: str",
-                "--python",
-            ])
-            .arg(&py)
-            .arg("--mapper")
-            .arg(format!("{}:f", nulls.display()))
-            .arg("--input")
-            .arg(dialogues())
-            .arg("--output")
-            .arg(&out));
+        let o = python_map(&out, &nulls, &py.display().to_string(), 25)
+            .max_attempts(1)
+            .on_row_error(policy)
+            .schema("n: int, s: str")
+            .run();
         if policy == "fail" {
-            assert_eq!(o.status.code(), Some(1));
-            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.code(), Some(1));
+            let stderr = o.stderr_text();
             assert!(
                 stderr.contains("from input row 37 of")
                     && stderr.contains("column 's': expected str, got null"),
@@ -310,85 +224,47 @@ def f(row):
 #[test]
 fn a_bad_schema_is_refused_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--schema",
-            "a: int, b: vectr<3, fp16>",
-            "--mapper",
-            "builtin:identity",
-            "--input",
-        ])
-        .arg(dialogues())
-        .arg("--output")
-        .arg(dir.path().join("t")));
-    assert_eq!(o.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let o = Map::dialogues(dir.path().join("t"))
+        .schema("a: int, b: vectr<3, fp16>")
+        .identity()
+        .run();
+    assert_eq!(o.code(), Some(2));
+    let stderr = o.stderr_text();
     assert!(
         stderr.contains("error: schema: at position 11: expected a type"),
         "{stderr}"
     );
 }
 
-fn map_identity(input: &str, out: &Path, mode: &str, env: &[(&str, &str)]) -> std::process::Output {
-    let mut c = flywheel();
-    c.args([
-        "map",
-        "--mapper",
-        "builtin:identity",
-        "--chunk-rows",
-        "128",
-        "--mode",
-        mode,
-        "--input",
-        input,
-    ])
-    .arg("--output")
-    .arg(out);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("flywheel runs")
-}
-
-fn dialogues_str() -> String {
-    dialogues().display().to_string()
+/// An identity map of `input` into `out`, 128 rows a chunk.
+fn map_identity(input: impl AsRef<std::ffi::OsStr>, out: &Path, mode: &str) -> Map {
+    Map::new(input, out).identity().chunk_rows(128).mode(mode)
 }
 
 #[test]
 fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
+    let Some(py) = pyarrow_or_skip() else { return };
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("t");
-    let half = dir.path().join("half.py");
-    std::fs::write(
-        &half,
+    let half = py_mapper(
+        dir.path(),
+        "half.py",
         "def f(row):\n    if row['id'] % 2 == 0:\n        yield row\n",
-    )
-    .unwrap();
-    assert!(map_identity(&dialogues_str(), &t, "create", &[])
+        "f",
+    );
+    assert!(map_identity(dialogues(), &t, "create")
+        .run()
         .status
         .success());
-    assert!(map_identity(&dialogues_str(), &t, "append", &[])
+    assert!(map_identity(dialogues(), &t, "append")
+        .run()
         .status
         .success());
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--chunk-rows",
-            "128",
-            "--mode",
-            "overwrite",
-            "--mapper",
-        ])
-        .arg(format!("{}:f", half.display()))
-        .arg("--input")
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&t));
+    let o = Map::dialogues(&t)
+        .chunk_rows(128)
+        .mode("overwrite")
+        .mapper(&half)
+        .run();
     assert!(o.status.success());
     let all: Vec<u64> = (0..500).collect();
     assert_eq!(ids(&py, &t, Some(1)), all);
@@ -402,7 +278,8 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
     for (v, n) in [(1, 500), (2, 1000), (3, 250)] {
         let copy = dir.path().join(format!("copy{v}"));
         assert!(
-            map_identity(&format!("{}@{v}", t.display()), &copy, "create", &[])
+            map_identity(format!("{}@{v}", t.display()), &copy, "create")
+                .run()
                 .status
                 .success()
         );
@@ -462,7 +339,8 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
 fn vacuum_refuses_while_a_job_is_writing() {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("t");
-    assert!(map_identity(&dialogues_str(), &t, "create", &[])
+    assert!(map_identity(dialogues(), &t, "create")
+        .run()
         .status
         .success());
     std::fs::create_dir_all(t.join("_active")).unwrap();
@@ -477,23 +355,18 @@ fn vacuum_refuses_while_a_job_is_writing() {
 
 #[test]
 fn a_commit_killed_at_any_step_leaves_the_old_or_the_new_version() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
+    let Some(py) = pyarrow_or_skip() else { return };
     use std::os::unix::process::ExitStatusExt;
     for step in flywheel_formats::COMMIT_STEPS {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path().join("t");
-        assert!(map_identity(&dialogues_str(), &t, "create", &[])
+        assert!(map_identity(dialogues(), &t, "create")
+            .run()
             .status
             .success());
-        let o = map_identity(
-            &dialogues_str(),
-            &t,
-            "append",
-            &[("FLYWHEEL_CRASH_AT", step)],
-        );
+        let o = map_identity(dialogues(), &t, "append")
+            .env("FLYWHEEL_CRASH_AT", step)
+            .run();
         assert_eq!(
             o.status.signal(),
             Some(9),
@@ -518,7 +391,8 @@ fn a_commit_killed_at_any_step_leaves_the_old_or_the_new_version() {
         );
         // The table stays usable: the next append lands on top.
         assert!(
-            map_identity(&dialogues_str(), &t, "append", &[])
+            map_identity(dialogues(), &t, "append")
+                .run()
                 .status
                 .success(),
             "{step}"
@@ -529,32 +403,20 @@ fn a_commit_killed_at_any_step_leaves_the_old_or_the_new_version() {
 
 #[test]
 fn concurrent_writers_never_lose_an_update_and_only_one_creator_wins() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
+    let Some(py) = pyarrow_or_skip() else { return };
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("appends");
-    assert!(map_identity(&dialogues_str(), &t, "create", &[])
+    assert!(map_identity(dialogues(), &t, "create")
+        .run()
         .status
         .success());
     let spawn = |out: &Path, mode: &str| {
-        flywheel()
-            .args([
-                "map",
-                "--mapper",
-                "builtin:identity",
-                "--workers",
-                "1",
-                "--chunk-rows",
-                "250",
-                "--mode",
-                mode,
-                "--input",
-            ])
-            .arg(dialogues())
-            .arg("--output")
-            .arg(out)
+        Map::dialogues(out)
+            .identity()
+            .workers(1)
+            .chunk_rows(250)
+            .mode(mode)
+            .command()
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
