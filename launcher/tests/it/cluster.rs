@@ -88,12 +88,11 @@ fn mpirun_job_whose_mapper_always_fails_publishes_nothing() {
     .unwrap();
     let (job, out) = write_job(dir.path(), &format!("{}:f", mapper.display()), "");
     let o = mpirun(&job);
-    assert_eq!(o.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("error: job failed, nothing was published")
-            && stderr.contains("model exploded"),
-        "{stderr}"
+    assert_exit(
+        &o,
+        1,
+        "mpirun",
+        &["error: job failed, nothing was published", "model exploded"],
     );
     assert!(!has_version(&out));
 }
@@ -139,34 +138,34 @@ fn wait_for_job(id: &str, limit: Duration) -> String {
     }
 }
 
-/// The Python with pyarrow where the local Slurm cluster is up; `None` after a counted skip.
-fn slurm_or_skip() -> Option<PathBuf> {
-    let py = pyarrow_or_skip()?;
+/// The Python with pyarrow and a temporary directory where the local Slurm cluster is up;
+/// `None` after a counted skip.
+fn slurm_and_dir() -> Option<(PathBuf, tempfile::TempDir)> {
+    let (py, dir) = setup()?;
     available(
         have("sbatch") && cluster_up(),
         "a running local Slurm cluster (slurm/local-cluster.sh start)",
     )
-    .then_some(py)
+    .then_some((py, dir))
 }
 
 #[test]
 fn sbatch_job_on_the_local_cluster_publishes_the_table() {
-    let Some(py) = slurm_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = slurm_and_dir() else {
+        return;
+    };
     let (job, out) = write_job(
         dir.path(),
         &format!("{}:ExpandDialogue", expand_dialogue().display()),
         "[slurm]\nnodes = 1\nntasks_per_node = 4\ntime = \"00:10:00\"\n",
     );
     let dry = run(flywheel().args(["submit", "--dry-run"]).arg(&job));
-    assert!(dry.status.success());
-    let script = String::from_utf8_lossy(&dry.stdout);
-    assert!(
-        script.starts_with("#!/bin/bash\n")
-            && script.contains("#SBATCH --ntasks-per-node=4")
-            && script.contains("srun --mpi=pmix"),
-        "{script}"
+    let script = assert_prints(
+        &dry,
+        "submit --dry-run",
+        &["#SBATCH --ntasks-per-node=4", "srun --mpi=pmix"],
     );
+    assert!(script.starts_with("#!/bin/bash\n"), "{script}");
     assert!(!out.join("_logs").exists(), "--dry-run submits nothing");
 
     let o = run(flywheel().arg("submit").arg(&job));
@@ -222,8 +221,9 @@ fn wait_for_version(table: &Path, limit: Duration) {
 
 #[test]
 fn a_job_past_its_time_limit_checkpoints_and_continues_in_a_new_allocation() {
-    let Some(py) = slurm_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = slurm_and_dir() else {
+        return;
+    };
     // 500 rows x 0.3 s over 3 workers is about 50 s of work; the limit is 1 minute and Slurm
     // warns 30 s (or, by its resolution, up to 60 s) before it.
     let (job, out) = slow_job(
@@ -258,8 +258,9 @@ fn a_job_past_its_time_limit_checkpoints_and_continues_in_a_new_allocation() {
 
 #[test]
 fn scancel_then_submit_resume_completes_without_redoing_accepted_chunks() {
-    let Some(py) = slurm_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = slurm_and_dir() else {
+        return;
+    };
     let (job, out) = slow_job(
         dir.path(),
         0.05,

@@ -77,6 +77,14 @@ fn kill_after_accepted(map: Map, out: &Path, n: usize) {
     let _ = child.wait();
 }
 
+/// The table `dir/t` created by `identity` from `dir/in.parquet` of ids 0..n; returns both.
+fn created(py: &Path, dir: &Path, n: u64) -> (PathBuf, PathBuf) {
+    let input = ids_input(py, dir, n);
+    let t = dir.join("t");
+    identity(&input, &t, "create").run().assert_ok("create");
+    (input, t)
+}
+
 /// A create job of 200 rows through a slow Python mapper, SIGKILLed after 2 accepted chunks.
 struct Interrupted {
     input: PathBuf,
@@ -85,8 +93,7 @@ struct Interrupted {
 }
 
 fn interrupted_create(py: &Path, dir: &Path) -> Interrupted {
-    let input = dir.join("in.parquet");
-    ids_parquet(py, &input, 0, 200);
+    let input = ids_input(py, dir, 200);
     let mapper = slow_mapper(dir, 0.02, 0);
     let t = dir.join("t");
     kill_after_accepted(python_map(py, &input, &t, &mapper, "create"), &t, 2);
@@ -105,10 +112,8 @@ fn error_rows(py: &Path, out: &Path) -> usize {
 
 #[test]
 fn a_kill_at_every_step_of_a_jobs_end_then_resume_publishes_exactly_once() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 120);
+    let Some((py, dir)) = setup() else { return };
+    let input = ids_input(&py, dir.path(), 120);
     // Every 10th row raises: with --on-row-error skip those rows go to _errors.
     let mapper = slow_mapper(dir.path(), 0.0, 10);
     let kept: Vec<u64> = (0..120).filter(|i| i % 10 != 0).collect();
@@ -162,8 +167,7 @@ fn kill_loop_every_append_lands_exactly_once() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 2000);
+    let input = ids_input(&py, dir.path(), 2000);
     let t = dir.path().join("t");
     let t0 = Instant::now();
     assert!(identity(&input, &t, "create").run().status.success());
@@ -227,8 +231,7 @@ fn kill_loop_every_append_lands_exactly_once() {
 
 #[test]
 fn three_resumes_at_once_one_publishes_the_others_name_the_holder() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let Interrupted { input, mapper, t } = interrupted_create(&py, dir.path());
     let children: Vec<Child> = (0..3)
         .map(|_| {
@@ -261,12 +264,8 @@ fn three_resumes_at_once_one_publishes_the_others_name_the_holder() {
 
 #[test]
 fn vacuum_racing_twenty_starting_jobs_never_removes_a_published_file() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 300);
-    let t = dir.path().join("t");
-    assert!(identity(&input, &t, "create").run().status.success());
+    let Some((py, dir)) = setup() else { return };
+    let (input, t) = created(&py, dir.path(), 300);
     let mut jobs: Vec<Child> = Vec::new();
     let mut vacuums = 0;
     let start = Instant::now();
@@ -313,30 +312,20 @@ fn vacuum_racing_twenty_starting_jobs_never_removes_a_published_file() {
 
 #[test]
 fn resume_after_the_input_changed_is_refused_naming_the_file() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let Interrupted { input, mapper, t } = interrupted_create(&py, dir.path());
     ids_parquet(&py, &input, 1000, 200); // same name and rows, other content
     let o = python_map(&py, &input, &t, &mapper, "create")
         .arg("--resume")
         .run();
-    assert_eq!(o.status.code(), Some(2));
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        e.contains("error:") && e.contains("in.parquet") && e.contains("changed"),
-        "{e}"
-    );
+    assert_exit(&o, 2, "resume", &["error:", "in.parquet", "changed"]);
     assert!(!has_version(&t), "nothing published");
 }
 
 #[test]
 fn a_failed_job_publishes_no_error_rows() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 100);
-    let t = dir.path().join("t");
-    assert!(identity(&input, &t, "create").run().status.success());
+    let Some((py, dir)) = setup() else { return };
+    let (input, t) = created(&py, dir.path(), 100);
     // Appended rows of another schema (an extra column): the publish fails after the job ran.
     let other = py_mapper(
         dir.path(),
@@ -354,12 +343,8 @@ fn a_failed_job_publishes_no_error_rows() {
 
 #[test]
 fn status_and_resume_agree_and_no_append_is_dropped() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 100);
-    let t = dir.path().join("t");
-    assert!(identity(&input, &t, "create").run().status.success());
+    let Some((py, dir)) = setup() else { return };
+    let (input, t) = created(&py, dir.path(), 100);
     // A second identical append killed before it wrote its journal.
     let o = identity(&input, &t, "append")
         .env("FLYWHEEL_CRASH_AT", "job-locked")
@@ -396,13 +381,11 @@ fn status_and_resume_agree_and_no_append_is_dropped() {
 
 #[test]
 fn append_onto_a_damaged_version_is_refused() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 300);
+    let Some((py, dir)) = setup() else { return };
+    let input = ids_input(&py, dir.path(), 300);
     for damage in ["delete", "truncate"] {
         let t = dir.path().join(damage);
-        assert!(identity(&input, &t, "create").run().status.success());
+        identity(&input, &t, "create").run().assert_ok(damage);
         let m: serde_json::Value = serde_json::from_slice(
             &std::fs::read(t.join("_versions").join(&versions(&t)[0])).unwrap(),
         )
@@ -418,20 +401,15 @@ fn append_onto_a_damaged_version_is_refused() {
                 .unwrap(),
         }
         let o = identity(&input, &t, "append").run();
-        assert_eq!(o.status.code(), Some(2), "{damage}");
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            e.contains("is damaged") && e.contains(m["files"][1]["path"].as_str().unwrap()),
-            "{e}"
-        );
+        let file = m["files"][1]["path"].as_str().unwrap();
+        assert_exit(&o, 2, damage, &["is damaged", file]);
         assert_eq!(versions(&t).len(), 1, "{damage}: nothing published");
     }
 }
 
 #[test]
 fn an_edited_journal_is_checked_against_the_files() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let Interrupted { input, mapper, t } = interrupted_create(&py, dir.path());
     let journal = t.join("_journal.jsonl");
     let text = std::fs::read_to_string(&journal).unwrap();

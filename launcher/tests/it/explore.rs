@@ -44,8 +44,7 @@ fn close(a: &Value, b: &Value) -> bool {
 
 #[test]
 fn stats_json_equals_what_pyarrow_computes() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let t = generated_table(&py, dir.path(), 6000);
     let o = run(flywheel().args(["table", "stats", "--json"]).arg(&t));
     assert!(o.status.success());
@@ -98,8 +97,7 @@ fn stats_json_equals_what_pyarrow_computes() {
     let o = run(flywheel()
         .args(["table", "stats", "--column", "nope"])
         .arg(&t));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no column 'nope'"));
+    assert_exit(&o, 2, "stats --column nope", &["no column 'nope'"]);
 }
 
 #[test]
@@ -174,18 +172,13 @@ fn query_sees_the_version_it_names_and_matches_duckdb() {
 
     // Bad SQL: exit 2 with DataFusion's reason.
     let o = run(flywheel().args(["query", "SELECT nope FROM t", "--table", &at1]));
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.starts_with("error: query:") && err.contains("nope"),
-        "{err}"
-    );
+    assert_exit(&o, 2, "bad SQL", &["nope"]);
+    assert!(stderr_text(&o).starts_with("error: query:"));
 }
 
 #[test]
 fn show_navigates_json_by_path_and_names_the_deepest_existing_prefix() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let t = generated_table(&py, dir.path(), 50);
     let show = |args: &[&str]| run(flywheel().args(["table", "show"]).arg(&t).args(args));
     let o = show(&["--row", "7", "--path", "meta.turns[1].text"]);
@@ -202,12 +195,14 @@ fn show_navigates_json_by_path_and_names_the_deepest_existing_prefix() {
 
     // A path that does not exist names the deepest part that does.
     let o = show(&["--row", "7", "--path", "meta.turns[4].text"]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("'meta.turns' is an array of 2 items")
-            && err.contains("deepest part that exists is 'meta.turns'"),
-        "{err}"
+    assert_exit(
+        &o,
+        2,
+        "meta.turns[4].text",
+        &[
+            "'meta.turns' is an array of 2 items",
+            "deepest part that exists is 'meta.turns'",
+        ],
     );
     let o = show(&["--row", "7", "--path", "meta.depth.x.z"]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -216,8 +211,7 @@ fn show_navigates_json_by_path_and_names_the_deepest_existing_prefix() {
         "{err}"
     );
     let o = show(&["--row", "50"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("the version has 50 rows"));
+    assert_exit(&o, 2, "--row 50", &["the version has 50 rows"]);
 
     // The whole row, and raw bytes of an image.
     let o = show(&["--row", "3"]);
@@ -234,8 +228,7 @@ fn show_navigates_json_by_path_and_names_the_deepest_existing_prefix() {
 
 #[test]
 fn rerun_reproduces_a_version_and_refuses_a_changed_mapper() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     // The mapper is a copy that the test then edits; it uses the per-chunk seed.
     let mapper_file = dir.path().join("seeded.py");
     std::fs::copy(root().join("launcher/tests/it/bucket.py"), &mapper_file).unwrap();
@@ -282,11 +275,11 @@ fn rerun_reproduces_a_version_and_refuses_a_changed_mapper() {
     let o = map_python(&py, &ids, &u, &unseeded, 1000).run();
     assert!(o.status.success());
     let o = run(flywheel().args(["rerun", &u.display().to_string()]));
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("does not match: first difference at row 0, column 'noise'"),
-        "{err}"
+    assert_exit(
+        &o,
+        1,
+        "rerun of an unseeded mapper",
+        &["does not match: first difference at row 0, column 'noise'"],
     );
 
     // A changed mapper file: a lineage mismatch before anything runs.
@@ -297,11 +290,11 @@ fn rerun_reproduces_a_version_and_refuses_a_changed_mapper() {
     let o = run(flywheel()
         .args(["rerun", &format!("{}@1", t.display()), "--output"])
         .arg(&never));
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("lineage mismatch: the mapper file") && err.contains("nothing was run"),
-        "{err}"
+    assert_exit(
+        &o,
+        2,
+        "rerun of an edited mapper",
+        &["lineage mismatch: the mapper file", "nothing was run"],
     );
     assert!(!never.exists(), "nothing may run on a lineage mismatch");
 }

@@ -45,6 +45,13 @@ fn map_once(dir: &Path, out: &str, mapper: &str, extra: &[&str]) -> Map {
     m.args(extra)
 }
 
+/// `map_once` run to its end within `limit_s` seconds (a hang fails the test).
+fn ran_once(dir: &Path, out: &str, mapper: &str, extra: &[&str], limit_s: u64) -> Ran {
+    map_once(dir, out, mapper, extra)
+        .within(Duration::from_secs(limit_s))
+        .run()
+}
+
 /// The job's last `error:` line.
 fn last_error(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr)
@@ -52,16 +59,6 @@ fn last_error(o: &Output) -> String {
         .rfind(|l| l.starts_with("error:"))
         .unwrap_or_default()
         .to_string()
-}
-
-/// Asserts the job failed (exit 1), published nothing, and its error says every one of `says`.
-fn assert_failed_with(o: &Ran, says: &[&str]) {
-    assert_eq!(o.code(), Some(1), "the job fails");
-    assert!(!o.published(), "a failed job publishes nothing");
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    for s in says {
-        assert!(stderr.contains(s), "the error says {s:?}");
-    }
 }
 
 /// Whether process `pid` is gone (or a zombie about to be reaped), waiting up to 5 s for it.
@@ -105,10 +102,11 @@ fn read_pid(path: &Path) -> u32 {
 fn a_mapper_that_closes_stdout_but_keeps_running_fails_its_chunk_at_once() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let m = after_one_chunk(dir.path(), "closer.sh", "exec 1>&-\nsleep 60\n");
-    let o = map_once(dir.path(), "t", &m, &["--workers", "1"])
-        .within(Duration::from_secs(30))
-        .run();
-    assert_failed_with(&o, &["closed its stdout but kept running, and was killed"]);
+    let o = ran_once(dir.path(), "t", &m, &["--workers", "1"], 30);
+    o.assert_failed(
+        "map",
+        &["closed its stdout but kept running, and was killed"],
+    );
 }
 
 #[test]
@@ -119,10 +117,8 @@ fn a_line_that_is_not_utf8_fails_its_chunk_at_once() {
         "latin1.sh",
         "printf '\\377\\376 caf\\351\\n'\nsleep 60\n",
     );
-    let o = map_once(dir.path(), "t", &m, &["--workers", "1"])
-        .within(Duration::from_secs(30))
-        .run();
-    assert_failed_with(&o, &["wrote a line that is not JSON"]);
+    let o = ran_once(dir.path(), "t", &m, &["--workers", "1"], 30);
+    o.assert_failed("map", &["wrote a line that is not JSON"]);
 }
 
 #[test]
@@ -134,8 +130,8 @@ fn a_program_that_does_not_speak_the_protocol_is_refused_by_the_handshake_deadli
         .env("FLYWHEEL_HANDSHAKE_TIMEOUT", "2")
         .within(Duration::from_secs(40))
         .run();
-    assert_failed_with(
-        &o,
+    o.assert_failed(
+        "map",
         &[
             "mapper cat wrote nothing within 2s of starting",
             "does not speak the flywheel mapper protocol",
@@ -150,11 +146,9 @@ fn a_program_that_does_not_speak_the_protocol_is_refused_by_the_handshake_deadli
         "echo.sh",
         "echo '{\"ready\": true}'\nexec cat\n",
     );
-    let o = map_once(dir.path(), "t2", &m, &[])
-        .within(Duration::from_secs(30))
-        .run();
-    assert_failed_with(
-        &o,
+    let o = ran_once(dir.path(), "t2", &m, &[], 30);
+    o.assert_failed(
+        "map",
         &["not part of the flywheel mapper protocol (it echoes its input back?)"],
     );
 }
@@ -172,15 +166,14 @@ fn a_mapper_that_ignores_sigterm_is_killed_with_everything_it_started() {
             pid_file.display()
         ),
     );
-    let o = map_once(
+    let o = ran_once(
         dir.path(),
         "t",
         &m,
         &["--workers", "1", "--chunk-timeout", "2"],
-    )
-    .within(Duration::from_secs(30))
-    .run();
-    assert_failed_with(&o, &["ran past the chunk timeout of 2s"]);
+        30,
+    );
+    o.assert_failed("map", &["ran past the chunk timeout of 2s"]);
     assert!(
         gone(read_pid(&pid_file)),
         "the process the mapper started was killed with it"
@@ -199,15 +192,14 @@ fn a_mapper_that_dies_leaving_a_child_holding_its_stdout_is_seen_dead_at_once() 
             pid_file.display()
         ),
     );
-    let o = map_once(
+    let o = ran_once(
         dir.path(),
         "t",
         &m,
         &["--workers", "1", "--chunk-timeout", "120"],
-    )
-    .within(Duration::from_secs(30))
-    .run();
-    assert_failed_with(&o, &["exited with status 3", "out of cheese"]);
+        30,
+    );
+    o.assert_failed("map", &["exited with status 3", "out of cheese"]);
     assert!(gone(read_pid(&pid_file)), "the orphan was killed");
 }
 
@@ -229,8 +221,8 @@ fn a_panic_in_a_worker_thread_fails_the_job_with_the_panic_message() {
         .env("FLYWHEEL_PANIC_AT", point)
         .within(Duration::from_secs(60))
         .run();
-        assert_failed_with(
-            &o,
+        o.assert_failed(
+            point,
             &[
                 &format!("injected panic at {point} (FLYWHEEL_PANIC_AT)"),
                 says,
@@ -254,7 +246,7 @@ fn the_final_error_of_a_drained_job_names_the_real_cause() {
         "full.sh",
         "echo \"OSError: [Errno 28] No space left on device (chunk $chunk)\" >&2\nexit 1\n",
     );
-    let o = map_once(
+    let o = ran_once(
         dir.path(),
         "t",
         &m,
@@ -266,10 +258,9 @@ fn the_final_error_of_a_drained_job_names_the_real_cause() {
             "--max-attempts",
             "3",
         ],
-    )
-    .within(Duration::from_secs(120))
-    .run();
-    assert_failed_with(&o, &[]);
+        120,
+    );
+    o.assert_failed("map", &[]);
     let last = last_error(&o);
     assert!(
         last.contains("No space left on device") || {
@@ -325,10 +316,8 @@ fn what_a_mapper_says_at_the_end_of_a_chunk_is_checked() {
         );
         let mut args = vec!["--workers", "1"];
         args.extend_from_slice(extra);
-        let o = map_once(dir.path(), name, &m, &args)
-            .within(Duration::from_secs(30))
-            .run();
-        assert_failed_with(&o, says);
+        let o = ran_once(dir.path(), name, &m, &args, 30);
+        o.assert_failed(name, says);
         assert!(!last_error(&o).contains("Some("), "no Debug formatting");
     }
 }

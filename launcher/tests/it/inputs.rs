@@ -158,8 +158,7 @@ fn a_corrupt_parquet_footer_is_refused() {
 
 #[test]
 fn a_truncated_arrow_file_is_refused() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     make_inputs(&py, dir.path());
     let bytes = std::fs::read(dir.path().join("data.arrow")).unwrap();
     let p = write(dir.path(), "cut.arrow", &bytes[..bytes.len() / 2]);
@@ -217,8 +216,7 @@ fn hdf5_input_without_the_feature_says_how_to_build() {
 #[cfg(feature = "hdf5")]
 #[test]
 fn ragged_hdf5_datasets_are_refused_and_nd_datasets_become_tensor_columns() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let script = format!(
         "import h5py, numpy as np\nwith h5py.File({:?}, 'w') as f:\n    f['a/x'] = np.arange(10)\n    f['a/y'] = np.arange(9)\n    f['b/x'] = np.arange(6, dtype=np.int32)\n    f['b/emb'] = np.arange(24, dtype=np.float32).reshape(6, 2, 2)\n    f['b/tag'] = np.array([b'a', b'bb', b'ccc', b'', b'e', b'ffffffffffff'], dtype='S12')\n    f['b/ok'] = np.array([True, False, True, True, False, False])\n",
         dir.path().join("m.h5").display().to_string()
@@ -232,12 +230,12 @@ fn ragged_hdf5_datasets_are_refused_and_nd_datasets_become_tensor_columns() {
         &format!("{f}:/a"),
         &["m.h5: HDF5 datasets of group '/a' have different first dimensions (x: 10, y: 9)"],
     );
-    let o = Map::new(format!("{f}:/b"), dir.path().join("t"))
+    let rows = Map::new(format!("{f}:/b"), dir.path().join("t"))
         .identity()
         .chunk_rows(4)
-        .run();
-    assert!(o.status.success());
-    let rows = o.rows(&py);
+        .run()
+        .assert_ok("map")
+        .rows(&py);
     assert_eq!(rows.len(), 6);
     assert_eq!(rows[1]["x"], 1);
     assert_eq!(rows[1]["emb"], serde_json::json!([4.0, 5.0, 6.0, 7.0]));
@@ -252,8 +250,7 @@ fn ragged_hdf5_datasets_are_refused_and_nd_datasets_become_tensor_columns() {
 
 #[test]
 fn a_table_is_an_input_at_any_version() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let t = dir.path().join("t");
     for mode in ["create", "append"] {
         let o = Map::dialogues(&t)
@@ -289,8 +286,7 @@ fn a_table_is_an_input_at_any_version() {
 
 #[test]
 fn jsonl_keys_that_appear_late_in_a_large_file_are_columns() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let mut text = String::new();
     let n = 80_000;
     for i in 0..n {
@@ -304,12 +300,12 @@ fn jsonl_keys_that_appear_late_in_a_large_file_are_columns() {
     }
     assert!(text.len() > 3 << 20);
     let p = write(dir.path(), "sparse.jsonl", text.as_bytes());
-    let o = Map::new(&p, dir.path().join("t"))
+    let rows = Map::new(&p, dir.path().join("t"))
         .identity()
         .chunk_rows(5000)
-        .run();
-    assert!(o.status.success());
-    let rows = o.rows(&py);
+        .run()
+        .assert_ok("map")
+        .rows(&py);
     assert_eq!(rows.len(), n);
     assert_eq!(rows[0]["late"], Value::Null);
     assert_eq!(
@@ -320,8 +316,7 @@ fn jsonl_keys_that_appear_late_in_a_large_file_are_columns() {
 
 #[test]
 fn byte_ranges_without_a_line_start_are_empty_chunks_on_both_protocol_paths() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let mut text = String::from("{\"id\": 0, \"t\": \"a\"}\n");
     text.push_str(&format!(
         "{{\"id\": 1, \"t\": \"{}\"}}\n",
@@ -336,18 +331,13 @@ fn byte_ranges_without_a_line_start_are_empty_chunks_on_both_protocol_paths() {
         "lenf.py",
         b"def f(row):\n    yield {'id': row['id'], 'n': len(row['t'])}\n",
     );
-    for (name, python) in [
-        ("json", "python3".to_string()),
-        ("arrow", py.display().to_string()),
-    ] {
-        let o = Map::new(&p, dir.path().join(name))
+    let runs = rows_on_both_paths(&py, |name| {
+        Map::new(&p, dir.path().join(name))
             .chunk_rows(1)
             .max_attempts(1)
-            .python(&python)
             .mapper(format!("{}:f", m.display()))
-            .run();
-        assert!(o.status.success(), "{name}");
-        let rows = o.rows(&py);
+    });
+    for (name, rows) in runs {
         let ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
         assert_eq!(ids, (0..10).collect::<Vec<_>>(), "{name}");
         assert_eq!(rows[1]["n"], 20_000);

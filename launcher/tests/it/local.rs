@@ -5,8 +5,7 @@ use std::path::Path;
 
 #[test]
 fn python_mapper_output_equals_a_plain_python_loop_in_input_order() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let out = dir.path().join("pairs");
     // Odd chunk size and 3 workers: chunks cross row groups and finish out of order.
     let o = Map::dialogues(&out)
@@ -33,8 +32,7 @@ fn python_mapper_output_equals_a_plain_python_loop_in_input_order() {
 
 #[test]
 fn identity_copies_the_input_exactly() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let out = dir.path().join("copy");
     let o = Map::dialogues(&out)
         .workers(2)
@@ -74,9 +72,12 @@ fn identity_copies_the_input_exactly() {
     let bad = run(flywheel()
         .args(["table", "head", "--columns", "nope"])
         .arg(&out));
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr)
-        .contains("no column 'nope' (columns: id, topic, turns)"));
+    assert_exit(
+        &bad,
+        2,
+        "head --columns nope",
+        &["no column 'nope' (columns: id, topic, turns)"],
+    );
     // table info shows the version and row count.
     let v = info(&out);
     assert_eq!(
@@ -106,23 +107,19 @@ fn a_mapper_that_always_fails_publishes_nothing_and_exits_1() {
         .max_attempts(2)
         .mapper(format!("{}:explode", mapper.display()))
         .run();
-    assert_eq!(o.code(), Some(1));
-    let stderr = o.stderr_text();
-    assert!(
-        stderr.contains("error: job failed, nothing was published"),
-        "{stderr}"
+    o.assert_failed(
+        "a mapper raising on row 123",
+        &[
+            "error: job failed, nothing was published",
+            "cannot handle dialogue 123",
+            "row 123",
+        ],
     );
-    assert!(
-        stderr.contains("cannot handle dialogue 123") && stderr.contains("row 123"),
-        "{stderr}"
-    );
-    assert!(!o.published(), "no version may exist after a failed job");
 }
 
 #[test]
 fn a_crashing_mapper_costs_one_attempt_and_the_job_completes() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let marker = dir.path().join("crashed-once");
     let mapper = write_file(
         dir.path(),

@@ -22,8 +22,7 @@ fn ids_of(rows: &[serde_json::Value]) -> Vec<u64> {
 
 #[test]
 fn every_mapper_form_produces_its_rows_in_order() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let m = write_file(
         dir.path(),
         "forms.py",
@@ -92,8 +91,7 @@ fn check_forms(py: &Path, dir: &Path, m: &Path, protocol: &str) {
 
 #[test]
 fn an_exec_mapper_in_shell_speaks_the_protocol() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     // A mapper in POSIX shell: emits {"row": {"n": <line length>, "tag": $FLYWHEEL_ARG_TAG}} per input row.
     let sh = exec_mapper(
         dir.path(),
@@ -111,9 +109,11 @@ while IFS= read -r header; do
 done
 "#,
     );
-    let o = map(dir.path(), &sh).mapper_arg("tag=shell").run();
-    assert!(o.status.success());
-    let rows = o.rows(&py);
+    let rows = map(dir.path(), &sh)
+        .mapper_arg("tag=shell")
+        .run()
+        .assert_ok("map")
+        .rows(&py);
     assert_eq!(rows.len(), 500);
     assert!(rows
         .iter()
@@ -122,16 +122,14 @@ done
 
 #[test]
 fn prints_go_to_the_log_not_into_the_data() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let m = write_file(
         dir.path(),
         "noisy.py",
         "import os, sys\ndef f(row):\n    print('processing', row['id'], '{\"row\": {\"fake\": 1}}')\n    os.write(1, b'raw fd 1 write\\n')\n    yield {'id': row['id']}\n",
     );
     let o = map(dir.path(), &format!("{}:f", m.display())).run();
-    assert!(o.status.success());
-    let rows = o.rows(&py);
+    let rows = o.assert_ok("map").rows(&py);
     assert_eq!(ids_of(&rows), (0..500).collect::<Vec<_>>());
     assert!(rows.iter().all(|r| r.get("fake").is_none()));
     let log = o.stderr_text();
@@ -144,8 +142,7 @@ fn prints_go_to_the_log_not_into_the_data() {
 
 #[test]
 fn a_killed_segfaulting_exiting_or_hanging_mapper_costs_one_attempt() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     for (name, action) in [
         ("sigkill", "os.kill(os.getpid(), signal.SIGKILL)"),
         ("segfault", "ctypes.string_at(0)"),
@@ -197,8 +194,7 @@ fn a_killed_segfaulting_exiting_or_hanging_mapper_costs_one_attempt() {
 
 #[test]
 fn start_runs_once_per_worker_process_across_many_chunks() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let count = dir.path().join("starts");
     std::fs::create_dir(&count).unwrap();
     let m = write_file(
@@ -209,14 +205,14 @@ fn start_runs_once_per_worker_process_across_many_chunks() {
             count.display().to_string()
         ),
     );
-    let o = Map::dialogues(dir.path().join("t"))
+    let rows = Map::dialogues(dir.path().join("t"))
         .workers(3)
         .chunk_rows(20)
         .args(["--seed", "7"])
         .mapper(format!("{}:C", m.display()))
-        .run();
-    assert!(o.status.success());
-    let rows = o.rows(&py);
+        .run()
+        .assert_ok("map")
+        .rows(&py);
     let chunks: std::collections::BTreeSet<u64> =
         rows.iter().map(|r| r["chunk"].as_u64().unwrap()).collect();
     assert_eq!(chunks.len(), 25, "25 chunks ran");
@@ -277,33 +273,26 @@ fn an_answer_for_another_chunk_is_never_accepted() {
         .max_attempts(1)
         .mapper(&sh)
         .run();
-    assert_eq!(o.code(), Some(1));
-    assert!(o
-        .stderr_text()
-        .contains("ended chunk 999 while chunk 0 was running"));
-    assert!(!o.published());
+    o.assert_failed(
+        "an end for chunk 999",
+        &["ended chunk 999 while chunk 0 was running"],
+    );
 }
 
 #[test]
 fn dates_times_and_decimals_from_a_mapper_are_stored_on_both_paths() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let m = write_file(
         dir.path(),
         "dt.py",
         "import datetime, decimal\ndef f(row):\n    yield {'id': row['id'], 'when': datetime.datetime(2024, 1, 2, 3, 4, 5), 'day': datetime.date(2024, 1, 2), 'price': decimal.Decimal('1.25')}\n",
     );
-    for (name, python) in [
-        ("json", "python3".to_string()),
-        ("arrow", py.display().to_string()),
-    ] {
-        let o = Map::dialogues(dir.path().join(name))
+    let runs = rows_on_both_paths(&py, |name| {
+        Map::dialogues(dir.path().join(name))
             .max_attempts(1)
-            .python(&python)
             .mapper(format!("{}:f", m.display()))
-            .run();
-        assert!(o.status.success(), "{name}");
-        let rows = o.rows(&py);
+    });
+    for (name, rows) in runs {
         assert_eq!(rows.len(), 500, "{name}");
         assert_eq!(rows[0]["price"], "1.25", "{name}");
         assert!(

@@ -44,25 +44,41 @@ fn texts(py: &Path, path: &Path, column: &str, n: usize) {
     assert!(o.status.success());
 }
 
+/// What the model tests start with: the Python with torch, a temporary directory with the tiny
+/// models (their folder is returned), and an input `in.parquet` of `n` texts in `column`;
+/// `None` after a counted skip.
+fn ml_setup(column: &str, n: usize) -> Option<(PathBuf, tempfile::TempDir, PathBuf, PathBuf)> {
+    let py = ml_or_skip()?;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let models = tiny_models(&py, dir.path());
+    let input = dir.path().join("in.parquet");
+    texts(&py, &input, column, n);
+    Some((py, dir, models, input))
+}
+
+/// A shipped mapper (`flywheel:NAME`) over `input` with the model in the folder `model`.
+fn shipped_map(py: &Path, (input, out): (&Path, &Path), mapper: &str, model: &Path) -> Map {
+    Map::new(input, out)
+        .workers(2)
+        .mapper(mapper)
+        .python(py)
+        .mapper_arg(format!("model={}", model.display()))
+}
+
 #[test]
 fn generate_writes_one_row_per_prompt_in_order_on_cpu() {
-    let Some(py) = ml_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let models = tiny_models(&py, dir.path());
-    let prompts = dir.path().join("prompts.parquet");
-    texts(&py, &prompts, "prompt", 23);
+    let Some((py, dir, models, prompts)) = ml_setup("prompt", 23) else {
+        return;
+    };
     let out = dir.path().join("answers");
-    let o = Map::new(&prompts, &out)
-        .workers(2)
-        .mapper("flywheel:generate")
+    let lm = models.join("lm");
+    let rows = shipped_map(&py, (&prompts, &out), "flywheel:generate", &lm)
         .chunk_rows(5)
-        .python(&py)
-        .mapper_arg(format!("model={}", models.join("lm").display()))
         .mapper_arg("column=prompt")
         .mapper_arg("max_new_tokens=6")
-        .run();
-    assert!(o.status.success());
-    let rows = o.rows(&py);
+        .run()
+        .assert_ok("map")
+        .rows(&py);
     assert_eq!(rows.len(), 23, "one row per prompt");
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r["id"], i, "input order kept");
@@ -78,18 +94,12 @@ fn generate_writes_one_row_per_prompt_in_order_on_cpu() {
 
 #[test]
 fn embed_writes_normalised_vectors_of_the_model_width() {
-    let Some(py) = ml_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let models = tiny_models(&py, dir.path());
-    let input = dir.path().join("texts.parquet");
-    texts(&py, &input, "text", 17);
+    let Some((py, dir, models, input)) = ml_setup("text", 17) else {
+        return;
+    };
     let out = dir.path().join("vectors");
-    let o = Map::new(&input, &out)
-        .workers(2)
-        .mapper("flywheel:embed")
+    let o = shipped_map(&py, (&input, &out), "flywheel:embed", &models.join("enc"))
         .chunk_rows(4)
-        .python(&py)
-        .mapper_arg(format!("model={}", models.join("enc").display()))
         .mapper_arg("batch_size=3")
         .run();
     assert!(o.status.success());
@@ -120,8 +130,7 @@ fn embed_writes_normalised_vectors_of_the_model_width() {
 
 #[test]
 fn bad_configurations_fail_before_any_worker_starts() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let prompts = dir.path().join("prompts.parquet");
     texts(&py, &prompts, "prompt", 5);
     // A model directory flywheel accepts (a config.json) without loading it.

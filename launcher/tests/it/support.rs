@@ -90,6 +90,13 @@ pub fn pyarrow_or_skip() -> Option<PathBuf> {
     py
 }
 
+/// What most tests start with: the Python with pyarrow and a temporary directory; `None` after
+/// a counted skip.
+pub fn setup() -> Option<(PathBuf, tempfile::TempDir)> {
+    let py = pyarrow_or_skip()?;
+    Some((py, tempfile::tempdir().expect("a temporary directory")))
+}
+
 /// A Python interpreter that can import pyarrow: $FLYWHEEL_TEST_PYTHON, else the repo's .venv.
 pub fn pyarrow_python() -> Option<PathBuf> {
     let candidates = [
@@ -187,6 +194,14 @@ pub fn ids_parquet(py: &Path, path: &Path, start: u64, n: u64) {
     assert!(o.status.success(), "writing {} failed", path.display());
 }
 
+/// Writes `dir/in.parquet`, an input of `n` rows with an int64 column `id` = 0..n, and returns
+/// its path.
+pub fn ids_input(py: &Path, dir: &Path, n: u64) -> PathBuf {
+    let p = dir.join("in.parquet");
+    ids_parquet(py, &p, 0, n);
+    p
+}
+
 /// The `id` column of a table version, read with pyarrow only.
 pub fn ids(py: &Path, table: &Path, version: Option<u64>) -> Vec<u64> {
     read_with_pyarrow(py, table, version)["rows"]
@@ -277,6 +292,26 @@ pub fn exec_mapper(dir: &Path, name: &str, body: &str) -> String {
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("make the mapper executable");
     format!("exec:{}", path.display())
+}
+
+/// Asserts a command exited with `code` and its stderr says every one of `says`; `what` names
+/// the case.
+pub fn assert_exit(o: &Output, code: i32, what: &str, says: &[&str]) {
+    let err = stderr_text(o);
+    assert_eq!(o.status.code(), Some(code), "{what}: exit status: {err}");
+    for s in says {
+        assert!(err.contains(s), "{what}: the error says {s:?}: {err}");
+    }
+}
+
+/// Asserts a command succeeded and its stdout says every one of `says`; returns the stdout.
+pub fn assert_prints(o: &Output, what: &str, says: &[&str]) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{what}: {}", stderr_text(o));
+    for s in says {
+        assert!(out.contains(s), "{what}: expected {s:?} in: {out}");
+    }
+    out
 }
 
 /// A command's stderr as text.
@@ -393,11 +428,6 @@ impl Map {
         self
     }
 
-    /// The output table's directory.
-    pub fn output(&self) -> &Path {
-        &self.output
-    }
-
     /// The command, to spawn or to change further.
     pub fn command(&self) -> Command {
         let mut c = flywheel();
@@ -468,6 +498,13 @@ impl Ran {
         self
     }
 
+    /// Asserts the job failed (exit 1), published nothing, and its stderr says every one of
+    /// `says`; `what` names the case.
+    pub fn assert_failed(&self, what: &str, says: &[&str]) {
+        assert_exit(self, 1, what, says);
+        assert!(!self.published(), "{what}: a failed job publishes nothing");
+    }
+
     /// The output table's rows, read with pyarrow only.
     pub fn rows(&self, py: &Path) -> Vec<Value> {
         rows(py, &self.table, None)
@@ -488,6 +525,27 @@ impl Ran {
 /// `function`.
 pub fn py_mapper(dir: &Path, file: &str, code: &str, function: &str) -> String {
     format!("{}:{function}", write_file(dir, file, code).display())
+}
+
+/// The two mapper paths of a Python mapper, by name: JSON lines (`python3`, which lacks
+/// pyarrow) and Arrow IPC (`py`, which has it), each with its `--python`.
+pub fn both_paths(py: &Path) -> [(&'static str, String); 2] {
+    [
+        ("json", "python3".to_string()),
+        ("arrow", py.display().to_string()),
+    ]
+}
+
+/// Runs the map `map(path name)` gives with each mapper path's `--python` (see `both_paths`);
+/// each must succeed. Returns each path's name and the rows of its table, read with pyarrow.
+pub fn rows_on_both_paths(py: &Path, map: impl Fn(&str) -> Map) -> Vec<(&'static str, Vec<Value>)> {
+    both_paths(py)
+        .into_iter()
+        .map(|(name, python)| {
+            let rows = map(name).python(python).run().assert_ok(name).rows(py);
+            (name, rows)
+        })
+        .collect()
 }
 
 /// Whether `py` can import `module`.

@@ -33,8 +33,7 @@ fn python_map(out: &Path, mapper: &str, python: &str, chunk_rows: u64) -> Map {
 
 #[test]
 fn the_seed_schema_round_trips_through_flywheel_and_pyarrow() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let out = dir.path().join("media");
     let o = Map::dialogues(&out)
         .workers(2)
@@ -62,19 +61,13 @@ fn the_seed_schema_round_trips_through_flywheel_and_pyarrow() {
     check_seed(&py, &copy);
     // A Python mapper gets binary columns as bytes, on both protocol paths.
     let m = py_mapper(dir.path(), "lens.py", "def f(row):\n    v = row['video']\n    yield {'is_bytes': isinstance(v, bytes), 'png': v[:4] == b'\\x89PNG', 'tracks': sorted(row['audio_tracks'] if isinstance(row['audio_tracks'], dict) else dict(row['audio_tracks']))}\n", "f");
-    for (protocol, python) in [
-        ("json", "python3".to_string()),
-        ("arrow", py.display().to_string()),
-    ] {
-        let lens = dir.path().join(format!("lens-{protocol}"));
-        let o = Map::new(&out, &lens)
+    let runs = rows_on_both_paths(&py, |protocol| {
+        Map::new(&out, dir.path().join(format!("lens-{protocol}")))
             .chunk_rows(100)
-            .python(&python)
             .mapper(&m)
             .env("FLYWHEEL_PROTOCOL", protocol)
-            .run();
-        assert!(o.status.success(), "{protocol}");
-        let rows = o.rows(&py);
+    });
+    for (protocol, rows) in runs {
         assert_eq!(rows.len(), 500);
         assert!(
             rows.iter()
@@ -158,14 +151,8 @@ def f(row):
                 .max_attempts(1)
                 .schema(schema)
                 .run();
-            assert_eq!(o.code(), Some(1), "{case}");
-            let stderr = o.stderr_text();
-            assert!(stderr.contains(message), "{case}: {stderr}");
-            assert!(
-                stderr.contains("from input row 37 of"),
-                "{case}: the input row is named: {stderr}"
-            );
-            assert!(!has_version(&out), "{case}: nothing may be published");
+            // The value's fault, and the input row named.
+            o.assert_failed(case, &[message, "from input row 37 of"]);
         }
     }
     // With --on-row-error skip the bad row goes to _errors and the rest is published.
@@ -206,12 +193,9 @@ def f(row):
             .schema("n: int, s: str")
             .run();
         if policy == "fail" {
-            assert_eq!(o.code(), Some(1));
-            let stderr = o.stderr_text();
-            assert!(
-                stderr.contains("from input row 37 of")
-                    && stderr.contains("column 's': expected str, got null"),
-                "{stderr}"
+            o.assert_failed(
+                "a null in a required column",
+                &["from input row 37 of", "column 's': expected str, got null"],
             );
         } else {
             assert!(o.status.success());
@@ -243,8 +227,7 @@ fn map_identity(input: impl AsRef<std::ffi::OsStr>, out: &Path, mode: &str) -> M
 
 #[test]
 fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let t = dir.path().join("t");
     let half = py_mapper(
         dir.path(),
@@ -252,14 +235,12 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
         "def f(row):\n    if row['id'] % 2 == 0:\n        yield row\n",
         "f",
     );
-    assert!(map_identity(dialogues(), &t, "create")
+    map_identity(dialogues(), &t, "create")
         .run()
-        .status
-        .success());
-    assert!(map_identity(dialogues(), &t, "append")
+        .assert_ok("create");
+    map_identity(dialogues(), &t, "append")
         .run()
-        .status
-        .success());
+        .assert_ok("append");
     let o = Map::dialogues(&t)
         .chunk_rows(128)
         .mode("overwrite")
@@ -298,13 +279,14 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
     let dry = run(flywheel()
         .args(["table", "vacuum", "--keep", "1", "--dry-run"])
         .arg(&t));
-    assert!(dry.status.success());
-    let listed = String::from_utf8_lossy(&dry.stdout);
-    assert!(
-        listed.contains("would remove version 1")
-            && listed.contains("would remove version 2")
-            && listed.contains("c999999"),
-        "{listed}"
+    assert_prints(
+        &dry,
+        "vacuum --dry-run",
+        &[
+            "would remove version 1",
+            "would remove version 2",
+            "c999999",
+        ],
     );
     assert_eq!(
         std::fs::read_dir(t.join("data")).unwrap().count(),
@@ -329,9 +311,11 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
     let gone = run(flywheel()
         .args(["table", "info"])
         .arg(format!("{}@1", t.display())));
-    assert_eq!(gone.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&gone.stderr).contains("version 1 does not exist (latest is 3)")
+    assert_exit(
+        &gone,
+        2,
+        "a vacuumed version",
+        &["version 1 does not exist (latest is 3)"],
     );
 }
 
@@ -339,15 +323,13 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
 fn vacuum_refuses_while_a_job_is_writing() {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("t");
-    assert!(map_identity(dialogues(), &t, "create")
+    map_identity(dialogues(), &t, "create")
         .run()
-        .status
-        .success());
+        .assert_ok("create");
     std::fs::create_dir_all(t.join("_active")).unwrap();
     std::fs::write(t.join("_active/123-1.json"), "{}").unwrap();
     let o = run(flywheel().args(["table", "vacuum"]).arg(&t));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("a job is writing to this table"));
+    assert_exit(&o, 2, "vacuum", &["a job is writing to this table"]);
     assert!(run(flywheel().args(["table", "vacuum", "--force"]).arg(&t))
         .status
         .success());
@@ -360,10 +342,9 @@ fn a_commit_killed_at_any_step_leaves_the_old_or_the_new_version() {
     for step in flywheel_formats::COMMIT_STEPS {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path().join("t");
-        assert!(map_identity(dialogues(), &t, "create")
+        map_identity(dialogues(), &t, "create")
             .run()
-            .status
-            .success());
+            .assert_ok("create");
         let o = map_identity(dialogues(), &t, "append")
             .env("FLYWHEEL_CRASH_AT", step)
             .run();
@@ -390,26 +371,20 @@ fn a_commit_killed_at_any_step_leaves_the_old_or_the_new_version() {
             "{step}: the version appears exactly at the link"
         );
         // The table stays usable: the next append lands on top.
-        assert!(
-            map_identity(dialogues(), &t, "append")
-                .run()
-                .status
-                .success(),
-            "{step}"
-        );
+        map_identity(dialogues(), &t, "append")
+            .run()
+            .assert_ok(step);
         assert_eq!(ids(&py, &t, None).len(), rows + 500, "{step}");
     }
 }
 
 #[test]
 fn concurrent_writers_never_lose_an_update_and_only_one_creator_wins() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let t = dir.path().join("appends");
-    assert!(map_identity(dialogues(), &t, "create")
+    map_identity(dialogues(), &t, "create")
         .run()
-        .status
-        .success());
+        .assert_ok("create");
     let spawn = |out: &Path, mode: &str| {
         Map::dialogues(out)
             .identity()
