@@ -39,7 +39,7 @@ fn slow_mapper(dir: &Path, secs: f64, fail_every: u64) -> String {
             "import time\ndef f(row):\n    time.sleep({secs})\n    if {fail_every} and row['id'] % {fail_every} == 0:\n        raise ValueError('bad row')\n    yield {{'id': row['id']}}\n"
         ),
     )
-    .unwrap();
+    .expect("the test writes its file");
     format!("{}:f", file.display())
 }
 
@@ -60,7 +60,7 @@ fn kill_after_accepted(map: Map, out: &Path, n: usize) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .expect("flywheel starts");
     let start = Instant::now();
     while accepted_chunks(out) < n {
         assert!(
@@ -68,12 +68,12 @@ fn kill_after_accepted(map: Map, out: &Path, n: usize) {
             "no progress to kill"
         );
         assert!(
-            child.try_wait().unwrap().is_none(),
+            child.try_wait().expect("the child is waited for").is_none(),
             "the job ended before it could be killed"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    child.kill().unwrap();
+    child.kill().expect("the child is killed");
     let _ = child.wait();
 }
 
@@ -133,8 +133,7 @@ fn a_kill_at_every_step_of_a_jobs_end_then_resume_publishes_exactly_once() {
             .env("FLYWHEEL_CRASH_AT", step)
             .run();
         assert_eq!(o.status.signal(), Some(9), "{step}: killed");
-        let s = run(flywheel().arg("status").arg(&t));
-        let status = String::from_utf8_lossy(&s.stdout).to_string();
+        let status = status_of(&t);
         let o = python_map(&py, &input, &t, &mapper, "append")
             .on_row_error("skip")
             .arg("--resume")
@@ -166,7 +165,7 @@ fn kill_loop_every_append_lands_exactly_once() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let input = ids_input(&py, dir.path(), 2000);
     let t = dir.path().join("t");
     let t0 = Instant::now();
@@ -174,7 +173,7 @@ fn kill_loop_every_append_lands_exactly_once() {
     let clean = t0.elapsed();
     let mut seed: u64 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("the clock is past the epoch")
         .as_nanos() as u64
         | 1;
     eprintln!("kill loop seed {seed}, clean run {clean:?}");
@@ -193,11 +192,13 @@ fn kill_loop_every_append_lands_exactly_once() {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
+            .expect("flywheel starts");
         if i % 3 == 0 {
             // The publish window: kill as soon as the new manifest appears.
             let start = Instant::now();
-            while versions(&t).len() == before && child.try_wait().unwrap().is_none() {
+            while versions(&t).len() == before
+                && child.try_wait().expect("the child is waited for").is_none()
+            {
                 assert!(start.elapsed() < Duration::from_secs(60), "no publish");
                 std::hint::spin_loop();
             }
@@ -241,7 +242,7 @@ fn three_resumes_at_once_one_publishes_the_others_name_the_holder() {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
-                .unwrap()
+                .expect("flywheel starts")
         })
         .collect();
     let outs: Vec<Output> = children
@@ -276,7 +277,7 @@ fn vacuum_racing_twenty_starting_jobs_never_removes_a_published_file() {
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
-                .unwrap(),
+                .expect("flywheel starts"),
         );
         // Vacuum between the starts, while earlier jobs run.
         let _ = flywheel()
@@ -296,11 +297,12 @@ fn vacuum_racing_twenty_starting_jobs_never_removes_a_published_file() {
     eprintln!("{vacuums} vacuums ran beside the jobs");
     // Every version still listed names files that exist, whole.
     for name in versions(&t) {
-        let m: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(t.join("_versions").join(&name)).unwrap())
-                .unwrap();
-        for f in m["files"].as_array().unwrap() {
-            let p = t.join(f["path"].as_str().unwrap());
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(t.join("_versions").join(&name)).expect("the file is read"),
+        )
+        .expect("the output is JSON");
+        for f in m["files"].as_array().expect("an array") {
+            let p = t.join(f["path"].as_str().expect("a string"));
             let len = std::fs::metadata(&p)
                 .unwrap_or_else(|e| panic!("{name}: {} is gone: {e}", p.display()))
                 .len();
@@ -350,8 +352,7 @@ fn status_and_resume_agree_and_no_append_is_dropped() {
         .env("FLYWHEEL_CRASH_AT", "job-locked")
         .run();
     assert_eq!(o.status.signal(), Some(9));
-    let s = run(flywheel().arg("status").arg(&t));
-    assert!(String::from_utf8_lossy(&s.stdout).contains("finished: published version 1"));
+    assert!(status_of(&t).contains("finished: published version 1"));
     let o = identity(&input, &t, "append").arg("--resume").run();
     assert!(o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
@@ -368,9 +369,8 @@ fn status_and_resume_agree_and_no_append_is_dropped() {
         .env("FLYWHEEL_CRASH_AT", "published")
         .run();
     assert_eq!(o.status.signal(), Some(9));
-    let s = run(flywheel().arg("status").arg(&c));
     assert!(
-        String::from_utf8_lossy(&s.stdout).contains("finished: published version 1"),
+        status_of(&c).contains("finished: published version 1"),
         "status sees the committed version"
     );
     let o = identity(&input, &c, "create").arg("--resume").run();
@@ -387,21 +387,21 @@ fn append_onto_a_damaged_version_is_refused() {
         let t = dir.path().join(damage);
         identity(&input, &t, "create").run().assert_ok(damage);
         let m: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(t.join("_versions").join(&versions(&t)[0])).unwrap(),
+            &std::fs::read(t.join("_versions").join(&versions(&t)[0])).expect("the file is read"),
         )
-        .unwrap();
-        let victim: PathBuf = t.join(m["files"][1]["path"].as_str().unwrap());
+        .expect("the output is JSON");
+        let victim: PathBuf = t.join(m["files"][1]["path"].as_str().expect("a string"));
         match damage {
-            "delete" => std::fs::remove_file(&victim).unwrap(),
+            "delete" => std::fs::remove_file(&victim).expect("the file is removed"),
             _ => std::fs::OpenOptions::new()
                 .write(true)
                 .open(&victim)
-                .unwrap()
+                .expect("the file opens")
                 .set_len(10)
-                .unwrap(),
+                .expect("the file is truncated"),
         }
         let o = identity(&input, &t, "append").run();
-        let file = m["files"][1]["path"].as_str().unwrap();
+        let file = m["files"][1]["path"].as_str().expect("a string");
         assert_exit(&o, 2, damage, &["is damaged", file]);
         assert_eq!(versions(&t).len(), 1, "{damage}: nothing published");
     }
@@ -412,7 +412,7 @@ fn an_edited_journal_is_checked_against_the_files() {
     let Some((py, dir)) = setup() else { return };
     let Interrupted { input, mapper, t } = interrupted_create(&py, dir.path());
     let journal = t.join("_journal.jsonl");
-    let text = std::fs::read_to_string(&journal).unwrap();
+    let text = std::fs::read_to_string(&journal).expect("the file is read");
     let edited: Vec<String> = text
         .lines()
         .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
@@ -423,7 +423,7 @@ fn an_edited_journal_is_checked_against_the_files() {
             _ => l.to_string(),
         })
         .collect();
-    std::fs::write(&journal, edited.join("\n") + "\n").unwrap();
+    std::fs::write(&journal, edited.join("\n") + "\n").expect("the test writes its file");
     let o = python_map(&py, &input, &t, &mapper, "create")
         .arg("--resume")
         .run();

@@ -48,20 +48,20 @@ fn stats_json_equals_what_pyarrow_computes() {
     let t = generated_table(&py, dir.path(), 6000);
     let o = run(flywheel().args(["table", "stats", "--json"]).arg(&t));
     assert!(o.status.success());
-    let ours: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ours: Value = serde_json::from_slice(&o.stdout).expect("the output is JSON");
     let theirs = py_json(
         &py,
         "stats_reference.py",
         &[t.display().to_string(), "1".into()],
     );
     assert_eq!(ours["rows"], theirs["rows"]);
-    let ours = ours["columns"].as_array().unwrap();
-    let theirs = theirs["columns"].as_array().unwrap();
+    let ours = ours["columns"].as_array().expect("an array");
+    let theirs = theirs["columns"].as_array().expect("an array");
     assert_eq!(ours.len(), theirs.len());
     for (o, r) in ours.iter().zip(theirs) {
-        let name = r["name"].as_str().unwrap();
+        let name = r["name"].as_str().expect("a string");
         assert_eq!(o["name"], r["name"]);
-        for (key, want) in r.as_object().unwrap() {
+        for (key, want) in r.as_object().expect("an object") {
             let got = &o[key.as_str()];
             assert!(
                 close(got, want),
@@ -75,14 +75,19 @@ fn stats_json_equals_what_pyarrow_computes() {
             "{name}: top values"
         );
     }
-    let by = |n: &str| ours.iter().find(|c| c["name"] == n).unwrap().clone();
+    let by = |n: &str| {
+        ours.iter()
+            .find(|c| c["name"] == n)
+            .expect("the column is listed")
+            .clone()
+    };
     // i² mod 5 is 0, 1 or 4: three labels.
     let label = by("label");
     let top: Vec<&str> = label["top"]
         .as_array()
-        .unwrap()
+        .expect("an array")
         .iter()
-        .map(|v| v["value"].as_str().unwrap())
+        .map(|v| v["value"].as_str().expect("a string"))
         .collect();
     assert_eq!(top.len(), 3, "label is categorical: {top:?}");
     assert!(by("id").get("top").is_none(), "ids are not categorical");
@@ -106,7 +111,7 @@ fn query_sees_the_version_it_names_and_matches_duckdb() {
     if !available(python_has(&py, "duckdb"), "DuckDB in the test Python") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let ids = dir.path().join("ids.parquet");
     ids_parquet(&py, &ids, 0, 100_000);
     let t = dir.path().join("t");
@@ -128,13 +133,13 @@ fn query_sees_the_version_it_names_and_matches_duckdb() {
     let at1 = format!("{}@1", t.display());
     let o = run(flywheel().args(["query", sql, "--format", "json", "--table", &at1]));
     assert!(o.status.success());
-    let ours: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ours: Value = serde_json::from_slice(&o.stdout).expect("the output is JSON");
     let duck = py_json(
         &py,
         "duckdb_query.py",
         &[t.display().to_string(), "1".into(), sql.into()],
     );
-    assert_eq!(ours.as_array().unwrap().len(), 37, "37 buckets");
+    assert_eq!(ours.as_array().expect("an array").len(), 37, "37 buckets");
     assert_eq!(ours, duck, "flywheel query and DuckDB disagree");
 
     let count = |address: &str| -> u64 {
@@ -149,7 +154,11 @@ fn query_sees_the_version_it_names_and_matches_duckdb() {
         assert!(o.status.success());
         let text = String::from_utf8_lossy(&o.stdout).to_string();
         assert_eq!(text.lines().next(), Some("n"));
-        text.lines().nth(1).unwrap().parse().unwrap()
+        text.lines()
+            .nth(1)
+            .expect("a second line")
+            .parse()
+            .expect("a number")
     };
     assert_eq!(count(&at1), 100_000);
     assert_eq!(count(&t.display().to_string()), 130_000);
@@ -215,10 +224,13 @@ fn show_navigates_json_by_path_and_names_the_deepest_existing_prefix() {
 
     // The whole row, and raw bytes of an image.
     let o = show(&["--row", "3"]);
-    let row: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row: Value = serde_json::from_slice(&o.stdout).expect("the output is JSON");
     assert_eq!(row["id"], 3);
     assert_eq!(row["meta"]["turns"][0]["text"], "hello 3");
-    assert!(row["image"].as_str().unwrap().starts_with("<image/png"));
+    assert!(row["image"]
+        .as_str()
+        .expect("a string")
+        .starts_with("<image/png"));
     let o = show(&["--row", "3", "--path", "image", "--raw"]);
     assert!(o.stdout.starts_with(b"\x89PNG"));
     assert_eq!(o.stdout.last(), Some(&3u8));
@@ -231,7 +243,8 @@ fn rerun_reproduces_a_version_and_refuses_a_changed_mapper() {
     let Some((py, dir)) = setup() else { return };
     // The mapper is a copy that the test then edits; it uses the per-chunk seed.
     let mapper_file = dir.path().join("seeded.py");
-    std::fs::copy(root().join("launcher/tests/it/bucket.py"), &mapper_file).unwrap();
+    std::fs::copy(root().join("launcher/tests/it/bucket.py"), &mapper_file)
+        .expect("the file is copied");
     let ids = dir.path().join("ids.parquet");
     ids_parquet(&py, &ids, 0, 5000);
     let t = dir.path().join("t");
@@ -283,9 +296,9 @@ fn rerun_reproduces_a_version_and_refuses_a_changed_mapper() {
     );
 
     // A changed mapper file: a lineage mismatch before anything runs.
-    let mut text = std::fs::read_to_string(&mapper_file).unwrap();
+    let mut text = std::fs::read_to_string(&mapper_file).expect("the file is read");
     text.push_str("\n# edited\n");
-    std::fs::write(&mapper_file, text).unwrap();
+    std::fs::write(&mapper_file, text).expect("the test writes its file");
     let never = dir.path().join("never");
     let o = run(flywheel()
         .args(["rerun", &format!("{}@1", t.display()), "--output"])

@@ -43,7 +43,7 @@ fn the_same_rows_in_every_format_map_to_equal_tables() {
     if cfg!(feature = "hdf5") && !available(python_has(&py, "h5py"), "h5py in the test Python") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     make_inputs(&py, dir.path());
     let mut reference: Option<Value> = None;
     for (chunk_rows, workers) in [(997u64, 3u32), (25_000, 1), (100_000, 2)] {
@@ -74,7 +74,7 @@ fn the_same_rows_in_every_format_map_to_equal_tables() {
 
 fn expect_bad_input(input: impl AsRef<std::ffi::OsStr>, needles: &[&str]) {
     let input = Path::new(input.as_ref()).display().to_string();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let out = dir.path().join("t");
     let o = Map::new(&input, &out).identity().chunk_rows(1000).run();
     assert_eq!(o.code(), Some(2), "{input}");
@@ -91,7 +91,7 @@ fn expect_bad_input(input: impl AsRef<std::ffi::OsStr>, needles: &[&str]) {
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
+    std::fs::write(&p, bytes).expect("the test writes its file");
     p
 }
 
@@ -131,13 +131,13 @@ fn every_file_of_the_bad_input_corpus_is_refused_with_exit_2_naming_it() {
 
 #[test]
 fn missing_files_and_empty_globs_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     expect_bad_input(
-        &format!("{}/nope.parquet", dir.path().display()),
+        format!("{}/nope.parquet", dir.path().display()),
         &["nope.parquet' matches no file"],
     );
     expect_bad_input(
-        &format!("{}/*.parquet", dir.path().display()),
+        format!("{}/*.parquet", dir.path().display()),
         &["*.parquet' matches no file"],
     );
     let txt = write(dir.path(), "notes.txt", b"hello");
@@ -146,8 +146,8 @@ fn missing_files_and_empty_globs_are_refused() {
 
 #[test]
 fn a_corrupt_parquet_footer_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut bytes = std::fs::read(dialogues()).unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut bytes = std::fs::read(dialogues()).expect("the file is read");
     let n = bytes.len();
     bytes[n - 20..n - 8].fill(0xff);
     let p = write(dir.path(), "broken.parquet", &bytes);
@@ -160,14 +160,14 @@ fn a_corrupt_parquet_footer_is_refused() {
 fn a_truncated_arrow_file_is_refused() {
     let Some((py, dir)) = setup() else { return };
     make_inputs(&py, dir.path());
-    let bytes = std::fs::read(dir.path().join("data.arrow")).unwrap();
+    let bytes = std::fs::read(dir.path().join("data.arrow")).expect("the file is read");
     let p = write(dir.path(), "cut.arrow", &bytes[..bytes.len() / 2]);
     expect_bad_input(&p, &["cut.arrow: not a readable Arrow IPC file"]);
 }
 
 #[test]
 fn a_jsonl_line_that_is_not_json_is_named_by_file_and_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     // Early: found while planning, before any worker starts.
     let mut text = String::new();
     for i in 0..10 {
@@ -197,7 +197,7 @@ fn a_jsonl_line_that_is_not_json_is_named_by_file_and_line() {
 
 #[test]
 fn a_csv_with_newlines_inside_quotes_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let p = write(dir.path(), "q.csv", b"id,text\n1,\"one\ntwo\"\n2,plain\n");
     expect_bad_input(&p, &["q.csv: line 2: a quoted field spans lines"]);
 }
@@ -205,7 +205,7 @@ fn a_csv_with_newlines_inside_quotes_is_refused() {
 #[cfg(not(feature = "hdf5"))]
 #[test]
 fn hdf5_input_without_the_feature_says_how_to_build() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let p = write(dir.path(), "x.h5", b"\x89HDF\r\n\x1a\n");
     expect_bad_input(
         &p,
@@ -221,13 +221,16 @@ fn ragged_hdf5_datasets_are_refused_and_nd_datasets_become_tensor_columns() {
         "import h5py, numpy as np\nwith h5py.File({:?}, 'w') as f:\n    f['a/x'] = np.arange(10)\n    f['a/y'] = np.arange(9)\n    f['b/x'] = np.arange(6, dtype=np.int32)\n    f['b/emb'] = np.arange(24, dtype=np.float32).reshape(6, 2, 2)\n    f['b/tag'] = np.array([b'a', b'bb', b'ccc', b'', b'e', b'ffffffffffff'], dtype='S12')\n    f['b/ok'] = np.array([True, False, True, True, False, False])\n",
         dir.path().join("m.h5").display().to_string()
     );
-    let o = Command::new(&py).args(["-c", &script]).output().unwrap();
+    let o = Command::new(&py)
+        .args(["-c", &script])
+        .output()
+        .expect("the command runs");
     if !available(o.status.success(), "h5py in the test Python") {
         return;
     }
     let f = dir.path().join("m.h5").display().to_string();
     expect_bad_input(
-        &format!("{f}:/a"),
+        format!("{f}:/a"),
         &["m.h5: HDF5 datasets of group '/a' have different first dimensions (x: 10, y: 9)"],
     );
     let rows = Map::new(format!("{f}:/b"), dir.path().join("t"))
@@ -279,7 +282,7 @@ fn a_table_is_an_input_at_any_version() {
         );
     }
     expect_bad_input(
-        &format!("{}@9", t.display()),
+        format!("{}@9", t.display()),
         &["version 9 does not exist (latest is 2)"],
     );
 }
@@ -338,7 +341,10 @@ fn byte_ranges_without_a_line_start_are_empty_chunks_on_both_protocol_paths() {
             .mapper(format!("{}:f", m.display()))
     });
     for (name, rows) in runs {
-        let ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+        let ids: Vec<u64> = rows
+            .iter()
+            .map(|r| r["id"].as_u64().expect("an integer"))
+            .collect();
         assert_eq!(ids, (0..10).collect::<Vec<_>>(), "{name}");
         assert_eq!(rows[1]["n"], 20_000);
     }

@@ -91,14 +91,14 @@ fn read_parquet_rows(py: &Path, file: &Path) -> Vec<serde_json::Value> {
         .args(["-c", "import sys, json, pyarrow.parquet as pq; json.dump(pq.read_table(sys.argv[1]).to_pylist(), sys.stdout, default=str)"])
         .arg(file)
         .output()
-        .unwrap();
+        .expect("the command runs");
     assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out.stdout).expect("the output is JSON")
 }
 
 #[test]
 fn a_mapper_that_always_fails_publishes_nothing_and_exits_1() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let mapper = write_file(dir.path(), "bad.py", "def explode(row):\n    if row['id'] == 123:\n        raise ValueError('cannot handle dialogue 123')\n    yield row\n");
     let out = dir.path().join("never");
     let o = Map::dialogues(&out)
@@ -143,7 +143,7 @@ fn a_crashing_mapper_costs_one_attempt_and_the_job_completes() {
 
 #[test]
 fn bad_input_is_refused_before_anything_runs_with_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let out = dir.path().join("t");
     let d = dialogues().display().to_string();
     let cases = [
@@ -178,7 +178,7 @@ fn bad_input_is_refused_before_anything_runs_with_exit_2() {
 
 #[test]
 fn create_refuses_an_existing_table_and_overwrite_adds_a_version() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let out = dir.path().join("t");
     let map = |mode: &str| {
         Map::dialogues(&out)

@@ -17,7 +17,9 @@ fn map(dir: &Path, mapper: &str) -> Map {
 
 /// The ids of rows, in order.
 fn ids_of(rows: &[serde_json::Value]) -> Vec<u64> {
-    rows.iter().map(|r| r["id"].as_u64().unwrap()).collect()
+    rows.iter()
+        .map(|r| r["id"].as_u64().expect("an integer"))
+        .collect()
 }
 
 #[test]
@@ -52,7 +54,7 @@ class Batched:
     // Both protocol paths: Arrow IPC (a Python with pyarrow) and JSON lines (forced).
     for protocol in ["arrow", "json"] {
         let pydir = dir.path().join(protocol);
-        std::fs::create_dir_all(&pydir).unwrap();
+        std::fs::create_dir_all(&pydir).expect("the folder is made");
         check_forms(&py, &pydir, &m, protocol);
     }
 }
@@ -76,7 +78,12 @@ fn check_forms(py: &Path, dir: &Path, m: &Path, protocol: &str) {
         .collect();
     let got: Vec<(u64, u64)> = rows
         .iter()
-        .map(|r| (r["id"].as_u64().unwrap(), r["k"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["id"].as_u64().expect("an integer"),
+                r["k"].as_u64().expect("an integer"),
+            )
+        })
         .collect();
     assert_eq!(got, want, "0, 1 and 2 rows per input row, in order");
 
@@ -86,7 +93,9 @@ fn check_forms(py: &Path, dir: &Path, m: &Path, protocol: &str) {
 
     let rows = run_form("Batched", &[]);
     assert_eq!(ids_of(&rows), (0..500).collect::<Vec<_>>());
-    assert!(rows.iter().all(|r| r["n"].as_u64().unwrap() <= 7));
+    assert!(rows
+        .iter()
+        .all(|r| r["n"].as_u64().expect("an integer") <= 7));
 }
 
 #[test]
@@ -117,7 +126,7 @@ done
     assert_eq!(rows.len(), 500);
     assert!(rows
         .iter()
-        .all(|r| r["tag"] == "shell" && r["n"].as_u64().unwrap() > 20));
+        .all(|r| r["tag"] == "shell" && r["n"].as_u64().expect("an integer") > 20));
 }
 
 #[test]
@@ -196,7 +205,7 @@ fn a_killed_segfaulting_exiting_or_hanging_mapper_costs_one_attempt() {
 fn start_runs_once_per_worker_process_across_many_chunks() {
     let Some((py, dir)) = setup() else { return };
     let count = dir.path().join("starts");
-    std::fs::create_dir(&count).unwrap();
+    std::fs::create_dir(&count).expect("the folder is made");
     let m = write_file(
         dir.path(),
         "counted.py",
@@ -213,12 +222,18 @@ fn start_runs_once_per_worker_process_across_many_chunks() {
         .run()
         .assert_ok("map")
         .rows(&py);
-    let chunks: std::collections::BTreeSet<u64> =
-        rows.iter().map(|r| r["chunk"].as_u64().unwrap()).collect();
+    let chunks: std::collections::BTreeSet<u64> = rows
+        .iter()
+        .map(|r| r["chunk"].as_u64().expect("an integer"))
+        .collect();
     assert_eq!(chunks.len(), 25, "25 chunks ran");
-    let pids: std::collections::BTreeSet<u64> =
-        rows.iter().map(|r| r["pid"].as_u64().unwrap()).collect();
-    let starts = std::fs::read_dir(&count).unwrap().count();
+    let pids: std::collections::BTreeSet<u64> = rows
+        .iter()
+        .map(|r| r["pid"].as_u64().expect("an integer"))
+        .collect();
+    let starts = std::fs::read_dir(&count)
+        .expect("the folder is listed")
+        .count();
     assert_eq!(
         starts, 3,
         "start() ran once in each of the 3 worker processes"
@@ -233,8 +248,8 @@ fn start_runs_once_per_worker_process_across_many_chunks() {
         .iter()
         .map(|r| {
             (
-                r["chunk"].as_u64().unwrap(),
-                r["seed"].as_str().unwrap().to_string(),
+                r["chunk"].as_u64().expect("an integer"),
+                r["seed"].as_str().expect("a string").to_string(),
             )
         })
         .collect();
@@ -243,7 +258,7 @@ fn start_runs_once_per_worker_process_across_many_chunks() {
 
 #[test]
 fn mapper_mem_limits_each_mapper_process() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let m = write_file(dir.path(), "hog.py", "def f(row):\n    if row['id'] == 3:\n        x = bytearray(2 * 1024**3)\n    yield {'id': row['id']}\n");
     let out = dir.path().join("t");
     let o = Map::dialogues(&out)
@@ -262,7 +277,7 @@ fn mapper_mem_limits_each_mapper_process() {
 
 #[test]
 fn an_answer_for_another_chunk_is_never_accepted() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     // Answers every chunk with an `end` for chunk 999 and no rows.
     let sh = exec_mapper(
         dir.path(),
@@ -296,7 +311,10 @@ fn dates_times_and_decimals_from_a_mapper_are_stored_on_both_paths() {
         assert_eq!(rows.len(), 500, "{name}");
         assert_eq!(rows[0]["price"], "1.25", "{name}");
         assert!(
-            rows[0]["when"].as_str().unwrap().starts_with("2024-01-02"),
+            rows[0]["when"]
+                .as_str()
+                .expect("a string")
+                .starts_with("2024-01-02"),
             "{name}"
         );
     }

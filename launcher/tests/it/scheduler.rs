@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 fn crashes_on_every_fifth_chunk_and_a_hang_still_give_the_complete_output() {
     let Some((py, dir)) = setup() else { return };
     let marks = dir.path().join("marks");
-    std::fs::create_dir(&marks).unwrap();
+    std::fs::create_dir(&marks).expect("the folder is made");
     let mapper = py_mapper(
         dir.path(),
         "flaky.py",
@@ -76,7 +76,7 @@ fn a_job_killed_halfway_resumes_redoing_at_most_one_chunk_per_worker() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
+        .expect("flywheel starts");
     let start = Instant::now();
     while accepted_chunks(&out) < 10 {
         assert!(
@@ -90,27 +90,28 @@ fn a_job_killed_halfway_resumes_redoing_at_most_one_chunk_per_worker() {
         .arg("-9")
         .arg(child.id().to_string())
         .status()
-        .unwrap();
+        .expect("the command runs");
     let _ = child.wait();
     std::thread::sleep(Duration::from_millis(300));
     let before = accepted_chunks(&out);
     assert!(before < 25, "killed before the end");
     assert!(!has_version(&out), "nothing published by the killed run");
-    let status = run(flywheel().arg("status").arg(&out));
     assert!(
-        String::from_utf8_lossy(&status.stdout).contains("interrupted"),
+        status_of(&out).contains("interrupted"),
         "status shows the interrupted job"
     );
-    let files_before = std::fs::read_dir(out.join("data")).unwrap().count();
+    let files_before = std::fs::read_dir(out.join("data"))
+        .expect("the folder is listed")
+        .count();
 
     let o = map(&out).arg("--resume").arg("--json").run();
     assert!(o.status.success());
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("the output is JSON");
     let redone = report["report"]["workers"]
         .as_array()
-        .unwrap()
+        .expect("an array")
         .iter()
-        .map(|w| w["chunks"].as_u64().unwrap())
+        .map(|w| w["chunks"].as_u64().expect("an integer"))
         .sum::<u64>();
     assert_eq!(
         redone as usize,
@@ -128,8 +129,7 @@ fn a_job_killed_halfway_resumes_redoing_at_most_one_chunk_per_worker() {
     let want = read_with_pyarrow(&py, &clean, None);
     assert_eq!(got["rows"], want["rows"]);
     assert_eq!(got["num_rows"].as_u64(), Some(500));
-    let status = run(flywheel().arg("status").arg(&out));
-    assert!(String::from_utf8_lossy(&status.stdout).contains("finished: published version 1"));
+    assert!(status_of(&out).contains("finished: published version 1"));
 }
 
 #[test]
@@ -155,20 +155,20 @@ fn a_row_that_kills_the_mapper_is_isolated_with_skip() {
     let errors = read_with_pyarrow(&py, &out.join("_errors"), None);
     let mut bad: Vec<u64> = errors["rows"]
         .as_array()
-        .unwrap()
+        .expect("an array")
         .iter()
-        .map(|r| r["row"].as_u64().unwrap())
+        .map(|r| r["row"].as_u64().expect("an integer"))
         .collect();
     bad.sort();
     assert_eq!(bad, vec![123, 124, 400]);
     assert!(errors["rows"][0]["error"]
         .as_str()
-        .unwrap()
+        .expect("a string")
         .contains("the mapper died on this row"));
     assert!(
         errors["rows"][0]["input"]
             .as_str()
-            .unwrap()
+            .expect("a string")
             .contains("\"id\""),
         "the input row is kept"
     );
@@ -176,7 +176,7 @@ fn a_row_that_kills_the_mapper_is_isolated_with_skip() {
 
 #[test]
 fn a_mapper_that_cannot_start_fails_the_job_even_with_skip() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let mapper = py_mapper(
         dir.path(),
         "broken.py",

@@ -83,9 +83,9 @@ fn generate_writes_one_row_per_prompt_in_order_on_cpu() {
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r["id"], i, "input order kept");
         assert!(r["generated"].is_string(), "{r}");
-        let n = r["completion_tokens"].as_u64().unwrap();
+        let n = r["completion_tokens"].as_u64().expect("an integer");
         assert!((1..=6).contains(&n), "{r}");
-        assert!(r["prompt_tokens"].as_u64().unwrap() >= 2, "{r}");
+        assert!(r["prompt_tokens"].as_u64().expect("an integer") >= 2, "{r}");
     }
     // Greedy decoding: the version is reproducible from its lineage.
     let o = run(flywheel().arg("rerun").arg(&out));
@@ -107,7 +107,7 @@ fn embed_writes_normalised_vectors_of_the_model_width() {
     assert!(
         info["schema_text"]
             .as_str()
-            .unwrap()
+            .expect("a string")
             .contains("embedding: vector<24, fp16>"),
         "{}",
         info["schema_text"]
@@ -118,9 +118,9 @@ fn embed_writes_normalised_vectors_of_the_model_width() {
         assert_eq!(r["id"], i);
         let v: Vec<f64> = r["embedding"]
             .as_array()
-            .unwrap()
+            .expect("an array")
             .iter()
-            .map(|x| x.as_f64().unwrap())
+            .map(|x| x.as_f64().expect("a number"))
             .collect();
         assert_eq!(v.len(), 24, "the model's width");
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -135,8 +135,9 @@ fn bad_configurations_fail_before_any_worker_starts() {
     texts(&py, &prompts, "prompt", 5);
     // A model directory flywheel accepts (a config.json) without loading it.
     let model = dir.path().join("model");
-    std::fs::create_dir_all(&model).unwrap();
-    std::fs::write(model.join("config.json"), r#"{"hidden_size": 8}"#).unwrap();
+    std::fs::create_dir_all(&model).expect("the folder is made");
+    std::fs::write(model.join("config.json"), r#"{"hidden_size": 8}"#)
+        .expect("the test writes its file");
     let out = dir.path().join("out");
     let fails = |mapper: &str, args: &[String], python: &Path, expect: &[&str]| {
         let o = args
@@ -190,7 +191,7 @@ fn bad_configurations_fail_before_any_worker_starts() {
     );
     fails(
         "flywheel:summarise",
-        &[m.clone()],
+        std::slice::from_ref(&m),
         &py,
         &["unknown mapper 'flywheel:summarise'"],
     );

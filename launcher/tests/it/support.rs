@@ -327,6 +327,11 @@ pub fn rows(py: &Path, table: &Path, version: Option<u64>) -> Vec<Value> {
         .clone()
 }
 
+/// What `flywheel status TABLE` prints.
+pub fn status_of(table: &Path) -> String {
+    String::from_utf8_lossy(&run(flywheel().arg("status").arg(table)).stdout).into_owned()
+}
+
 /// `flywheel table info --json` of a table address.
 pub fn info(table: impl AsRef<OsStr>) -> Value {
     let o = run(flywheel().args(["table", "info", "--json"]).arg(table));

@@ -80,7 +80,7 @@ fn the_seed_schema_round_trips_through_flywheel_and_pyarrow() {
 
 #[test]
 fn rows_violating_the_schema_fail_naming_row_and_column_and_publish_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let mapper = dir.path().join("bad.py");
     std::fs::write(
         &mapper,
@@ -99,7 +99,7 @@ def f(row):
     yield good
 "#,
     )
-    .unwrap();
+    .expect("the test writes its file");
     let cases = [
         (
             "type",
@@ -141,10 +141,10 @@ def f(row):
             std::fs::write(
                 &file,
                 std::fs::read_to_string(&mapper)
-                    .unwrap()
+                    .expect("the file is read")
                     .replace("CASE\n", &format!("{case:?}\n")),
             )
-            .unwrap();
+            .expect("the test writes its file");
             let out = dir.path().join(format!("out_{case}_{}", python.len()));
             let o = python_map(&out, &format!("{}:f", file.display()), &python, 25)
                 .workers(2)
@@ -160,10 +160,10 @@ def f(row):
     std::fs::write(
         &file,
         std::fs::read_to_string(&mapper)
-            .unwrap()
+            .expect("the file is read")
             .replace("CASE\n", "\"vector\"\n"),
     )
-    .unwrap();
+    .expect("the test writes its file");
     let out = dir.path().join("out_skip");
     let o = Map::dialogues(&out)
         .chunk_rows(25)
@@ -173,7 +173,7 @@ def f(row):
         .run();
     assert!(o.status.success());
     assert_eq!(info(&out)["num_rows"].as_u64(), Some(499));
-    let errors = info(&out.join("_errors"));
+    let errors = info(out.join("_errors"));
     assert_eq!(errors["num_rows"].as_u64(), Some(1));
 
     // The Arrow path (pyarrow in the mapper's Python): a null in a non-nullable column is found
@@ -200,14 +200,14 @@ def f(row):
         } else {
             assert!(o.status.success());
             assert_eq!(info(&out)["num_rows"].as_u64(), Some(499));
-            assert_eq!(info(&out.join("_errors"))["num_rows"].as_u64(), Some(1));
+            assert_eq!(info(out.join("_errors"))["num_rows"].as_u64(), Some(1));
         }
     }
 }
 
 #[test]
 fn a_bad_schema_is_refused_with_its_position() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let o = Map::dialogues(dir.path().join("t"))
         .schema("a: int, b: vectr<3, fp16>")
         .identity()
@@ -268,14 +268,16 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
     }
     // An orphan (a crashed job's file) and the files only versions 1 and 2 reference.
     let orphan = t.join("data/c999999-a1-r1-dead.parquet");
-    std::fs::copy(dialogues(), &orphan).unwrap();
+    std::fs::copy(dialogues(), &orphan).expect("the file is copied");
     let v3_files: Vec<String> =
         String::from_utf8(run(flywheel().args(["table", "files"]).arg(&t)).stdout)
-            .unwrap()
+            .expect("the output is UTF-8")
             .lines()
             .map(str::to_string)
             .collect();
-    let before = std::fs::read_dir(t.join("data")).unwrap().count();
+    let before = std::fs::read_dir(t.join("data"))
+        .expect("the folder is listed")
+        .count();
     let dry = run(flywheel()
         .args(["table", "vacuum", "--keep", "1", "--dry-run"])
         .arg(&t));
@@ -289,15 +291,17 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
         ],
     );
     assert_eq!(
-        std::fs::read_dir(t.join("data")).unwrap().count(),
+        std::fs::read_dir(t.join("data"))
+            .expect("the folder is listed")
+            .count(),
         before,
         "--dry-run removes nothing"
     );
     let vac = run(flywheel().args(["table", "vacuum", "--keep", "1"]).arg(&t));
     assert!(vac.status.success());
     let left: Vec<String> = std::fs::read_dir(t.join("data"))
-        .unwrap()
-        .map(|e| e.unwrap().path().display().to_string())
+        .expect("the folder is listed")
+        .map(|e| e.expect("a folder entry").path().display().to_string())
         .collect();
     assert_eq!(
         left.len(),
@@ -321,13 +325,13 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
 
 #[test]
 fn vacuum_refuses_while_a_job_is_writing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let t = dir.path().join("t");
     map_identity(dialogues(), &t, "create")
         .run()
         .assert_ok("create");
-    std::fs::create_dir_all(t.join("_active")).unwrap();
-    std::fs::write(t.join("_active/123-1.json"), "{}").unwrap();
+    std::fs::create_dir_all(t.join("_active")).expect("the folder is made");
+    std::fs::write(t.join("_active/123-1.json"), "{}").expect("the test writes its file");
     let o = run(flywheel().args(["table", "vacuum"]).arg(&t));
     assert_exit(&o, 2, "vacuum", &["a job is writing to this table"]);
     assert!(run(flywheel().args(["table", "vacuum", "--force"]).arg(&t))
@@ -340,7 +344,7 @@ fn a_commit_killed_at_any_step_leaves_the_old_or_the_new_version() {
     let Some(py) = pyarrow_or_skip() else { return };
     use std::os::unix::process::ExitStatusExt;
     for step in flywheel_formats::COMMIT_STEPS {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let t = dir.path().join("t");
         map_identity(dialogues(), &t, "create")
             .run()
@@ -354,8 +358,13 @@ fn a_commit_killed_at_any_step_leaves_the_old_or_the_new_version() {
             "{step}: the committing process is SIGKILLed"
         );
         let versions: Vec<String> = std::fs::read_dir(t.join("_versions"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .expect("the folder is listed")
+            .map(|e| {
+                e.expect("a folder entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .filter(|n| !n.starts_with('.'))
             .collect();
         let rows = ids(&py, &t, None).len();
@@ -395,11 +404,11 @@ fn concurrent_writers_never_lose_an_update_and_only_one_creator_wins() {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .unwrap()
+            .expect("flywheel starts")
     };
     let children: Vec<_> = (0..8).map(|_| spawn(&t, "append")).collect();
     for c in children {
-        let o = c.wait_with_output().unwrap();
+        let o = c.wait_with_output().expect("flywheel ends");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let v = info(&t);
@@ -412,9 +421,9 @@ fn concurrent_writers_never_lose_an_update_and_only_one_creator_wins() {
     assert_eq!(ids(&py, &t, None).len(), 4500);
     let mut files: Vec<String> = v["files"]
         .as_array()
-        .unwrap()
+        .expect("an array")
         .iter()
-        .map(|f| f["path"].as_str().unwrap().to_string())
+        .map(|f| f["path"].as_str().expect("a string").to_string())
         .collect();
     let n = files.len();
     files.sort();
@@ -425,7 +434,7 @@ fn concurrent_writers_never_lose_an_update_and_only_one_creator_wins() {
     let children: Vec<_> = (0..8).map(|_| spawn(&c, "create")).collect();
     let outcomes: Vec<_> = children
         .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
+        .map(|c| c.wait_with_output().expect("flywheel ends"))
         .collect();
     let winners = outcomes.iter().filter(|o| o.status.success()).count();
     assert_eq!(winners, 1, "exactly one creator wins");
