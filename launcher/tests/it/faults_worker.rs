@@ -29,6 +29,20 @@ fn after_one_chunk(dir: &Path, name: &str, then: &str) -> String {
     )
 }
 
+/// A temporary directory holding the mapper `after_one_chunk(name, then)`; returns both.
+fn dir_with_mapper(name: &str, then: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let m = after_one_chunk(dir.path(), name, then);
+    (dir, m)
+}
+
+/// A temporary directory and the path in it where a mapper is to write a pid.
+fn dir_with_pid_file(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let pid_file = dir.path().join(name);
+    (dir, pid_file)
+}
+
 /// `flywheel map` of the dialogues (500 rows) into `dir/out`: two workers, chunks of 100 rows
 /// and one attempt, unless `extra` says otherwise.
 fn map_once(dir: &Path, out: &str, mapper: &str, extra: &[&str]) -> Map {
@@ -100,8 +114,7 @@ fn read_pid(path: &Path) -> u32 {
 
 #[test]
 fn a_mapper_that_closes_stdout_but_keeps_running_fails_its_chunk_at_once() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let m = after_one_chunk(dir.path(), "closer.sh", "exec 1>&-\nsleep 60\n");
+    let (dir, m) = dir_with_mapper("closer.sh", "exec 1>&-\nsleep 60\n");
     let o = ran_once(dir.path(), "t", &m, &["--workers", "1"], 30);
     o.assert_failed(
         "map",
@@ -111,12 +124,7 @@ fn a_mapper_that_closes_stdout_but_keeps_running_fails_its_chunk_at_once() {
 
 #[test]
 fn a_line_that_is_not_utf8_fails_its_chunk_at_once() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let m = after_one_chunk(
-        dir.path(),
-        "latin1.sh",
-        "printf '\\377\\376 caf\\351\\n'\nsleep 60\n",
-    );
+    let (dir, m) = dir_with_mapper("latin1.sh", "printf '\\377\\376 caf\\351\\n'\nsleep 60\n");
     let o = ran_once(dir.path(), "t", &m, &["--workers", "1"], 30);
     o.assert_failed("map", &["wrote a line that is not JSON"]);
 }
@@ -153,10 +161,16 @@ fn a_program_that_does_not_speak_the_protocol_is_refused_by_the_handshake_deadli
     );
 }
 
+/// Runs the mapper `m` with one worker and `--chunk-timeout SECS` into `dir/t` and asserts the
+/// job failed saying `says`; the caller then checks that what the mapper started is gone.
+fn fails_and_kills_what_it_started(dir: &Path, m: &str, secs: &str, says: &[&str]) {
+    let extra = ["--workers", "1", "--chunk-timeout", secs];
+    ran_once(dir, "t", m, &extra, 30).assert_failed("map", says);
+}
+
 #[test]
 fn a_mapper_that_ignores_sigterm_is_killed_with_everything_it_started() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let pid_file = dir.path().join("sleeper.pid");
+    let (dir, pid_file) = dir_with_pid_file("sleeper.pid");
     // Ignores SIGTERM (so does its child) and hangs past the chunk timeout.
     let m = exec_mapper(
         dir.path(),
@@ -166,14 +180,7 @@ fn a_mapper_that_ignores_sigterm_is_killed_with_everything_it_started() {
             pid_file.display()
         ),
     );
-    let o = ran_once(
-        dir.path(),
-        "t",
-        &m,
-        &["--workers", "1", "--chunk-timeout", "2"],
-        30,
-    );
-    o.assert_failed("map", &["ran past the chunk timeout of 2s"]);
+    fails_and_kills_what_it_started(dir.path(), &m, "2", &["ran past the chunk timeout of 2s"]);
     assert!(
         gone(read_pid(&pid_file)),
         "the process the mapper started was killed with it"
@@ -182,8 +189,7 @@ fn a_mapper_that_ignores_sigterm_is_killed_with_everything_it_started() {
 
 #[test]
 fn a_mapper_that_dies_leaving_a_child_holding_its_stdout_is_seen_dead_at_once() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let pid_file = dir.path().join("orphan.pid");
+    let (dir, pid_file) = dir_with_pid_file("orphan.pid");
     let m = after_one_chunk(
         dir.path(),
         "forker.sh",
@@ -192,14 +198,12 @@ fn a_mapper_that_dies_leaving_a_child_holding_its_stdout_is_seen_dead_at_once() 
             pid_file.display()
         ),
     );
-    let o = ran_once(
+    fails_and_kills_what_it_started(
         dir.path(),
-        "t",
         &m,
-        &["--workers", "1", "--chunk-timeout", "120"],
-        30,
+        "120",
+        &["exited with status 3", "out of cheese"],
     );
-    o.assert_failed("map", &["exited with status 3", "out of cheese"]);
     assert!(gone(read_pid(&pid_file)), "the orphan was killed");
 }
 
@@ -237,12 +241,10 @@ fn a_panic_in_a_worker_thread_fails_the_job_with_the_panic_message() {
 
 #[test]
 fn the_final_error_of_a_drained_job_names_the_real_cause() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
     // Every chunk fails with the same cause. Workers are drained after 5 failures in a row,
     // and the chunks a drained worker held fail with the drain: those were the last errors
     // of the chunk that ran out of attempts ("failed 5 chunks in a row", and nothing else).
-    let m = after_one_chunk(
-        dir.path(),
+    let (dir, m) = dir_with_mapper(
         "full.sh",
         "echo \"OSError: [Errno 28] No space left on device (chunk $chunk)\" >&2\nexit 1\n",
     );
@@ -324,8 +326,7 @@ fn what_a_mapper_says_at_the_end_of_a_chunk_is_checked() {
 
 #[test]
 fn a_mapper_does_not_outlive_a_killed_flywheel() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let pid_file = dir.path().join("mapper.pid");
+    let (dir, pid_file) = dir_with_pid_file("mapper.pid");
     // Hangs in its chunk (the shell becomes `sleep`, so the mapper itself is the sleeper).
     let m = after_one_chunk(
         dir.path(),
