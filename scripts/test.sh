@@ -10,9 +10,33 @@
 #   - the default build's tests, then, where MPI and HDF5 are installed, the all-features build's
 #     tests (mpirun and sbatch end to end).
 # Without root or MPI the cluster tests are skipped and say so. In CI (CI=true) nothing may be
-# skipped: FLYWHEEL_TEST_REQUIRE_ALL=1 turns every skip into a failure.
+# skipped: FLYWHEEL_TEST_REQUIRE_ALL=1 turns every skip into a failure. Every skip is also
+# counted: a test that skips appends a line to $FLYWHEEL_TEST_SKIPS, and the last lines of this
+# script's output say how many tests skipped and why (or "no test skipped").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# One file of skips per build (default, all-features), named in $FLYWHEEL_TEST_SKIPS while the
+# build's tests run.
+SKIPS="$(mktemp -d "${TMPDIR:-/tmp}/flywheel-skips.XXXXXX")"
+skip() { printf '%s\t%s\n' "$2" "$3" >>"$SKIPS/$1"; }
+summary() {
+  # A test skipped in both builds is one line, naming both.
+  local lines
+  lines=$(cd "$SKIPS" && for b in *; do if [ -f "$b" ]; then awk -F '\t' -v b="$b" '{ print $1 "\t" $2 "\t" b }' "$b"; fi; done |
+    awk -F '\t' '{ k = $1 " (" $2 ")"; if (!(k in seen)) { order[++n] = k; seen[k] = $3 } else seen[k] = seen[k] ", " $3 }
+      END { for (i = 1; i <= n; i++) print "   " order[i] " [" seen[order[i]] "]" }')
+  if [ -z "$lines" ]; then
+    echo "== no test skipped"
+  else
+    local n
+    n=$(printf '%s\n' "$lines" | wc -l)
+    if [ "$n" -eq 1 ]; then echo "== 1 test skipped:"; else echo "== $n tests skipped:"; fi
+    printf '%s\n' "$lines"
+  fi
+  rm -rf "$SKIPS"
+}
+trap summary EXIT
 
 APT_PACKAGES=(slurmctld slurmd slurm-client munge libpmix2 openmpi-bin libopenmpi-dev libhdf5-dev libclang-dev pkg-config clang)
 
@@ -53,18 +77,20 @@ if command -v mpirun >/dev/null 2>&1 && pkg-config --exists ompi 2>/dev/null && 
   fi
 fi
 
+# run_tests BUILD [cargo args]: the workspace's tests, their skips recorded in $SKIPS/BUILD.
 if cargo nextest --version >/dev/null 2>&1; then
-  run_tests() { cargo nextest run --workspace --no-fail-fast "$@"; }
+  run_tests() { local b=$1; shift; FLYWHEEL_TEST_SKIPS="$SKIPS/$b" cargo nextest run --workspace --no-fail-fast "$@"; }
 else
-  run_tests() { cargo test --workspace --no-fail-fast "$@"; }
+  run_tests() { local b=$1; shift; FLYWHEEL_TEST_SKIPS="$SKIPS/$b" cargo test --workspace --no-fail-fast "$@"; }
 fi
 
 echo "== default build (no MPI, no HDF5)"
-run_tests
+run_tests default
 if [ "$cluster" = 1 ]; then
   echo "== all-features build (mpi, hdf5): mpirun and Slurm end to end"
-  run_tests --all-features
+  run_tests all-features --all-features
 else
   echo "SKIPPED: the all-features build (mpirun/Slurm tests): Open MPI and HDF5 development packages are not installed"
+  skip all-features "the all-features build" "Open MPI and HDF5 development packages are not installed"
   if [ "${FLYWHEEL_TEST_REQUIRE_ALL:-0}" = 1 ]; then exit 1; fi
 fi

@@ -27,7 +27,7 @@ fn write_job(dir: &Path, mapper: &str, extra: &str) -> (PathBuf, PathBuf) {
             mapper
         ),
     )
-    .unwrap();
+    .expect("the test writes its file");
     (job, out)
 }
 
@@ -43,12 +43,11 @@ fn mpirun(job: &Path) -> std::process::Output {
 
 #[test]
 fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
-    let py = pyarrow_python();
-    if !available(py.is_some(), "a Python with pyarrow") || !available(have("mpirun"), "mpirun") {
+    let Some(py) = pyarrow_or_skip() else { return };
+    if !available(have("mpirun"), "mpirun") {
         return;
     }
-    let py = py.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let (job, out) = write_job(
         dir.path(),
         &format!("{}:ExpandDialogue", expand_dialogue().display()),
@@ -68,8 +67,7 @@ fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
     let expected = expected_rows(&py, &dialogues(), &expand_dialogue(), "ExpandDialogue");
     assert_table_rows(&py, &out, &expected);
     // The job file and its hash are in the lineage.
-    let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
-    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let v = info(&out);
     assert_eq!(
         v["lineage"]["job_file"]["sha256"].as_str().map(str::len),
         Some(64)
@@ -81,21 +79,20 @@ fn mpirun_job_whose_mapper_always_fails_publishes_nothing() {
     if !available(have("mpirun"), "mpirun") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let mapper = dir.path().join("bad.py");
     std::fs::write(
         &mapper,
         "def f(row):\n    raise RuntimeError('model exploded')\n",
     )
-    .unwrap();
+    .expect("the test writes its file");
     let (job, out) = write_job(dir.path(), &format!("{}:f", mapper.display()), "");
     let o = mpirun(&job);
-    assert_eq!(o.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("error: job failed, nothing was published")
-            && stderr.contains("model exploded"),
-        "{stderr}"
+    assert_exit(
+        &o,
+        1,
+        "mpirun",
+        &["error: job failed, nothing was published", "model exploded"],
     );
     assert!(!has_version(&out));
 }
@@ -119,7 +116,7 @@ fn wait_for_job(id: &str, limit: Duration) -> String {
         let o = Command::new("timeout")
             .args(["10", "squeue", "-h", "-j", id, "-o", "%T"])
             .output()
-            .unwrap();
+            .expect("the command runs");
         let state = String::from_utf8_lossy(&o.stdout).trim().to_string();
         if state.is_empty()
             || !(state.contains("PENDING")
@@ -130,7 +127,7 @@ fn wait_for_job(id: &str, limit: Duration) -> String {
             let show = Command::new("timeout")
                 .args(["10", "scontrol", "show", "job", id])
                 .output()
-                .unwrap();
+                .expect("the command runs");
             return String::from_utf8_lossy(&show.stdout).to_string();
         }
         assert!(
@@ -141,33 +138,34 @@ fn wait_for_job(id: &str, limit: Duration) -> String {
     }
 }
 
+/// The Python with pyarrow and a temporary directory where the local Slurm cluster is up;
+/// `None` after a counted skip.
+fn slurm_and_dir() -> Option<(PathBuf, tempfile::TempDir)> {
+    let (py, dir) = setup()?;
+    available(
+        have("sbatch") && cluster_up(),
+        "a running local Slurm cluster (slurm/local-cluster.sh start)",
+    )
+    .then_some((py, dir))
+}
+
 #[test]
 fn sbatch_job_on_the_local_cluster_publishes_the_table() {
-    let py = pyarrow_python();
-    if !available(py.is_some(), "a Python with pyarrow")
-        || !available(
-            have("sbatch") && cluster_up(),
-            "a running local Slurm cluster (slurm/local-cluster.sh start)",
-        )
-    {
+    let Some((py, dir)) = slurm_and_dir() else {
         return;
-    }
-    let py = py.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let (job, out) = write_job(
         dir.path(),
         &format!("{}:ExpandDialogue", expand_dialogue().display()),
         "[slurm]\nnodes = 1\nntasks_per_node = 4\ntime = \"00:10:00\"\n",
     );
     let dry = run(flywheel().args(["submit", "--dry-run"]).arg(&job));
-    assert!(dry.status.success());
-    let script = String::from_utf8_lossy(&dry.stdout);
-    assert!(
-        script.starts_with("#!/bin/bash\n")
-            && script.contains("#SBATCH --ntasks-per-node=4")
-            && script.contains("srun --mpi=pmix"),
-        "{script}"
+    let script = assert_prints(
+        &dry,
+        "submit --dry-run",
+        &["#SBATCH --ntasks-per-node=4", "srun --mpi=pmix"],
     );
+    assert!(script.starts_with("#!/bin/bash\n"), "{script}");
     assert!(!out.join("_logs").exists(), "--dry-run submits nothing");
 
     let o = run(flywheel().arg("submit").arg(&job));
@@ -184,11 +182,9 @@ fn sbatch_job_on_the_local_cluster_publishes_the_table() {
     assert!(log.contains("published"), "the job log reports the publish");
     let expected = expected_rows(&py, &dialogues(), &expand_dialogue(), "ExpandDialogue");
     assert_table_rows(&py, &out, &expected);
-    let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
-    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let v = info(&out);
     assert_eq!(v["lineage"]["slurm_job_id"].as_str(), Some(id.as_str()));
-    let status = run(flywheel().arg("status").arg(&out));
-    let text = String::from_utf8_lossy(&status.stdout);
+    let text = status_of(&out);
     assert!(
         text.contains("finished: published version 1")
             && text.contains(&format!("slurm jobs: {id}")),
@@ -205,12 +201,12 @@ fn slow_job(dir: &Path, delay: f64, slurm: &str) -> (PathBuf, PathBuf) {
             "import time\ndef f(row):\n    time.sleep({delay})\n    yield {{'id': row['id']}}\n"
         ),
     )
-    .unwrap();
+    .expect("the test writes its file");
     let (job, out) = write_job(dir, &format!("{}:f", mapper.display()), slurm);
     let text = std::fs::read_to_string(&job)
-        .unwrap()
+        .expect("the file is read")
         .replace("chunk_rows = 29", "chunk_rows = 10");
-    std::fs::write(&job, text).unwrap();
+    std::fs::write(&job, text).expect("the test writes its file");
     (job, out)
 }
 
@@ -224,17 +220,9 @@ fn wait_for_version(table: &Path, limit: Duration) {
 
 #[test]
 fn a_job_past_its_time_limit_checkpoints_and_continues_in_a_new_allocation() {
-    let py = pyarrow_python();
-    if !available(py.is_some(), "a Python with pyarrow")
-        || !available(
-            have("sbatch") && cluster_up(),
-            "a running local Slurm cluster",
-        )
-    {
+    let Some((py, dir)) = slurm_and_dir() else {
         return;
-    }
-    let py = py.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    };
     // 500 rows x 0.3 s over 3 workers is about 50 s of work; the limit is 1 minute and Slurm
     // warns 30 s (or, by its resolution, up to 60 s) before it.
     let (job, out) = slow_job(
@@ -250,18 +238,19 @@ fn a_job_past_its_time_limit_checkpoints_and_continues_in_a_new_allocation() {
         (0..500).collect::<Vec<_>>(),
         "complete, in order, as an uninterrupted run"
     );
-    let v: serde_json::Value =
-        serde_json::from_slice(&run(flywheel().args(["table", "info", "--json"]).arg(&out)).stdout)
-            .unwrap();
-    let jobs = v["lineage"]["slurm_job_ids"].as_array().unwrap().len();
+    let v = info(&out);
+    let jobs = v["lineage"]["slurm_job_ids"]
+        .as_array()
+        .expect("an array")
+        .len();
     assert!(
         jobs >= 2,
         "the lineage lists every Slurm job that worked on it: {}",
         v["lineage"]["slurm_job_ids"]
     );
     let logs = std::fs::read_dir(out.join("_logs"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .expect("the folder is listed")
+        .map(|e| std::fs::read_to_string(e.expect("a folder entry").path()).unwrap_or_default())
         .collect::<String>();
     assert!(
         logs.contains("checkpointed after SIGUSR1") && logs.contains("resuming:"),
@@ -271,17 +260,9 @@ fn a_job_past_its_time_limit_checkpoints_and_continues_in_a_new_allocation() {
 
 #[test]
 fn scancel_then_submit_resume_completes_without_redoing_accepted_chunks() {
-    let py = pyarrow_python();
-    if !available(py.is_some(), "a Python with pyarrow")
-        || !available(
-            have("sbatch") && cluster_up(),
-            "a running local Slurm cluster",
-        )
-    {
+    let Some((py, dir)) = slurm_and_dir() else {
         return;
-    }
-    let py = py.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let (job, out) = slow_job(
         dir.path(),
         0.05,
@@ -297,7 +278,7 @@ fn scancel_then_submit_resume_completes_without_redoing_accepted_chunks() {
     assert!(Command::new("scancel")
         .arg(&first)
         .status()
-        .unwrap()
+        .expect("the command runs")
         .success());
     wait_for_job(&first, Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(1));
@@ -314,8 +295,8 @@ fn scancel_then_submit_resume_completes_without_redoing_accepted_chunks() {
     wait_for_version(&out, Duration::from_secs(30));
     assert_eq!(ids(&py, &out, None), (0..500).collect::<Vec<_>>());
     // The resumed job processed exactly the rows the journal lacked: no accepted chunk ran again.
-    let log =
-        std::fs::read_to_string(out.join("_logs").join(format!("slurm-{second}.out"))).unwrap();
+    let log = std::fs::read_to_string(out.join("_logs").join(format!("slurm-{second}.out")))
+        .expect("the file is read");
     let ran: usize = log
         .lines()
         .filter(|l| l.trim_start().starts_with("worker "))
@@ -329,8 +310,7 @@ fn scancel_then_submit_resume_completes_without_redoing_accepted_chunks() {
         })
         .sum();
     assert_eq!(ran, 50 - before, "{log}");
-    let status =
-        String::from_utf8_lossy(&run(flywheel().arg("status").arg(&out)).stdout).to_string();
+    let status = status_of(&out);
     assert!(
         status.contains(&format!("slurm jobs: {first}, {second}")),
         "{status}"
@@ -342,15 +322,15 @@ fn mpirun_job_refused_before_it_starts_releases_every_rank() {
     if !available(have("mpirun"), "mpirun") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let (job, out) = write_job(dir.path(), "builtin:identity", "resume = true\n");
     // A journal of some other job: resuming from it is refused on rank 0.
-    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&out).expect("the folder is made");
     std::fs::write(
         out.join("_journal.jsonl"),
         "{\"Start\": {\"plan\": \"another\", \"chunks\": 1, \"rows\": 1, \"at\": 0, \"host\": \"h\", \"slurm_job_id\": null, \"resumed\": false}}\n",
     )
-    .unwrap();
+    .expect("the test writes its file");
     let o = mpirun(&job);
     assert_eq!(
         o.status.code(),

@@ -5,7 +5,7 @@
 use crate::support::*;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn versions(table: &Path) -> Vec<String> {
@@ -21,24 +21,13 @@ fn versions(table: &Path) -> Vec<String> {
     v
 }
 
-fn identity(input: &Path, out: &Path, mode: &str) -> Command {
-    let mut c = flywheel();
-    c.args([
-        "map",
-        "--mapper",
-        "builtin:identity",
-        "--workers",
-        "2",
-        "--chunk-rows",
-        "100",
-        "--mode",
-        mode,
-        "--input",
-    ])
-    .arg(input)
-    .arg("--output")
-    .arg(out);
-    c
+/// An identity map, two workers, 100 rows a chunk.
+fn identity(input: &Path, out: &Path, mode: &str) -> Map {
+    Map::new(input, out)
+        .identity()
+        .workers(2)
+        .chunk_rows(100)
+        .mode(mode)
 }
 
 /// A Python mapper that sleeps `secs` a row and, with `fail_every`, raises on every n-th id.
@@ -50,39 +39,28 @@ fn slow_mapper(dir: &Path, secs: f64, fail_every: u64) -> String {
             "import time\ndef f(row):\n    time.sleep({secs})\n    if {fail_every} and row['id'] % {fail_every} == 0:\n        raise ValueError('bad row')\n    yield {{'id': row['id']}}\n"
         ),
     )
-    .unwrap();
+    .expect("the test writes its file");
     format!("{}:f", file.display())
 }
 
-fn python_map(py: &Path, input: &Path, out: &Path, mapper: &str, mode: &str) -> Command {
-    let mut c = flywheel();
-    c.args([
-        "map",
-        "--workers",
-        "2",
-        "--chunk-rows",
-        "20",
-        "--mode",
-        mode,
-        "--mapper",
-        mapper,
-        "--python",
-    ])
-    .arg(py)
-    .arg("--input")
-    .arg(input)
-    .arg("--output")
-    .arg(out);
-    c
+/// A Python mapper's map run by `py`, two workers, 20 rows a chunk.
+fn python_map(py: &Path, input: &Path, out: &Path, mapper: &str, mode: &str) -> Map {
+    Map::new(input, out)
+        .workers(2)
+        .chunk_rows(20)
+        .mode(mode)
+        .mapper(mapper)
+        .python(py)
 }
 
-/// Starts `cmd`, waits until its journal holds `n` accepted chunks, SIGKILLs it.
-fn kill_after_accepted(mut cmd: Command, out: &Path, n: usize) {
-    let mut child = cmd
+/// Starts `map`, waits until its journal holds `n` accepted chunks, SIGKILLs it.
+fn kill_after_accepted(map: Map, out: &Path, n: usize) {
+    let mut child = map
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .expect("flywheel starts");
     let start = Instant::now();
     while accepted_chunks(out) < n {
         assert!(
@@ -90,13 +68,21 @@ fn kill_after_accepted(mut cmd: Command, out: &Path, n: usize) {
             "no progress to kill"
         );
         assert!(
-            child.try_wait().unwrap().is_none(),
+            child.try_wait().expect("the child is waited for").is_none(),
             "the job ended before it could be killed"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    child.kill().unwrap();
+    child.kill().expect("the child is killed");
     let _ = child.wait();
+}
+
+/// The table `dir/t` created by `identity` from `dir/in.parquet` of ids 0..n; returns both.
+fn created(py: &Path, dir: &Path, n: u64) -> (PathBuf, PathBuf) {
+    let input = ids_input(py, dir, n);
+    let t = dir.join("t");
+    identity(&input, &t, "create").run().assert_ok("create");
+    (input, t)
 }
 
 /// A create job of 200 rows through a slow Python mapper, SIGKILLed after 2 accepted chunks.
@@ -107,8 +93,7 @@ struct Interrupted {
 }
 
 fn interrupted_create(py: &Path, dir: &Path) -> Interrupted {
-    let input = dir.join("in.parquet");
-    ids_parquet(py, &input, 0, 200);
+    let input = ids_input(py, dir, 200);
     let mapper = slow_mapper(dir, 0.02, 0);
     let t = dir.join("t");
     kill_after_accepted(python_map(py, &input, &t, &mapper, "create"), &t, 2);
@@ -127,13 +112,8 @@ fn error_rows(py: &Path, out: &Path) -> usize {
 
 #[test]
 fn a_kill_at_every_step_of_a_jobs_end_then_resume_publishes_exactly_once() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 120);
+    let Some((py, dir)) = setup() else { return };
+    let input = ids_input(&py, dir.path(), 120);
     // Every 10th row raises: with --on-row-error skip those rows go to _errors.
     let mapper = slow_mapper(dir.path(), 0.0, 10);
     let kept: Vec<u64> = (0..120).filter(|i| i % 10 != 0).collect();
@@ -144,20 +124,20 @@ fn a_kill_at_every_step_of_a_jobs_end_then_resume_publishes_exactly_once() {
         .collect();
     for step in steps {
         let t = dir.path().join(format!("t-{step}"));
-        let base =
-            run(python_map(&py, &input, &t, &mapper, "create").args(["--on-row-error", "skip"]));
+        let base = python_map(&py, &input, &t, &mapper, "create")
+            .on_row_error("skip")
+            .run();
         assert!(base.status.success(), "{step}: base");
-        let o = run(python_map(&py, &input, &t, &mapper, "append")
-            .args(["--on-row-error", "skip"])
-            .env("FLYWHEEL_CRASH_AT", step));
+        let o = python_map(&py, &input, &t, &mapper, "append")
+            .on_row_error("skip")
+            .env("FLYWHEEL_CRASH_AT", step)
+            .run();
         assert_eq!(o.status.signal(), Some(9), "{step}: killed");
-        let s = run(flywheel().arg("status").arg(&t));
-        let status = String::from_utf8_lossy(&s.stdout).to_string();
-        let o = run(python_map(&py, &input, &t, &mapper, "append").args([
-            "--on-row-error",
-            "skip",
-            "--resume",
-        ]));
+        let status = status_of(&t);
+        let o = python_map(&py, &input, &t, &mapper, "append")
+            .on_row_error("skip")
+            .arg("--resume")
+            .run();
         assert!(o.status.success(), "{step}: the resume succeeds");
         let got = ids(&py, &t, None);
         let want: Vec<u64> = kept.iter().chain(&kept).copied().collect();
@@ -180,24 +160,20 @@ fn a_kill_at_every_step_of_a_jobs_end_then_resume_publishes_exactly_once() {
 
 #[test]
 fn kill_loop_every_append_lands_exactly_once() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
+    let Some(py) = pyarrow_or_skip() else { return };
     let kills: usize = std::env::var("FLYWHEEL_KILL_LOOP")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 2000);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let input = ids_input(&py, dir.path(), 2000);
     let t = dir.path().join("t");
     let t0 = Instant::now();
-    assert!(run(&mut identity(&input, &t, "create")).status.success());
+    assert!(identity(&input, &t, "create").run().status.success());
     let clean = t0.elapsed();
     let mut seed: u64 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("the clock is past the epoch")
         .as_nanos() as u64
         | 1;
     eprintln!("kill loop seed {seed}, clean run {clean:?}");
@@ -212,14 +188,17 @@ fn kill_loop_every_append_lands_exactly_once() {
         let before = versions(&t).len();
         let mut child = identity(&input, &t, "append")
             .args(["--job-id", &id])
+            .command()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
+            .expect("flywheel starts");
         if i % 3 == 0 {
             // The publish window: kill as soon as the new manifest appears.
             let start = Instant::now();
-            while versions(&t).len() == before && child.try_wait().unwrap().is_none() {
+            while versions(&t).len() == before
+                && child.try_wait().expect("the child is waited for").is_none()
+            {
                 assert!(start.elapsed() < Duration::from_secs(60), "no publish");
                 std::hint::spin_loop();
             }
@@ -229,7 +208,9 @@ fn kill_loop_every_append_lands_exactly_once() {
         }
         let _ = child.kill();
         let _ = child.wait();
-        let o = run(identity(&input, &t, "append").args(["--job-id", &id, "--resume"]));
+        let o = identity(&input, &t, "append")
+            .args(["--job-id", &id, "--resume"])
+            .run();
         assert!(o.status.success(), "kill {i}: resume");
         let want: Vec<u64> = (0..i as u64 + 2).flat_map(|_| 0..2000).collect();
         let got = ids(&py, &t, None);
@@ -251,20 +232,17 @@ fn kill_loop_every_append_lands_exactly_once() {
 
 #[test]
 fn three_resumes_at_once_one_publishes_the_others_name_the_holder() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let Interrupted { input, mapper, t } = interrupted_create(&py, dir.path());
     let children: Vec<Child> = (0..3)
         .map(|_| {
             python_map(&py, &input, &t, &mapper, "create")
                 .arg("--resume")
+                .command()
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
-                .unwrap()
+                .expect("flywheel starts")
         })
         .collect();
     let outs: Vec<Output> = children
@@ -287,25 +265,19 @@ fn three_resumes_at_once_one_publishes_the_others_name_the_holder() {
 
 #[test]
 fn vacuum_racing_twenty_starting_jobs_never_removes_a_published_file() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 300);
-    let t = dir.path().join("t");
-    assert!(run(&mut identity(&input, &t, "create")).status.success());
+    let Some((py, dir)) = setup() else { return };
+    let (input, t) = created(&py, dir.path(), 300);
     let mut jobs: Vec<Child> = Vec::new();
     let mut vacuums = 0;
     let start = Instant::now();
     for _ in 0..20 {
         jobs.push(
             identity(&input, &t, "append")
+                .command()
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
-                .unwrap(),
+                .expect("flywheel starts"),
         );
         // Vacuum between the starts, while earlier jobs run.
         let _ = flywheel()
@@ -325,11 +297,12 @@ fn vacuum_racing_twenty_starting_jobs_never_removes_a_published_file() {
     eprintln!("{vacuums} vacuums ran beside the jobs");
     // Every version still listed names files that exist, whole.
     for name in versions(&t) {
-        let m: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(t.join("_versions").join(&name)).unwrap())
-                .unwrap();
-        for f in m["files"].as_array().unwrap() {
-            let p = t.join(f["path"].as_str().unwrap());
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(t.join("_versions").join(&name)).expect("the file is read"),
+        )
+        .expect("the output is JSON");
+        for f in m["files"].as_array().expect("an array") {
+            let p = t.join(f["path"].as_str().expect("a string"));
             let len = std::fs::metadata(&p)
                 .unwrap_or_else(|e| panic!("{name}: {} is gone: {e}", p.display()))
                 .len();
@@ -341,45 +314,30 @@ fn vacuum_racing_twenty_starting_jobs_never_removes_a_published_file() {
 
 #[test]
 fn resume_after_the_input_changed_is_refused_naming_the_file() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let Interrupted { input, mapper, t } = interrupted_create(&py, dir.path());
     ids_parquet(&py, &input, 1000, 200); // same name and rows, other content
-    let o = run(python_map(&py, &input, &t, &mapper, "create").arg("--resume"));
-    assert_eq!(o.status.code(), Some(2));
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        e.contains("error:") && e.contains("in.parquet") && e.contains("changed"),
-        "{e}"
-    );
+    let o = python_map(&py, &input, &t, &mapper, "create")
+        .arg("--resume")
+        .run();
+    assert_exit(&o, 2, "resume", &["error:", "in.parquet", "changed"]);
     assert!(!has_version(&t), "nothing published");
 }
 
 #[test]
 fn a_failed_job_publishes_no_error_rows() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 100);
-    let t = dir.path().join("t");
-    assert!(run(&mut identity(&input, &t, "create")).status.success());
+    let Some((py, dir)) = setup() else { return };
+    let (input, t) = created(&py, dir.path(), 100);
     // Appended rows of another schema (an extra column): the publish fails after the job ran.
-    let other = dir.path().join("other.py");
-    std::fs::write(
-        &other,
+    let other = py_mapper(
+        dir.path(),
+        "other.py",
         "def f(row):\n    if row['id'] % 10 == 0:\n        raise ValueError('bad')\n    yield {'id': row['id'], 'extra': 'x'}\n",
-    )
-    .unwrap();
-    let o = run(
-        python_map(&py, &input, &t, &format!("{}:f", other.display()), "append")
-            .args(["--on-row-error", "skip"]),
+        "f",
     );
+    let o = python_map(&py, &input, &t, &other, "append")
+        .on_row_error("skip")
+        .run();
     assert_eq!(o.status.code(), Some(1), "the publish fails");
     assert_eq!(versions(&t).len(), 1, "no main version");
     assert_eq!(error_rows(&py, &t), 0, "and no error rows either");
@@ -387,21 +345,15 @@ fn a_failed_job_publishes_no_error_rows() {
 
 #[test]
 fn status_and_resume_agree_and_no_append_is_dropped() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 100);
-    let t = dir.path().join("t");
-    assert!(run(&mut identity(&input, &t, "create")).status.success());
+    let Some((py, dir)) = setup() else { return };
+    let (input, t) = created(&py, dir.path(), 100);
     // A second identical append killed before it wrote its journal.
-    let o = run(identity(&input, &t, "append").env("FLYWHEEL_CRASH_AT", "job-locked"));
+    let o = identity(&input, &t, "append")
+        .env("FLYWHEEL_CRASH_AT", "job-locked")
+        .run();
     assert_eq!(o.status.signal(), Some(9));
-    let s = run(flywheel().arg("status").arg(&t));
-    assert!(String::from_utf8_lossy(&s.stdout).contains("finished: published version 1"));
-    let o = run(identity(&input, &t, "append").arg("--resume"));
+    assert!(status_of(&t).contains("finished: published version 1"));
+    let o = identity(&input, &t, "append").arg("--resume").run();
     assert!(o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -413,14 +365,15 @@ fn status_and_resume_agree_and_no_append_is_dropped() {
 
     // create: killed right after its commit; the resume finds the job's version.
     let c = dir.path().join("c");
-    let o = run(identity(&input, &c, "create").env("FLYWHEEL_CRASH_AT", "published"));
+    let o = identity(&input, &c, "create")
+        .env("FLYWHEEL_CRASH_AT", "published")
+        .run();
     assert_eq!(o.status.signal(), Some(9));
-    let s = run(flywheel().arg("status").arg(&c));
     assert!(
-        String::from_utf8_lossy(&s.stdout).contains("finished: published version 1"),
+        status_of(&c).contains("finished: published version 1"),
         "status sees the committed version"
     );
-    let o = run(identity(&input, &c, "create").arg("--resume"));
+    let o = identity(&input, &c, "create").arg("--resume").run();
     assert!(o.status.success(), "not 'already holds a table'");
     assert!(String::from_utf8_lossy(&o.stderr).contains("already published version 1"));
     assert_eq!(versions(&c).len(), 1);
@@ -428,51 +381,38 @@ fn status_and_resume_agree_and_no_append_is_dropped() {
 
 #[test]
 fn append_onto_a_damaged_version_is_refused() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.parquet");
-    ids_parquet(&py, &input, 0, 300);
+    let Some((py, dir)) = setup() else { return };
+    let input = ids_input(&py, dir.path(), 300);
     for damage in ["delete", "truncate"] {
         let t = dir.path().join(damage);
-        assert!(run(&mut identity(&input, &t, "create")).status.success());
+        identity(&input, &t, "create").run().assert_ok(damage);
         let m: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(t.join("_versions").join(&versions(&t)[0])).unwrap(),
+            &std::fs::read(t.join("_versions").join(&versions(&t)[0])).expect("the file is read"),
         )
-        .unwrap();
-        let victim: PathBuf = t.join(m["files"][1]["path"].as_str().unwrap());
+        .expect("the output is JSON");
+        let victim: PathBuf = t.join(m["files"][1]["path"].as_str().expect("a string"));
         match damage {
-            "delete" => std::fs::remove_file(&victim).unwrap(),
+            "delete" => std::fs::remove_file(&victim).expect("the file is removed"),
             _ => std::fs::OpenOptions::new()
                 .write(true)
                 .open(&victim)
-                .unwrap()
+                .expect("the file opens")
                 .set_len(10)
-                .unwrap(),
+                .expect("the file is truncated"),
         }
-        let o = run(&mut identity(&input, &t, "append"));
-        assert_eq!(o.status.code(), Some(2), "{damage}");
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            e.contains("is damaged") && e.contains(m["files"][1]["path"].as_str().unwrap()),
-            "{e}"
-        );
+        let o = identity(&input, &t, "append").run();
+        let file = m["files"][1]["path"].as_str().expect("a string");
+        assert_exit(&o, 2, damage, &["is damaged", file]);
         assert_eq!(versions(&t).len(), 1, "{damage}: nothing published");
     }
 }
 
 #[test]
 fn an_edited_journal_is_checked_against_the_files() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let Interrupted { input, mapper, t } = interrupted_create(&py, dir.path());
     let journal = t.join("_journal.jsonl");
-    let text = std::fs::read_to_string(&journal).unwrap();
+    let text = std::fs::read_to_string(&journal).expect("the file is read");
     let edited: Vec<String> = text
         .lines()
         .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
@@ -483,8 +423,10 @@ fn an_edited_journal_is_checked_against_the_files() {
             _ => l.to_string(),
         })
         .collect();
-    std::fs::write(&journal, edited.join("\n") + "\n").unwrap();
-    let o = run(python_map(&py, &input, &t, &mapper, "create").arg("--resume"));
+    std::fs::write(&journal, edited.join("\n") + "\n").expect("the test writes its file");
+    let o = python_map(&py, &input, &t, &mapper, "create")
+        .arg("--resume")
+        .run();
     assert!(o.status.success());
     let got = read_with_pyarrow(&py, &t, None);
     assert_eq!(

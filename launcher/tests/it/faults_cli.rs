@@ -1,7 +1,7 @@
 //! Command-line faults (issue 15): `flywheel query` is read-only, a closed stdout ends a command
 //! quietly, and an output directory must be nameable by a table address.
 
-use crate::support::{flywheel, has_version, run, stderr_text};
+use crate::support::{flywheel, run, stderr_text, Map};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -29,12 +29,11 @@ fn three_versions(dir: &Path) -> PathBuf {
     for (v, mode) in ["create", "append", "append"].iter().enumerate() {
         let input = dir.join(format!("in{v}.jsonl"));
         jsonl(&input, v as u64 * 4000, 4000);
-        let o = run(flywheel()
-            .args(["map", "--mapper", "builtin:identity", "--chunk-rows", "500"])
-            .args(["--mode", mode, "--input"])
-            .arg(&input)
-            .arg("--output")
-            .arg(&t));
+        let o = Map::new(&input, &t)
+            .identity()
+            .chunk_rows(500)
+            .mode(mode)
+            .run();
         assert!(o.status.success(), "map {mode} failed");
     }
     t
@@ -292,12 +291,8 @@ fn an_output_named_like_a_version_is_refused_and_nothing_is_created() {
         ("x@abc", "is not a version"),
     ] {
         let target = out.join(name);
-        let o = run(flywheel()
-            .args(["map", "--mapper", "builtin:identity", "--input"])
-            .arg(&input)
-            .arg("--output")
-            .arg(&target));
-        let err = stderr_text(&o);
+        let o = Map::new(&input, &target).identity().run();
+        let err = o.stderr_text();
         assert_eq!(o.status.code(), Some(2), "{err}");
         assert!(
             err.starts_with("error: ")
@@ -336,12 +331,8 @@ fn an_output_named_like_a_version_is_refused_and_nothing_is_created() {
 
     // The same map into a nameable output works, and rerun --output is checked too.
     let good = out.join("x");
-    let o = run(flywheel()
-        .args(["map", "--mapper", "builtin:identity", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&good));
-    assert!(o.status.success() && has_version(&good));
+    let o = Map::new(&input, &good).identity().run();
+    assert!(o.status.success() && o.published());
     let o = run(flywheel()
         .arg("rerun")
         .arg(&good)

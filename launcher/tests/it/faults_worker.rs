@@ -7,7 +7,7 @@
 
 use crate::support::*;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Shell that reads one chunk (header and rows) into `$rows` / `$chunk`; exits at end of input.
@@ -29,34 +29,41 @@ fn after_one_chunk(dir: &Path, name: &str, then: &str) -> String {
     )
 }
 
-/// Runs `cmd`, killing it and failing the test if it has not exited within `limit`.
-fn run_within(cmd: &mut Command, limit: Duration) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    eprintln!("$ {cmd:?}");
-    wait_within(cmd.spawn().expect("flywheel starts"), limit)
+/// A temporary directory holding the mapper `after_one_chunk(name, then)`; returns both.
+fn dir_with_mapper(name: &str, then: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let m = after_one_chunk(dir.path(), name, then);
+    (dir, m)
 }
 
-/// `flywheel map` of the dialogues (500 rows, chunks of 100) with one attempt per chunk.
-/// Two workers, chunks of 100 rows and one attempt, unless `extra` says otherwise.
-fn map_once(dir: &Path, out: &str, mapper: &str, extra: &[&str]) -> Command {
-    let mut c = flywheel();
-    c.args(["map", "--mapper", mapper, "--input"])
-        .arg(dialogues())
-        .arg("--output")
-        .arg(dir.join(out));
+/// A temporary directory and the path in it where a mapper is to write a pid.
+fn dir_with_pid_file(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let pid_file = dir.path().join(name);
+    (dir, pid_file)
+}
+
+/// `flywheel map` of the dialogues (500 rows) into `dir/out`: two workers, chunks of 100 rows
+/// and one attempt, unless `extra` says otherwise.
+fn map_once(dir: &Path, out: &str, mapper: &str, extra: &[&str]) -> Map {
+    let mut m = Map::dialogues(dir.join(out)).mapper(mapper);
     for (flag, value) in [
         ("--workers", "2"),
         ("--chunk-rows", "100"),
         ("--max-attempts", "1"),
     ] {
         if !extra.contains(&flag) {
-            c.args([flag, value]);
+            m = m.args([flag, value]);
         }
     }
-    c.args(extra);
-    c
+    m.args(extra)
+}
+
+/// `map_once` run to its end within `limit_s` seconds (a hang fails the test).
+fn ran_once(dir: &Path, out: &str, mapper: &str, extra: &[&str], limit_s: u64) -> Ran {
+    map_once(dir, out, mapper, extra)
+        .within(Duration::from_secs(limit_s))
+        .run()
 }
 
 /// The job's last `error:` line.
@@ -66,16 +73,6 @@ fn last_error(o: &Output) -> String {
         .rfind(|l| l.starts_with("error:"))
         .unwrap_or_default()
         .to_string()
-}
-
-/// Asserts the job failed (exit 1), published nothing, and its error says every one of `says`.
-fn assert_failed_with(o: &Output, table: &Path, says: &[&str]) {
-    assert_eq!(o.status.code(), Some(1), "the job fails");
-    assert!(!has_version(table), "a failed job publishes nothing");
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    for s in says {
-        assert!(stderr.contains(s), "the error says {s:?}");
-    }
 }
 
 /// Whether process `pid` is gone (or a zombie about to be reaped), waiting up to 5 s for it.
@@ -117,36 +114,19 @@ fn read_pid(path: &Path) -> u32 {
 
 #[test]
 fn a_mapper_that_closes_stdout_but_keeps_running_fails_its_chunk_at_once() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let m = after_one_chunk(dir.path(), "closer.sh", "exec 1>&-\nsleep 60\n");
-    let o = run_within(
-        &mut map_once(dir.path(), "t", &m, &["--workers", "1"]),
-        Duration::from_secs(30),
-    );
-    assert_failed_with(
-        &o,
-        &dir.path().join("t"),
+    let (dir, m) = dir_with_mapper("closer.sh", "exec 1>&-\nsleep 60\n");
+    let o = ran_once(dir.path(), "t", &m, &["--workers", "1"], 30);
+    o.assert_failed(
+        "map",
         &["closed its stdout but kept running, and was killed"],
     );
 }
 
 #[test]
 fn a_line_that_is_not_utf8_fails_its_chunk_at_once() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let m = after_one_chunk(
-        dir.path(),
-        "latin1.sh",
-        "printf '\\377\\376 caf\\351\\n'\nsleep 60\n",
-    );
-    let o = run_within(
-        &mut map_once(dir.path(), "t", &m, &["--workers", "1"]),
-        Duration::from_secs(30),
-    );
-    assert_failed_with(
-        &o,
-        &dir.path().join("t"),
-        &["wrote a line that is not JSON"],
-    );
+    let (dir, m) = dir_with_mapper("latin1.sh", "printf '\\377\\376 caf\\351\\n'\nsleep 60\n");
+    let o = ran_once(dir.path(), "t", &m, &["--workers", "1"], 30);
+    o.assert_failed("map", &["wrote a line that is not JSON"]);
 }
 
 #[test]
@@ -154,12 +134,12 @@ fn a_program_that_does_not_speak_the_protocol_is_refused_by_the_handshake_deadli
     let dir = tempfile::tempdir().expect("a temporary directory");
     // `cat` waits for input before it writes anything: without a handshake deadline the job
     // waited for the chunk timeout (an hour).
-    let mut cmd = map_once(dir.path(), "t", "exec:cat", &[]);
-    cmd.env("FLYWHEEL_HANDSHAKE_TIMEOUT", "2");
-    let o = run_within(&mut cmd, Duration::from_secs(40));
-    assert_failed_with(
-        &o,
-        &dir.path().join("t"),
+    let o = map_once(dir.path(), "t", "exec:cat", &[])
+        .env("FLYWHEEL_HANDSHAKE_TIMEOUT", "2")
+        .within(Duration::from_secs(40))
+        .run();
+    o.assert_failed(
+        "map",
         &[
             "mapper cat wrote nothing within 2s of starting",
             "does not speak the flywheel mapper protocol",
@@ -174,21 +154,23 @@ fn a_program_that_does_not_speak_the_protocol_is_refused_by_the_handshake_deadli
         "echo.sh",
         "echo '{\"ready\": true}'\nexec cat\n",
     );
-    let o = run_within(
-        &mut map_once(dir.path(), "t2", &m, &[]),
-        Duration::from_secs(30),
-    );
-    assert_failed_with(
-        &o,
-        &dir.path().join("t2"),
+    let o = ran_once(dir.path(), "t2", &m, &[], 30);
+    o.assert_failed(
+        "map",
         &["not part of the flywheel mapper protocol (it echoes its input back?)"],
     );
 }
 
+/// Runs the mapper `m` with one worker and `--chunk-timeout SECS` into `dir/t` and asserts the
+/// job failed saying `says`; the caller then checks that what the mapper started is gone.
+fn fails_and_kills_what_it_started(dir: &Path, m: &str, secs: &str, says: &[&str]) {
+    let extra = ["--workers", "1", "--chunk-timeout", secs];
+    ran_once(dir, "t", m, &extra, 30).assert_failed("map", says);
+}
+
 #[test]
 fn a_mapper_that_ignores_sigterm_is_killed_with_everything_it_started() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let pid_file = dir.path().join("sleeper.pid");
+    let (dir, pid_file) = dir_with_pid_file("sleeper.pid");
     // Ignores SIGTERM (so does its child) and hangs past the chunk timeout.
     let m = exec_mapper(
         dir.path(),
@@ -198,20 +180,7 @@ fn a_mapper_that_ignores_sigterm_is_killed_with_everything_it_started() {
             pid_file.display()
         ),
     );
-    let o = run_within(
-        &mut map_once(
-            dir.path(),
-            "t",
-            &m,
-            &["--workers", "1", "--chunk-timeout", "2"],
-        ),
-        Duration::from_secs(30),
-    );
-    assert_failed_with(
-        &o,
-        &dir.path().join("t"),
-        &["ran past the chunk timeout of 2s"],
-    );
+    fails_and_kills_what_it_started(dir.path(), &m, "2", &["ran past the chunk timeout of 2s"]);
     assert!(
         gone(read_pid(&pid_file)),
         "the process the mapper started was killed with it"
@@ -220,8 +189,7 @@ fn a_mapper_that_ignores_sigterm_is_killed_with_everything_it_started() {
 
 #[test]
 fn a_mapper_that_dies_leaving_a_child_holding_its_stdout_is_seen_dead_at_once() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let pid_file = dir.path().join("orphan.pid");
+    let (dir, pid_file) = dir_with_pid_file("orphan.pid");
     let m = after_one_chunk(
         dir.path(),
         "forker.sh",
@@ -230,18 +198,10 @@ fn a_mapper_that_dies_leaving_a_child_holding_its_stdout_is_seen_dead_at_once() 
             pid_file.display()
         ),
     );
-    let o = run_within(
-        &mut map_once(
-            dir.path(),
-            "t",
-            &m,
-            &["--workers", "1", "--chunk-timeout", "120"],
-        ),
-        Duration::from_secs(30),
-    );
-    assert_failed_with(
-        &o,
-        &dir.path().join("t"),
+    fails_and_kills_what_it_started(
+        dir.path(),
+        &m,
+        "120",
         &["exited with status 3", "out of cheese"],
     );
     assert!(gone(read_pid(&pid_file)), "the orphan was killed");
@@ -256,17 +216,17 @@ fn a_panic_in_a_worker_thread_fails_the_job_with_the_panic_message() {
         ("link", "link thread panicked"),
     ] {
         let out = format!("t-{point}");
-        let mut cmd = map_once(
+        let o = map_once(
             dir.path(),
             &out,
             "builtin:identity",
             &["--max-attempts", "2"],
-        );
-        cmd.env("FLYWHEEL_PANIC_AT", point);
-        let o = run_within(&mut cmd, Duration::from_secs(60));
-        assert_failed_with(
-            &o,
-            &dir.path().join(&out),
+        )
+        .env("FLYWHEEL_PANIC_AT", point)
+        .within(Duration::from_secs(60))
+        .run();
+        o.assert_failed(
+            point,
             &[
                 &format!("injected panic at {point} (FLYWHEEL_PANIC_AT)"),
                 says,
@@ -281,16 +241,14 @@ fn a_panic_in_a_worker_thread_fails_the_job_with_the_panic_message() {
 
 #[test]
 fn the_final_error_of_a_drained_job_names_the_real_cause() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
     // Every chunk fails with the same cause. Workers are drained after 5 failures in a row,
     // and the chunks a drained worker held fail with the drain: those were the last errors
     // of the chunk that ran out of attempts ("failed 5 chunks in a row", and nothing else).
-    let m = after_one_chunk(
-        dir.path(),
+    let (dir, m) = dir_with_mapper(
         "full.sh",
         "echo \"OSError: [Errno 28] No space left on device (chunk $chunk)\" >&2\nexit 1\n",
     );
-    let mut cmd = map_once(
+    let o = ran_once(
         dir.path(),
         "t",
         &m,
@@ -302,9 +260,9 @@ fn the_final_error_of_a_drained_job_names_the_real_cause() {
             "--max-attempts",
             "3",
         ],
+        120,
     );
-    let o = run_within(&mut cmd, Duration::from_secs(120));
-    assert_failed_with(&o, &dir.path().join("t"), &[]);
+    o.assert_failed("map", &[]);
     let last = last_error(&o);
     assert!(
         last.contains("No space left on device") || {
@@ -360,19 +318,15 @@ fn what_a_mapper_says_at_the_end_of_a_chunk_is_checked() {
         );
         let mut args = vec!["--workers", "1"];
         args.extend_from_slice(extra);
-        let o = run_within(
-            &mut map_once(dir.path(), name, &m, &args),
-            Duration::from_secs(30),
-        );
-        assert_failed_with(&o, &dir.path().join(name), says);
+        let o = ran_once(dir.path(), name, &m, &args, 30);
+        o.assert_failed(name, says);
         assert!(!last_error(&o).contains("Some("), "no Debug formatting");
     }
 }
 
 #[test]
 fn a_mapper_does_not_outlive_a_killed_flywheel() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let pid_file = dir.path().join("mapper.pid");
+    let (dir, pid_file) = dir_with_pid_file("mapper.pid");
     // Hangs in its chunk (the shell becomes `sleep`, so the mapper itself is the sleeper).
     let m = after_one_chunk(
         dir.path(),
@@ -380,6 +334,7 @@ fn a_mapper_does_not_outlive_a_killed_flywheel() {
         &format!("echo $$ > {}\nexec sleep 60\n", pid_file.display()),
     );
     let mut child = map_once(dir.path(), "t", &m, &["--workers", "1"])
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -5,25 +5,16 @@ use std::path::Path;
 
 #[test]
 fn python_mapper_output_equals_a_plain_python_loop_in_input_order() {
-    let Some(py) = pyarrow_python() else {
-        available(
-            false,
-            "a Python with pyarrow (.venv or FLYWHEEL_TEST_PYTHON)",
-        );
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let out = dir.path().join("pairs");
     // Odd chunk size and 3 workers: chunks cross row groups and finish out of order.
-    let o = run(flywheel()
-        .args(["map", "--workers", "3", "--chunk-rows", "37", "--input"])
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&out)
-        .arg("--mapper")
-        .arg(format!("{}:ExpandDialogue", expand_dialogue().display())));
+    let o = Map::dialogues(&out)
+        .workers(3)
+        .chunk_rows(37)
+        .mapper(format!("{}:ExpandDialogue", expand_dialogue().display()))
+        .run();
     assert!(o.status.success());
-    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stdout = o.stdout_text();
     assert!(
         stdout.contains("published") && stdout.contains("pairs@1"),
         "{stdout}"
@@ -32,7 +23,7 @@ fn python_mapper_output_equals_a_plain_python_loop_in_input_order() {
     assert!(expected.len() > 500, "one dialogue gives several pairs");
     assert_table_rows(&py, &out, &expected);
     // The report names every worker.
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stderr = o.stderr_text();
     assert!(
         stderr.contains("rows in 500") && stderr.contains("worker   3"),
         "{stderr}"
@@ -41,26 +32,13 @@ fn python_mapper_output_equals_a_plain_python_loop_in_input_order() {
 
 #[test]
 fn identity_copies_the_input_exactly() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let out = dir.path().join("copy");
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--workers",
-            "2",
-            "--chunk-rows",
-            "64",
-            "--mapper",
-            "builtin:identity",
-            "--input",
-        ])
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&out));
+    let o = Map::dialogues(&out)
+        .workers(2)
+        .chunk_rows(64)
+        .identity()
+        .run();
     assert!(o.status.success());
     let input = read_parquet_rows(&py, &dialogues());
     assert_table_rows(&py, &out, &input);
@@ -94,12 +72,14 @@ fn identity_copies_the_input_exactly() {
     let bad = run(flywheel()
         .args(["table", "head", "--columns", "nope"])
         .arg(&out));
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr)
-        .contains("no column 'nope' (columns: id, topic, turns)"));
+    assert_exit(
+        &bad,
+        2,
+        "head --columns nope",
+        &["no column 'nope' (columns: id, topic, turns)"],
+    );
     // table info shows the version and row count.
-    let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
-    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let v = info(&out);
     assert_eq!(
         (v["version"].as_u64(), v["num_rows"].as_u64()),
         (Some(1), Some(500))
@@ -111,137 +91,86 @@ fn read_parquet_rows(py: &Path, file: &Path) -> Vec<serde_json::Value> {
         .args(["-c", "import sys, json, pyarrow.parquet as pq; json.dump(pq.read_table(sys.argv[1]).to_pylist(), sys.stdout, default=str)"])
         .arg(file)
         .output()
-        .unwrap();
+        .expect("the command runs");
     assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out.stdout).expect("the output is JSON")
 }
 
 #[test]
 fn a_mapper_that_always_fails_publishes_nothing_and_exits_1() {
-    let dir = tempfile::tempdir().unwrap();
-    let mapper = dir.path().join("bad.py");
-    std::fs::write(&mapper, "def explode(row):\n    if row['id'] == 123:\n        raise ValueError('cannot handle dialogue 123')\n    yield row\n").unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mapper = write_file(dir.path(), "bad.py", "def explode(row):\n    if row['id'] == 123:\n        raise ValueError('cannot handle dialogue 123')\n    yield row\n");
     let out = dir.path().join("never");
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--workers",
-            "2",
-            "--chunk-rows",
-            "50",
-            "--max-attempts",
-            "2",
-            "--mapper",
-        ])
-        .arg(format!("{}:explode", mapper.display()))
-        .arg("--input")
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&out));
-    assert_eq!(o.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("error: job failed, nothing was published"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("cannot handle dialogue 123") && stderr.contains("row 123"),
-        "{stderr}"
-    );
-    assert!(
-        !has_version(&out),
-        "no version may exist after a failed job"
+    let o = Map::dialogues(&out)
+        .workers(2)
+        .chunk_rows(50)
+        .max_attempts(2)
+        .mapper(format!("{}:explode", mapper.display()))
+        .run();
+    o.assert_failed(
+        "a mapper raising on row 123",
+        &[
+            "error: job failed, nothing was published",
+            "cannot handle dialogue 123",
+            "row 123",
+        ],
     );
 }
 
 #[test]
 fn a_crashing_mapper_costs_one_attempt_and_the_job_completes() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let marker = dir.path().join("crashed-once");
-    let mapper = dir.path().join("crashy.py");
-    std::fs::write(
-        &mapper,
-        format!(
+    let mapper = write_file(
+        dir.path(),
+        "crashy.py",
+        &format!(
             "import os\nMARK = {:?}\ndef f(row):\n    if row['id'] == 250 and not os.path.exists(MARK):\n        open(MARK, 'w').close()\n        os._exit(3)\n    yield {{'id': row['id'], 'n': len(row['turns'])}}\n",
             marker.display().to_string()
         ),
-    )
-    .unwrap();
-    let out = dir.path().join("t");
-    let o = run(flywheel()
-        .args(["map", "--workers", "2", "--chunk-rows", "50", "--mapper"])
-        .arg(format!("{}:f", mapper.display()))
-        .arg("--input")
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&out));
+    );
+    let o = Map::dialogues(dir.path().join("t"))
+        .workers(2)
+        .chunk_rows(50)
+        .mapper(format!("{}:f", mapper.display()))
+        .run();
     assert!(o.status.success());
     // One failed attempt (run again, or finished by a speculative copy already running).
-    let log = String::from_utf8_lossy(&o.stderr);
+    let log = o.stderr_text();
     assert!(log.contains("failures 1 ·"), "{log}");
-    let got = read_with_pyarrow(&py, &out, None);
-    let ids: Vec<u64> = got["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_u64().unwrap())
-        .collect();
-    assert_eq!(ids, (0..500).collect::<Vec<u64>>());
+    assert_eq!(o.ids(&py), (0..500).collect::<Vec<u64>>());
 }
 
 #[test]
 fn bad_input_is_refused_before_anything_runs_with_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let out = dir.path().join("t");
-    let cases: Vec<(Vec<String>, &str)> = vec![
+    let d = dialogues().display().to_string();
+    let cases = [
         (
-            vec![
-                "--input".into(),
-                "/nonexistent/x.parquet".into(),
-                "--mapper".into(),
-                "builtin:identity".into(),
-            ],
+            "/nonexistent/x.parquet",
+            "builtin:identity",
             "input '/nonexistent/x.parquet' matches no file",
         ),
+        (d.as_str(), "builtin:nope", "unknown builtin mapper 'nope'"),
         (
-            vec![
-                "--input".into(),
-                dialogues().display().to_string(),
-                "--mapper".into(),
-                "builtin:nope".into(),
-            ],
-            "unknown builtin mapper 'nope'",
-        ),
-        (
-            vec![
-                "--input".into(),
-                dialogues().display().to_string(),
-                "--mapper".into(),
-                "missing.py:F".into(),
-            ],
+            d.as_str(),
+            "missing.py:F",
             "mapper file missing.py does not exist",
         ),
         (
-            vec![
-                "--input".into(),
-                dialogues().display().to_string(),
-                "--mapper".into(),
-                "exec:no-such-program-xyz".into(),
-            ],
+            d.as_str(),
+            "exec:no-such-program-xyz",
             "'no-such-program-xyz' is not found",
         ),
     ];
-    for (args, message) in cases {
-        let o = run(flywheel().arg("map").args(&args).arg("--output").arg(&out));
-        assert_eq!(o.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&o.stderr);
+    for (input, mapper, message) in cases {
+        let o = Map::new(input, &out).mapper(mapper).run();
+        assert_eq!(o.code(), Some(2), "{input} {mapper}");
+        let stderr = o.stderr_text();
         assert!(
             stderr.starts_with("error: ") && stderr.contains(message),
-            "{args:?}: {stderr}"
+            "{input} {mapper}: {stderr}"
         );
         assert!(!out.exists(), "nothing is written for bad input");
     }
@@ -249,31 +178,23 @@ fn bad_input_is_refused_before_anything_runs_with_exit_2() {
 
 #[test]
 fn create_refuses_an_existing_table_and_overwrite_adds_a_version() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let out = dir.path().join("t");
-    let args = |mode: &str| {
-        let mut c = flywheel();
-        c.args([
-            "map",
-            "--mapper",
-            "builtin:identity",
-            "--chunk-rows",
-            "100",
-            "--mode",
-            mode,
-            "--input",
-        ])
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&out);
-        c
+    let map = |mode: &str| {
+        Map::dialogues(&out)
+            .identity()
+            .chunk_rows(100)
+            .mode(mode)
+            .run()
     };
-    assert!(run(&mut args("create")).status.success());
-    let again = run(&mut args("create"));
-    assert_eq!(again.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a table (version 1)"));
-    assert!(run(&mut args("overwrite")).status.success());
-    assert!(run(&mut args("append")).status.success());
+    assert!(map("create").status.success());
+    let again = map("create");
+    assert_eq!(again.code(), Some(2));
+    assert!(again
+        .stderr_text()
+        .contains("already holds a table (version 1)"));
+    assert!(map("overwrite").status.success());
+    assert!(map("append").status.success());
     let log = run(flywheel().args(["table", "log"]).arg(&out));
     let text = String::from_utf8_lossy(&log.stdout);
     assert_eq!(text.lines().count(), 3, "{text}");

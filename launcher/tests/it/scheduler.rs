@@ -7,17 +7,13 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn crashes_on_every_fifth_chunk_and_a_hang_still_give_the_complete_output() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let marks = dir.path().join("marks");
-    std::fs::create_dir(&marks).unwrap();
-    let mapper = dir.path().join("flaky.py");
-    std::fs::write(
-        &mapper,
-        format!(
+    std::fs::create_dir(&marks).expect("the folder is made");
+    let mapper = py_mapper(
+        dir.path(),
+        "flaky.py",
+        &format!(
             r#"import os, time
 MARKS = {marks:?}
 def f(row):
@@ -34,39 +30,23 @@ def f(row):
 "#,
             marks = marks.display().to_string()
         ),
-    )
-    .unwrap();
-    let out = dir.path().join("t");
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--workers",
-            "3",
-            "--chunk-rows",
-            "20",
-            "--chunk-timeout",
-            "5",
-            "--max-attempts",
-            "3",
-            "--mapper",
-        ])
-        .arg(format!("{}:f", mapper.display()))
-        .arg("--input")
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&out));
+        "f",
+    );
+    let o = Map::dialogues(dir.path().join("t"))
+        .workers(3)
+        .chunk_rows(20)
+        .arg("--chunk-timeout")
+        .arg("5")
+        .max_attempts(3)
+        .mapper(&mapper)
+        .run();
     assert!(o.status.success());
-    let rows = read_with_pyarrow(&py, &out, None)["rows"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
     assert_eq!(
-        ids,
+        o.ids(&py),
         (0..500).collect::<Vec<_>>(),
         "complete and in input order"
     );
-    let log = String::from_utf8_lossy(&o.stderr);
+    let log = o.stderr_text();
     // 25 chunks: chunks 0, 5, 10, 15, 20 crash once; chunk 7 hangs once (a timeout, unless a
     // speculative copy overtakes it first). A failed chunk is run again, or finished by a
     // speculative copy that was already running, so failures are counted, not retries.
@@ -78,41 +58,25 @@ def f(row):
 
 #[test]
 fn a_job_killed_halfway_resumes_redoing_at_most_one_chunk_per_worker() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let mapper = dir.path().join("slow.py");
-    std::fs::write(&mapper, "import time\ndef f(row):\n    time.sleep(0.01)\n    yield {'id': row['id'], 'n': len(row['turns'])}\n").unwrap();
-    let spec = format!("{}:f", mapper.display());
-    let args = |out: &Path| {
-        let mut c = flywheel();
-        c.args([
-            "map",
-            "--workers",
-            "2",
-            "--chunk-rows",
-            "20",
-            "--mapper",
-            &spec,
-            "--input",
-        ])
-        .arg(dialogues())
-        .arg("--output")
-        .arg(out);
-        c
-    };
+    let Some((py, dir)) = setup() else { return };
+    let spec = py_mapper(
+        dir.path(),
+        "slow.py",
+        "import time\ndef f(row):\n    time.sleep(0.01)\n    yield {'id': row['id'], 'n': len(row['turns'])}\n",
+        "f",
+    );
+    let map = |out: &Path| Map::dialogues(out).workers(2).chunk_rows(20).mapper(&spec);
     // The reference: an uninterrupted run.
     let clean = dir.path().join("clean");
-    assert!(run(&mut args(&clean)).status.success());
+    assert!(map(&clean).run().status.success());
 
     let out = dir.path().join("t");
-    let mut child = args(&out)
+    let mut child = map(&out)
+        .command()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
+        .expect("flywheel starts");
     let start = Instant::now();
     while accepted_chunks(&out) < 10 {
         assert!(
@@ -126,27 +90,28 @@ fn a_job_killed_halfway_resumes_redoing_at_most_one_chunk_per_worker() {
         .arg("-9")
         .arg(child.id().to_string())
         .status()
-        .unwrap();
+        .expect("the command runs");
     let _ = child.wait();
     std::thread::sleep(Duration::from_millis(300));
     let before = accepted_chunks(&out);
     assert!(before < 25, "killed before the end");
     assert!(!has_version(&out), "nothing published by the killed run");
-    let status = run(flywheel().arg("status").arg(&out));
     assert!(
-        String::from_utf8_lossy(&status.stdout).contains("interrupted"),
+        status_of(&out).contains("interrupted"),
         "status shows the interrupted job"
     );
-    let files_before = std::fs::read_dir(out.join("data")).unwrap().count();
+    let files_before = std::fs::read_dir(out.join("data"))
+        .expect("the folder is listed")
+        .count();
 
-    let o = run(args(&out).arg("--resume").arg("--json"));
+    let o = map(&out).arg("--resume").arg("--json").run();
     assert!(o.status.success());
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("the output is JSON");
     let redone = report["report"]["workers"]
         .as_array()
-        .unwrap()
+        .expect("an array")
         .iter()
-        .map(|w| w["chunks"].as_u64().unwrap())
+        .map(|w| w["chunks"].as_u64().expect("an integer"))
         .sum::<u64>();
     assert_eq!(
         redone as usize,
@@ -164,66 +129,46 @@ fn a_job_killed_halfway_resumes_redoing_at_most_one_chunk_per_worker() {
     let want = read_with_pyarrow(&py, &clean, None);
     assert_eq!(got["rows"], want["rows"]);
     assert_eq!(got["num_rows"].as_u64(), Some(500));
-    let status = run(flywheel().arg("status").arg(&out));
-    assert!(String::from_utf8_lossy(&status.stdout).contains("finished: published version 1"));
+    assert!(status_of(&out).contains("finished: published version 1"));
 }
 
 #[test]
 fn a_row_that_kills_the_mapper_is_isolated_with_skip() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let mapper = dir.path().join("poison.py");
-    std::fs::write(
-        &mapper,
+    let Some((py, dir)) = setup() else { return };
+    let mapper = py_mapper(
+        dir.path(),
+        "poison.py",
         "import ctypes, os\ndef f(row):\n    if row['id'] in (123, 124, 400):\n        ctypes.string_at(0)  # segfault, every time\n    yield {'id': row['id']}\n",
-    )
-    .unwrap();
+        "f",
+    );
     let out = dir.path().join("t");
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--workers",
-            "2",
-            "--chunk-rows",
-            "50",
-            "--on-row-error",
-            "skip",
-            "--mapper",
-        ])
-        .arg(format!("{}:f", mapper.display()))
-        .arg("--input")
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&out));
+    let o = Map::dialogues(&out)
+        .workers(2)
+        .chunk_rows(50)
+        .on_row_error("skip")
+        .mapper(&mapper)
+        .run();
     assert!(o.status.success());
-    let ids: Vec<u64> = read_with_pyarrow(&py, &out, None)["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_u64().unwrap())
-        .collect();
+    let ids = o.ids(&py);
     let want: Vec<u64> = (0..500).filter(|i| ![123, 124, 400].contains(i)).collect();
     assert_eq!(ids, want, "every other row, in order");
     let errors = read_with_pyarrow(&py, &out.join("_errors"), None);
     let mut bad: Vec<u64> = errors["rows"]
         .as_array()
-        .unwrap()
+        .expect("an array")
         .iter()
-        .map(|r| r["row"].as_u64().unwrap())
+        .map(|r| r["row"].as_u64().expect("an integer"))
         .collect();
     bad.sort();
     assert_eq!(bad, vec![123, 124, 400]);
     assert!(errors["rows"][0]["error"]
         .as_str()
-        .unwrap()
+        .expect("a string")
         .contains("the mapper died on this row"));
     assert!(
         errors["rows"][0]["input"]
             .as_str()
-            .unwrap()
+            .expect("a string")
             .contains("\"id\""),
         "the input row is kept"
     );
@@ -231,37 +176,28 @@ fn a_row_that_kills_the_mapper_is_isolated_with_skip() {
 
 #[test]
 fn a_mapper_that_cannot_start_fails_the_job_even_with_skip() {
-    let dir = tempfile::tempdir().unwrap();
-    let mapper = dir.path().join("broken.py");
-    std::fs::write(
-        &mapper,
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mapper = py_mapper(
+        dir.path(),
+        "broken.py",
         "import no_such_module_anywhere\ndef f(row):\n    yield row\n",
-    )
-    .unwrap();
+        "f",
+    );
     let out = dir.path().join("t");
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--on-row-error",
-            "skip",
-            "--max-attempts",
-            "2",
-            "--mapper",
-        ])
-        .arg(format!("{}:f", mapper.display()))
-        .arg("--input")
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&out));
-    assert_eq!(o.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("failed to start")
-            && stderr.contains("No module named 'no_such_module_anywhere'"),
-        "{stderr}"
+    let o = Map::dialogues(&out)
+        .on_row_error("skip")
+        .max_attempts(2)
+        .mapper(&mapper)
+        .run();
+    o.assert_failed(
+        "a mapper that cannot start",
+        &[
+            "failed to start",
+            "No module named 'no_such_module_anywhere'",
+        ],
     );
     assert!(
-        !has_version(&out) && !has_version(&out.join("_errors")),
+        !has_version(&out.join("_errors")),
         "no row is blamed for a mapper that cannot start"
     );
 }

@@ -2,7 +2,6 @@
 //! made in the test, and their checks before any worker starts.
 
 use crate::support::*;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,12 +13,7 @@ fn ml_python() -> Option<PathBuf> {
     ]
     .into_iter()
     .flatten()
-    .find(|p| {
-        Command::new(p)
-            .args(["-c", "import torch, transformers, pyarrow"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
+    .find(|p| python_has(p, "torch, transformers, pyarrow"))
 }
 
 fn ml_or_skip() -> Option<PathBuf> {
@@ -50,41 +44,48 @@ fn texts(py: &Path, path: &Path, column: &str, n: usize) {
     assert!(o.status.success());
 }
 
-fn read(py: &Path, table: &Path) -> Vec<Value> {
-    read_with_pyarrow(py, table, None)["rows"]
-        .as_array()
-        .unwrap()
-        .clone()
+/// What the model tests start with: the Python with torch, a temporary directory with the tiny
+/// models (their folder is returned), and an input `in.parquet` of `n` texts in `column`;
+/// `None` after a counted skip.
+fn ml_setup(column: &str, n: usize) -> Option<(PathBuf, tempfile::TempDir, PathBuf, PathBuf)> {
+    let py = ml_or_skip()?;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let models = tiny_models(&py, dir.path());
+    let input = dir.path().join("in.parquet");
+    texts(&py, &input, column, n);
+    Some((py, dir, models, input))
+}
+
+/// A shipped mapper (`flywheel:NAME`) over `input` with the model in the folder `model`.
+fn shipped_map(py: &Path, (input, out): (&Path, &Path), mapper: &str, model: &Path) -> Map {
+    Map::new(input, out)
+        .workers(2)
+        .mapper(mapper)
+        .python(py)
+        .mapper_arg(format!("model={}", model.display()))
 }
 
 #[test]
 fn generate_writes_one_row_per_prompt_in_order_on_cpu() {
-    let Some(py) = ml_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let models = tiny_models(&py, dir.path());
-    let prompts = dir.path().join("prompts.parquet");
-    texts(&py, &prompts, "prompt", 23);
+    let Some((py, dir, models, prompts)) = ml_setup("prompt", 23) else {
+        return;
+    };
     let out = dir.path().join("answers");
-    let o = run(map_cmd(&prompts, &out, "flywheel:generate")
-        .args(["--chunk-rows", "5", "--python"])
-        .arg(&py)
-        .arg("--mapper-arg")
-        .arg(format!("model={}", models.join("lm").display()))
-        .args([
-            "--mapper-arg",
-            "column=prompt",
-            "--mapper-arg",
-            "max_new_tokens=6",
-        ]));
-    assert!(o.status.success());
-    let rows = read(&py, &out);
+    let lm = models.join("lm");
+    let rows = shipped_map(&py, (&prompts, &out), "flywheel:generate", &lm)
+        .chunk_rows(5)
+        .mapper_arg("column=prompt")
+        .mapper_arg("max_new_tokens=6")
+        .run()
+        .assert_ok("map")
+        .rows(&py);
     assert_eq!(rows.len(), 23, "one row per prompt");
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r["id"], i, "input order kept");
         assert!(r["generated"].is_string(), "{r}");
-        let n = r["completion_tokens"].as_u64().unwrap();
+        let n = r["completion_tokens"].as_u64().expect("an integer");
         assert!((1..=6).contains(&n), "{r}");
-        assert!(r["prompt_tokens"].as_u64().unwrap() >= 2, "{r}");
+        assert!(r["prompt_tokens"].as_u64().expect("an integer") >= 2, "{r}");
     }
     // Greedy decoding: the version is reproducible from its lineage.
     let o = run(flywheel().arg("rerun").arg(&out));
@@ -93,38 +94,33 @@ fn generate_writes_one_row_per_prompt_in_order_on_cpu() {
 
 #[test]
 fn embed_writes_normalised_vectors_of_the_model_width() {
-    let Some(py) = ml_or_skip() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let models = tiny_models(&py, dir.path());
-    let input = dir.path().join("texts.parquet");
-    texts(&py, &input, "text", 17);
+    let Some((py, dir, models, input)) = ml_setup("text", 17) else {
+        return;
+    };
     let out = dir.path().join("vectors");
-    let o = run(map_cmd(&input, &out, "flywheel:embed")
-        .args(["--chunk-rows", "4", "--python"])
-        .arg(&py)
-        .arg("--mapper-arg")
-        .arg(format!("model={}", models.join("enc").display()))
-        .args(["--mapper-arg", "batch_size=3"]));
+    let o = shipped_map(&py, (&input, &out), "flywheel:embed", &models.join("enc"))
+        .chunk_rows(4)
+        .mapper_arg("batch_size=3")
+        .run();
     assert!(o.status.success());
-    let info = run(flywheel().args(["table", "info", "--json"]).arg(&out));
-    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    let info = info(&out);
     assert!(
         info["schema_text"]
             .as_str()
-            .unwrap()
+            .expect("a string")
             .contains("embedding: vector<24, fp16>"),
         "{}",
         info["schema_text"]
     );
-    let rows = read(&py, &out);
+    let rows = o.rows(&py);
     assert_eq!(rows.len(), 17);
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r["id"], i);
         let v: Vec<f64> = r["embedding"]
             .as_array()
-            .unwrap()
+            .expect("an array")
             .iter()
-            .map(|x| x.as_f64().unwrap())
+            .map(|x| x.as_f64().expect("a number"))
             .collect();
         assert_eq!(v.len(), 24, "the model's width");
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -134,25 +130,28 @@ fn embed_writes_normalised_vectors_of_the_model_width() {
 
 #[test]
 fn bad_configurations_fail_before_any_worker_starts() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let prompts = dir.path().join("prompts.parquet");
     texts(&py, &prompts, "prompt", 5);
     // A model directory flywheel accepts (a config.json) without loading it.
     let model = dir.path().join("model");
-    std::fs::create_dir_all(&model).unwrap();
-    std::fs::write(model.join("config.json"), r#"{"hidden_size": 8}"#).unwrap();
+    std::fs::create_dir_all(&model).expect("the folder is made");
+    std::fs::write(model.join("config.json"), r#"{"hidden_size": 8}"#)
+        .expect("the test writes its file");
     let out = dir.path().join("out");
     let fails = |mapper: &str, args: &[String], python: &Path, expect: &[&str]| {
-        let o = run(map_cmd(&prompts, &out, mapper)
-            .arg("--python")
-            .arg(python)
-            .args(args.iter().flat_map(|a| ["--mapper-arg", a.as_str()])));
-        assert_eq!(o.status.code(), Some(2), "{mapper} {args:?}");
-        let err = String::from_utf8_lossy(&o.stderr);
+        let o = args
+            .iter()
+            .fold(
+                Map::new(&prompts, &out)
+                    .workers(2)
+                    .mapper(mapper)
+                    .python(python),
+                |m, a| m.mapper_arg(a),
+            )
+            .run();
+        assert_eq!(o.code(), Some(2), "{mapper} {args:?}");
+        let err = o.stderr_text();
         for e in expect {
             assert!(err.contains(e), "expected {e:?} in: {err}");
         }
@@ -192,15 +191,12 @@ fn bad_configurations_fail_before_any_worker_starts() {
     );
     fails(
         "flywheel:summarise",
-        &[m.clone()],
+        std::slice::from_ref(&m),
         &py,
         &["unknown mapper 'flywheel:summarise'"],
     );
     // A Python without the libraries: named with the missing modules.
-    let lacks_torch = !Command::new(&py)
-        .args(["-c", "import torch"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let lacks_torch = !python_has(&py, "torch");
     if lacks_torch {
         fails(
             "flywheel:embed",

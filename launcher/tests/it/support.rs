@@ -1,9 +1,11 @@
-//! Helpers: running the binary, the Python that has pyarrow, reading tables independently.
+//! Helpers: running the binary (`Map` builds a `flywheel map`), the Python that has pyarrow,
+//! reading tables independently, and skips that say why and are counted.
 
 use serde_json::Value;
-use std::io::Read;
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -39,7 +41,8 @@ pub fn must_have_everything() -> bool {
         .unwrap_or(false)
 }
 
-/// Skips (prints why and returns false) or, where everything is required, panics.
+/// Skips (prints why, records the skip and returns false) or, where everything is required,
+/// panics.
 pub fn available(ok: bool, what: &str) -> bool {
     if !ok {
         assert!(
@@ -47,8 +50,51 @@ pub fn available(ok: bool, what: &str) -> bool {
             "{what} is required here (FLYWHEEL_TEST_REQUIRE_ALL=1) but missing"
         );
         eprintln!("SKIPPED: {what} is not available on this machine");
+        record_skip(what);
     }
     ok
+}
+
+/// The file that counts skips: scripts/test.sh names one in $FLYWHEEL_TEST_SKIPS and prints
+/// its lines (`test name <TAB> what is missing`) in its summary.
+fn record_skip(what: &str) {
+    let Some(file) = std::env::var_os("FLYWHEEL_TEST_SKIPS") else {
+        return;
+    };
+    // libtest names the thread of a test after it, under cargo test and nextest alike.
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("an unnamed test");
+    let line = format!("{test}\t{what}\n");
+    // One write to a file opened for appending: lines of tests running at once never interleave.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        panic!(
+            "cannot record the skip in {}: {e}",
+            Path::new(&file).display()
+        );
+    }
+}
+
+/// The Python with pyarrow, or `None` after a counted skip (a failure where everything is
+/// required).
+pub fn pyarrow_or_skip() -> Option<PathBuf> {
+    let py = pyarrow_python();
+    available(
+        py.is_some(),
+        "a Python with pyarrow (.venv or FLYWHEEL_TEST_PYTHON)",
+    );
+    py
+}
+
+/// What most tests start with: the Python with pyarrow and a temporary directory; `None` after
+/// a counted skip.
+pub fn setup() -> Option<(PathBuf, tempfile::TempDir)> {
+    let py = pyarrow_or_skip()?;
+    Some((py, tempfile::tempdir().expect("a temporary directory")))
 }
 
 /// A Python interpreter that can import pyarrow: $FLYWHEEL_TEST_PYTHON, else the repo's .venv.
@@ -148,15 +194,12 @@ pub fn ids_parquet(py: &Path, path: &Path, start: u64, n: u64) {
     assert!(o.status.success(), "writing {} failed", path.display());
 }
 
-/// `flywheel map` with the options most tests share; add more with `.args`.
-pub fn map_cmd(input: &Path, output: &Path, mapper: &str) -> Command {
-    let mut c = flywheel();
-    c.args(["map", "--workers", "2", "--input"])
-        .arg(input)
-        .arg("--output")
-        .arg(output)
-        .args(["--mapper", mapper]);
-    c
+/// Writes `dir/in.parquet`, an input of `n` rows with an int64 column `id` = 0..n, and returns
+/// its path.
+pub fn ids_input(py: &Path, dir: &Path, n: u64) -> PathBuf {
+    let p = dir.join("in.parquet");
+    ids_parquet(py, &p, 0, n);
+    p
 }
 
 /// The `id` column of a table version, read with pyarrow only.
@@ -251,7 +294,269 @@ pub fn exec_mapper(dir: &Path, name: &str, body: &str) -> String {
     format!("exec:{}", path.display())
 }
 
+/// Asserts a command exited with `code` and its stderr says every one of `says`; `what` names
+/// the case.
+pub fn assert_exit(o: &Output, code: i32, what: &str, says: &[&str]) {
+    let err = stderr_text(o);
+    assert_eq!(o.status.code(), Some(code), "{what}: exit status: {err}");
+    for s in says {
+        assert!(err.contains(s), "{what}: the error says {s:?}: {err}");
+    }
+}
+
+/// Asserts a command succeeded and its stdout says every one of `says`; returns the stdout.
+pub fn assert_prints(o: &Output, what: &str, says: &[&str]) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{what}: {}", stderr_text(o));
+    for s in says {
+        assert!(out.contains(s), "{what}: expected {s:?} in: {out}");
+    }
+    out
+}
+
 /// A command's stderr as text.
 pub fn stderr_text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The rows of a table's latest version (or `version`), read with pyarrow only.
+pub fn rows(py: &Path, table: &Path, version: Option<u64>) -> Vec<Value> {
+    read_with_pyarrow(py, table, version)["rows"]
+        .as_array()
+        .expect("rows")
+        .clone()
+}
+
+/// What `flywheel status TABLE` prints.
+pub fn status_of(table: &Path) -> String {
+    String::from_utf8_lossy(&run(flywheel().arg("status").arg(table)).stdout).into_owned()
+}
+
+/// `flywheel table info --json` of a table address.
+pub fn info(table: impl AsRef<OsStr>) -> Value {
+    let o = run(flywheel().args(["table", "info", "--json"]).arg(table));
+    assert!(o.status.success(), "table info: {}", stderr_text(&o));
+    serde_json::from_slice(&o.stdout).expect("table info --json prints JSON")
+}
+
+/// `flywheel map --input INPUT --output OUTPUT`, with options added by name (or as `arg`s) in
+/// the order given: only what a test asks for is on the command line, so flywheel's defaults
+/// hold for the rest. `run` runs it; `command` gives the command to spawn.
+pub struct Map {
+    input: OsString,
+    output: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    limit: Option<Duration>,
+}
+
+impl Map {
+    pub fn new(input: impl AsRef<OsStr>, output: impl AsRef<Path>) -> Self {
+        Map {
+            input: input.as_ref().to_owned(),
+            output: output.as_ref().to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            limit: None,
+        }
+    }
+
+    /// The README demo's input, the 500 dialogues.
+    pub fn dialogues(output: impl AsRef<Path>) -> Self {
+        Map::new(dialogues(), output)
+    }
+
+    /// `--mapper SPEC`.
+    pub fn mapper(self, spec: impl AsRef<OsStr>) -> Self {
+        self.arg("--mapper").arg(spec)
+    }
+
+    /// `--mapper builtin:identity`.
+    pub fn identity(self) -> Self {
+        self.mapper("builtin:identity")
+    }
+
+    pub fn workers(self, n: u32) -> Self {
+        self.arg("--workers").arg(n.to_string())
+    }
+
+    pub fn chunk_rows(self, n: u64) -> Self {
+        self.arg("--chunk-rows").arg(n.to_string())
+    }
+
+    pub fn max_attempts(self, n: u32) -> Self {
+        self.arg("--max-attempts").arg(n.to_string())
+    }
+
+    /// `--mode create|append|overwrite`.
+    pub fn mode(self, mode: &str) -> Self {
+        self.arg("--mode").arg(mode)
+    }
+
+    pub fn schema(self, schema: &str) -> Self {
+        self.arg("--schema").arg(schema)
+    }
+
+    /// `--python PY`: the interpreter of a Python mapper.
+    pub fn python(self, py: impl AsRef<OsStr>) -> Self {
+        self.arg("--python").arg(py)
+    }
+
+    /// `--on-row-error fail|skip`.
+    pub fn on_row_error(self, policy: &str) -> Self {
+        self.arg("--on-row-error").arg(policy)
+    }
+
+    /// `--mapper-arg KEY=VALUE`.
+    pub fn mapper_arg(self, arg: impl AsRef<OsStr>) -> Self {
+        self.arg("--mapper-arg").arg(arg)
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<S: AsRef<OsStr>>(self, args: impl IntoIterator<Item = S>) -> Self {
+        args.into_iter().fold(self, |m, a| m.arg(a))
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// A deadline: past `limit` the run is killed and the test fails (a hang, not a stuck test).
+    pub fn within(mut self, limit: Duration) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// The command, to spawn or to change further.
+    pub fn command(&self) -> Command {
+        let mut c = flywheel();
+        c.arg("map")
+            .arg("--input")
+            .arg(&self.input)
+            .arg("--output")
+            .arg(&self.output)
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
+    /// Runs it to the end (within the deadline, if one is set).
+    pub fn run(&self) -> Ran {
+        let mut cmd = self.command();
+        let output = match self.limit {
+            None => run(&mut cmd),
+            Some(limit) => {
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                eprintln!("$ {cmd:?}");
+                wait_within(cmd.spawn().expect("flywheel starts"), limit)
+            }
+        };
+        Ran {
+            output,
+            table: self.output.clone(),
+        }
+    }
+}
+
+/// A finished `flywheel map`: its output (status, stdout, stderr) and the table it wrote.
+pub struct Ran {
+    output: Output,
+    table: PathBuf,
+}
+
+impl std::ops::Deref for Ran {
+    type Target = Output;
+    fn deref(&self) -> &Output {
+        &self.output
+    }
+}
+
+impl Ran {
+    /// The exit status's code (`None` when a signal ended it).
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        stderr_text(&self.output)
+    }
+
+    /// Fails the test unless the job succeeded; `what` names the case.
+    pub fn assert_ok(&self, what: &str) -> &Self {
+        assert!(
+            self.output.status.success(),
+            "{what}: flywheel map failed: {}",
+            self.stderr_text()
+        );
+        self
+    }
+
+    /// Asserts the job failed (exit 1), published nothing, and its stderr says every one of
+    /// `says`; `what` names the case.
+    pub fn assert_failed(&self, what: &str, says: &[&str]) {
+        assert_exit(self, 1, what, says);
+        assert!(!self.published(), "{what}: a failed job publishes nothing");
+    }
+
+    /// The output table's rows, read with pyarrow only.
+    pub fn rows(&self, py: &Path) -> Vec<Value> {
+        rows(py, &self.table, None)
+    }
+
+    /// The output table's `id` column, read with pyarrow only.
+    pub fn ids(&self, py: &Path) -> Vec<u64> {
+        ids(py, &self.table, None)
+    }
+
+    /// Whether the job published a version of its table.
+    pub fn published(&self) -> bool {
+        has_version(&self.table)
+    }
+}
+
+/// Writes a Python mapper file `dir/file` holding `code` and returns the `--mapper` spec of its
+/// `function`.
+pub fn py_mapper(dir: &Path, file: &str, code: &str, function: &str) -> String {
+    format!("{}:{function}", write_file(dir, file, code).display())
+}
+
+/// The two mapper paths of a Python mapper, by name: JSON lines (`python3`, which lacks
+/// pyarrow) and Arrow IPC (`py`, which has it), each with its `--python`.
+pub fn both_paths(py: &Path) -> [(&'static str, String); 2] {
+    [
+        ("json", "python3".to_string()),
+        ("arrow", py.display().to_string()),
+    ]
+}
+
+/// Runs the map `map(path name)` gives with each mapper path's `--python` (see `both_paths`);
+/// each must succeed. Returns each path's name and the rows of its table, read with pyarrow.
+pub fn rows_on_both_paths(py: &Path, map: impl Fn(&str) -> Map) -> Vec<(&'static str, Vec<Value>)> {
+    both_paths(py)
+        .into_iter()
+        .map(|(name, python)| {
+            let rows = map(name).python(python).run().assert_ok(name).rows(py);
+            (name, rows)
+        })
+        .collect()
+}
+
+/// Whether `py` can import `module`.
+pub fn python_has(py: &Path, module: &str) -> bool {
+    Command::new(py)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }

@@ -14,49 +14,36 @@ fn seed_mapper() -> String {
     )
 }
 
-fn info(table: &Path) -> serde_json::Value {
-    let o = run(flywheel().args(["table", "info", "--json"]).arg(table));
-    assert!(o.status.success());
-    serde_json::from_slice(&o.stdout).unwrap()
+/// check_seed.py: the seed schema's table, column by column with pyarrow.
+fn check_seed(py: &Path, table: &Path) {
+    let check = run(Command::new(py)
+        .arg(root().join("launcher/tests/it/check_seed.py"))
+        .arg(table)
+        .arg("500"));
+    assert!(check.status.success(), "{}", stderr_text(&check));
+}
+
+/// `flywheel map` of the dialogues through a Python mapper run by `python`.
+fn python_map(out: &Path, mapper: &str, python: &str, chunk_rows: u64) -> Map {
+    Map::dialogues(out)
+        .chunk_rows(chunk_rows)
+        .python(python)
+        .mapper(mapper)
 }
 
 #[test]
 fn the_seed_schema_round_trips_through_flywheel_and_pyarrow() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let out = dir.path().join("media");
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--workers",
-            "2",
-            "--chunk-rows",
-            "40",
-            "--schema",
-            SEED,
-            "--mapper",
-            &seed_mapper(),
-            "--input",
-        ])
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&out));
+    let o = Map::dialogues(&out)
+        .workers(2)
+        .chunk_rows(40)
+        .schema(SEED)
+        .mapper(seed_mapper())
+        .run();
     assert!(o.status.success());
     // pyarrow, column by column.
-    let check = Command::new(&py)
-        .arg(root().join("launcher/tests/it/check_seed.py"))
-        .arg(&out)
-        .arg("500")
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    check_seed(&py, &out);
     // flywheel: the schema prints back as written, and the table reads back (copied by flywheel) equal.
     assert_eq!(info(&out)["schema_text"].as_str(), Some(SEED));
     // table head shows media and vectors short.
@@ -68,59 +55,19 @@ fn the_seed_schema_round_trips_through_flywheel_and_pyarrow() {
     );
     assert_eq!(text.lines().count(), 3, "a header and two rows: {text}");
     let copy = dir.path().join("copy");
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--mapper",
-            "builtin:identity",
-            "--chunk-rows",
-            "77",
-            "--input",
-        ])
-        .arg(&out)
-        .arg("--output")
-        .arg(&copy));
+    let o = Map::new(&out, &copy).identity().chunk_rows(77).run();
     assert!(o.status.success());
     assert_eq!(info(&copy)["schema_text"].as_str(), Some(SEED));
-    let check = Command::new(&py)
-        .arg(root().join("launcher/tests/it/check_seed.py"))
-        .arg(&copy)
-        .arg("500")
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    check_seed(&py, &copy);
     // A Python mapper gets binary columns as bytes, on both protocol paths.
-    let m = dir.path().join("lens.py");
-    std::fs::write(&m, "def f(row):\n    v = row['video']\n    yield {'is_bytes': isinstance(v, bytes), 'png': v[:4] == b'\\x89PNG', 'tracks': sorted(row['audio_tracks'] if isinstance(row['audio_tracks'], dict) else dict(row['audio_tracks']))}\n").unwrap();
-    for (protocol, python) in [
-        ("json", "python3".to_string()),
-        ("arrow", py.display().to_string()),
-    ] {
-        let lens = dir.path().join(format!("lens-{protocol}"));
-        let o = run(flywheel()
-            .args([
-                "map",
-                "--chunk-rows",
-                "100",
-                "--python",
-                &python,
-                "--mapper",
-            ])
-            .arg(format!("{}:f", m.display()))
-            .arg("--input")
-            .arg(&out)
-            .arg("--output")
-            .arg(&lens)
-            .env("FLYWHEEL_PROTOCOL", protocol));
-        assert!(o.status.success(), "{protocol}");
-        let rows = read_with_pyarrow(&py, &lens, None)["rows"]
-            .as_array()
-            .unwrap()
-            .clone();
+    let m = py_mapper(dir.path(), "lens.py", "def f(row):\n    v = row['video']\n    yield {'is_bytes': isinstance(v, bytes), 'png': v[:4] == b'\\x89PNG', 'tracks': sorted(row['audio_tracks'] if isinstance(row['audio_tracks'], dict) else dict(row['audio_tracks']))}\n", "f");
+    let runs = rows_on_both_paths(&py, |protocol| {
+        Map::new(&out, dir.path().join(format!("lens-{protocol}")))
+            .chunk_rows(100)
+            .mapper(&m)
+            .env("FLYWHEEL_PROTOCOL", protocol)
+    });
+    for (protocol, rows) in runs {
         assert_eq!(rows.len(), 500);
         assert!(
             rows.iter()
@@ -133,7 +80,7 @@ fn the_seed_schema_round_trips_through_flywheel_and_pyarrow() {
 
 #[test]
 fn rows_violating_the_schema_fail_naming_row_and_column_and_publish_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let mapper = dir.path().join("bad.py");
     std::fs::write(
         &mapper,
@@ -152,7 +99,7 @@ def f(row):
     yield good
 "#,
     )
-    .unwrap();
+    .expect("the test writes its file");
     let cases = [
         (
             "type",
@@ -194,39 +141,18 @@ def f(row):
             std::fs::write(
                 &file,
                 std::fs::read_to_string(&mapper)
-                    .unwrap()
+                    .expect("the file is read")
                     .replace("CASE\n", &format!("{case:?}\n")),
             )
-            .unwrap();
+            .expect("the test writes its file");
             let out = dir.path().join(format!("out_{case}_{}", python.len()));
-            let o = run(flywheel()
-                .args([
-                    "map",
-                    "--workers",
-                    "2",
-                    "--chunk-rows",
-                    "25",
-                    "--max-attempts",
-                    "1",
-                    "--python",
-                    &python,
-                    "--schema",
-                    schema,
-                    "--mapper",
-                ])
-                .arg(format!("{}:f", file.display()))
-                .arg("--input")
-                .arg(dialogues())
-                .arg("--output")
-                .arg(&out));
-            assert_eq!(o.status.code(), Some(1), "{case}");
-            let stderr = String::from_utf8_lossy(&o.stderr);
-            assert!(stderr.contains(message), "{case}: {stderr}");
-            assert!(
-                stderr.contains("from input row 37 of"),
-                "{case}: the input row is named: {stderr}"
-            );
-            assert!(!has_version(&out), "{case}: nothing may be published");
+            let o = python_map(&out, &format!("{}:f", file.display()), &python, 25)
+                .workers(2)
+                .max_attempts(1)
+                .schema(schema)
+                .run();
+            // The value's fault, and the input row named.
+            o.assert_failed(case, &[message, "from input row 37 of"]);
         }
     }
     // With --on-row-error skip the bad row goes to _errors and the rest is published.
@@ -234,161 +160,92 @@ def f(row):
     std::fs::write(
         &file,
         std::fs::read_to_string(&mapper)
-            .unwrap()
+            .expect("the file is read")
             .replace("CASE\n", "\"vector\"\n"),
     )
-    .unwrap();
+    .expect("the test writes its file");
     let out = dir.path().join("out_skip");
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--chunk-rows",
-            "25",
-            "--on-row-error",
-            "skip",
-            "--schema",
-            "n: int, s: str, v: vector<1536, fp16>, j: json, a: image",
-            "--mapper",
-        ])
-        .arg(format!("{}:f", file.display()))
-        .arg("--input")
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&out));
+    let o = Map::dialogues(&out)
+        .chunk_rows(25)
+        .on_row_error("skip")
+        .schema("n: int, s: str, v: vector<1536, fp16>, j: json, a: image")
+        .mapper(format!("{}:f", file.display()))
+        .run();
     assert!(o.status.success());
     assert_eq!(info(&out)["num_rows"].as_u64(), Some(499));
-    let errors = info(&out.join("_errors"));
+    let errors = info(out.join("_errors"));
     assert_eq!(errors["num_rows"].as_u64(), Some(1));
 
     // The Arrow path (pyarrow in the mapper's Python): a null in a non-nullable column is found
     // by flywheel, named in fail mode, and sent to _errors in skip mode.
     let Some(py) = py else { return };
-    let nulls = dir.path().join("nulls.py");
-    std::fs::write(
-        &nulls,
+    let nulls = py_mapper(
+        dir.path(),
+        "nulls.py",
         "def f(row):\n    yield {'n': row['id'], 's': None if row['id'] == 37 else 'x'}\n",
-    )
-    .unwrap();
+        "f",
+    );
     for policy in ["fail", "skip"] {
         let out = dir.path().join(format!("nulls_{policy}"));
-        let o = run(flywheel()
-            .args([
-                "map",
-                "--chunk-rows",
-                "25",
-                "--max-attempts",
-                "1",
-                "--on-row-error",
-                policy,
-                "--schema",
-                "n: int, s: str",
-                "--python",
-            ])
-            .arg(&py)
-            .arg("--mapper")
-            .arg(format!("{}:f", nulls.display()))
-            .arg("--input")
-            .arg(dialogues())
-            .arg("--output")
-            .arg(&out));
+        let o = python_map(&out, &nulls, &py.display().to_string(), 25)
+            .max_attempts(1)
+            .on_row_error(policy)
+            .schema("n: int, s: str")
+            .run();
         if policy == "fail" {
-            assert_eq!(o.status.code(), Some(1));
-            let stderr = String::from_utf8_lossy(&o.stderr);
-            assert!(
-                stderr.contains("from input row 37 of")
-                    && stderr.contains("column 's': expected str, got null"),
-                "{stderr}"
+            o.assert_failed(
+                "a null in a required column",
+                &["from input row 37 of", "column 's': expected str, got null"],
             );
         } else {
             assert!(o.status.success());
             assert_eq!(info(&out)["num_rows"].as_u64(), Some(499));
-            assert_eq!(info(&out.join("_errors"))["num_rows"].as_u64(), Some(1));
+            assert_eq!(info(out.join("_errors"))["num_rows"].as_u64(), Some(1));
         }
     }
 }
 
 #[test]
 fn a_bad_schema_is_refused_with_its_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--schema",
-            "a: int, b: vectr<3, fp16>",
-            "--mapper",
-            "builtin:identity",
-            "--input",
-        ])
-        .arg(dialogues())
-        .arg("--output")
-        .arg(dir.path().join("t")));
-    assert_eq!(o.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let o = Map::dialogues(dir.path().join("t"))
+        .schema("a: int, b: vectr<3, fp16>")
+        .identity()
+        .run();
+    assert_eq!(o.code(), Some(2));
+    let stderr = o.stderr_text();
     assert!(
         stderr.contains("error: schema: at position 11: expected a type"),
         "{stderr}"
     );
 }
 
-fn map_identity(input: &str, out: &Path, mode: &str, env: &[(&str, &str)]) -> std::process::Output {
-    let mut c = flywheel();
-    c.args([
-        "map",
-        "--mapper",
-        "builtin:identity",
-        "--chunk-rows",
-        "128",
-        "--mode",
-        mode,
-        "--input",
-        input,
-    ])
-    .arg("--output")
-    .arg(out);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("flywheel runs")
-}
-
-fn dialogues_str() -> String {
-    dialogues().display().to_string()
+/// An identity map of `input` into `out`, 128 rows a chunk.
+fn map_identity(input: impl AsRef<std::ffi::OsStr>, out: &Path, mode: &str) -> Map {
+    Map::new(input, out).identity().chunk_rows(128).mode(mode)
 }
 
 #[test]
 fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let t = dir.path().join("t");
-    let half = dir.path().join("half.py");
-    std::fs::write(
-        &half,
+    let half = py_mapper(
+        dir.path(),
+        "half.py",
         "def f(row):\n    if row['id'] % 2 == 0:\n        yield row\n",
-    )
-    .unwrap();
-    assert!(map_identity(&dialogues_str(), &t, "create", &[])
-        .status
-        .success());
-    assert!(map_identity(&dialogues_str(), &t, "append", &[])
-        .status
-        .success());
-    let o = run(flywheel()
-        .args([
-            "map",
-            "--chunk-rows",
-            "128",
-            "--mode",
-            "overwrite",
-            "--mapper",
-        ])
-        .arg(format!("{}:f", half.display()))
-        .arg("--input")
-        .arg(dialogues())
-        .arg("--output")
-        .arg(&t));
+        "f",
+    );
+    map_identity(dialogues(), &t, "create")
+        .run()
+        .assert_ok("create");
+    map_identity(dialogues(), &t, "append")
+        .run()
+        .assert_ok("append");
+    let o = Map::dialogues(&t)
+        .chunk_rows(128)
+        .mode("overwrite")
+        .mapper(&half)
+        .run();
     assert!(o.status.success());
     let all: Vec<u64> = (0..500).collect();
     assert_eq!(ids(&py, &t, Some(1)), all);
@@ -402,7 +259,8 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
     for (v, n) in [(1, 500), (2, 1000), (3, 250)] {
         let copy = dir.path().join(format!("copy{v}"));
         assert!(
-            map_identity(&format!("{}@{v}", t.display()), &copy, "create", &[])
+            map_identity(format!("{}@{v}", t.display()), &copy, "create")
+                .run()
                 .status
                 .success()
         );
@@ -410,35 +268,40 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
     }
     // An orphan (a crashed job's file) and the files only versions 1 and 2 reference.
     let orphan = t.join("data/c999999-a1-r1-dead.parquet");
-    std::fs::copy(dialogues(), &orphan).unwrap();
+    std::fs::copy(dialogues(), &orphan).expect("the file is copied");
     let v3_files: Vec<String> =
         String::from_utf8(run(flywheel().args(["table", "files"]).arg(&t)).stdout)
-            .unwrap()
+            .expect("the output is UTF-8")
             .lines()
             .map(str::to_string)
             .collect();
-    let before = std::fs::read_dir(t.join("data")).unwrap().count();
+    let before = std::fs::read_dir(t.join("data"))
+        .expect("the folder is listed")
+        .count();
     let dry = run(flywheel()
         .args(["table", "vacuum", "--keep", "1", "--dry-run"])
         .arg(&t));
-    assert!(dry.status.success());
-    let listed = String::from_utf8_lossy(&dry.stdout);
-    assert!(
-        listed.contains("would remove version 1")
-            && listed.contains("would remove version 2")
-            && listed.contains("c999999"),
-        "{listed}"
+    assert_prints(
+        &dry,
+        "vacuum --dry-run",
+        &[
+            "would remove version 1",
+            "would remove version 2",
+            "c999999",
+        ],
     );
     assert_eq!(
-        std::fs::read_dir(t.join("data")).unwrap().count(),
+        std::fs::read_dir(t.join("data"))
+            .expect("the folder is listed")
+            .count(),
         before,
         "--dry-run removes nothing"
     );
     let vac = run(flywheel().args(["table", "vacuum", "--keep", "1"]).arg(&t));
     assert!(vac.status.success());
     let left: Vec<String> = std::fs::read_dir(t.join("data"))
-        .unwrap()
-        .map(|e| e.unwrap().path().display().to_string())
+        .expect("the folder is listed")
+        .map(|e| e.expect("a folder entry").path().display().to_string())
         .collect();
     assert_eq!(
         left.len(),
@@ -452,24 +315,25 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
     let gone = run(flywheel()
         .args(["table", "info"])
         .arg(format!("{}@1", t.display())));
-    assert_eq!(gone.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&gone.stderr).contains("version 1 does not exist (latest is 3)")
+    assert_exit(
+        &gone,
+        2,
+        "a vacuumed version",
+        &["version 1 does not exist (latest is 3)"],
     );
 }
 
 #[test]
 fn vacuum_refuses_while_a_job_is_writing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let t = dir.path().join("t");
-    assert!(map_identity(&dialogues_str(), &t, "create", &[])
-        .status
-        .success());
-    std::fs::create_dir_all(t.join("_active")).unwrap();
-    std::fs::write(t.join("_active/123-1.json"), "{}").unwrap();
+    map_identity(dialogues(), &t, "create")
+        .run()
+        .assert_ok("create");
+    std::fs::create_dir_all(t.join("_active")).expect("the folder is made");
+    std::fs::write(t.join("_active/123-1.json"), "{}").expect("the test writes its file");
     let o = run(flywheel().args(["table", "vacuum"]).arg(&t));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("a job is writing to this table"));
+    assert_exit(&o, 2, "vacuum", &["a job is writing to this table"]);
     assert!(run(flywheel().args(["table", "vacuum", "--force"]).arg(&t))
         .status
         .success());
@@ -477,31 +341,30 @@ fn vacuum_refuses_while_a_job_is_writing() {
 
 #[test]
 fn a_commit_killed_at_any_step_leaves_the_old_or_the_new_version() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
+    let Some(py) = pyarrow_or_skip() else { return };
     use std::os::unix::process::ExitStatusExt;
     for step in flywheel_formats::COMMIT_STEPS {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let t = dir.path().join("t");
-        assert!(map_identity(&dialogues_str(), &t, "create", &[])
-            .status
-            .success());
-        let o = map_identity(
-            &dialogues_str(),
-            &t,
-            "append",
-            &[("FLYWHEEL_CRASH_AT", step)],
-        );
+        map_identity(dialogues(), &t, "create")
+            .run()
+            .assert_ok("create");
+        let o = map_identity(dialogues(), &t, "append")
+            .env("FLYWHEEL_CRASH_AT", step)
+            .run();
         assert_eq!(
             o.status.signal(),
             Some(9),
             "{step}: the committing process is SIGKILLed"
         );
         let versions: Vec<String> = std::fs::read_dir(t.join("_versions"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .expect("the folder is listed")
+            .map(|e| {
+                e.expect("a folder entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .filter(|n| !n.starts_with('.'))
             .collect();
         let rows = ids(&py, &t, None).len();
@@ -517,52 +380,35 @@ fn a_commit_killed_at_any_step_leaves_the_old_or_the_new_version() {
             "{step}: the version appears exactly at the link"
         );
         // The table stays usable: the next append lands on top.
-        assert!(
-            map_identity(&dialogues_str(), &t, "append", &[])
-                .status
-                .success(),
-            "{step}"
-        );
+        map_identity(dialogues(), &t, "append")
+            .run()
+            .assert_ok(step);
         assert_eq!(ids(&py, &t, None).len(), rows + 500, "{step}");
     }
 }
 
 #[test]
 fn concurrent_writers_never_lose_an_update_and_only_one_creator_wins() {
-    let Some(py) = pyarrow_python() else {
-        available(false, "a Python with pyarrow");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((py, dir)) = setup() else { return };
     let t = dir.path().join("appends");
-    assert!(map_identity(&dialogues_str(), &t, "create", &[])
-        .status
-        .success());
+    map_identity(dialogues(), &t, "create")
+        .run()
+        .assert_ok("create");
     let spawn = |out: &Path, mode: &str| {
-        flywheel()
-            .args([
-                "map",
-                "--mapper",
-                "builtin:identity",
-                "--workers",
-                "1",
-                "--chunk-rows",
-                "250",
-                "--mode",
-                mode,
-                "--input",
-            ])
-            .arg(dialogues())
-            .arg("--output")
-            .arg(out)
+        Map::dialogues(out)
+            .identity()
+            .workers(1)
+            .chunk_rows(250)
+            .mode(mode)
+            .command()
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .unwrap()
+            .expect("flywheel starts")
     };
     let children: Vec<_> = (0..8).map(|_| spawn(&t, "append")).collect();
     for c in children {
-        let o = c.wait_with_output().unwrap();
+        let o = c.wait_with_output().expect("flywheel ends");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let v = info(&t);
@@ -575,9 +421,9 @@ fn concurrent_writers_never_lose_an_update_and_only_one_creator_wins() {
     assert_eq!(ids(&py, &t, None).len(), 4500);
     let mut files: Vec<String> = v["files"]
         .as_array()
-        .unwrap()
+        .expect("an array")
         .iter()
-        .map(|f| f["path"].as_str().unwrap().to_string())
+        .map(|f| f["path"].as_str().expect("a string").to_string())
         .collect();
     let n = files.len();
     files.sort();
@@ -588,7 +434,7 @@ fn concurrent_writers_never_lose_an_update_and_only_one_creator_wins() {
     let children: Vec<_> = (0..8).map(|_| spawn(&c, "create")).collect();
     let outcomes: Vec<_> = children
         .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
+        .map(|c| c.wait_with_output().expect("flywheel ends"))
         .collect();
     let winners = outcomes.iter().filter(|o| o.status.success()).count();
     assert_eq!(winners, 1, "exactly one creator wins");
