@@ -43,7 +43,7 @@ impl Rows {
             let Some((path, rows)) = self.files.next() else {
                 return Ok(None);
             };
-            self.pending.extend(read_data_file(&path, 0..rows)?);
+            self.pending.extend(read_data_file(&path, rows, 0..rows)?);
         }
     }
 
@@ -113,4 +113,62 @@ pub fn first_difference(
         }));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// A data file at `dir/name` holding `values` in a column called `column`.
+    fn file(dir: &Path, name: &str, column: &str, values: Vec<i64>) -> (PathBuf, u64) {
+        let schema = Arc::new(ArrowSchema::new(vec![Field::new(
+            column,
+            DataType::Int64,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values))])
+            .expect("a batch");
+        let path = dir.join(name);
+        let w = flywheel_formats::write_chunk_file(&path, &[batch]).expect("written");
+        (path, w.rows)
+    }
+
+    #[test]
+    fn the_first_difference_is_found_whatever_the_file_boundaries() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let d = dir.path();
+        let left = vec![file(d, "l.parquet", "id", (0..5).collect())];
+        let split = vec![
+            file(d, "r1.parquet", "id", vec![0, 1]),
+            file(d, "r2.parquet", "id", vec![2, 3, 4]),
+        ];
+        assert_eq!(first_difference(left.clone(), split).expect("read"), None);
+        let changed = vec![
+            file(d, "c1.parquet", "id", vec![0, 1]),
+            file(d, "c2.parquet", "id", vec![2, 30, 4]),
+        ];
+        assert_eq!(
+            first_difference(left.clone(), changed).expect("read"),
+            Some(Difference::Value {
+                row: 3,
+                column: "id".into()
+            })
+        );
+        let longer = vec![file(d, "m.parquet", "id", (0..6).collect())];
+        assert_eq!(
+            first_difference(left.clone(), longer).expect("read"),
+            Some(Difference::Rows { left: 5, right: 6 })
+        );
+        let renamed = vec![file(d, "n.parquet", "key", (0..5).collect())];
+        assert_eq!(
+            first_difference(left, renamed).expect("read"),
+            Some(Difference::Schema(
+                "columns [id: Int64] vs [key: Int64]".into()
+            ))
+        );
+    }
 }
