@@ -1,19 +1,61 @@
-//! Per-column statistics of a version (`table stats`): the manifest's statistics (or a scan's,
-//! for versions whose manifest lacks them) and, unless asked to be fast, each column's profile.
+//! Columns of a version by name, and per-column statistics (`table stats`): the manifest's
+//! statistics (or a scan's, for versions whose manifest lacks them) and, unless asked to be
+//! fast, each column's profile.
 
-use crate::{column_indices, profiled, render, ExploreError, Profile, Profiler};
+use crate::{profiled, render, ExploreError, Profile, Profiler};
 use arrow::datatypes::Schema as ArrowSchema;
 use flywheel_formats::{batch_stats, merge_stats, ColumnStats, Manifest, Table};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
+/// A column name that a schema does not have, with the names it does have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no column '{column}' (columns: {})", .columns.join(", "))]
+pub struct NoColumn {
+    /// The name asked for.
+    pub column: String,
+    /// The columns the schema has.
+    pub columns: Vec<String>,
+}
+
+impl NoColumn {
+    /// The same miss, naming the version (`TABLE@V`) it was looked for in.
+    pub fn within(self, table: String) -> ExploreError {
+        ExploreError::NoColumn {
+            column: self.column,
+            table,
+            columns: self.columns,
+        }
+    }
+}
+
+/// Indices in `schema` of the columns `names` (each trimmed), in the order given.
+pub fn column_indices<S: AsRef<str>>(
+    schema: &arrow::datatypes::Schema,
+    names: &[S],
+) -> Result<Vec<usize>, NoColumn> {
+    names
+        .iter()
+        .map(|name| {
+            let name = name.as_ref().trim();
+            schema.index_of(name).map_err(|_| NoColumn {
+                column: name.to_string(),
+                columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            })
+        })
+        .collect()
+}
+
 /// One column's statistics: the manifest's (or a scan's) and, where scanned, its profile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnReport {
+    /// The column's name.
     pub name: String,
     /// The type in flywheel's language (see [`render::type_text`]).
     pub ty: String,
+    /// The manifest's statistics of the column, or a scan's where the manifest has none.
     pub stats: ColumnStats,
+    /// Distinct and top values, where counted (see [`profiled`]).
     pub profile: Option<Profile>,
 }
 

@@ -13,9 +13,19 @@ pub enum Difference {
     /// Different columns (names or types).
     Schema(String),
     /// A different value at `row` in `column`.
-    Value { row: u64, column: String },
+    Value {
+        /// The row, from 0, in the order of the files.
+        row: u64,
+        /// The column's name.
+        column: String,
+    },
     /// One has more rows.
-    Rows { left: u64, right: u64 },
+    Rows {
+        /// Rows of the first sequence.
+        left: u64,
+        /// Rows of the second.
+        right: u64,
+    },
 }
 
 /// Data files (path, rows) read in order, a batch at a time.

@@ -11,58 +11,32 @@ pub enum ExploreError {
     Format(#[from] FormatError),
     /// A malformed path (`--path`).
     #[error("path '{path}': {reason}")]
-    BadPath { path: String, reason: String },
+    BadPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A path that leads to no value in a row.
     #[error("no value at '{path}' in row {row} of {table}: {miss}")]
     NoValue {
+        /// The path as given.
         path: String,
+        /// The row, from 0.
         row: u64,
         /// The version, as `TABLE@V`.
         table: String,
+        /// How far the path got.
         miss: PathMiss,
     },
     /// A column that the version does not have.
     #[error("no column '{column}' in {table} (columns: {})", .columns.join(", "))]
     NoColumn {
+        /// The name asked for.
         column: String,
         /// The version, as `TABLE@V`.
         table: String,
+        /// The columns it has.
         columns: Vec<String>,
     },
-}
-
-/// A column name that a schema does not have, with the names it does have.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no column '{column}' (columns: {})", .columns.join(", "))]
-pub struct NoColumn {
-    pub column: String,
-    pub columns: Vec<String>,
-}
-
-impl NoColumn {
-    /// The same miss, naming the version (`TABLE@V`) it was looked for in.
-    pub fn within(self, table: String) -> ExploreError {
-        ExploreError::NoColumn {
-            column: self.column,
-            table,
-            columns: self.columns,
-        }
-    }
-}
-
-/// Indices in `schema` of the columns `names` (each trimmed), in the order given.
-pub fn column_indices<S: AsRef<str>>(
-    schema: &arrow::datatypes::Schema,
-    names: &[S],
-) -> Result<Vec<usize>, NoColumn> {
-    names
-        .iter()
-        .map(|name| {
-            let name = name.as_ref().trim();
-            schema.index_of(name).map_err(|_| NoColumn {
-                column: name.to_string(),
-                columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
-            })
-        })
-        .collect()
 }

@@ -7,11 +7,13 @@
 //! - [`render`]: every human rendering of a value (JSON, table cells, briefs, types), one
 //!   renderer for every Arrow layout.
 //! - [`profile`]: distinct counts and top values of a column; [`columns`] puts them beside the
-//!   manifest's statistics for a report per column.
+//!   manifest's statistics for a report per column, and finds columns by name.
 //! - [`diff`]: where two sequences of data files first differ, row by row.
 //!
 //! Reading rows is the formats crate's: [`Table::read_rows`](flywheel_formats::Table::read_rows)
 //! and [`Table::scan_columns`](flywheel_formats::Table::scan_columns).
+
+#![warn(missing_docs)]
 
 pub mod columns;
 pub mod diff;
@@ -21,9 +23,9 @@ pub mod path;
 pub mod profile;
 pub mod render;
 
-pub use columns::{column_reports, ColumnReport};
+pub use columns::{column_indices, column_reports, ColumnReport, NoColumn};
 pub use diff::{first_difference, Difference};
-pub use error::{column_indices, ExploreError, NoColumn};
+pub use error::ExploreError;
 pub use navigate::{navigate, read_row, value_at, Found, PathMiss};
 pub use path::{parse_path, path_text, Step};
 pub use profile::{profiled, Profile, Profiler, EXACT_DISTINCT, TOP_SHOWN, TOP_TRACKED};

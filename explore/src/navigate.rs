@@ -12,12 +12,14 @@ use serde_json::Value;
 /// inside a `json` column.
 #[derive(Debug)]
 pub enum Found {
+    /// A value of the table's own columns: a one-element array and the field describing it.
     Arrow(Field, ArrayRef),
+    /// A value inside a `json` column's text (or a whole row, as an object of its columns).
     Json(Value),
 }
 
 impl Found {
-    /// The value as JSON for people (see [`to_json`](crate::to_json)).
+    /// The value as JSON for people (see [`to_json`]).
     pub fn to_json(&self) -> Value {
         match self {
             Found::Arrow(f, a) => to_json(f, a.as_ref(), 0),
@@ -30,7 +32,10 @@ impl Found {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}{}", deepest_text(.deepest))]
 pub struct PathMiss {
+    /// The longest prefix of the path that leads to a value (empty when not even the column
+    /// exists).
     pub deepest: String,
+    /// What is at `deepest` instead of what the next step asks for.
     pub reason: String,
 }
 

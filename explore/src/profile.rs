@@ -18,7 +18,9 @@ pub const TOP_SHOWN: usize = 10;
 /// Distinct count and top values of one column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
+    /// Distinct non-null values: exact or estimated, as `distinct_exact` says.
     pub distinct: u64,
+    /// Whether `distinct` was counted exactly (at most [`EXACT_DISTINCT`] distinct values).
     pub distinct_exact: bool,
     /// The most frequent values (count descending, then value ascending), for categorical
     /// columns: at most [`TOP_TRACKED`] distinct values, each seen twice on average.
