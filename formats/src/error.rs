@@ -55,12 +55,9 @@ pub enum FormatError {
     /// A glob pattern is malformed.
     #[error("input '{pattern}' is not a valid glob: {reason}")]
     BadGlob { pattern: String, reason: String },
-    /// A row number past the end of a version.
+    /// A row number past the end of a version (the first such row of a range).
     #[error("row {row} does not exist: the version has {rows} rows (rows count from 0)")]
     NoSuchRow { row: u64, rows: u64 },
-    /// A malformed `--path`.
-    #[error("path '{path}': {reason}")]
-    BadPath { path: String, reason: String },
     /// A table address like `t@x` whose version part is not a number.
     #[error("table address '{0}': the version after '@' must be a positive integer or 'latest'")]
     BadTableRef(String),

@@ -2,11 +2,11 @@
 //! writer, and tables — versioned manifests published atomically.
 
 mod error;
-mod explore;
 mod input;
 mod lock;
 mod manifest;
 mod media;
+mod read;
 mod rows;
 mod schema;
 mod stats;
@@ -15,17 +15,13 @@ mod vacuum;
 mod write;
 
 pub use error::FormatError;
-pub use explore::{
-    bytes_summary, first_difference, navigate, parse_path, path_text, pretty, profiled, raw_bytes,
-    read_row, scan_columns, to_json, Difference, Found, PathMiss, Profile, Profiler, Step,
-    EXACT_DISTINCT, TOP_SHOWN, TOP_TRACKED,
-};
 pub use input::{
     plan_chunks, plan_chunks_counted, read_slice, resolve_input, InputFile, ResolvedInput,
 };
 pub use lock::{lock_holder, Lock};
 pub use manifest::{DataFile, Manifest, FORMAT_NAME, FORMAT_VERSION};
 pub use media::{sniff, MediaKind};
+pub use read::{read_data_file, READ_BATCH_ROWS};
 pub use rows::{infer_schema, rows_to_batch, unify, Conflict, Violation, BYTES_KEY, FLOAT_KEY};
 pub use schema::{Field, FieldType, Schema, SchemaParseError, Type, VecElem, TYPE_KEY};
 pub use stats::{batch_stats, merge_stats, ColumnStats};

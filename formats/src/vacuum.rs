@@ -111,18 +111,17 @@ impl Table {
                     })?,
             )
         };
-        let recheck = |what: &Path| -> Result<(), FormatError> {
-            if force {
-                return Ok(());
-            }
-            match self.active_jobs().first() {
-                Some(marker) => {
-                    tracing::warn!("vacuum stopped before removing {}", what.display());
-                    Err(FormatError::JobActive(marker.clone()))
-                }
-                None => Ok(()),
-            }
-        };
+        let (report, stale) = self.vacuum_plan(keep)?;
+        if !dry_run {
+            self.vacuum_remove(&report, &stale, force)?;
+        }
+        Ok(report)
+    }
+
+    /// What keeping the newest `keep` versions removes: the other versions and the data files
+    /// no kept version references (the report), and stale temporary manifests of crashed
+    /// commits.
+    fn vacuum_plan(&self, keep: usize) -> Result<(VacuumReport, Vec<PathBuf>), FormatError> {
         let versions = self.versions()?;
         if versions.is_empty() {
             return Err(FormatError::NoVersion(self.dir().to_path_buf()));
@@ -139,8 +138,7 @@ impl Table {
             versions: dropped.to_vec(),
             files: Vec::new(),
         };
-        let data = self.data_dir();
-        if let Ok(entries) = fs::read_dir(&data) {
+        if let Ok(entries) = fs::read_dir(self.data_dir()) {
             for e in entries.flatten() {
                 let rel = format!("data/{}", e.file_name().to_string_lossy());
                 if !referenced.contains(&rel) && e.file_type().map(|t| t.is_file()).unwrap_or(false)
@@ -152,7 +150,6 @@ impl Table {
             }
         }
         report.files.sort();
-        // Stale temporary manifests of crashed commits.
         let stale: Vec<PathBuf> = fs::read_dir(self.dir().join("_versions"))
             .map(|d| {
                 d.flatten()
@@ -168,24 +165,41 @@ impl Table {
                     .collect()
             })
             .unwrap_or_default();
-        if dry_run {
-            return Ok(report);
-        }
-        for v in dropped {
+        Ok((report, stale))
+    }
+
+    /// Removes what [`Table::vacuum_plan`] found: manifests first, so that every remaining
+    /// manifest's files exist at every moment; before each delete, unless `force`, the active
+    /// markers are looked at again.
+    fn vacuum_remove(
+        &self,
+        report: &VacuumReport,
+        stale: &[PathBuf],
+        force: bool,
+    ) -> Result<(), FormatError> {
+        let recheck = |what: &Path| -> Result<(), FormatError> {
+            if force {
+                return Ok(());
+            }
+            match self.active_jobs().first() {
+                Some(marker) => {
+                    tracing::warn!("vacuum stopped before removing {}", what.display());
+                    Err(FormatError::JobActive(marker.clone()))
+                }
+                None => Ok(()),
+            }
+        };
+        for v in &report.versions {
             let p = self.manifest_path(*v);
             recheck(&p)?;
             fs::remove_file(&p).map_err(FormatError::io(&p))?;
         }
         crate::table::sync_dir(&self.dir().join("_versions"))?;
-        for (p, _) in &report.files {
+        for p in report.files.iter().map(|(p, _)| p).chain(stale) {
             recheck(p)?;
             remove(p)?;
         }
-        for p in stale {
-            recheck(&p)?;
-            remove(&p)?;
-        }
-        Ok(report)
+        Ok(())
     }
 }
 

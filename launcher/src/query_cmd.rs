@@ -53,7 +53,8 @@ fn write_result(result: &flywheel_query::QueryResult, format: QueryFormat) -> an
         QueryFormat::Table => {
             let wanted: Vec<usize> = (0..result.schema.fields().len()).collect();
             out.write_all(
-                crate::table_cmd::aligned(&result.schema, &result.batches, &wanted).as_bytes(),
+                flywheel_explore::render::aligned(&result.schema, &result.batches, &wanted)
+                    .as_bytes(),
             )?;
             let rows: usize = result.batches.iter().map(RecordBatch::num_rows).sum();
             writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
@@ -121,7 +122,7 @@ fn nested_as_json_text(
                     let text: StringArray = (0..c.len())
                         .map(|i| {
                             (!c.is_null(i))
-                                .then(|| flywheel_formats::to_json(f, c.as_ref(), i).to_string())
+                                .then(|| flywheel_explore::to_json(f, c.as_ref(), i).to_string())
                         })
                         .collect();
                     Arc::new(text) as ArrayRef

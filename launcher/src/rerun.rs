@@ -4,7 +4,8 @@ use crate::cli::RerunArgs;
 use crate::error::{bad_input, job_failed, CliError, OrBadInput};
 use crate::lineage::{mapper_file, Lineage};
 use anyhow::anyhow;
-use flywheel_formats::{Difference, Manifest, Table, TableRef};
+use flywheel_explore::Difference;
+use flywheel_formats::{Manifest, Table, TableRef};
 use flywheel_protocol::{JobOptions, Mode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -153,7 +154,7 @@ pub fn rerun(args: RerunArgs) -> Result<(), CliError> {
     let expected = job_files(&table, &manifest)?;
     let got = job_files(&rebuilt, &outcome.manifest)?;
     let rows: u64 = expected.iter().map(|(_, r)| r).sum();
-    let diff = flywheel_formats::first_difference(expected, got).or_bad_input()?;
+    let diff = flywheel_explore::first_difference(expected, got).or_bad_input()?;
     let kept = match &args.output {
         Some(o) => format!(
             " (rebuilt table: {}@{})",

@@ -2,57 +2,85 @@
 
 use crate::error::{bad_input, CliError};
 use anyhow::anyhow;
-use flywheel_coordinator::{latest_job, JournalEntry};
+use flywheel_coordinator::{latest_job, JobRecord, JournalEntry};
+use flywheel_protocol::ChunkId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
-    let record = latest_job(output).map_err(bad_input)?;
-    let entries = record
-        .as_ref()
-        .map(|r| r.entries.as_slice())
-        .unwrap_or_default();
-    let Some(JournalEntry::Start { chunks, rows, .. }) = entries
-        .iter()
-        .rev()
-        .find(|e| matches!(e, JournalEntry::Start { .. }))
-        .cloned()
-    else {
-        return Err(bad_input(anyhow!(
-            "{}: no job has written here (no journal)",
-            output.display()
-        )));
-    };
-    let mut done = BTreeSet::new();
-    let (mut rows_done, mut rows_out) = (0u64, 0u64);
-    let mut per_worker: BTreeMap<(String, u32), (u64, u64)> = BTreeMap::new();
-    let mut first_at = None;
-    let mut last_at = 0;
-    for e in entries {
-        match e {
-            JournalEntry::Start { at, .. } => {
-                first_at.get_or_insert(*at);
-            }
-            JournalEntry::Accepted { at, output: o } => {
-                if done.insert(o.chunk) {
-                    rows_done += o.rows_in;
-                    rows_out += o.rows_out;
-                    let w = per_worker.entry((o.host.clone(), o.worker)).or_default();
-                    w.0 += 1;
-                    w.1 += o.rows_out;
+/// What the journal says of a job's chunks so far.
+struct Progress {
+    chunks: usize,
+    rows: u64,
+    done: BTreeSet<ChunkId>,
+    rows_done: u64,
+    rows_out: u64,
+    /// Chunks and rows out per worker (host, rank).
+    per_worker: BTreeMap<(String, u32), (u64, u64)>,
+    /// Seconds from the first start to the last accepted chunk.
+    elapsed: u64,
+}
+
+impl Progress {
+    /// The progress recorded in `entries`; `None` when no job started.
+    fn of(entries: &[JournalEntry]) -> Option<Progress> {
+        let Some(JournalEntry::Start { chunks, rows, .. }) = entries
+            .iter()
+            .rev()
+            .find(|e| matches!(e, JournalEntry::Start { .. }))
+            .cloned()
+        else {
+            return None;
+        };
+        let mut p = Progress {
+            chunks,
+            rows,
+            done: BTreeSet::new(),
+            rows_done: 0,
+            rows_out: 0,
+            per_worker: BTreeMap::new(),
+            elapsed: 0,
+        };
+        let mut first_at = None;
+        let mut last_at = 0;
+        for e in entries {
+            match e {
+                JournalEntry::Start { at, .. } => {
+                    first_at.get_or_insert(*at);
                 }
-                last_at = last_at.max(*at);
+                JournalEntry::Accepted { at, output: o } => {
+                    if p.done.insert(o.chunk) {
+                        p.rows_done += o.rows_in;
+                        p.rows_out += o.rows_out;
+                        let w = p.per_worker.entry((o.host.clone(), o.worker)).or_default();
+                        w.0 += 1;
+                        w.1 += o.rows_out;
+                    }
+                    last_at = last_at.max(*at);
+                }
+                JournalEntry::Published { .. } => {}
             }
-            JournalEntry::Published { .. } => {}
+        }
+        p.elapsed = first_at.map(|f| last_at.saturating_sub(f)).unwrap_or(0);
+        Some(p)
+    }
+
+    fn rate(&self) -> f64 {
+        if self.elapsed > 0 {
+            self.rows_done as f64 / self.elapsed as f64
+        } else {
+            0.0
         }
     }
-    let (job_id, mut published, slurm_jobs) = match &record {
+}
+
+/// The job's id, the version it published (if it did) and its Slurm jobs.
+fn job_state(output: &Path, record: Option<&JobRecord>) -> (Option<String>, String, Option<u64>) {
+    let (job_id, mut published) = match record {
         Some(r) => (
             r.start().and_then(|s| s.job_id.map(str::to_string)),
             r.published(),
-            r.slurm_job_ids(),
         ),
-        None => (None, None, Vec::new()),
+        None => (None, None),
     };
     let table = flywheel_formats::Table::new(output);
     // A job killed after its commit but before it journaled the publish has still published.
@@ -74,22 +102,38 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
         (None, true) => "running".to_string(),
         (None, false) => "interrupted: continue it with --resume".to_string(),
     };
-    let elapsed = first_at.map(|f| last_at.saturating_sub(f)).unwrap_or(0);
-    let rate = if elapsed > 0 {
-        rows_done as f64 / elapsed as f64
-    } else {
-        0.0
+    (job_id, state, published)
+}
+
+pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
+    let record = latest_job(output).map_err(bad_input)?;
+    let entries = record
+        .as_ref()
+        .map(|r| r.entries.as_slice())
+        .unwrap_or_default();
+    let Some(p) = Progress::of(entries) else {
+        return Err(bad_input(anyhow!(
+            "{}: no job has written here (no journal)",
+            output.display()
+        )));
     };
-    let eta =
-        (rate > 0.0 && published.is_none()).then(|| rows.saturating_sub(rows_done) as f64 / rate);
+    let (job_id, state, published) = job_state(output, record.as_ref());
+    let slurm_jobs = record
+        .as_ref()
+        .map(JobRecord::slurm_job_ids)
+        .unwrap_or_default();
+    let rate = p.rate();
+    let eta = (rate > 0.0 && published.is_none())
+        .then(|| p.rows.saturating_sub(p.rows_done) as f64 / rate);
     if json {
-        let workers: Vec<_> = per_worker
+        let workers: Vec<_> = p
+            .per_worker
             .iter()
             .map(|((host, rank), (c, r))| serde_json::json!({"host": host, "rank": rank, "chunks": c, "rows_out": r}))
             .collect();
         let v = serde_json::json!({
-            "state": state, "job_id": job_id, "published_version": published, "chunks_done": done.len(), "chunks": chunks,
-            "rows_done": rows_done, "rows": rows, "rows_out": rows_out, "rows_per_s": rate, "eta_s": eta,
+            "state": state, "job_id": job_id, "published_version": published, "chunks_done": p.done.len(), "chunks": p.chunks,
+            "rows_done": p.rows_done, "rows": p.rows, "rows_out": p.rows_out, "rows_per_s": rate, "eta_s": eta,
             "slurm_job_ids": slurm_jobs, "workers": workers,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -100,14 +144,18 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
         None => println!("{}: {state}", output.display()),
     }
     println!(
-        "chunks {}/{chunks} · rows {rows_done}/{rows} · rows out {rows_out} · {rate:.0} rows/s{}",
-        done.len(),
+        "chunks {}/{} · rows {}/{} · rows out {} · {rate:.0} rows/s{}",
+        p.done.len(),
+        p.chunks,
+        p.rows_done,
+        p.rows,
+        p.rows_out,
         eta.map(|e| format!(" · ETA {e:.0}s")).unwrap_or_default()
     );
     if !slurm_jobs.is_empty() {
         println!("slurm jobs: {}", slurm_jobs.join(", "));
     }
-    for ((host, rank), (c, r)) in per_worker {
+    for ((host, rank), (c, r)) in &p.per_worker {
         println!("  worker {rank:>3} {host:<16} chunks {c:>5} rows out {r:>9}");
     }
     Ok(())

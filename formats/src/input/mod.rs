@@ -210,6 +210,53 @@ fn shrink_tail(slices: Vec<InputSlice>) -> Vec<InputSlice> {
     out
 }
 
+/// Row ranges of about `chunk_rows` over `rows` rows of one file.
+pub(crate) fn row_slices(file: &InputFile, rows: u64, chunk_rows: u64, out: &mut Vec<InputSlice>) {
+    let mut start = 0;
+    while start < rows {
+        let count = chunk_rows.min(rows - start);
+        out.push(InputSlice {
+            path: file.path.to_string_lossy().into_owned(),
+            format: file.format,
+            group: file.group.clone(),
+            row_start: start,
+            row_count: count,
+            bytes: None,
+            schema: None,
+        });
+        start += count;
+    }
+}
+
+/// Streams some columns (indices in the file's schema) of a whole Parquet file, batch by batch.
+pub(crate) fn read_parquet_columns(
+    path: &Path,
+    columns: &[usize],
+    each: &mut dyn FnMut(&RecordBatch),
+) -> Result<(), FormatError> {
+    parquet::read_columns(path, columns, each)
+}
+
+/// Rows `rows` of a whole Parquet file, in batches of at most `batch_rows` rows.
+pub(crate) fn read_parquet_range(
+    path: &Path,
+    rows: std::ops::Range<u64>,
+    batch_rows: usize,
+) -> Result<Vec<RecordBatch>, FormatError> {
+    parquet::read_range(path, rows, batch_rows.max(1))
+}
+
+/// Reads the rows of `slice`, in order, in batches of at most `batch_rows` rows.
+pub fn read_slice(slice: &InputSlice, batch_rows: usize) -> Result<Vec<RecordBatch>, FormatError> {
+    let batch_rows = batch_rows.max(1);
+    match slice.format {
+        InputFormat::Parquet => parquet::read(slice, batch_rows),
+        InputFormat::Jsonl | InputFormat::Csv => text::read(slice, batch_rows),
+        InputFormat::Arrow => ipc::read(slice, batch_rows),
+        InputFormat::Hdf5 => h5::read(slice, batch_rows),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,43 +291,5 @@ mod tests {
             next += s.row_count;
         }
         assert_eq!(next, 6400);
-    }
-}
-
-/// Row ranges of about `chunk_rows` over `rows` rows of one file.
-pub(crate) fn row_slices(file: &InputFile, rows: u64, chunk_rows: u64, out: &mut Vec<InputSlice>) {
-    let mut start = 0;
-    while start < rows {
-        let count = chunk_rows.min(rows - start);
-        out.push(InputSlice {
-            path: file.path.to_string_lossy().into_owned(),
-            format: file.format,
-            group: file.group.clone(),
-            row_start: start,
-            row_count: count,
-            bytes: None,
-            schema: None,
-        });
-        start += count;
-    }
-}
-
-/// Streams some columns (indices in the file's schema) of a whole Parquet file, batch by batch.
-pub(crate) fn read_parquet_columns(
-    path: &Path,
-    columns: &[usize],
-    each: &mut dyn FnMut(&RecordBatch),
-) -> Result<(), FormatError> {
-    parquet::read_columns(path, columns, each)
-}
-
-/// Reads the rows of `slice`, in order, in batches of at most `batch_rows` rows.
-pub fn read_slice(slice: &InputSlice, batch_rows: usize) -> Result<Vec<RecordBatch>, FormatError> {
-    let batch_rows = batch_rows.max(1);
-    match slice.format {
-        InputFormat::Parquet => parquet::read(slice, batch_rows),
-        InputFormat::Jsonl | InputFormat::Csv => text::read(slice, batch_rows),
-        InputFormat::Arrow => ipc::read(slice, batch_rows),
-        InputFormat::Hdf5 => h5::read(slice, batch_rows),
     }
 }

@@ -9,7 +9,8 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection
 use parquet::file::reader::{ChunkReader, FileReader, Length, SerializedFileReader};
 use std::fs::File;
 use std::io::Read;
-use std::path::PathBuf;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -78,17 +79,32 @@ pub(super) fn plan(
 
 pub(super) fn read(slice: &InputSlice, batch_rows: usize) -> Result<Vec<RecordBatch>, FormatError> {
     let path = PathBuf::from(&slice.path);
-    let f = File::open(&path).map_err(FormatError::io(&path))?;
+    read_range(
+        &path,
+        slice.row_start..slice.row_start + slice.row_count,
+        batch_rows,
+    )
+}
+
+/// Rows `rows` of a Parquet file (fewer where the file has fewer), in order, in batches of at
+/// most `batch_rows` rows.
+pub(crate) fn read_range(
+    path: &Path,
+    rows: Range<u64>,
+    batch_rows: usize,
+) -> Result<Vec<RecordBatch>, FormatError> {
+    let f = File::open(path).map_err(FormatError::io(path))?;
     let builder =
-        ParquetRecordBatchReaderBuilder::try_new(f).map_err(FormatError::parquet(&path))?;
-    let end = slice.row_start + slice.row_count;
+        ParquetRecordBatchReaderBuilder::try_new(f).map_err(FormatError::parquet(path))?;
+    let (row_start, row_count) = (rows.start, rows.end.saturating_sub(rows.start));
+    let end = rows.end;
     // The row groups overlapping [row_start, end), and the rows to skip and take inside them.
     let mut groups = Vec::new();
     let mut first_group_start = None;
     let mut offset = 0u64;
     for (i, rg) in builder.metadata().row_groups().iter().enumerate() {
         let n = rg.num_rows().max(0) as u64;
-        if offset < end && offset + n > slice.row_start {
+        if offset < end && offset + n > row_start {
             groups.push(i);
             first_group_start.get_or_insert(offset);
         }
@@ -97,17 +113,17 @@ pub(super) fn read(slice: &InputSlice, batch_rows: usize) -> Result<Vec<RecordBa
     let Some(group_start) = first_group_start else {
         return Ok(Vec::new());
     };
-    let skip = (slice.row_start - group_start) as usize;
+    let skip = (row_start - group_start) as usize;
     let selection = RowSelection::from(vec![
         RowSelector::skip(skip),
-        RowSelector::select(slice.row_count as usize),
+        RowSelector::select(row_count as usize),
     ]);
     let reader = builder
         .with_row_groups(groups)
         .with_row_selection(selection)
         .with_batch_size(batch_rows)
         .build()
-        .map_err(FormatError::parquet(&path))?;
+        .map_err(FormatError::parquet(path))?;
     reader
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| FormatError::Arrow {
