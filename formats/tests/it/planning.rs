@@ -16,10 +16,11 @@ fn write_parquet(path: &std::path::Path, rows: usize) {
     let text: ArrayRef = Arc::new(StringArray::from_iter_values(
         (0..rows).map(|i| format!("row {i} {}", "x".repeat(i % 50))),
     ));
-    let batch = RecordBatch::try_new(schema.clone(), vec![ids, text]).unwrap();
-    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    let batch = RecordBatch::try_new(schema.clone(), vec![ids, text]).expect("a valid batch");
+    let file = std::fs::File::create(path).expect("the test's temp dir is writable");
+    let mut w = ArrowWriter::try_new(file, schema, None).expect("a Parquet writer");
+    w.write(&batch).expect("write the batch");
+    w.close().expect("close the Parquet file");
 }
 
 #[test]
