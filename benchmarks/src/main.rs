@@ -255,13 +255,15 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn scheduling_case(throughput_chunks: usize) -> Result<()> {
-    scheduling_quality();
+    scheduling_quality()?;
     dispatch_throughput(throughput_chunks)
 }
 
 /// The simulator's makespan against the ideal and a static split, and the work a crash wastes.
-fn scheduling_quality() {
-    use flywheel_coordinator::sim::{simulate, static_split_makespan, SimSpec, SimWorkerSpec};
+fn scheduling_quality() -> Result<()> {
+    use flywheel_coordinator::sim::{
+        simulate, static_split_makespan, SimOutcome, SimSpec, SimWorkerSpec,
+    };
     use flywheel_coordinator::CoordinatorConfig;
 
     let costs: Vec<f64> = (0..2000).map(|i| 1.0 + (i % 5) as f64 * 0.25).collect();
@@ -271,8 +273,9 @@ fn scheduling_quality() {
     workers[7].speed = 0.25;
     let speeds: Vec<f64> = workers.iter().map(|w| w.speed).collect();
     let ideal = costs.iter().sum::<f64>() / speeds.iter().sum::<f64>();
-    let run = |workers: Vec<SimWorkerSpec>, seed: u64| {
-        simulate(&SimSpec {
+    // A run that broke an invariant stops early; its makespan would flatter the coordinator.
+    let run = |workers: Vec<SimWorkerSpec>, seed: u64| -> Result<SimOutcome> {
+        let o = simulate(&SimSpec {
             costs: costs.clone(),
             workers,
             config: CoordinatorConfig {
@@ -282,11 +285,17 @@ fn scheduling_quality() {
             chunk_timeout: 60.0,
             seed,
             time_limit: 1e7,
-        })
+        });
+        if let Some(v) = &o.violation {
+            anyhow::bail!("simulated run (seed {seed}) broke an invariant: {v}");
+        }
+        anyhow::ensure!(o.completed, "simulated run (seed {seed}) did not complete");
+        Ok(o)
     };
-    let mut ratios: Vec<f64> = (0..5)
-        .map(|seed| run(workers.clone(), seed).makespan / ideal)
-        .collect();
+    let mut ratios = Vec::new();
+    for seed in 0..5 {
+        ratios.push(run(workers.clone(), seed)?.makespan / ideal);
+    }
     let stat = static_split_makespan(&costs, &speeds) / ideal;
     ratios.sort_by(|a, b| a.total_cmp(b));
     println!("case             measure                          flywheel   static split   target");
@@ -302,7 +311,7 @@ fn scheduling_quality() {
         .collect();
     let (mut wasted, mut crashes) = (0.0, 0u64);
     for seed in 0..5 {
-        let o = run(crashy.clone(), seed);
+        let o = run(crashy.clone(), seed)?;
         wasted += o.wasted_units;
         crashes += o.crashes;
     }
@@ -311,6 +320,7 @@ fn scheduling_quality() {
         wasted / mean_cost / crashes.max(1) as f64,
         "-"
     );
+    Ok(())
 }
 
 /// Dispatch + completion cycles through the real state machine (the transport only keeps the

@@ -47,10 +47,3 @@ pub enum CoordinatorError {
     #[error("chunk outputs have different schemas: {0}")]
     SchemaConflict(String),
 }
-
-impl CoordinatorError {
-    /// The input itself is bad (exit 2 rather than 1).
-    pub fn is_bad_input(&self) -> bool {
-        matches!(self, CoordinatorError::Job(f) if f.is_bad_input())
-    }
-}

@@ -37,7 +37,13 @@ pub enum DrainReason {
 impl fmt::Display for DrainReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DrainReason::FailedInARow(n) => write!(f, "failed {n} chunks in a row"),
+            DrainReason::FailedInARow(n) => {
+                write!(
+                    f,
+                    "failed {n} chunk{} in a row",
+                    if *n == 1 { "" } else { "s" }
+                )
+            }
             DrainReason::SickGpu(problem) => f.write_str(problem),
         }
     }
@@ -48,6 +54,21 @@ impl fmt::Display for DrainReason {
 pub enum LostReason {
     /// It sent nothing (not even a heartbeat) for longer than the heartbeat timeout.
     Silent { timeout: Duration },
+    /// It had been drained, then went silent past the heartbeat timeout.
+    SilentAfterDrain {
+        timeout: Duration,
+        drained: DrainReason,
+    },
+}
+
+impl LostReason {
+    /// Why it had been drained before it went silent, if it had.
+    pub fn drained(&self) -> Option<&DrainReason> {
+        match self {
+            LostReason::Silent { .. } => None,
+            LostReason::SilentAfterDrain { drained, .. } => Some(drained),
+        }
+    }
 }
 
 impl fmt::Display for LostReason {
@@ -56,6 +77,11 @@ impl fmt::Display for LostReason {
             LostReason::Silent { timeout } => {
                 write!(f, "sent nothing for {}s", timeout.as_secs())
             }
+            LostReason::SilentAfterDrain { timeout, drained } => write!(
+                f,
+                "sent nothing for {}s (drained before: {drained})",
+                timeout.as_secs()
+            ),
         }
     }
 }

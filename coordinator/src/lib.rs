@@ -24,7 +24,7 @@ pub use driver::{drive, stop_workers, DriveOptions};
 pub use error::CoordinatorError;
 pub use errors_table::complete_errors;
 pub use failure::{AttemptError, DrainReason, JobFailure, LostReason, WorkerState};
-pub use job_error::{exit_status, BadJob, ExitStatus, JobError};
+pub use job_error::{BadJob, ExitStatus, JobError};
 pub use journal::{
     job_journal_path, job_record, latest_job, InputIdentity, JobRecord, Journal, JournalEntry,
     JournalError,

@@ -301,13 +301,19 @@ fn record_published(journal: &mut Journal, table: &Table, version: u64) {
         tracing::warn!("could not record the publish in the journal: {e}");
     }
     crate::crash_point("journal-closed");
+    complete_errors_or_warn(table);
+    crate::crash_point("errors-published");
+}
+
+/// Brings `_errors` up to date once the main table's version is published; a failure then is
+/// a warning, not the job's: the version stands, and the next job on the table completes it.
+fn complete_errors_or_warn(table: &Table) {
     if let Err(e) = complete_errors(table) {
         tracing::warn!(
             "{}/_errors: {e}; the next job on this table completes it",
             table.dir().display()
         );
     }
-    crate::crash_point("errors-published");
 }
 
 /// Creates the output directory and takes the job's shared locks on the table (and on its
@@ -353,10 +359,7 @@ fn published_version(
                 let _ = j.published(v);
             }
         }
-        complete_errors(table).map_err(|source| JobError::ErrorsTable {
-            table: table.dir().to_path_buf(),
-            source: Box::new(source),
-        })?;
+        complete_errors_or_warn(table);
         say(&format!(
             "nothing to resume: job {job_id} already published version {v}"
         ));

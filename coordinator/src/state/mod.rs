@@ -325,16 +325,6 @@ impl Coordinator {
             .collect()
     }
 
-    /// Whether every live worker has said goodbye.
-    pub fn all_stopped(&self) -> bool {
-        self.workers.values().all(|w| {
-            matches!(
-                w.state,
-                crate::WorkerState::Lost(_) | crate::WorkerState::Stopped
-            )
-        })
-    }
-
     /// The table schema fixed so far.
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()

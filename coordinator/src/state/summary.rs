@@ -46,6 +46,7 @@ impl Coordinator {
                 rep.lost = w.state.is_lost();
                 rep.drained = match &w.state {
                     WorkerState::Drained(why) => Some(why.to_string()),
+                    WorkerState::Lost(lost) => lost.drained().map(ToString::to_string),
                     _ => None,
                 };
                 rep.gpu_utilization =

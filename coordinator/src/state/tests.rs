@@ -274,6 +274,50 @@ fn a_worker_failing_again_and_again_is_drained() {
 }
 
 #[test]
+fn a_drained_worker_that_goes_silent_is_lost_and_keeps_why_it_was_drained() {
+    let cfg = CoordinatorConfig {
+        prefetch: 1,
+        drain_after_failures: 1,
+        max_attempts: 10,
+        heartbeat_timeout: Duration::from_secs(10),
+        ..Default::default()
+    };
+    let mut env = TestEnv::new(cfg, 4);
+    env.ready(2);
+    let t = env
+        .tasks()
+        .into_iter()
+        .find(|(r, _)| *r == Rank(1))
+        .expect("a task for worker 1");
+    env.fail(&t);
+    assert!(matches!(
+        env.c.worker_state(Rank(1)),
+        Some(WorkerState::Drained(_))
+    ));
+    env.at(8)
+        .send(Rank(2), ToCoordinator::Heartbeat { gpu: None });
+    env.at(11).tick();
+    assert_eq!(
+        env.c.worker_state(Rank(1)),
+        Some(&WorkerState::Lost(LostReason::SilentAfterDrain {
+            timeout: Duration::from_secs(10),
+            drained: DrainReason::FailedInARow(1),
+        }))
+    );
+    assert_eq!(
+        env.c.live_workers(),
+        vec![Rank(2)],
+        "shutdown does not wait for it"
+    );
+    let r = env.report();
+    assert!(r.workers[0].lost);
+    assert_eq!(
+        r.workers[0].drained.as_deref(),
+        Some("failed 1 chunk in a row")
+    );
+}
+
+#[test]
 fn a_resumed_job_schedules_only_what_is_missing() {
     let earlier = |i: u32| {
         output(&ChunkTask {

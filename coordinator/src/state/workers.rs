@@ -69,22 +69,31 @@ impl Coordinator {
         }
     }
 
-    /// Declares lost every live worker silent past the heartbeat timeout; its chunks go to the
-    /// others. (A drained worker holds nothing and gets nothing: its silence changes nothing,
-    /// and the report keeps why it was drained.)
+    /// Declares lost every live or drained worker silent past the heartbeat timeout; a live
+    /// one's chunks go to the others (a drained one holds none, and its report keeps why it was
+    /// drained). A lost worker is not waited for at shutdown.
     pub(super) fn lose_silent(&mut self, now: Instant) {
         let timeout = self.cfg.heartbeat_timeout;
         let lost: Vec<Rank> = self
             .workers
             .iter()
-            .filter(|(_, w)| w.usable() && now.duration_since(w.last_seen) > timeout)
+            .filter(|(_, w)| {
+                matches!(w.state, WorkerState::Live | WorkerState::Drained(_))
+                    && now.duration_since(w.last_seen) > timeout
+            })
             .map(|(r, _)| *r)
             .collect();
         for rank in lost {
             let Some(w) = self.workers.get_mut(&rank) else {
                 continue;
             };
-            let why = LostReason::Silent { timeout };
+            let why = match &w.state {
+                WorkerState::Drained(drained) => LostReason::SilentAfterDrain {
+                    timeout,
+                    drained: drained.clone(),
+                },
+                _ => LostReason::Silent { timeout },
+            };
             tracing::warn!("{rank} {why}: declared lost");
             w.state = WorkerState::Lost(why);
             self.release(rank, FailureKind::WorkerLost, "worker stopped answering");
