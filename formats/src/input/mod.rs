@@ -172,8 +172,8 @@ fn why_no_rows(file: &InputFile) -> &'static str {
         _ if file.bytes == 0 => "the file is empty",
         InputFormat::Csv => "a header line and no data lines",
         InputFormat::Jsonl => "only blank lines",
-        InputFormat::Parquet | InputFormat::Arrow => "a schema and no rows",
-        InputFormat::Hdf5 => "its datasets have no rows",
+        InputFormat::Parquet | InputFormat::Arrow => "only a schema",
+        InputFormat::Hdf5 => "the group's datasets have 0 rows",
     }
 }
 
