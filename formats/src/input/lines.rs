@@ -147,6 +147,23 @@ pub(super) fn csv_fields_fault(lines: &[u8], names: &[String]) -> Option<(usize,
     None
 }
 
+/// arrow-csv's error for a value of one line on its own, with the column it numbers (`for column
+/// N at line 1`, a line of a run of one) as the column's name.
+pub(super) fn csv_value_fault(text: String, names: &[String]) -> Fault {
+    let named = text.split_once(" for column ").and_then(|(what, rest)| {
+        let (n, _) = rest.split_once(" at line ")?;
+        let name = names.get(n.parse::<usize>().ok()?)?;
+        Some((name, what.strip_prefix("Parser error: ").unwrap_or(what)))
+    });
+    match named {
+        Some((name, what)) => Fault {
+            column: Some(format!("'{name}'")),
+            reason: format!("{what} (the column's type was inferred from a sample of the file)"),
+        },
+        None => Fault::new(text),
+    }
+}
+
 /// Why one JSONL line is not a JSON object, if it is not.
 pub(super) fn json_fault(line: &[u8]) -> Option<Fault> {
     if let Some((_, fault)) = utf8_fault(line, None) {
@@ -226,6 +243,19 @@ mod tests {
         assert_eq!(i, 3);
         assert_eq!(f.reason, "has 3 fields, the header has 2 (id, text)");
         assert_eq!(csv_fields_fault(b"0,a\n1,b\n", &names), None);
+    }
+
+    #[test]
+    fn a_csv_value_error_names_the_column_not_arrows_line_of_one() {
+        let names = ["id".to_string(), "text".to_string()];
+        let text = "Parser error: Error while parsing value 'abc' as type 'Int64' for column 0 at line 1. Row data: '[abc,x]'";
+        let f = csv_value_fault(text.into(), &names);
+        assert_eq!(f.column.as_deref(), Some("'id'"));
+        assert_eq!(
+            f.reason,
+            "Error while parsing value 'abc' as type 'Int64' (the column's type was inferred from a sample of the file)"
+        );
+        assert_eq!(csv_value_fault("other".into(), &names), Fault::new("other"));
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //! a message rather than misread.
 
 use super::lines::{
-    csv_fields_fault, csv_header, earliest, json_fault, quote_fault, utf8_fault, Fault,
-    QUOTED_NEWLINE,
+    csv_fields_fault, csv_header, csv_value_fault, earliest, json_fault, quote_fault, utf8_fault,
+    Fault, QUOTED_NEWLINE,
 };
 use super::InputFile;
 use crate::{schema_from_json, schema_to_json, FormatError};
@@ -281,8 +281,8 @@ fn first_bad_line(
     region: &[u8],
     whole_error: String,
 ) -> (usize, Fault) {
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     if format == InputFormat::Csv {
-        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         if let Some(found) = csv_fault(region, &names, true) {
             return found;
         }
@@ -291,15 +291,20 @@ fn first_bad_line(
         if blank(line) {
             continue;
         }
-        let why = match format {
-            InputFormat::Jsonl => json_fault(line),
-            _ => None,
+        let fault = match format {
+            InputFormat::Jsonl => json_fault(line).or_else(|| decode_fault(format, schema, line)),
+            _ => decode_fault(format, schema, line).map(|f| csv_value_fault(f.reason, &names)),
         };
-        if let Some(fault) = why.or_else(|| decode(format, schema, line, 1).err().map(Fault::new)) {
+        if let Some(fault) = fault {
             return (i, fault);
         }
     }
     (0, Fault::new(whole_error))
+}
+
+/// Why one line does not decode, if it does not.
+fn decode_fault(format: InputFormat, schema: &Arc<Schema>, line: &[u8]) -> Option<Fault> {
+    decode(format, schema, line, 1).err().map(Fault::new)
 }
 
 fn decode(

@@ -22,22 +22,26 @@ fn read_all(address: &str) -> Result<Vec<RecordBatch>, FormatError> {
     Ok(batches)
 }
 
-fn error_of(address: &str) -> String {
+/// Asserts that `address` is refused with an error that contains `want`.
+fn refused_with(address: &str, want: &str) {
     match read_all(address) {
         Ok(b) => panic!("{address}: read as {} batches, not refused", b.len()),
-        Err(e) => e.to_string(),
+        Err(e) => assert!(
+            e.to_string().contains(want),
+            "{address}: want {want:?} in {e}"
+        ),
     }
 }
 
-/// `n` good CSV data lines (about 3 MiB for 100,000), then `bad`, then a few more.
-fn long_csv(n: usize, bad: &[u8]) -> Vec<u8> {
+/// A CSV file of 100,000 good lines (about 3.4 MB) with `bad` as data line 40,001 (line 40,002
+/// of the file), in none of the parts that planning samples (the first MiB, the middle, the end).
+fn long_csv(bad: &[u8]) -> Vec<u8> {
     let mut text = b"id,text\n".to_vec();
-    for i in 0..n {
+    for i in 0..100_000 {
+        if i == 40_000 {
+            text.extend_from_slice(bad);
+        }
         text.extend_from_slice(format!("{i},row number {i} with some text\n").as_bytes());
-    }
-    text.extend_from_slice(bad);
-    for i in 0..10 {
-        text.extend_from_slice(format!("{i},after\n").as_bytes());
     }
     text
 }
@@ -45,21 +49,18 @@ fn long_csv(n: usize, bad: &[u8]) -> Vec<u8> {
 #[test]
 fn csv_faults_past_the_planning_sample_name_their_line_and_column() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let n = 100_000;
-    let ragged = write(dir.path(), "ragged.csv", &long_csv(n, b"7,b,extra\n"));
-    let e = error_of(&ragged);
-    let want = format!(
-        "ragged.csv: line {}: has 3 fields, the header has 2 (id, text)",
-        n + 2
-    );
-    assert!(e.contains(&want), "{e}");
-    let utf8 = write(dir.path(), "utf8.csv", &long_csv(n, b"7,caf\xe9\n"));
-    let e = error_of(&utf8);
-    let want = format!(
-        "utf8.csv: line {}, column 'text': not valid UTF-8 (0xE9 at byte 6",
-        n + 2
-    );
-    assert!(e.contains(&want), "{e}");
+    for (name, bad, want) in [
+        ("ragged.csv", &b"7,b,extra\n"[..], "line 40002: has 3 fields, the header has 2"),
+        ("utf8.csv", b"7,caf\xe9\n", "line 40002, column 'text': not valid UTF-8"),
+        (
+            "type.csv",
+            b"abc,x\n",
+            "line 40002, column 'id': Error while parsing value 'abc' as type 'Int64' (the column's type was inferred from a sample of the file)",
+        ),
+    ] {
+        let p = write(dir.path(), name, &long_csv(bad));
+        refused_with(&p, &format!("{name}: {want}"));
+    }
 }
 
 #[test]
@@ -74,12 +75,8 @@ fn jsonl_faults_past_the_planning_sample_name_their_line_and_column() {
     }
     text.extend_from_slice(b"{\"id\": 1, \"text\": \"caf\xe9\"}\n{\"id\": 2, \"text\": \"x\"}\n");
     let p = write(dir.path(), "late.jsonl", &text);
-    let e = error_of(&p);
-    let want = format!(
-        "late.jsonl: line {}, column 23: not valid UTF-8 (byte 0xE9)",
-        n + 1
-    );
-    assert!(e.contains(&want), "{e}");
+    let want = format!("late.jsonl: line {}, column 23: not valid UTF-8", n + 1);
+    refused_with(&p, &want);
 }
 
 #[test]
@@ -115,14 +112,12 @@ fn inputs_with_no_rows_are_refused_unless_other_files_of_the_input_have_some() {
         ("blank.jsonl", b"\n  \n", "only blank lines"),
     ] {
         let p = write(dir.path(), name, bytes);
-        let e = error_of(&p);
-        assert!(e.contains(&format!("{name}: no rows ({why})")), "{e}");
+        refused_with(&p, &format!("{name}: no rows ({why})"));
     }
     // A glob of only empty files says so, naming the first and counting the others.
-    let e = error_of(&format!("{}/*.csv", dir.path().display()));
-    assert!(
-        e.contains("empty.csv: no rows (the file is empty), and the other file of the input has none either"),
-        "{e}"
+    refused_with(
+        &format!("{}/*.csv", dir.path().display()),
+        "empty.csv: no rows (the file is empty), and the other file of the input has none either",
     );
     // With one file that has rows, the empty ones are simply no rows of the input.
     write(dir.path(), "rows.csv", b"id,text\n0,a\n1,b\n");
