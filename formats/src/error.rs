@@ -25,11 +25,19 @@ pub enum FormatError {
     #[error("{path}: {reason}")]
     BadFile { path: PathBuf, reason: String },
     /// A line of a text input that cannot be decoded.
-    #[error("{path}: line {line}: {reason}")]
+    #[error("{path}: line {line}{}: {reason}", column_part(.column))]
     BadLine {
         path: PathBuf,
         line: u64,
+        /// Where in the line, when known: a byte column (`23`) or a CSV column's name (`'text'`).
+        column: Option<String>,
         reason: String,
+    },
+    /// An input (a file, or every file of a glob) that holds no rows.
+    #[error("{}", no_rows(.files))]
+    NoRows {
+        /// Each file of the input, with why it has no rows (`the file is empty`, …).
+        files: Vec<(PathBuf, String)>,
     },
     /// Datasets of an HDF5 group with different row counts.
     #[error("{path}: HDF5 datasets of group '{group}' have different first dimensions ({detail}); every dataset is a column and needs the same number of rows")]
@@ -103,6 +111,31 @@ pub enum FormatError {
         file: String,
         problem: String,
     },
+}
+
+/// `, column C` after a line number, or nothing.
+fn column_part(column: &Option<String>) -> String {
+    column
+        .as_ref()
+        .map(|c| format!(", column {c}"))
+        .unwrap_or_default()
+}
+
+/// `FILE: no rows (why)`, and for an input of several files how many others had none either.
+fn no_rows(files: &[(PathBuf, String)]) -> String {
+    let Some((first, why)) = files.first() else {
+        return "the input has no rows".into();
+    };
+    let mut text = format!("{}: no rows ({why})", first.display());
+    match files.len() {
+        1 => {}
+        2 => text.push_str(", and the other file of the input has none either"),
+        n => text.push_str(&format!(
+            ", and the other {} files of the input have none either",
+            n - 1
+        )),
+    }
+    text
 }
 
 impl FormatError {

@@ -37,10 +37,10 @@ def arrow_bytes():
     return buf.getvalue()
 
 
-def h5_bytes():
+def h5_bytes(rows=200):
     path = os.path.join(HERE, ".tmp.h5")
     with h5py.File(path, "w") as f:
-        f["g/id"] = np.arange(200)
+        f["g/id"] = np.arange(rows)
     with open(path, "rb") as f:
         data = f.read()
     os.remove(path)
@@ -61,13 +61,30 @@ def main():
     bad_footer[-20:-8] = b"\xff" * 12
     put("bad_footer.parquet", bytes(bad_footer))
     put("magic_only.parquet", b"PAR1")
+    # A schema and no rows, in one empty row group or in none: refused when it is the whole input.
+    buf = io.BytesIO()
+    pq.write_table(TABLE.slice(0, 0), buf)
+    put("no_rows.parquet", buf.getvalue())
+    buf = io.BytesIO()
+    with pq.ParquetWriter(buf, TABLE.schema):
+        pass
+    put("no_row_groups.parquet", buf.getvalue())
     a = arrow_bytes()
     put("empty.arrow", b"")
     put("garbage.arrow", GARBAGE)
     put("truncated.arrow", a[: len(a) // 2])
+    buf = io.BytesIO()
+    with ipc.new_file(buf, TABLE.schema):
+        pass
+    put("no_batches.arrow", buf.getvalue())
+    buf = io.BytesIO()
+    with ipc.new_stream(buf, TABLE.schema) as w:
+        w.write_table(TABLE)
+    put("stream.arrow", buf.getvalue())
     h = h5_bytes()
     put("garbage.h5", GARBAGE)
     put("truncated.h5", h[: len(h) // 3])
+    put("no_rows.h5", h5_bytes(0))
     put("bad_utf8.jsonl", b'{"id": 0, "text": "ok"}\n{"id": 1, "text": "caf\xe9"}\n')
     put("not_object.jsonl", b'{"id": 0}\n[1, 2, 3]\n{"id": 2}\n')
     put("not_json.jsonl", b'{"id": 0}\n{"id": 1, oops}\n')
@@ -76,6 +93,14 @@ def main():
     put("quote_spans_lines.csv", b'id,text\n1,"one\ntwo"\n2,plain\n')
     put("ragged.csv", b"id,text\n0,a\n1,b,extra\n2\n")
     put("notes.txt", b"hello\n")
+    # No rows: refused when they are the whole input (a glob with rows elsewhere is fine).
+    put("empty.csv", b"")
+    put("header_only.csv", b"id,text\n")
+    put("empty.jsonl", b"")
+    put("blank_lines.jsonl", b"\n   \n\n")
+    # JSON that is not JSONL: a whole array on one line, a pretty-printed object.
+    put("array.jsonl", b'[{"id": 0}, {"id": 1}]\n')
+    put("pretty.jsonl", b'{\n  "id": 0\n}\n')
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ impl From<flywheel_formats::FormatError> for ChunkError {
             F::BadLine { .. }
             | F::BadFile { .. }
             | F::RaggedHdf5 { .. }
+            | F::NoRows { .. }
             | F::Unsupported { .. } => FailureKind::BadInput,
             _ => FailureKind::Io,
         };

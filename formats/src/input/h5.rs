@@ -58,7 +58,13 @@ mod imp {
 
     /// The group's datasets, sorted by name, and their common row count.
     fn columns(path: &Path, group: &str) -> Result<(Vec<Dataset>, u64), FormatError> {
-        let file = hdf5::File::open(path).map_err(|e| bad(path, e))?;
+        let file = hdf5::File::open(path).map_err(|e| FormatError::BadFile {
+            path: path.to_path_buf(),
+            reason: format!(
+                "not a readable HDF5 file (truncated or corrupt): {}",
+                open_detail(&e.to_string())
+            ),
+        })?;
         let g = file
             .group(group)
             .map_err(|e| bad(path, format!("group '{group}': {e}")))?;
@@ -89,6 +95,16 @@ mod imp {
             });
         }
         Ok((sets, rows[0].1))
+    }
+
+    /// One line of the library's error for a file it cannot open, without the prefix that says
+    /// only that (`H5Fopen(): unable to open file: `).
+    fn open_detail(text: &str) -> String {
+        let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text);
+        let line = line.trim();
+        line.strip_prefix("H5Fopen(): unable to open file: ")
+            .unwrap_or(line)
+            .to_string()
     }
 
     fn short_name(d: &Dataset) -> String {

@@ -34,10 +34,22 @@ fn open(path: &Path) -> Result<Mapped, FormatError> {
     // SAFETY: the file is opened read-only; inputs must not be modified while a job reads them.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(FormatError::io(path))?;
     let buffer = Buffer::from(bytes::Bytes::from_owner(map));
+    if buffer.is_empty() {
+        return Err(bad(path, "the file is empty"));
+    }
+    if buffer.starts_with(&[0xff; 4]) {
+        return Err(bad(path, "this is the Arrow IPC stream format; flywheel reads the IPC file format (pyarrow.ipc.new_file, not new_stream)"));
+    }
     if buffer.len() < 16 || &buffer[..6] != b"ARROW1" {
         return Err(bad(
             path,
             "missing the ARROW1 magic (truncated, or not the IPC file format)",
+        ));
+    }
+    if &buffer[buffer.len() - 6..] != b"ARROW1" {
+        return Err(bad(
+            path,
+            "truncated: it does not end with the ARROW1 magic",
         ));
     }
     let trailer = buffer.len() - 10;

@@ -8,6 +8,7 @@
 
 mod h5;
 mod ipc;
+mod lines;
 mod parquet;
 mod text;
 
@@ -151,7 +152,29 @@ pub fn plan_chunks_counted(
             InputFormat::Hdf5 => h5::plan(file, chunk_rows, &mut slices)?,
         };
     }
+    // Files with no rows are refused unless other files of the input have some. A table's
+    // version is not: its row count is a published fact (a filter may have kept none).
+    if slices.is_empty() && input.table.is_none() {
+        return Err(FormatError::NoRows {
+            files: input
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), why_no_rows(f).into()))
+                .collect(),
+        });
+    }
     Ok((shrink_tail(slices), bytes_read))
+}
+
+/// Why a file that planned to no chunks has no rows.
+fn why_no_rows(file: &InputFile) -> &'static str {
+    match file.format {
+        _ if file.bytes == 0 => "the file is empty",
+        InputFormat::Csv => "a header line and no data lines",
+        InputFormat::Jsonl => "only blank lines",
+        InputFormat::Parquet | InputFormat::Arrow => "only a schema",
+        InputFormat::Hdf5 => "the group's datasets have 0 rows",
+    }
 }
 
 /// Plans of at least this many chunks get a finer tail.

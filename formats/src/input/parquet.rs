@@ -70,11 +70,69 @@ pub(super) fn plan(
     })
     .map_err(|e| FormatError::BadFile {
         path: file.path.clone(),
-        reason: format!("not a readable Parquet file: {e}"),
+        reason: format!(
+            "not a readable Parquet file ({}): {}",
+            what_is_wrong(&file.path),
+            detail(&e)
+        ),
     })?;
     let rows = reader.metadata().file_metadata().num_rows().max(0) as u64;
     row_slices(file, rows, chunk_rows, out);
     Ok(read.load(Ordering::Relaxed))
+}
+
+/// What is wrong with a Parquet file whose footer the library refused, from its first and last
+/// bytes: a Parquet file starts with `PAR1` and ends with its footer's length and `PAR1`.
+fn what_is_wrong(path: &Path) -> String {
+    let (Ok(size), Ok(head), Ok(tail)) = (
+        std::fs::metadata(path).map(|m| m.len()),
+        bytes_at(path, 0, 4),
+        bytes_at(path, -8, 8),
+    ) else {
+        return "it cannot be read back".into();
+    };
+    if size == 0 {
+        return "the file is empty".into();
+    }
+    if size < 12 {
+        return format!("truncated: {size} bytes cannot hold a Parquet footer");
+    }
+    if tail[4..] != *b"PAR1" {
+        return match head == b"PAR1" {
+            true => "truncated: it does not end with the Parquet magic PAR1".into(),
+            false => "not Parquet: it neither starts nor ends with the magic PAR1".into(),
+        };
+    }
+    let footer = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    if u64::from(footer) + 12 > size {
+        return format!(
+            "truncated: its footer says it is {footer} bytes, more than the file holds"
+        );
+    }
+    "bad footer: the file's metadata is damaged".into()
+}
+
+/// `len` bytes (fewer at the end of the file) from `offset`, counted from the end if negative.
+fn bytes_at(path: &Path, offset: i64, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    let size = f.metadata()?.len();
+    let start = match offset {
+        o if o < 0 => size.saturating_sub(o.unsigned_abs()),
+        o => o.unsigned_abs(),
+    };
+    f.seek(SeekFrom::Start(start))?;
+    let mut out = Vec::new();
+    f.take(len).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The library's error without its generic `Parquet error: ` prefix.
+fn detail(e: &parquet::errors::ParquetError) -> String {
+    let text = e.to_string();
+    text.strip_prefix("Parquet error: ")
+        .unwrap_or(&text)
+        .to_string()
 }
 
 pub(super) fn read(slice: &InputSlice, batch_rows: usize) -> Result<Vec<RecordBatch>, FormatError> {

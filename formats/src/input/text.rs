@@ -9,6 +9,10 @@
 //! CSV fields with newlines inside quotes cannot be split this way; such a line is refused with
 //! a message rather than misread.
 
+use super::lines::{
+    csv_fields_fault, csv_header, csv_value_fault, earliest, json_fault, quote_fault, utf8_fault,
+    Fault, QUOTED_NEWLINE,
+};
 use super::InputFile;
 use crate::{schema_from_json, schema_to_json, FormatError};
 use arrow::datatypes::Schema;
@@ -21,28 +25,24 @@ use std::sync::Arc;
 
 const SAMPLE: u64 = 1 << 20;
 const CSV_INFER_RECORDS: usize = 10_000;
+/// A UTF-8 byte-order mark, which some tools (Excel) write at the start of CSV files.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-fn bad_line(path: &Path, line: u64, reason: impl Into<String>) -> FormatError {
-    FormatError::BadLine {
-        path: path.to_path_buf(),
-        line,
-        reason: reason.into(),
-    }
-}
-
-/// Where the data lines start (after a CSV header).
+/// Where the header (CSV) and the data lines start: after a byte-order mark and, in CSV, after
+/// the header line.
 fn data_start(
     format: InputFormat,
     head: &[u8],
     path: &Path,
     whole: bool,
-) -> Result<u64, FormatError> {
+) -> Result<(usize, u64), FormatError> {
+    let bom = if head.starts_with(BOM) { BOM.len() } else { 0 };
     if format != InputFormat::Csv {
-        return Ok(0);
+        return Ok((bom, bom as u64));
     }
-    match memchr::memchr(b'\n', head) {
-        Some(i) => Ok(i as u64 + 1),
-        None if whole => Ok(head.len() as u64),
+    match memchr::memchr(b'\n', &head[bom..]) {
+        Some(i) => Ok((bom, (bom + i) as u64 + 1)),
+        None if whole => Ok((bom, head.len() as u64)),
         None => Err(FormatError::BadFile {
             path: path.to_path_buf(),
             reason: "the CSV header line is longer than 1 MiB".into(),
@@ -50,14 +50,44 @@ fn data_start(
     }
 }
 
-/// The first line of `lines` with an unbalanced quote (a quoted field that spans lines).
-fn unbalanced_quote(lines: &[u8]) -> Option<usize> {
-    lines
-        .split(|b| *b == b'\n')
-        .position(|l| memchr::memchr_iter(b'"', l).count() % 2 == 1)
+fn blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
 }
 
-const QUOTED_NEWLINE: &str = "a quoted field spans lines; CSV files with newlines inside quoted fields cannot be split into chunks (convert the file to Parquet or JSONL)";
+/// The first bad line of CSV data lines (their header's column names `names`): a quoted field
+/// that spans lines or is never closed, bad UTF-8, or not the header's number of fields.
+fn csv_fault(lines: &[u8], names: &[String], ends_file: bool) -> Option<(usize, Fault)> {
+    earliest([
+        quote_fault(lines, ends_file),
+        utf8_fault(lines, Some(names)),
+        csv_fields_fault(lines, names),
+    ])
+}
+
+/// Names the first bad line of a file's planning sample: its `header` (CSV) and complete data
+/// `lines`, which run to the end of the file when `ends_file`.
+fn check_head(
+    file: &InputFile,
+    header: &[u8],
+    lines: &[u8],
+    ends_file: bool,
+) -> Result<(), FormatError> {
+    let found = match file.format {
+        InputFormat::Csv => match utf8_fault(header, None) {
+            Some((_, fault)) => Some((1, fault)),
+            None => csv_fault(lines, &csv_header(header), ends_file).map(|(i, f)| (i + 2, f)),
+        },
+        _ => lines
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(_, l)| !blank(l))
+            .find_map(|(i, l)| json_fault(l).map(|f| (i + 1, f))),
+    };
+    match found {
+        Some((line, fault)) => Err(fault.at(&file.path, line as u64)),
+        None => Ok(()),
+    }
+}
 
 pub(super) fn plan(
     file: &InputFile,
@@ -73,7 +103,8 @@ pub(super) fn plan(
         .and_then(|f| f.take(SAMPLE).read_to_end(&mut head))
         .map_err(FormatError::io(&file.path))?;
     let whole = head.len() as u64 == size;
-    let start = data_start(file.format, &head, &file.path, whole)?;
+    let (header_start, start) = data_start(file.format, &head, &file.path, whole)?;
+    let header = &head[header_start..start as usize];
     // The sample's complete lines (all of it when the sample is the whole file).
     let region = &head[start as usize..];
     let complete = if whole {
@@ -81,13 +112,13 @@ pub(super) fn plan(
     } else {
         &region[..memchr::memrchr(b'\n', region).map(|i| i + 1).unwrap_or(0)]
     };
+    if whole && blank(complete) {
+        // No rows: the input as a whole is refused if no other file has any.
+        return Ok(head.len() as u64);
+    }
+    check_head(file, header, complete, whole)?;
     let lines = memchr::memchr_iter(b'\n', complete).count() as u64
         + u64::from(whole && !complete.is_empty() && !complete.ends_with(b"\n"));
-    if file.format == InputFormat::Csv {
-        if let Some(i) = unbalanced_quote(complete) {
-            return Err(bad_line(&file.path, i as u64 + 2, QUOTED_NEWLINE));
-        }
-    }
     // Infer from the head and, for larger files, from windows in the middle and at the end too,
     // so that keys or wider types that only show up later are part of the schema.
     let mut extra = Vec::new();
@@ -96,16 +127,13 @@ pub(super) fn plan(
             extra.extend_from_slice(&window(&file.path, offset)?);
         }
     }
-    if file.format == InputFormat::Csv && unbalanced_quote(&extra).is_some() {
+    if file.format == InputFormat::Csv && quote_fault(&extra, false).is_some() {
         return Err(FormatError::BadFile {
             path: file.path.clone(),
             reason: QUOTED_NEWLINE.to_string(),
         });
     }
-    let schema = infer(file, &head[..start as usize], complete, &extra)?;
-    if size <= start {
-        return Ok(head.len() as u64);
-    }
+    let schema = infer(file, header, complete, &extra)?;
     let avg = if lines > 0 {
         complete.len() as f64 / lines as f64
     } else {
@@ -157,13 +185,14 @@ fn infer(
     head: &[u8],
     extra: &[u8],
 ) -> Result<Schema, FormatError> {
+    let names = csv_header(header);
     let mut lines = head.to_vec();
     for line in extra.split(|b| *b == b'\n') {
-        let keep = match file.format {
-            InputFormat::Csv => true,
-            _ => json_object_error(line).is_none(),
+        let bad = match file.format {
+            InputFormat::Csv => csv_fault(line, &names, false).is_some(),
+            _ => json_fault(line).is_some(),
         };
-        if keep && !line.is_empty() {
+        if !bad && !line.is_empty() {
             lines.extend_from_slice(line);
             lines.push(b'\n');
         }
@@ -183,15 +212,6 @@ fn infer(
             Ok(schema)
         }
         _ => {
-            // Find a bad line first, so the error names it.
-            for (i, line) in head.split(|b| *b == b'\n').enumerate() {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                if let Some(e) = json_object_error(line) {
-                    return Err(bad_line(&file.path, i as u64 + 1, e));
-                }
-            }
             let (schema, _) = arrow::json::reader::infer_json_schema(Cursor::new(lines), None)
                 .map_err(|e| FormatError::BadFile {
                     path: file.path.clone(),
@@ -204,7 +224,8 @@ fn infer(
 
 /// The byte range of the lines that start in `[b, e)`.
 fn line_range(data: &[u8], b: usize, e: usize) -> (usize, usize) {
-    let ls = if b == 0 || data[b - 1] == b'\n' {
+    // The first line starts after a byte-order mark, where the first chunk starts.
+    let ls = if b == 0 || data[b - 1] == b'\n' || data[..b] == *BOM {
         b
     } else {
         memchr::memchr(b'\n', &data[b..])
@@ -240,31 +261,50 @@ pub(super) fn read(slice: &InputSlice, batch_rows: usize) -> Result<Vec<RecordBa
     }
     let (ls, le) = line_range(data, b as usize, e as usize);
     let region = &data[ls..le];
-    let first_line = || memchr::memchr_iter(b'\n', &data[..ls]).count() as u64 + 1;
+    let first_line = memchr::memchr_iter(b'\n', &data[..ls]).count() as u64 + 1;
     if slice.format == InputFormat::Csv {
-        if let Some(i) = unbalanced_quote(region) {
-            return Err(bad_line(&path, first_line() + i as u64, QUOTED_NEWLINE));
+        if let Some((i, fault)) = quote_fault(region, le == data.len()) {
+            return Err(fault.at(&path, first_line + i as u64));
         }
     }
-    match decode(slice.format, &schema, region, batch_rows) {
-        Ok(batches) => Ok(batches),
-        Err(whole_error) => {
-            // Find the first line that does not decode on its own, for the message.
-            for (i, line) in region.split(|c| *c == b'\n').enumerate() {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let why = match slice.format {
-                    InputFormat::Jsonl => json_object_error(line),
-                    _ => None,
-                };
-                if let Some(e) = why.or_else(|| decode(slice.format, &schema, line, 1).err()) {
-                    return Err(bad_line(&path, first_line() + i as u64, e));
-                }
-            }
-            Err(bad_line(&path, first_line(), whole_error))
+    decode(slice.format, &schema, region, batch_rows).map_err(|whole_error| {
+        let (i, fault) = first_bad_line(slice.format, &schema, region, whole_error);
+        fault.at(&path, first_line + i as u64)
+    })
+}
+
+/// The first line of `region` that does not decode, and why (the region's own error, at its
+/// first line, if every line decodes on its own).
+fn first_bad_line(
+    format: InputFormat,
+    schema: &Arc<Schema>,
+    region: &[u8],
+    whole_error: String,
+) -> (usize, Fault) {
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    if format == InputFormat::Csv {
+        if let Some(found) = csv_fault(region, &names, true) {
+            return found;
         }
     }
+    for (i, line) in region.split(|c| *c == b'\n').enumerate() {
+        if blank(line) {
+            continue;
+        }
+        let fault = match format {
+            InputFormat::Jsonl => json_fault(line).or_else(|| decode_fault(format, schema, line)),
+            _ => decode_fault(format, schema, line).map(|f| csv_value_fault(f.reason, &names)),
+        };
+        if let Some(fault) = fault {
+            return (i, fault);
+        }
+    }
+    (0, Fault::new(whole_error))
+}
+
+/// Why one line does not decode, if it does not.
+fn decode_fault(format: InputFormat, schema: &Arc<Schema>, line: &[u8]) -> Option<Fault> {
+    decode(format, schema, line, 1).err().map(Fault::new)
 }
 
 fn decode(
@@ -289,15 +329,6 @@ fn decode(
     }
 }
 
-/// Why one JSONL line is not a JSON object, if it is not.
-fn json_object_error(line: &[u8]) -> Option<String> {
-    match serde_json::from_slice::<serde_json::Value>(line) {
-        Ok(serde_json::Value::Object(_)) => None,
-        Ok(_) => Some("not a JSON object".to_string()),
-        Err(e) => Some(format!("not JSON: {e}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,11 +347,12 @@ mod tests {
             }
             assert_eq!(seen, data.to_vec(), "step {step}");
         }
-    }
-
-    #[test]
-    fn finds_unbalanced_quotes() {
-        assert_eq!(unbalanced_quote(b"a,\"b\"\nc,\"d\ne\"\n"), Some(1));
-        assert_eq!(unbalanced_quote(b"a,\"say \"\"hi\"\"\"\n"), None);
+        let bom = b"\xEF\xBB\xBFa\nb\n";
+        assert_eq!(
+            line_range(bom, 3, 5),
+            (3, 5),
+            "the first line, after the mark"
+        );
+        assert_eq!(line_range(bom, 4, 5), (5, 5));
     }
 }

@@ -1,3 +1,4 @@
 //! flywheel-formats integration tests.
 
 mod planning;
+mod text_inputs;

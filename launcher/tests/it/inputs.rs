@@ -175,7 +175,10 @@ fn a_jsonl_line_that_is_not_json_is_named_by_file_and_line() {
     }
     text.push_str("{\"id\": 10, oops}\n");
     let p = write(dir.path(), "early.jsonl", text.as_bytes());
-    expect_bad_input(&p, &["early.jsonl: line 11: not JSON"]);
+    expect_bad_input(
+        &p,
+        &["early.jsonl: line 11, column 12: not JSON: key must be a string"],
+    );
     // Late (past the planning sample): found by the worker that reads it; the job stops at once.
     let mut text = String::new();
     for i in 0..60_000 {
@@ -200,6 +203,27 @@ fn a_csv_with_newlines_inside_quotes_is_refused() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let p = write(dir.path(), "q.csv", b"id,text\n1,\"one\ntwo\"\n2,plain\n");
     expect_bad_input(&p, &["q.csv: line 2: a quoted field spans lines"]);
+}
+
+#[test]
+fn an_input_with_no_rows_is_refused_unless_other_files_of_its_glob_have_rows() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let empty = write(dir.path(), "a.csv", b"");
+    expect_bad_input(&empty, &["a.csv: no rows (the file is empty)"]);
+    write(dir.path(), "b.csv", b"id,text\n");
+    let glob = format!("{}/*.csv", dir.path().display());
+    expect_bad_input(
+        &glob,
+        &["a.csv: no rows (the file is empty), and the other file of the input has none either"],
+    );
+    // With rows in one file the others add none; its byte-order mark is not part of a name.
+    write(dir.path(), "c.csv", b"\xEF\xBB\xBFid,text\n0,a\n1,b\n");
+    let out = dir.path().join("t");
+    Map::new(&glob, &out).identity().run().assert_ok("map");
+    let v = info(&out);
+    assert_eq!(v["num_rows"].as_u64(), Some(2), "{v}");
+    let schema = v["schema_text"].as_str().unwrap_or_default();
+    assert!(schema.starts_with("id: "), "{schema}");
 }
 
 #[cfg(not(feature = "hdf5"))]
