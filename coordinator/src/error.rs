@@ -41,7 +41,7 @@ pub enum CoordinatorError {
     #[error("publish: {0}")]
     Publish(#[from] flywheel_formats::FormatError),
     /// Every commit attempt lost its race to another writer (delta-rs: `MaxCommitAttempts`).
-    #[error("gave up publishing to {} after {attempts} lost races", table.display())]
+    #[error("gave up after {attempts} commit attempts: another job published a version each time")]
     CommitAttemptsExhausted { table: PathBuf, attempts: u32 },
     /// The chunks' output schemas disagree and cannot be published as one table.
     #[error("chunk outputs have different schemas: {0}")]

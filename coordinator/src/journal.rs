@@ -221,7 +221,8 @@ impl JobRecord {
 /// skipped with a warning naming the file and the line: skipping is safe for a resume, since a
 /// lost `Accepted` line only runs its chunk again, a lost `Start` leaves the plan to a later
 /// `Start` (or refuses the resume as another plan), and a lost `Published` is found again in the
-/// table's manifests, which carry the job id.
+/// table's manifests, which carry the job id — as long as that version was not vacuumed away
+/// (`table vacuum` before the resume); then the resume runs the job again and publishes it anew.
 fn read_file(path: &Path) -> Result<Option<Vec<JournalEntry>>, JournalError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -456,7 +457,6 @@ fn point_latest(table: &Path, job_id: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 // A test's unwrap is its assertion that the set-up worked.
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use flywheel_protocol::{Attempt, ChunkId};

@@ -126,7 +126,6 @@ pub(crate) fn unify_chunks(schemas: &[(ChunkId, &str)]) -> Result<Option<Unified
 
 #[cfg(test)]
 // A test's unwrap is its assertion that the set-up worked.
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

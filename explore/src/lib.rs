@@ -1,6 +1,5 @@
 //! Looking at a table version's data, for people: the command line's `table show`, `table
-//! head`, `table stats`, `query` output and `rerun`'s comparison, and the viewer, all go through
-//! this crate.
+//! head`, `table stats`, `query` output and `rerun`'s comparison all go through this crate.
 //!
 //! - [`path`]: a path language into values (`meta.turns[0].text`, `a["odd.name"][2]`);
 //!   [`navigate`](mod@navigate) follows one into a row ([`value_at`]).

@@ -182,8 +182,13 @@ fn map_entry(
     here: &str,
 ) -> Result<(Field, ArrayRef), String> {
     let e = value.as_map().value(0);
+    let key_field = match entry.data_type() {
+        DataType::Struct(f) => f.first().map(|kf| kf.as_ref().clone()),
+        _ => None,
+    }
+    .unwrap_or_else(|| Field::new("key", e.column(0).data_type().clone(), false));
     let keys: Vec<String> = (0..e.len())
-        .map(|j| arrow::util::display::array_value_to_string(e.column(0), j).unwrap_or_default())
+        .map(|j| crate::render::map_key(&key_field, e.column(0).as_ref(), j))
         .collect();
     let Some(j) = keys.iter().position(|x| x == k) else {
         return Err(format!(

@@ -148,14 +148,20 @@ fn map_json(key: &Field, value: &Field, entries: &arrow::array::StructArray) -> 
     Value::Object(
         (0..entries.len())
             .map(|k| {
-                let name = match to_json(key, entries.column(0).as_ref(), k) {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
+                let name = map_key(key, entries.column(0).as_ref(), k);
                 (name, to_json(value, entries.column(1).as_ref(), k))
             })
             .collect(),
     )
+}
+
+/// A map's key `k` as shown (and as a path names it): the key's rendering, without quotes
+/// when it is text.
+pub(crate) fn map_key(key: &Field, keys: &dyn Array, k: usize) -> String {
+    match to_json(key, keys, k) {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
 }
 
 /// The bytes `table show --raw` writes for a found value: bytes as they are, text without

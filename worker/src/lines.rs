@@ -50,6 +50,8 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 /// field absent), which the checks then name.
 fn body<T: DeserializeOwned + Default>(value: Value) -> T {
     match value {
+        // Every field of a line type is a tolerant `Loose`/`Option` (a wrong type is kept and
+        // named later), so an object always deserialises; the default is never reached.
         Value::Object(_) => serde_json::from_value(value).unwrap_or_default(),
         _ => T::default(),
     }
