@@ -37,11 +37,15 @@ fn main() {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_env("FLYWHEEL_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Colours only on a terminal: a Slurm log file or a pipe gets plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(ansi)
         .init();
 }
 
