@@ -19,6 +19,8 @@ pub(super) struct Worker {
     pub(super) gpu_samples: u64,
     pub(super) gpu_util_sum: u64,
     pub(super) report: WorkerReport,
+    /// Where the indexes file it.
+    pub(super) keys: super::index::WorkerKeys,
 }
 
 impl Worker {
@@ -44,8 +46,11 @@ impl Coordinator {
                     gpu_samples: 0,
                     gpu_util_sum: 0,
                     report: WorkerReport::default(),
+                    keys: Default::default(),
                 },
             );
+            self.index.heard(from, now);
+            self.reindex_worker(from);
             return;
         };
         tracing::warn!("{from} registered again (on {host}); the chunks it held run again");
@@ -53,6 +58,7 @@ impl Coordinator {
         if !matches!(w.state, WorkerState::Drained(_)) {
             w.state = WorkerState::Live;
         }
+        self.reindex_worker(from);
         self.release(
             from,
             FailureKind::WorkerLost,
@@ -67,6 +73,7 @@ impl Coordinator {
                 w.state = WorkerState::Stopped;
             }
         }
+        self.reindex_worker(from);
     }
 
     /// Declares lost every live worker silent past the heartbeat timeout; its chunks go to the
@@ -74,12 +81,33 @@ impl Coordinator {
     /// and the report keeps why it was drained.)
     pub(super) fn lose_silent(&mut self, now: Instant) {
         let timeout = self.cfg.heartbeat_timeout;
-        let lost: Vec<Rank> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.usable() && now.duration_since(w.last_seen) > timeout)
-            .map(|(r, _)| *r)
-            .collect();
+        let silent = |w: &Worker| w.usable() && now.duration_since(w.last_seen) > timeout;
+        let mut lost: Vec<Rank> = Vec::new();
+        if self.index.seen_unordered {
+            lost.extend(
+                self.workers
+                    .iter()
+                    .filter(|(_, w)| silent(w))
+                    .map(|(r, _)| *r),
+            );
+        }
+        // The arrival order holds each worker's last message: those past the timeout are at
+        // its front, and an entry is stale when the worker was heard since.
+        while let Some(&(t, rank)) = self.index.seen.front() {
+            if now.duration_since(t) <= timeout {
+                break;
+            }
+            self.index.seen.pop_front();
+            if self
+                .workers
+                .get(&rank)
+                .is_some_and(|w| w.last_seen == t && silent(w))
+            {
+                lost.push(rank);
+            }
+        }
+        lost.sort_unstable();
+        lost.dedup();
         for rank in lost {
             let Some(w) = self.workers.get_mut(&rank) else {
                 continue;
@@ -87,6 +115,7 @@ impl Coordinator {
             let why = LostReason::Silent { timeout };
             tracing::warn!("{rank} {why}: declared lost");
             w.state = WorkerState::Lost(why);
+            self.reindex_worker(rank);
             self.release(rank, FailureKind::WorkerLost, "worker stopped answering");
         }
     }
@@ -107,7 +136,7 @@ impl Coordinator {
         if self.failure.is_some()
             || self.is_complete()
             || self.workers.is_empty()
-            || !self.workers.values().all(|w| w.state.is_gone())
+            || self.index.gone < self.workers.len()
         {
             return;
         }
@@ -145,6 +174,7 @@ impl Coordinator {
         };
         tracing::warn!("{from}: {problem}; no more chunks for it");
         w.state = WorkerState::Drained(DrainReason::SickGpu(problem.clone()));
+        self.reindex_worker(from);
         self.release(
             from,
             FailureKind::WorkerLost,
@@ -156,7 +186,7 @@ impl Coordinator {
     /// Drains a worker that keeps failing, unless it is the last one left.
     pub(super) fn maybe_drain(&mut self, rank: Rank) {
         let limit = self.cfg.drain_after_failures;
-        let usable = self.workers.values().filter(|w| w.usable()).count();
+        let usable = self.index.usable;
         let Some(w) = self.workers.get_mut(&rank) else {
             return;
         };
@@ -166,6 +196,7 @@ impl Coordinator {
         let why = DrainReason::FailedInARow(w.failures_in_a_row);
         tracing::warn!("{rank} {why}: no more chunks for it");
         w.state = WorkerState::Drained(why.clone());
+        self.reindex_worker(rank);
         // The chunks it held fail with the cause, not only with the count.
         let why = match &self.last_error {
             Some(last) => format!("{rank} was drained after it {why}; the last: {last}"),
@@ -178,6 +209,7 @@ impl Coordinator {
     pub(super) fn forget(&mut self, worker: Rank, chunk: ChunkId, attempt: Attempt) {
         if let Some(w) = self.workers.get_mut(&worker) {
             w.holding.retain(|h| *h != (chunk, attempt));
+            self.reindex_worker(worker);
         }
     }
 }
