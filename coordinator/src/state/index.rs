@@ -7,7 +7,7 @@
 
 use super::{ChunkState, Coordinator};
 use flywheel_protocol::{ChunkId, Rank};
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 /// Where a worker is filed in the indexes (what [`Coordinator::reindex_worker`] last did).
@@ -36,30 +36,13 @@ pub(super) struct Index {
     pub(super) room: BTreeSet<Rank>,
     /// Usable workers holding nothing.
     pub(super) idle: BTreeSet<Rank>,
-    /// (when, rank) of every message, in arrival order: the lost-worker check pops those past
-    /// the timeout and skips the stale ones (the worker was heard since).
-    pub(super) seen: VecDeque<(Instant, Rank)>,
-    /// A message came with an earlier `now` than one before it: `seen` is not in order, and
-    /// the lost-worker check scans every worker.
-    pub(super) seen_unordered: bool,
+    /// One entry (when, rank) per usable worker, `when` no later than it was last heard: the
+    /// lost-worker check looks only at entries past the timeout, and files again (at when it was
+    /// last heard) a worker heard since. A message costs nothing here.
+    pub(super) deadlines: BTreeSet<(Instant, Rank)>,
     pub(super) usable: usize,
     pub(super) gone: usize,
     pub(super) lost: usize,
-}
-
-impl Index {
-    /// Records that `rank` was heard at `now`.
-    pub(super) fn heard(&mut self, rank: Rank, now: Instant) {
-        if self.seen_unordered {
-            return;
-        }
-        if self.seen.back().is_some_and(|(t, _)| *t > now) {
-            self.seen_unordered = true;
-            self.seen.clear();
-            return;
-        }
-        self.seen.push_back((now, rank));
-    }
 }
 
 /// Adds `key` to `set` or takes it out.
@@ -94,6 +77,10 @@ impl Coordinator {
         let Some(w) = self.workers.get_mut(&rank) else {
             return;
         };
+        if new.usable && w.deadline.is_none() {
+            w.deadline = Some(w.last_seen);
+            self.index.deadlines.insert((w.last_seen, rank));
+        }
         let old = std::mem::replace(&mut w.keys, new);
         if old == new {
             return;
@@ -188,24 +175,21 @@ impl Coordinator {
         self.check_seen(bad);
     }
 
-    /// Every usable worker's last message is in the arrival order, which is in order.
+    /// Every usable worker has one deadline entry, no later than it was last heard.
     fn check_seen(&self, bad: &mut Vec<String>) {
-        let ix = &self.index;
-        if ix.seen_unordered {
-            return;
-        }
-        if ix
-            .seen
+        let filed: BTreeSet<(Instant, Rank)> = self
+            .workers
             .iter()
-            .zip(ix.seen.iter().skip(1))
-            .any(|(a, b)| a.0 > b.0)
-        {
-            bad.push("the arrival order of messages is out of order".into());
+            .filter_map(|(r, w)| w.deadline.map(|d| (d, *r)))
+            .collect();
+        if filed != self.index.deadlines {
+            bad.push("the deadline entries disagree with the workers'".into());
         }
-        let seen: HashSet<&(Instant, Rank)> = ix.seen.iter().collect();
         for (rank, w) in &self.workers {
-            if w.usable() && !seen.contains(&(w.last_seen, *rank)) {
-                bad.push(format!("{rank}'s last message is not in the arrival order"));
+            if w.usable() && w.deadline.is_none_or(|d| d > w.last_seen) {
+                bad.push(format!(
+                    "{rank} has no deadline entry no later than it was last heard"
+                ));
             }
         }
     }

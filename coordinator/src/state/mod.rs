@@ -253,7 +253,12 @@ impl Coordinator {
         tracing::debug!("{}", msg.describe(from));
         if let Some(w) = self.workers.get_mut(&from) {
             w.last_seen = now;
-            self.index.heard(from, now);
+            // Only a message from the past (a caller's clock going back) files it again.
+            if let Some(d) = w.deadline.filter(|d| *d > now) {
+                self.index.deadlines.remove(&(d, from));
+                self.index.deadlines.insert((now, from));
+                w.deadline = Some(now);
+            }
         }
         match msg {
             ToCoordinator::Ready { host } => {

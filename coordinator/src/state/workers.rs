@@ -21,6 +21,8 @@ pub(super) struct Worker {
     pub(super) report: WorkerReport,
     /// Where the indexes file it.
     pub(super) keys: super::index::WorkerKeys,
+    /// Its entry in the deadline index.
+    pub(super) deadline: Option<Instant>,
 }
 
 impl Worker {
@@ -47,9 +49,9 @@ impl Coordinator {
                     gpu_util_sum: 0,
                     report: WorkerReport::default(),
                     keys: Default::default(),
+                    deadline: None,
                 },
             );
-            self.index.heard(from, now);
             self.reindex_worker(from);
             return;
         };
@@ -81,33 +83,29 @@ impl Coordinator {
     /// and the report keeps why it was drained.)
     pub(super) fn lose_silent(&mut self, now: Instant) {
         let timeout = self.cfg.heartbeat_timeout;
-        let silent = |w: &Worker| w.usable() && now.duration_since(w.last_seen) > timeout;
         let mut lost: Vec<Rank> = Vec::new();
-        if self.index.seen_unordered {
-            lost.extend(
-                self.workers
-                    .iter()
-                    .filter(|(_, w)| silent(w))
-                    .map(|(r, _)| *r),
-            );
-        }
-        // The arrival order holds each worker's last message: those past the timeout are at
-        // its front, and an entry is stale when the worker was heard since.
-        while let Some(&(t, rank)) = self.index.seen.front() {
+        // Each usable worker's entry is no later than it was last heard, so a silent one's is
+        // past the timeout; one heard since is filed again at when it was.
+        while let Some(&(t, rank)) = self.index.deadlines.first() {
             if now.duration_since(t) <= timeout {
                 break;
             }
-            self.index.seen.pop_front();
-            if self
-                .workers
-                .get(&rank)
-                .is_some_and(|w| w.last_seen == t && silent(w))
-            {
+            self.index.deadlines.pop_first();
+            let Some(w) = self.workers.get_mut(&rank) else {
+                continue;
+            };
+            w.deadline = None;
+            if !w.usable() {
+                continue;
+            }
+            if now.duration_since(w.last_seen) > timeout {
                 lost.push(rank);
+            } else {
+                w.deadline = Some(w.last_seen);
+                self.index.deadlines.insert((w.last_seen, rank));
             }
         }
         lost.sort_unstable();
-        lost.dedup();
         for rank in lost {
             let Some(w) = self.workers.get_mut(&rank) else {
                 continue;
