@@ -6,11 +6,11 @@
 //! and `on_tick`), the wall time, the peak RSS and the makespan against the ideal (all the work
 //! spread over the capacity the workers offer while they are up).
 
-use flywheel_coordinator::sim::{Recorder, Rng};
+use flywheel_coordinator::sim::{sick_gpu, Recorder, Rng};
 use flywheel_coordinator::{Coordinator, CoordinatorConfig};
 use flywheel_protocol::{
-    Attempt, ChunkId, ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice,
-    Rank, ToCoordinator, ToWorker,
+    Attempt, ChunkId, ChunkOutput, ChunkTask, FailureKind, InputFormat, InputSlice, Rank,
+    ToCoordinator, ToWorker,
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -258,17 +258,7 @@ impl Sim {
             if self.t >= w.lost_at {
                 continue;
             }
-            let gpu = (self.t >= w.sick_at).then(|| GpuSample {
-                index: 0,
-                name: "sim".into(),
-                utilization: 0,
-                memory_used_mb: 0,
-                memory_total_mb: 0,
-                power_w: None,
-                temperature_c: None,
-                ecc_uncorrected: Some(1),
-                problem: Some("1 uncorrected ECC error(s)".into()),
-            });
+            let gpu = (self.t >= w.sick_at).then(sick_gpu);
             self.deliver(i, ToCoordinator::Heartbeat { gpu });
         }
         let now = self.now();

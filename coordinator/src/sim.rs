@@ -504,17 +504,7 @@ impl<'a> Sim<'a> {
         let t = self.t;
         let w = &mut self.workers[i];
         w.next_heartbeat = t + 1.0;
-        let gpu = w.spec.sick_at.filter(|s| t >= *s).map(|_| GpuSample {
-            index: 0,
-            name: "sim".into(),
-            utilization: 0,
-            memory_used_mb: 0,
-            memory_total_mb: 0,
-            power_w: None,
-            temperature_c: None,
-            ecc_uncorrected: Some(1),
-            problem: Some("1 uncorrected ECC error(s)".into()),
-        });
+        let gpu = w.spec.sick_at.filter(|s| t >= *s).map(|_| sick_gpu());
         let rank = w.rank;
         self.deliver(rank, ToCoordinator::Heartbeat { gpu });
     }
@@ -555,6 +545,21 @@ impl<'a> Sim<'a> {
             journaled: self.journaled,
             misassigned: self.misassigned,
         }
+    }
+}
+
+/// The reading of a simulated GPU once it is sick (an uncorrected ECC error).
+pub fn sick_gpu() -> GpuSample {
+    GpuSample {
+        index: 0,
+        name: "sim".into(),
+        utilization: 0,
+        memory_used_mb: 0,
+        memory_total_mb: 0,
+        power_w: None,
+        temperature_c: None,
+        ecc_uncorrected: Some(1),
+        problem: Some("1 uncorrected ECC error(s)".into()),
     }
 }
 
