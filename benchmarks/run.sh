@@ -9,6 +9,8 @@
 #   benchmarks/run.sh --quick            # small data, 1 run, the debug build (what CI runs)
 #   benchmarks/run.sh [--quick] CASE…    # only these cases (see flywheel-bench --help)
 #   benchmarks/run.sh -- --rows 200000   # anything after -- goes to flywheel-bench
+#   benchmarks/run.sh [--quick] scale    # only the coordinator at cluster scale (issue 16):
+#                                        # 8,192 workers x 1M chunks (quick: 512 x 100,000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,15 +42,29 @@ if [ "$quick" = 1 ]; then
   cargo build -q -p flywheel
   cargo build -q -p flywheel-benchmarks "${features[@]}"
   args=(--rows 20000 --runs 1 --memory-mb 16 --skew-rows 2000 --mpi-chunks 2000)
+  scale=(--workers 512 --chunks 100000)
 else
   profile=release
   # `flywheel query` (DataFusion) is not measured here and is most of a release build's time.
   cargo build -q --release -p flywheel --no-default-features
   cargo build -q --release -p flywheel-benchmarks "${features[@]}"
   args=()
+  scale=(--workers 8192 --chunks 1000000)
 fi
 
 echo "== $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $profile build, $(date -u +%F)"
+# The scale case runs on its own (flywheel-bench runs it alone): with every case, or when named.
+others=()
+run_scale=0
+[ ${#cases[@]} -eq 0 ] && run_scale=1
+for c in "${cases[@]}"; do
+  if [ "$c" = scale ]; then run_scale=1; else others+=("$c"); fi
+done
+if [ "$run_scale" = 1 ]; then
+  "$target/$profile/flywheel-bench" scale "${scale[@]}"
+  [ ${#cases[@]} -gt 0 ] && [ ${#others[@]} -eq 0 ] && exit 0
+fi
+cases=("${others[@]}")
 exec "$target/$profile/flywheel-bench" --flywheel "$target/$profile/flywheel" \
   --python .venv-bench/bin/python --hf-python .venv-bench/bin/python \
   "${args[@]}" "${extra[@]}" "${cases[@]}"

@@ -19,6 +19,10 @@
 //! - `scheduling`: the real coordinator in the simulator: 8 workers of which 2 are 4x slower
 //!   (makespan against the ideal and a static split), 1 crash per 10 chunks (wasted work per
 //!   crash), and dispatch+completion cycles per second with the memory per pending chunk.
+//! - `scale`: the real coordinator at cluster scale (`--workers`, `--chunks`; 1 Hz heartbeats,
+//!   10 % slow workers, 1 % crashing attempts, 4 workers lost and 2 GPUs turning sick): wall time,
+//!   the coordinator's per-event handling time (p50, p99), peak RSS and makespan over the ideal.
+//!   Run on its own (`flywheel-bench scale`), not in the default set.
 //! - `mpi-scheduler` (feature `mpi`): dispatch+completion cycles per second of the coordinator
 //!   over MPI with `--mpi-ranks` ranks whose workers answer at once.
 //!
@@ -28,6 +32,7 @@
 mod mpi_case;
 mod mpi_case_gate;
 mod python_cases;
+mod scale;
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{ArrayRef, Int64Array, StringArray};
@@ -73,6 +78,15 @@ struct Args {
     /// Chunks the mpi-scheduler case dispatches.
     #[arg(long, default_value_t = 50_000)]
     mpi_chunks: usize,
+    /// Workers of the scale case.
+    #[arg(long, default_value_t = 8192)]
+    workers: usize,
+    /// Chunks of the scale case.
+    #[arg(long, default_value_t = 1_000_000)]
+    chunks: usize,
+    /// The scale case checks the coordinator's invariants every this many events (0: at the end).
+    #[arg(long, default_value_t = 0)]
+    sanity_every: u64,
     /// Cases to run (default: all).
     cases: Vec<String>,
 }
@@ -475,6 +489,9 @@ fn main() -> Result<()> {
     let mut args = Args::parse();
     if args.cases.iter().any(|c| c == "mpi-rank") {
         return mpi_case_gate::rank_main(args.rows);
+    }
+    if args.cases.iter().any(|c| c == "scale") {
+        return scale::scale_case(args.workers, args.chunks, args.sanity_every);
     }
     // Absolute paths: some cases run commands in the scratch directory.
     args.python = std::path::absolute(&args.python).unwrap_or(args.python);

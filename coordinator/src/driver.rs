@@ -45,6 +45,8 @@ pub fn drive(
     let mut journal = journal;
     let started = Instant::now();
     let mut checkpoint: Option<(&'static str, Instant)> = None;
+    // Messages handled and the time spent handling them (for the log line at the end).
+    let mut handled = (0u64, Duration::ZERO);
     let result = loop {
         if coord.is_complete() {
             break Ok(());
@@ -75,7 +77,11 @@ pub fn drive(
             });
         }
         match tx.recv_timeout(opts.poll) {
-            Ok(Some((from, msg))) => coord.on_message(tx, from, msg, Instant::now())?,
+            Ok(Some((from, msg))) => {
+                let t0 = Instant::now();
+                coord.on_message(tx, from, msg, t0)?;
+                handled = (handled.0 + 1, handled.1 + t0.elapsed());
+            }
             Ok(None) => {}
             Err(e) => break Err(e.into()),
         }
@@ -93,6 +99,14 @@ pub fn drive(
         on_progress(coord);
     };
     on_progress(coord);
+    let wall = started.elapsed().as_secs_f64();
+    tracing::info!(
+        "coordinator: {} chunk(s) in {wall:.2} s ({:.0}/s); {} message(s) handled, {:.1} us each",
+        coord.progress().chunks_done,
+        coord.progress().chunks_done as f64 / wall.max(1e-9),
+        handled.0,
+        handled.1.as_secs_f64() * 1e6 / handled.0.max(1) as f64
+    );
     stop_workers(tx, opts.stop_grace);
     result
 }

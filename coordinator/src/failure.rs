@@ -105,6 +105,11 @@ impl WorkerState {
         matches!(self, WorkerState::Live)
     }
 
+    /// Whether its silence is watched: it answers, given chunks or not (live or drained).
+    pub fn watched(&self) -> bool {
+        matches!(self, WorkerState::Live | WorkerState::Drained(_))
+    }
+
     /// Whether it is lost.
     pub fn is_lost(&self) -> bool {
         matches!(self, WorkerState::Lost(_))

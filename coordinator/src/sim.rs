@@ -98,6 +98,13 @@ pub struct SimOutcome {
     pub wasted_units: f64,
     pub crashes: u64,
     pub report: crate::JobReport,
+    /// (chunk, attempt) in the order the coordinator accepted them (the `Done` whose delivery
+    /// made the chunk done), and in the order [`Coordinator::take_accepted`] gave them to the
+    /// journal (read after every event): the two must be the same.
+    pub accepted: Vec<(u32, u32)>,
+    pub journaled: Vec<(u32, u32)>,
+    /// Assignments sent to a worker that was lost or drained when it was sent.
+    pub misassigned: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -175,6 +182,11 @@ struct Sim<'a> {
     t: f64,
     /// The first broken invariant, with when and after what.
     violation: Option<String>,
+    accepted: Vec<(u32, u32)>,
+    journaled: Vec<(u32, u32)>,
+    misassigned: Vec<String>,
+    /// Messages in the outbox already looked at by [`Sim::note_assignments`].
+    looked_at: usize,
 }
 
 /// Runs one simulation to its end.
@@ -236,6 +248,10 @@ impl<'a> Sim<'a> {
             crashes: 0,
             t: 0.0,
             violation: None,
+            accepted: Vec::new(),
+            journaled: Vec::new(),
+            misassigned: Vec::new(),
+            looked_at: 0,
         }
     }
 
@@ -264,12 +280,49 @@ impl<'a> Sim<'a> {
         // Words for the event, put together only if an invariant breaks.
         let (kind, attempt) = summary(&msg);
         let now = self.now();
+        let was_done = attempt.is_some_and(|(c, _)| self.is_done(c));
         // The recorder never fails.
         let _ = self.coord.on_message(&mut self.out, from, msg, now);
+        if let Some((c, a)) =
+            attempt.filter(|(c, _)| kind == "Done" && !was_done && self.is_done(*c))
+        {
+            self.accepted.push((c.0, a.0));
+        }
+        self.note_journal();
+        self.note_assignments();
         self.check(&|| match attempt {
             Some((chunk, a)) => format!("{kind} of {chunk} {a} from {from}"),
             None => format!("{kind} from {from}"),
         });
+    }
+
+    fn is_done(&self, c: ChunkId) -> bool {
+        matches!(self.coord.chunk_state(c), Some(crate::ChunkState::Done(_)))
+    }
+
+    /// What the journal would record now.
+    fn note_journal(&mut self) {
+        let taken = self.coord.take_accepted();
+        self.journaled
+            .extend(taken.iter().map(|o| (o.chunk.0, o.attempt.0)));
+    }
+
+    /// Notes assignments just sent to a lost or drained worker.
+    fn note_assignments(&mut self) {
+        let sent = self.out.pending();
+        for (to, msg) in &sent[self.looked_at.min(sent.len())..] {
+            let state = self.coord.worker_state(*to);
+            if let (ToWorker::Assign(t), Some(s)) = (msg, state) {
+                if s.is_gone() {
+                    let what = format!(
+                        "{} {} went to {to}, {s}, at t={:.3}",
+                        t.chunk, t.attempt, self.t
+                    );
+                    self.misassigned.push(what);
+                }
+            }
+        }
+        self.looked_at = sent.len();
     }
 
     fn register(&mut self) {
@@ -282,6 +335,7 @@ impl<'a> Sim<'a> {
 
     /// Delivers the coordinator's messages to the workers.
     fn deliver_outbox(&mut self) {
+        self.looked_at = 0;
         for (to, msg) in self.out.take() {
             if let Some(w) = self.workers.iter_mut().find(|w| w.rank == to) {
                 w.receive(msg);
@@ -450,17 +504,7 @@ impl<'a> Sim<'a> {
         let t = self.t;
         let w = &mut self.workers[i];
         w.next_heartbeat = t + 1.0;
-        let gpu = w.spec.sick_at.filter(|s| t >= *s).map(|_| GpuSample {
-            index: 0,
-            name: "sim".into(),
-            utilization: 0,
-            memory_used_mb: 0,
-            memory_total_mb: 0,
-            power_w: None,
-            temperature_c: None,
-            ecc_uncorrected: Some(1),
-            problem: Some("1 uncorrected ECC error(s)".into()),
-        });
+        let gpu = w.spec.sick_at.filter(|s| t >= *s).map(|_| sick_gpu());
         let rank = w.rank;
         self.deliver(rank, ToCoordinator::Heartbeat { gpu });
     }
@@ -469,6 +513,8 @@ impl<'a> Sim<'a> {
     fn tick(&mut self) {
         let now = self.now();
         let _ = self.coord.on_tick(&mut self.out, now);
+        self.note_journal();
+        self.note_assignments();
         self.check(&|| "a tick".to_string());
     }
 
@@ -495,7 +541,25 @@ impl<'a> Sim<'a> {
             wasted_units: self.wasted,
             crashes: self.crashes,
             report: self.coord.report(Duration::from_secs_f64(self.t.max(1e-9))),
+            accepted: self.accepted,
+            journaled: self.journaled,
+            misassigned: self.misassigned,
         }
+    }
+}
+
+/// The reading of a simulated GPU once it is sick (an uncorrected ECC error).
+pub fn sick_gpu() -> GpuSample {
+    GpuSample {
+        index: 0,
+        name: "sim".into(),
+        utilization: 0,
+        memory_used_mb: 0,
+        memory_total_mb: 0,
+        power_w: None,
+        temperature_c: None,
+        ecc_uncorrected: Some(1),
+        problem: Some("1 uncorrected ECC error(s)".into()),
     }
 }
 

@@ -1,9 +1,12 @@
 //! The MPI transport (feature `mpi`): rank 0 is the coordinator, every other rank a worker.
 //!
 //! Messages are JSON-encoded byte vectors sent point to point. Receives never block without a
-//! deadline: they poll a non-blocking matched probe with a short sleep, because a blocking
-//! receive in Open MPI busy-polls a core, which the coordinator would steal from a worker that
-//! shares its node.
+//! deadline: they poll a non-blocking matched probe, because a blocking receive in Open MPI
+//! busy-polls a core, which the coordinator would steal from a worker that shares its node. The
+//! poll adapts: a message that is there is taken at once (a busy coordinator drains its queue
+//! without sleeping), an empty probe is retried yielding the core for a few microseconds (the
+//! next message of a burst), then with sleeps that double up to a cap (an idle rank costs next
+//! to no CPU).
 
 use crate::{Rank, ToCoordinator, ToWorker, Transport, TransportError, WorkerLink};
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
@@ -12,7 +15,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-const POLL_SLEEP: Duration = Duration::from_micros(500);
+/// How long an empty poll spins (yielding the core) before it sleeps.
+const POLL_SPIN: Duration = Duration::from_micros(50);
+/// The first sleep after the spin; each next one doubles, up to [`POLL_SLEEP_MAX`].
+const POLL_SLEEP_MIN: Duration = Duration::from_micros(20);
+const POLL_SLEEP_MAX: Duration = Duration::from_millis(2);
 
 fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, TransportError> {
     serde_json::to_vec(msg).map_err(|e| TransportError::Mpi(format!("cannot encode message: {e}")))
@@ -23,7 +30,9 @@ fn poll<T: DeserializeOwned>(
     from_any: bool,
     timeout: Duration,
 ) -> Result<Option<(Rank, T)>, TransportError> {
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let mut sleep = POLL_SLEEP_MIN;
     loop {
         let probed = if from_any {
             world.any_process().immediate_matched_probe()
@@ -39,10 +48,16 @@ fn poll<T: DeserializeOwned>(
             })?;
             return Ok(Some((from, msg)));
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return Ok(None);
         }
-        std::thread::sleep(POLL_SLEEP);
+        if now.duration_since(start) < POLL_SPIN {
+            std::thread::yield_now();
+            continue;
+        }
+        std::thread::sleep(sleep.min(deadline - now));
+        sleep = (sleep * 2).min(POLL_SLEEP_MAX);
     }
 }
 

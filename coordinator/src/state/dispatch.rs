@@ -5,12 +5,33 @@ use super::{ChunkState, Coordinator, Run};
 use flywheel_protocol::{
     chunk_seed, Attempt, ChunkId, ChunkTask, Rank, ToWorker, Transport, TransportError,
 };
+use std::ops::Bound;
 
 impl Coordinator {
+    /// Tops up every worker, in rank order: what filling each in turn would do, found through
+    /// the indexes. While chunks are queued only workers with room take any; once the queue is
+    /// empty only idle workers do (steal or speculate), and for an idle worker the candidates do
+    /// not depend on which it is (it holds and runs nothing), so the first that finds none ends
+    /// the round.
     pub(super) fn fill_all(&mut self, tx: &mut impl Transport) -> Result<(), TransportError> {
-        let ranks: Vec<Rank> = self.workers.keys().copied().collect();
-        for r in ranks {
-            self.fill(tx, r)?;
+        if self.failure.is_some() || self.is_complete() || self.halted {
+            return Ok(());
+        }
+        let mut after = Bound::Unbounded;
+        while !self.queue.is_empty() {
+            let Some(&rank) = self.index.room.range((after, Bound::Unbounded)).next() else {
+                break;
+            };
+            after = Bound::Excluded(rank);
+            self.fill(tx, rank)?;
+        }
+        if !self.cfg.speculate {
+            return Ok(());
+        }
+        while let Some(&rank) = self.index.idle.first() {
+            if !self.fill_idle(tx, rank)? {
+                break;
+            }
         }
         Ok(())
     }
@@ -45,6 +66,8 @@ impl Coordinator {
         if let Some(w) = self.workers.get_mut(&rank) {
             w.holding.push_back((id, attempt));
         }
+        self.reindex_worker(rank);
+        self.reindex_chunk(id);
         if speculative {
             self.speculative_runs += 1;
         }
@@ -73,6 +96,11 @@ impl Coordinator {
         if holding > 0 || !self.cfg.speculate {
             return Ok(());
         }
+        self.fill_idle(tx, rank).map(|_| ())
+    }
+
+    /// An idle worker steals, else speculates; whether it was given anything.
+    fn fill_idle(&mut self, tx: &mut impl Transport, rank: Rank) -> Result<bool, TransportError> {
         if let Some((victim, id, attempt)) = self.steal_candidate(rank) {
             // The victim drops it; if it has already begun, its result is discarded.
             if let ChunkState::Running(runs) = &mut self.chunks[id.0 as usize].state {
@@ -80,22 +108,26 @@ impl Coordinator {
             }
             self.forget(victim, id, attempt);
             tx.send(victim, ToWorker::Cancel { chunk: id, attempt })?;
-            return self.issue(tx, rank, id, true);
+            return self.issue(tx, rank, id, true).map(|()| true);
         }
         if let Some(id) = self.speculation_candidate(rank) {
-            return self.issue(tx, rank, id, true);
+            return self.issue(tx, rank, id, true).map(|()| true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// A chunk queued (not started) at the worker holding the most, other than `thief`.
     fn steal_candidate(&self, thief: Rank) -> Option<(Rank, ChunkId, Attempt)> {
-        let (victim, w) = self
-            .workers
+        let victim = self
+            .index
+            .victims
             .iter()
-            .filter(|(r, w)| **r != thief && !w.state.is_lost() && w.holding.len() > 1)
-            .max_by_key(|(_, w)| w.holding.len())?;
-        w.holding
+            .rev()
+            .map(|(_, r)| r)
+            .find(|r| **r != thief)?;
+        self.workers
+            .get(victim)?
+            .holding
             .iter()
             .rev()
             .find_map(|(id, attempt)| match &self.chunks[id.0 as usize].state {
@@ -112,16 +144,13 @@ impl Coordinator {
 
     /// The in-flight chunk (one attempt, started) that began earliest, not run by `rank`.
     fn speculation_candidate(&self, rank: Rank) -> Option<ChunkId> {
-        self.chunks
+        self.index
+            .speculable
             .iter()
-            .enumerate()
-            .filter_map(|(i, c)| match &c.state {
-                ChunkState::Running(runs) if runs.len() == 1 && runs[0].worker != rank => {
-                    runs[0].started.map(|t| (t, i))
-                }
-                _ => None,
+            .map(|&(_, i)| ChunkId(i))
+            .find(|&id| match self.chunk_state(id) {
+                Some(ChunkState::Running(runs)) => runs[0].worker != rank,
+                _ => false,
             })
-            .min()
-            .map(|(_, i)| ChunkId(i as u32))
     }
 }

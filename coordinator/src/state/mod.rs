@@ -27,6 +27,7 @@
 //! checks).
 
 mod dispatch;
+mod index;
 mod results;
 mod sanity;
 mod summary;
@@ -107,6 +108,8 @@ struct Chunk {
     /// Attempts that failed.
     failures: u32,
     errors: Vec<AttemptError>,
+    /// The start it is filed under in the speculation index.
+    spec_key: Option<Instant>,
 }
 
 /// A snapshot for progress displays.
@@ -148,6 +151,10 @@ pub struct Coordinator {
     /// The latest attempt failure of the chunk's own making (not a lost or drained worker's
     /// release): the cause a final error names.
     last_error: Option<AttemptError>,
+    /// Candidates and victims found without a scan (see [`index`]).
+    index: index::Index,
+    /// Rows of every chunk, and of the accepted ones (in and out).
+    rows: (u64, u64, u64),
 }
 
 impl Coordinator {
@@ -171,6 +178,7 @@ impl Coordinator {
                 attempts: 0,
                 failures: 0,
                 errors: Vec::new(),
+                spec_key: None,
             })
             .collect();
         let schema = cfg.schema.clone();
@@ -207,7 +215,16 @@ impl Coordinator {
             accepted: Vec::new(),
             halted: false,
             last_error: None,
+            index: index::Index::default(),
+            rows: (0, 0, 0),
         };
+        coord.rows.0 = coord.chunks.iter().map(|c| c.slice.row_count).sum();
+        for c in &coord.chunks {
+            if let ChunkState::Done(o) = &c.state {
+                coord.rows.1 += o.rows_in;
+                coord.rows.2 += o.rows_out;
+            }
+        }
         coord.settle_schema();
         coord
     }
@@ -236,6 +253,12 @@ impl Coordinator {
         tracing::debug!("{}", msg.describe(from));
         if let Some(w) = self.workers.get_mut(&from) {
             w.last_seen = now;
+            // Only a message from the past (a caller's clock going back) files it again.
+            if let Some(d) = w.deadline.filter(|d| *d > now) {
+                self.index.deadlines.remove(&(d, from));
+                self.index.deadlines.insert((now, from));
+                w.deadline = Some(now);
+            }
         }
         match msg {
             ToCoordinator::Ready { host } => {
@@ -292,6 +315,7 @@ impl Coordinator {
             {
                 r.started = Some(now);
             }
+            self.reindex_chunk(chunk);
         }
     }
 

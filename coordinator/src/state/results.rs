@@ -128,7 +128,10 @@ impl Coordinator {
             (None, Some(got)) => crate::schema_merge::probe(&mut self.schema_probe, got),
             _ => false,
         };
+        self.rows.1 += out.rows_in;
+        self.rows.2 += out.rows_out;
         self.chunks[id.0 as usize].state = ChunkState::Done(out);
+        self.reindex_chunk(id);
         self.done += 1;
         self.accepted.push(id);
         if conflict || self.is_complete() {
@@ -174,6 +177,8 @@ impl Coordinator {
                     .is_some_and(|s| !crate::schema_merge::same_schema(s, &unified.schema))
                 {
                     self.wasted_rows += o.rows_in;
+                    self.rows.1 -= o.rows_in;
+                    self.rows.2 -= o.rows_out;
                     c.state = ChunkState::Pending;
                     again.push(ChunkId(i as u32));
                 }
@@ -280,6 +285,7 @@ impl Coordinator {
         if !others_running {
             chunk.state = ChunkState::Pending;
         }
+        self.reindex_chunk(id);
         Some(others_running)
     }
 }

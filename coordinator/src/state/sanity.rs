@@ -29,6 +29,7 @@ impl Coordinator {
         self.check_holdings(&mut bad);
         self.check_counts(&mut bad);
         self.check_queue(&mut bad);
+        self.check_indexes(&mut bad);
         if bad.is_empty() {
             Ok(())
         } else {

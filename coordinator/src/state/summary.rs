@@ -1,6 +1,6 @@
 //! Progress counters and the job report, read off the state.
 
-use super::{ChunkState, Coordinator, Progress};
+use super::{Coordinator, Progress};
 use crate::failure::WorkerState;
 use crate::report::{JobReport, WorkerReport};
 use std::time::Duration;
@@ -8,22 +8,14 @@ use std::time::Duration;
 impl Coordinator {
     /// Counters for progress displays.
     pub fn progress(&self) -> Progress {
-        let mut p = Progress {
+        Progress {
             chunks_total: self.chunks.len(),
             chunks_done: self.done,
-            rows_total: 0,
-            rows_done: 0,
-            rows_out: 0,
-            workers_live: self.workers.values().filter(|w| !w.state.is_lost()).count(),
-        };
-        for c in &self.chunks {
-            p.rows_total += c.slice.row_count;
-            if let ChunkState::Done(o) = &c.state {
-                p.rows_done += o.rows_in;
-                p.rows_out += o.rows_out;
-            }
+            rows_total: self.rows.0,
+            rows_done: self.rows.1,
+            rows_out: self.rows.2,
+            workers_live: self.workers.len() - self.index.lost,
         }
-        p
     }
 
     /// The job report so far.

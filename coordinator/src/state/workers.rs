@@ -19,6 +19,10 @@ pub(super) struct Worker {
     pub(super) gpu_samples: u64,
     pub(super) gpu_util_sum: u64,
     pub(super) report: WorkerReport,
+    /// Where the indexes file it.
+    pub(super) keys: super::index::WorkerKeys,
+    /// Its entry in the deadline index.
+    pub(super) deadline: Option<Instant>,
 }
 
 impl Worker {
@@ -44,8 +48,11 @@ impl Coordinator {
                     gpu_samples: 0,
                     gpu_util_sum: 0,
                     report: WorkerReport::default(),
+                    keys: Default::default(),
+                    deadline: None,
                 },
             );
+            self.reindex_worker(from);
             return;
         };
         tracing::warn!("{from} registered again (on {host}); the chunks it held run again");
@@ -53,6 +60,7 @@ impl Coordinator {
         if !matches!(w.state, WorkerState::Drained(_)) {
             w.state = WorkerState::Live;
         }
+        self.reindex_worker(from);
         self.release(
             from,
             FailureKind::WorkerLost,
@@ -67,6 +75,7 @@ impl Coordinator {
                 w.state = WorkerState::Stopped;
             }
         }
+        self.reindex_worker(from);
     }
 
     /// Declares lost every live or drained worker silent past the heartbeat timeout; a live
@@ -74,15 +83,29 @@ impl Coordinator {
     /// drained). A lost worker is not waited for at shutdown.
     pub(super) fn lose_silent(&mut self, now: Instant) {
         let timeout = self.cfg.heartbeat_timeout;
-        let lost: Vec<Rank> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| {
-                matches!(w.state, WorkerState::Live | WorkerState::Drained(_))
-                    && now.duration_since(w.last_seen) > timeout
-            })
-            .map(|(r, _)| *r)
-            .collect();
+        let mut lost: Vec<Rank> = Vec::new();
+        // Each watched worker's entry is no later than it was last heard, so a silent one's is
+        // past the timeout; one heard since is filed again at when it was.
+        while let Some(&(t, rank)) = self.index.deadlines.first() {
+            if now.duration_since(t) <= timeout {
+                break;
+            }
+            self.index.deadlines.pop_first();
+            let Some(w) = self.workers.get_mut(&rank) else {
+                continue;
+            };
+            w.deadline = None;
+            if !w.state.watched() {
+                continue;
+            }
+            if now.duration_since(w.last_seen) > timeout {
+                lost.push(rank);
+            } else {
+                w.deadline = Some(w.last_seen);
+                self.index.deadlines.insert((w.last_seen, rank));
+            }
+        }
+        lost.sort_unstable();
         for rank in lost {
             let Some(w) = self.workers.get_mut(&rank) else {
                 continue;
@@ -96,6 +119,7 @@ impl Coordinator {
             };
             tracing::warn!("{rank} {why}: declared lost");
             w.state = WorkerState::Lost(why);
+            self.reindex_worker(rank);
             self.release(rank, FailureKind::WorkerLost, "worker stopped answering");
         }
     }
@@ -116,7 +140,7 @@ impl Coordinator {
         if self.failure.is_some()
             || self.is_complete()
             || self.workers.is_empty()
-            || !self.workers.values().all(|w| w.state.is_gone())
+            || self.index.gone < self.workers.len()
         {
             return;
         }
@@ -154,6 +178,7 @@ impl Coordinator {
         };
         tracing::warn!("{from}: {problem}; no more chunks for it");
         w.state = WorkerState::Drained(DrainReason::SickGpu(problem.clone()));
+        self.reindex_worker(from);
         self.release(
             from,
             FailureKind::WorkerLost,
@@ -165,7 +190,7 @@ impl Coordinator {
     /// Drains a worker that keeps failing, unless it is the last one left.
     pub(super) fn maybe_drain(&mut self, rank: Rank) {
         let limit = self.cfg.drain_after_failures;
-        let usable = self.workers.values().filter(|w| w.usable()).count();
+        let usable = self.index.usable;
         let Some(w) = self.workers.get_mut(&rank) else {
             return;
         };
@@ -175,6 +200,7 @@ impl Coordinator {
         let why = DrainReason::FailedInARow(w.failures_in_a_row);
         tracing::warn!("{rank} {why}: no more chunks for it");
         w.state = WorkerState::Drained(why.clone());
+        self.reindex_worker(rank);
         // The chunks it held fail with the cause, not only with the count.
         let why = match &self.last_error {
             Some(last) => format!("{rank} was drained after it {why}; the last: {last}"),
@@ -187,6 +213,7 @@ impl Coordinator {
     pub(super) fn forget(&mut self, worker: Rank, chunk: ChunkId, attempt: Attempt) {
         if let Some(w) = self.workers.get_mut(&worker) {
             w.holding.retain(|h| *h != (chunk, attempt));
+            self.reindex_worker(worker);
         }
     }
 }
