@@ -36,8 +36,8 @@ fn main() {
 }
 
 fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
     use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FLYWHEEL_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     // Colours only on a terminal: a Slurm log file or a pipe gets plain text.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
