@@ -290,7 +290,7 @@ impl Coordinator {
             }
             ToCoordinator::Bye => {
                 self.on_bye(from);
-                Ok(())
+                self.fill_all(tx)
             }
         }
     }

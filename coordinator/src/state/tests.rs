@@ -318,6 +318,27 @@ fn a_drained_worker_that_goes_silent_is_lost_and_keeps_why_it_was_drained() {
 }
 
 #[test]
+fn a_worker_that_exits_holding_chunks_gives_them_to_the_others() {
+    let mut env = TestEnv::prefetch(1, 2);
+    env.ready(2);
+    let tasks = env.tasks();
+    assert_eq!(tasks.len(), 2);
+    env.start(&tasks[0]);
+    env.send(Rank(1), ToCoordinator::Bye);
+    assert_eq!(env.c.worker_state(Rank(1)), Some(&WorkerState::Stopped));
+    env.finish(&tasks[1]);
+    let moved = env.tasks();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(
+        (moved[0].0, moved[0].1.chunk, moved[0].1.attempt),
+        (Rank(2), ChunkId(0), Attempt(2)),
+        "worker 1's chunk runs again on worker 2"
+    );
+    env.finish(&moved[0]);
+    assert!(env.c.is_complete());
+}
+
+#[test]
 fn a_resumed_job_schedules_only_what_is_missing() {
     let earlier = |i: u32| {
         output(&ChunkTask {

@@ -76,6 +76,13 @@ impl Coordinator {
             }
         }
         self.reindex_worker(from);
+        // A worker that exits on its own mid-job: what it still held goes to the others now
+        // (a stopped worker's silence is not watched, so nothing else would free it).
+        self.release(
+            from,
+            FailureKind::WorkerLost,
+            "the worker exited while holding it",
+        );
     }
 
     /// Declares lost every live or drained worker silent past the heartbeat timeout; a live
