@@ -230,22 +230,6 @@ fn memory_case(args: &Args, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A plan of `n` chunks of 1,000 rows of a file nobody reads: the scheduler cases measure
-/// dispatch alone.
-fn synthetic_plan(n: usize) -> Vec<flywheel_protocol::InputSlice> {
-    (0..n)
-        .map(|i| flywheel_protocol::InputSlice {
-            path: "/data/input.parquet".into(),
-            format: flywheel_protocol::InputFormat::Parquet,
-            group: None,
-            row_start: i as u64 * 1000,
-            row_count: 1000,
-            bytes: None,
-            schema: None,
-        })
-        .collect()
-}
-
 /// Counts live heap bytes, for the memory per pending chunk.
 struct Counting;
 
@@ -366,7 +350,7 @@ fn dispatch_throughput(throughput_chunks: usize) -> Result<()> {
     let n = throughput_chunks.max(1);
 
     let before = ALLOCATED.load(std::sync::atomic::Ordering::Relaxed);
-    let plan = synthetic_plan(n);
+    let plan = flywheel_coordinator::sim::synthetic_slices(n, 1000);
     let mut coord = Coordinator::new(
         CoordinatorConfig {
             speculate: false,

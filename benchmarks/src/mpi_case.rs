@@ -42,7 +42,7 @@ pub fn rank_main(chunks: usize) -> Result<()> {
     let world = universe.world();
     let size = world.size();
     if world.rank() == 0 {
-        let plan = crate::synthetic_plan(chunks);
+        let plan = flywheel_coordinator::sim::synthetic_slices(chunks, 1000);
         let mut coord = Coordinator::new(
             CoordinatorConfig {
                 speculate: false,

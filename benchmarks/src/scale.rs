@@ -9,8 +9,7 @@
 use flywheel_coordinator::sim::{sick_gpu, Recorder, Rng};
 use flywheel_coordinator::{Coordinator, CoordinatorConfig};
 use flywheel_protocol::{
-    Attempt, ChunkId, ChunkOutput, ChunkTask, FailureKind, InputFormat, InputSlice, Rank,
-    ToCoordinator, ToWorker,
+    Attempt, ChunkId, ChunkOutput, ChunkTask, FailureKind, Rank, ToCoordinator, ToWorker,
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -154,17 +153,7 @@ pub fn run(n: usize, chunks: usize, seed: u64, sanity_every: u64) -> ScaleOutcom
         workers[(2 * k + 1) * n / 4].sick_at = rough * (0.3 + 0.3 * k as f64);
     }
     let ideal = ideal_makespan(costs.iter().sum(), &workers);
-    let slices = (0..chunks)
-        .map(|i| InputSlice {
-            path: "/sim/input.parquet".into(),
-            format: InputFormat::Parquet,
-            group: None,
-            row_start: i as u64 * 10,
-            row_count: 10,
-            bytes: None,
-            schema: None,
-        })
-        .collect();
+    let slices = flywheel_coordinator::sim::synthetic_slices(chunks, 10);
     // A crash costs an attempt: with 1 % crashing, 3 attempts would fail one chunk in a million.
     let cfg = CoordinatorConfig {
         max_attempts: 10,

@@ -209,19 +209,25 @@ pub fn simulate(spec: &SimSpec) -> SimOutcome {
     sim.outcome()
 }
 
+/// A plan of `n` chunks of `rows` rows each over one (imaginary) Parquet file: the input of
+/// simulated and benchmarked jobs, where only the chunks' count and sizes matter.
+pub fn synthetic_slices(n: usize, rows: u64) -> Vec<InputSlice> {
+    (0..n as u64)
+        .map(|i| InputSlice {
+            path: "/sim/input.parquet".into(),
+            format: InputFormat::Parquet,
+            group: None,
+            row_start: i * rows,
+            row_count: rows,
+            bytes: None,
+            schema: None,
+        })
+        .collect()
+}
+
 impl<'a> Sim<'a> {
     fn new(spec: &'a SimSpec) -> Sim<'a> {
-        let slices: Vec<InputSlice> = (0..spec.costs.len())
-            .map(|i| InputSlice {
-                path: "/sim/input.parquet".into(),
-                format: InputFormat::Parquet,
-                group: None,
-                row_start: i as u64 * 100,
-                row_count: 100,
-                bytes: None,
-                schema: None,
-            })
-            .collect();
+        let slices = synthetic_slices(spec.costs.len(), 100);
         let workers = spec
             .workers
             .iter()
