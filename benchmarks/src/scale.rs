@@ -108,6 +108,21 @@ struct Sim {
     events: u64,
     sanity_every: u64,
     problem: Option<String>,
+    /// What every attempt reports as its output schema.
+    schema: String,
+}
+
+/// The output schema a worker reports for a typical table (Arrow JSON, as workers send it): an
+/// id, a text, a score and a list of tags.
+fn typical_schema() -> String {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let tag = Field::new("item", DataType::Utf8, true);
+    flywheel_formats::schema_to_json(&Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("text", DataType::Utf8, true),
+        Field::new("score", DataType::Float64, true),
+        Field::new("tags", DataType::List(std::sync::Arc::new(tag)), true),
+    ]))
 }
 
 /// The fluid optimum: when the work would be done if it flowed to every worker while it is up.
@@ -174,6 +189,7 @@ pub fn run(n: usize, chunks: usize, seed: u64, sanity_every: u64) -> ScaleOutcom
         events: 0,
         sanity_every,
         problem: None,
+        schema: typical_schema(),
     };
     let wall = Instant::now();
     sim.go(ideal * 10.0 + 1000.0);
@@ -240,7 +256,7 @@ impl Sim {
         }
     }
 
-    /// The 1 Hz round: a heartbeat from every answering worker, then the coordinator's tick.
+    /// The 1 Hz round: a heartbeat from every answering worker, then a tick as after a poll.
     fn round(&mut self) {
         for i in 0..self.workers.len() {
             let w = &self.workers[i];
@@ -250,11 +266,7 @@ impl Sim {
             let gpu = (self.t >= w.sick_at).then(sick_gpu);
             self.deliver(i, ToCoordinator::Heartbeat { gpu });
         }
-        let now = self.now();
-        let t0 = Instant::now();
-        let _ = self.coord.on_tick(&mut self.out, now);
-        self.record(6, t0.elapsed());
-        self.after_event();
+        self.tick();
     }
 
     /// Worker `i`'s attempt `seq` ends now (unless it was cancelled or the worker fell silent).
@@ -282,7 +294,8 @@ impl Sim {
                 rows_in: 10,
                 rows_out: 10,
                 bytes: 1000,
-                schema: Some("{}".into()),
+                // A copy of its own, as a message decoded from MPI brings.
+                schema: Some(self.schema.as_str().into()),
                 wall_ms: (c.units / w.speed * 1000.0) as u64,
                 errors_file: None,
                 error_rows: 0,
@@ -312,6 +325,17 @@ impl Sim {
             .coord
             .on_message(&mut self.out, Rank(i as u32 + 1), msg, now);
         self.record(kind, t0.elapsed());
+        self.after_event();
+        self.tick();
+    }
+
+    /// The coordinator's tick, which the driver runs after every message it receives (and
+    /// after every poll that brought none: the 1 Hz round here).
+    fn tick(&mut self) {
+        let now = self.now();
+        let t0 = Instant::now();
+        let _ = self.coord.on_tick(&mut self.out, now);
+        self.record(6, t0.elapsed());
         self.after_event();
     }
 

@@ -15,6 +15,7 @@
 
 use flywheel_formats::{schema_from_json, schema_to_json, unify, Schema};
 use flywheel_protocol::ChunkId;
+use std::collections::HashMap;
 
 /// A chunk's output schema, parsed when flywheel can read it as one of its schemas.
 fn parse(json: &str) -> Option<Schema> {
@@ -68,9 +69,17 @@ pub(crate) fn unify_chunks(schemas: &[(ChunkId, &str)]) -> Result<Option<Unified
     let Some((_, first)) = schemas.first() else {
         return Ok(None);
     };
-    let parsed: Option<Vec<(ChunkId, Schema)>> = schemas
+    // Chunks nearly always repeat one schema text: each distinct text is parsed once, and a
+    // chunk with the text of the one before adds nothing to the unified schema.
+    let mut distinct: HashMap<&str, Option<Schema>> = HashMap::new();
+    for (_, s) in schemas {
+        if !distinct.contains_key(s) {
+            distinct.insert(s, parse(s));
+        }
+    }
+    let parsed: Option<Vec<(ChunkId, &Schema)>> = schemas
         .iter()
-        .map(|(c, s)| parse(s).map(|p| (*c, p)))
+        .map(|(c, s)| distinct.get(s).and_then(Option::as_ref).map(|p| (*c, p)))
         .collect();
     let Some(parsed) = parsed else {
         return Ok(Some(Unified {
@@ -80,6 +89,9 @@ pub(crate) fn unify_chunks(schemas: &[(ChunkId, &str)]) -> Result<Option<Unified
     };
     let mut acc = parsed[0].1.clone();
     for (i, (chunk, s)) in parsed.iter().enumerate().skip(1) {
+        if schemas[i].1 == schemas[i - 1].1 {
+            continue;
+        }
         acc = unify(&acc, s, "an earlier chunk", &chunk.to_string()).map_err(|mut e| {
             // Name the first chunk that had the column with a known type.
             if let Some((c, _)) = parsed[..i].iter().find(|(_, p)| {

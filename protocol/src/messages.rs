@@ -3,6 +3,7 @@
 
 use crate::{Attempt, ChunkId, Rank};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The on-disk format of an input file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +36,7 @@ pub struct InputSlice {
     /// For text formats: the schema inferred when planning (Arrow JSON), so that every chunk of
     /// a file decodes to the same types.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<String>,
+    pub schema: Option<Arc<str>>,
 }
 
 /// One unit of work sent to a worker.
@@ -48,7 +49,7 @@ pub struct ChunkTask {
     pub input: InputSlice,
     /// The output schema fixed so far (Arrow schema as JSON); the worker casts its output to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<String>,
+    pub schema: Option<Arc<str>>,
 }
 
 /// What a finished chunk left on the shared filesystem.
@@ -62,7 +63,7 @@ pub struct ChunkOutput {
     pub rows_out: u64,
     pub bytes: u64,
     /// The Arrow schema of the output (JSON); `None` when the chunk yielded no rows.
-    pub schema: Option<String>,
+    pub schema: Option<Arc<str>>,
     /// Wall time the worker spent on the chunk, in milliseconds.
     pub wall_ms: u64,
     /// With `--on-row-error skip`: the file (relative to the `_errors` table) holding the rows

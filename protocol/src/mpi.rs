@@ -21,6 +21,18 @@ const POLL_SPIN: Duration = Duration::from_micros(50);
 const POLL_SLEEP_MIN: Duration = Duration::from_micros(20);
 const POLL_SLEEP_MAX: Duration = Duration::from_millis(2);
 
+/// `FLYWHEEL_MPI_POLL_FIXED_US=N`: sleep a fixed N µs after every empty probe instead (the poll
+/// before it adapted was N = 500), for benchmarks that measure the two side by side.
+fn fixed_poll() -> Option<Duration> {
+    static FIXED: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *FIXED.get_or_init(|| {
+        std::env::var("FLYWHEEL_MPI_POLL_FIXED_US")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map(Duration::from_micros)
+    })
+}
+
 fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, TransportError> {
     serde_json::to_vec(msg).map_err(|e| TransportError::Mpi(format!("cannot encode message: {e}")))
 }
@@ -51,6 +63,10 @@ fn poll<T: DeserializeOwned>(
         let now = Instant::now();
         if now >= deadline {
             return Ok(None);
+        }
+        if let Some(fixed) = fixed_poll() {
+            std::thread::sleep(fixed.min(deadline - now));
+            continue;
         }
         if now.duration_since(start) < POLL_SPIN {
             std::thread::yield_now();

@@ -462,7 +462,7 @@ fn split_sources(batches: &[RecordBatch]) -> Result<(RecordBatch, Vec<u64>), Chu
 /// the batch, every column nullable.
 fn output_target(task: &ChunkTask, batch: &RecordBatch) -> Result<String, ChunkError> {
     if let Some(json) = &task.schema {
-        return Ok(json.clone());
+        return Ok(json.to_string());
     }
     let inferred = FlywheelSchema::from_arrow(&batch.schema()).ok_or_else(|| {
         invalid(format!(

@@ -409,7 +409,7 @@ fn run_chunk(
         rows_in,
         rows_out,
         bytes,
-        schema,
+        schema: schema.map(Into::into),
         wall_ms: started.elapsed().as_millis() as u64,
         errors_file,
         error_rows,

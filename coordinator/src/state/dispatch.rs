@@ -1,11 +1,10 @@
 //! Dispatch: what a worker is given. Each holds up to `prefetch` attempts; an idle one steals a
 //! chunk queued at another worker, else runs a copy of the in-flight chunk that began earliest.
 
-use super::{ChunkState, Coordinator, Run};
+use super::{ChunkState, Coordinator, Run, Runs};
 use flywheel_protocol::{
     chunk_seed, Attempt, ChunkId, ChunkTask, Rank, ToWorker, Transport, TransportError,
 };
-use std::ops::Bound;
 
 impl Coordinator {
     /// Tops up every worker, in rank order: what filling each in turn would do, found through
@@ -17,18 +16,18 @@ impl Coordinator {
         if self.failure.is_some() || self.is_complete() || self.halted {
             return Ok(());
         }
-        let mut after = Bound::Unbounded;
+        let mut from = 0;
         while !self.queue.is_empty() {
-            let Some(&rank) = self.index.room.range((after, Bound::Unbounded)).next() else {
+            let Some(rank) = self.index.room.next_from(from) else {
                 break;
             };
-            after = Bound::Excluded(rank);
+            from = rank.0 as usize + 1;
             self.fill(tx, rank)?;
         }
         if !self.cfg.speculate {
             return Ok(());
         }
-        while let Some(&rank) = self.index.idle.first() {
+        while let Some(rank) = self.index.idle.first() {
             if !self.fill_idle(tx, rank)? {
                 break;
             }
@@ -54,7 +53,7 @@ impl Coordinator {
         };
         match &mut chunk.state {
             ChunkState::Running(runs) => runs.push(run),
-            _ => chunk.state = ChunkState::Running(vec![run]),
+            _ => chunk.state = ChunkState::Running(Runs::from_elem(run, 1)),
         }
         let task = ChunkTask {
             chunk: id,
@@ -118,15 +117,9 @@ impl Coordinator {
 
     /// A chunk queued (not started) at the worker holding the most, other than `thief`.
     fn steal_candidate(&self, thief: Rank) -> Option<(Rank, ChunkId, Attempt)> {
-        let victim = self
-            .index
-            .victims
-            .iter()
-            .rev()
-            .map(|(_, r)| r)
-            .find(|r| **r != thief)?;
+        let (_, victim) = self.index.victims_down().find(|(_, r)| *r != thief)?;
         self.workers
-            .get(victim)?
+            .get(&victim)?
             .holding
             .iter()
             .rev()
@@ -136,7 +129,7 @@ impl Coordinator {
                         && runs[0].attempt == *attempt
                         && runs[0].started.is_none() =>
                 {
-                    Some((*victim, *id, *attempt))
+                    Some((victim, *id, *attempt))
                 }
                 _ => None,
             })
@@ -146,8 +139,8 @@ impl Coordinator {
     fn speculation_candidate(&self, rank: Rank) -> Option<ChunkId> {
         self.index
             .speculable
-            .iter()
-            .map(|&(_, i)| ChunkId(i))
+            .iter(|k| super::index::filed(&self.chunks, k))
+            .map(|(_, i)| ChunkId(i))
             .find(|&id| match self.chunk_state(id) {
                 Some(ChunkState::Running(runs)) => runs[0].worker != rank,
                 _ => false,

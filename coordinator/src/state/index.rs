@@ -3,9 +3,13 @@
 //! workers were last heard (for the lost-worker check). Each is kept in step with the state by
 //! [`Coordinator::reindex_worker`] and [`Coordinator::reindex_chunk`], called wherever a worker's
 //! holding or state or a chunk's runs change; [`Coordinator::sanity_check`] rebuilds them from
-//! the state and compares.
+//! the state and compares. Sets of workers are bitsets and the speculation order a queue in
+//! start order (see [`super::ranks`], [`super::starts`]): an event costs the same at 8,192
+//! workers as at 8.
 
-use super::{ChunkState, Coordinator};
+use super::ranks::RankSet;
+use super::starts::StartOrder;
+use super::{Chunk, ChunkState, Coordinator};
 use flywheel_protocol::{ChunkId, Rank};
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -28,14 +32,14 @@ pub(super) struct WorkerKeys {
 pub(super) struct Index {
     /// Chunks running exactly one attempt, started, by (start, chunk): the speculation
     /// candidate is the first (the earliest start, then the lowest chunk).
-    pub(super) speculable: BTreeSet<(Instant, u32)>,
-    /// Steal victims by (holding, rank): the victim is the last (the most held, then the
-    /// highest rank).
-    pub(super) victims: BTreeSet<(usize, Rank)>,
+    pub(super) speculable: StartOrder,
+    /// Steal victims by holding: `victims[h]` holds the workers holding `h` attempts; the
+    /// victim is the highest rank of the highest holding.
+    pub(super) victims: Vec<RankSet>,
     /// Usable workers holding fewer than `prefetch` attempts.
-    pub(super) room: BTreeSet<Rank>,
+    pub(super) room: RankSet,
     /// Usable workers holding nothing.
-    pub(super) idle: BTreeSet<Rank>,
+    pub(super) idle: RankSet,
     /// One entry (when, rank) per usable worker, `when` no later than it was last heard: the
     /// lost-worker check looks only at entries past the timeout, and files again (at when it was
     /// last heard) a worker heard since. A message costs nothing here.
@@ -45,12 +49,44 @@ pub(super) struct Index {
     pub(super) lost: usize,
 }
 
-/// Adds `key` to `set` or takes it out.
-fn file<T: Ord>(set: &mut BTreeSet<T>, key: T, member: bool) {
+impl Index {
+    /// The steal victims from the most held, then the highest rank, down.
+    pub(super) fn victims_down(&self) -> impl Iterator<Item = (usize, Rank)> + '_ {
+        self.victims
+            .iter()
+            .enumerate()
+            .rev()
+            .flat_map(|(held, set)| {
+                let mut before = set.last().map(|r| r.0 as usize + 1);
+                std::iter::from_fn(move || {
+                    let r = set.prev_before(before?)?;
+                    before = Some(r.0 as usize);
+                    Some((held, r))
+                })
+            })
+    }
+
+    fn victims_file(&mut self, held: usize, rank: Rank, member: bool) {
+        if self.victims.len() <= held {
+            self.victims.resize_with(held + 1, RankSet::default);
+        }
+        file(&mut self.victims[held], rank, member);
+    }
+}
+
+/// Whether the chunk is filed under this start.
+pub(super) fn filed(chunks: &[Chunk], &(t, i): &(Instant, u32)) -> bool {
+    chunks
+        .get(i as usize)
+        .is_some_and(|c| c.spec_key == Some(t))
+}
+
+/// Adds `rank` to `set` or takes it out.
+fn file(set: &mut RankSet, rank: Rank, member: bool) {
     if member {
-        set.insert(key);
+        set.insert(rank);
     } else {
-        set.remove(&key);
+        set.remove(rank);
     }
 }
 
@@ -88,10 +124,10 @@ impl Coordinator {
         let ix = &mut self.index;
         if old.victim != new.victim {
             if let Some(h) = old.victim {
-                ix.victims.remove(&(h, rank));
+                ix.victims_file(h, rank, false);
             }
             if let Some(h) = new.victim {
-                ix.victims.insert((h, rank));
+                ix.victims_file(h, rank, true);
             }
         }
         file(&mut ix.room, rank, new.room);
@@ -121,8 +157,9 @@ impl Coordinator {
         if old == new {
             return;
         }
-        if let Some(t) = old {
-            self.index.speculable.remove(&(t, id.0));
+        if old.is_some() {
+            let chunks = &self.chunks;
+            self.index.speculable.remove(|k| filed(chunks, k));
         }
         if let Some(t) = new {
             self.index.speculable.insert((t, id.0));
@@ -134,10 +171,15 @@ impl Coordinator {
         let speculable: BTreeSet<(Instant, u32)> = (0..self.chunks.len() as u32)
             .filter_map(|i| self.speculable_since(ChunkId(i)).map(|t| (t, i)))
             .collect();
-        if speculable != self.index.speculable {
+        let filed_keys: BTreeSet<(Instant, u32)> = self
+            .index
+            .speculable
+            .iter(|k| filed(&self.chunks, k))
+            .collect();
+        if speculable != filed_keys || speculable.len() != self.index.speculable.live() {
             bad.push(format!(
                 "the speculation index has {} chunk(s), the state {}",
-                self.index.speculable.len(),
+                self.index.speculable.live(),
                 speculable.len()
             ));
         }
@@ -149,7 +191,8 @@ impl Coordinator {
                 ));
             }
         }
-        let (mut victims, mut room, mut idle) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        let (mut victims, mut room, mut idle) =
+            (Index::default(), RankSet::default(), RankSet::default());
         let (mut usable, mut gone, mut lost) = (0, 0, 0);
         for &rank in self.workers.keys() {
             let k = self.worker_keys(rank);
@@ -157,7 +200,7 @@ impl Coordinator {
                 bad.push(format!("{rank} is filed as it was, not as it is"));
             }
             if let Some(h) = k.victim {
-                victims.insert((h, rank));
+                victims.victims_file(h, rank, true);
             }
             file(&mut room, rank, k.room);
             file(&mut idle, rank, k.idle);
@@ -166,7 +209,8 @@ impl Coordinator {
             lost += usize::from(k.lost);
         }
         let ix = &self.index;
-        let agree = victims == ix.victims && room == ix.room && idle == ix.idle;
+        let agree =
+            victims.victims_down().eq(ix.victims_down()) && room == ix.room && idle == ix.idle;
         if !agree || (usable, gone, lost) != (ix.usable, ix.gone, ix.lost) {
             bad.push(
                 "the worker indexes (victims, room, idle, counts) disagree with the workers".into(),

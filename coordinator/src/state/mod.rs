@@ -28,8 +28,10 @@
 
 mod dispatch;
 mod index;
+mod ranks;
 mod results;
 mod sanity;
+mod starts;
 mod summary;
 #[cfg(test)]
 mod testenv;
@@ -43,7 +45,9 @@ use crate::failure::{AttemptError, JobFailure};
 use flywheel_protocol::{
     Attempt, ChunkId, ChunkOutput, InputSlice, Rank, ToCoordinator, Transport, TransportError,
 };
-use std::collections::{BTreeMap, VecDeque};
+use ranks::RankMap;
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use workers::Worker;
 
@@ -91,12 +95,17 @@ pub struct Run {
     pub speculative: bool,
 }
 
+/// A chunk's attempts in flight.
+pub type Runs = smallvec::SmallVec<[Run; 1]>;
+
 /// Where a chunk is in its lifecycle.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChunkState {
     Pending,
-    Running(Vec<Run>),
-    Done(ChunkOutput),
+    /// Its attempts (nearly always one: inline, no allocation of their own).
+    Running(Runs),
+    /// The accepted output (boxed: a chunk's hot state stays small).
+    Done(Box<ChunkOutput>),
 }
 
 #[derive(Debug)]
@@ -129,13 +138,16 @@ pub struct Coordinator {
     cfg: CoordinatorConfig,
     chunks: Vec<Chunk>,
     queue: VecDeque<ChunkId>,
-    workers: BTreeMap<Rank, Worker>,
+    workers: RankMap<Worker>,
     /// The table schema: the user's, or (without `--schema`) the one unified from every
     /// chunk's output once all are done; `None` until then.
-    schema: Option<String>,
+    schema: Option<Arc<str>>,
     /// Without `--schema`: the chunk schemas accepted so far, unified in arrival order, to
     /// find a conflict early (whether there is one does not depend on the order).
     schema_probe: Option<flywheel_formats::Schema>,
+    /// The schema text probed last: the same text again is not parsed again, and an accepted
+    /// output with it shares this copy (a million chunks keep one copy, not a million).
+    schema_probed: Option<Arc<str>>,
     /// What deciding the schema changed, for the report (widened columns, chunks run again).
     schema_notes: Vec<String>,
     failure: Option<JobFailure>,
@@ -181,13 +193,13 @@ impl Coordinator {
                 spec_key: None,
             })
             .collect();
-        let schema = cfg.schema.clone();
+        let schema = cfg.schema.as_deref().map(Arc::from);
         let mut n_done = 0;
         for out in done {
             if let Some(c) = chunks.get_mut(out.chunk.0 as usize) {
                 if c.state == ChunkState::Pending {
                     c.attempts = out.attempt.0;
-                    c.state = ChunkState::Done(out);
+                    c.state = ChunkState::Done(Box::new(out));
                     n_done += 1;
                 }
             }
@@ -202,9 +214,10 @@ impl Coordinator {
             cfg,
             chunks,
             queue,
-            workers: BTreeMap::new(),
+            workers: RankMap::default(),
             schema,
             schema_probe: None,
+            schema_probed: None,
             schema_notes: Vec::new(),
             failure: None,
             done: n_done,
@@ -324,7 +337,7 @@ impl Coordinator {
         let ids = std::mem::take(&mut self.accepted);
         ids.into_iter()
             .filter_map(|id| match &self.chunks[id.0 as usize].state {
-                ChunkState::Done(o) => Some(o),
+                ChunkState::Done(o) => Some(&**o),
                 _ => None,
             })
             .collect()
@@ -359,7 +372,7 @@ impl Coordinator {
         self.chunks
             .iter()
             .filter_map(|c| match &c.state {
-                ChunkState::Done(o) => Some(o),
+                ChunkState::Done(o) => Some(&**o),
                 _ => None,
             })
             .collect()

@@ -1,7 +1,7 @@
 //! A chunk attempt's end: accepted (the other attempts cancelled), failed (retried, or the job
 //! fails), and the table schema decided from the accepted outputs.
 
-use super::{Chunk, ChunkState, Coordinator, Run};
+use super::{Chunk, ChunkState, Coordinator, Run, Runs};
 use crate::failure::{AttemptError, JobFailure};
 use flywheel_protocol::{
     Attempt, ChunkId, ChunkOutput, FailureKind, Rank, ToWorker, Transport, TransportError,
@@ -65,7 +65,7 @@ impl Coordinator {
 
     /// The chunk's runs, when `out` is of one of them; else (a cancelled copy, a late result,
     /// an unknown chunk) `None`, and its output is never published.
-    fn runs_accepting(&mut self, from: Rank, out: &ChunkOutput) -> Option<Vec<Run>> {
+    fn runs_accepting(&mut self, from: Rank, out: &ChunkOutput) -> Option<Runs> {
         let Some(chunk) = self.chunks.get(out.chunk.0 as usize) else {
             tracing::warn!("{from} reported unknown {}", out.chunk);
             return None;
@@ -122,15 +122,23 @@ impl Coordinator {
 
     /// Records an accepted output; the schema is settled once every chunk is done (or the
     /// accepted ones already conflict).
-    fn accept(&mut self, out: ChunkOutput) {
+    fn accept(&mut self, mut out: ChunkOutput) {
         let id = out.chunk;
-        let conflict = match (&self.schema, &out.schema) {
-            (None, Some(got)) => crate::schema_merge::probe(&mut self.schema_probe, got),
-            _ => false,
-        };
+        let mut conflict = false;
+        match (&self.schema_probed, &out.schema) {
+            // The text probed last: unifying it again would change nothing; keep one copy.
+            (Some(last), Some(got)) if last == got => out.schema = Some(last.clone()),
+            (_, Some(got)) => {
+                if self.schema.is_none() {
+                    conflict = crate::schema_merge::probe(&mut self.schema_probe, got);
+                }
+                self.schema_probed = Some(got.clone());
+            }
+            (_, None) => {}
+        }
         self.rows.1 += out.rows_in;
         self.rows.2 += out.rows_out;
-        self.chunks[id.0 as usize].state = ChunkState::Done(out);
+        self.chunks[id.0 as usize].state = ChunkState::Done(Box::new(out));
         self.reindex_chunk(id);
         self.done += 1;
         self.accepted.push(id);
@@ -203,7 +211,7 @@ impl Coordinator {
             self.done -= again.len();
             self.queue.extend(again);
         }
-        self.schema = Some(unified.schema);
+        self.schema = Some(unified.schema.into());
     }
 
     /// An attempt failed (or was released from a lost, drained or restarted worker): the

@@ -384,7 +384,7 @@ fn schema_json(dsl: &str) -> String {
 
 fn done_with(t: &ChunkTask, schema: &str) -> ToCoordinator {
     ToCoordinator::Done(ChunkOutput {
-        schema: Some(schema.to_string()),
+        schema: Some(schema.into()),
         ..output(t)
     })
 }

@@ -140,7 +140,8 @@ pub(super) fn plan(
         (size - start) as f64
     };
     let chunk_bytes = ((avg * chunk_rows as f64).round() as u64).max(1);
-    let schema_json = schema_to_json(&schema);
+    // One copy of the text shared by every chunk of the file.
+    let schema_json: std::sync::Arc<str> = schema_to_json(&schema).into();
     let mut b = start;
     let mut i = 0u64;
     while b < size {
