@@ -269,11 +269,11 @@ fn yaml(v: &Value, indent: usize) -> String {
     match v {
         Value::Object(o) if !o.is_empty() => {
             for (k, val) in o {
-                let key = Value::String(k.clone());
+                let key = scalar(&Value::String(k.clone()));
                 if is_block(val) {
                     out.push_str(&format!("{pad}{key}:\n{}", yaml(val, indent + 2)));
                 } else {
-                    out.push_str(&format!("{pad}{key}: {val}\n"));
+                    out.push_str(&format!("{pad}{key}: {}\n", scalar(val)));
                 }
             }
         }
@@ -284,13 +284,33 @@ fn yaml(v: &Value, indent: usize) -> String {
                     let body = yaml(item, indent + 2);
                     out.push_str(&format!("{pad}- {}", &body[indent + 2..]));
                 } else {
-                    out.push_str(&format!("{pad}- {item}\n"));
+                    out.push_str(&format!("{pad}- {}\n", scalar(item)));
                 }
             }
         }
-        scalar => out.push_str(&format!("{pad}{scalar}\n")),
+        other => out.push_str(&format!("{pad}{}\n", scalar(other))),
     }
     out
+}
+
+/// A scalar as YAML: plain when YAML reads the plain text back as the same string (names,
+/// paths), else as JSON, which YAML reads as JSON does.
+fn scalar(v: &Value) -> String {
+    if let Value::String(t) = v {
+        let safe = t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b));
+        let first = t
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+        let word = ["true", "false", "yes", "no", "on", "off", "null", "y", "n"]
+            .contains(&t.to_ascii_lowercase().as_str());
+        if safe && first && !word {
+            return t.clone();
+        }
+    }
+    v.to_string()
 }
 
 fn is_block(v: &Value) -> bool {
@@ -310,10 +330,10 @@ mod tests {
 
     #[test]
     fn yaml_nests_lists_of_objects() {
-        let v = json!({"c": [{"n": "x", "p": ["a", "b"]}]});
+        let v = json!({"c": [{"name": "x", "p": ["a b", "true"]}]});
         assert_eq!(
             yaml(&v, 0),
-            "\"c\":\n  - \"n\": \"x\"\n    \"p\":\n      - \"a\"\n      - \"b\"\n"
+            "c:\n  - name: x\n    p:\n      - \"a b\"\n      - \"true\"\n"
         );
     }
 }

@@ -233,6 +233,18 @@ impl Table {
         Ok(())
     }
 
+    /// Completes what a crash after a commit left undone (the Delta log's entries, then the
+    /// card), when the Delta log is behind the manifests; cheap otherwise (two listings).
+    pub fn settle(&self) {
+        let behind = match (self.latest_version(), self.delta_versions()) {
+            (Ok(Some(latest)), Ok(delta)) => delta.last().is_none_or(|d| *d < latest),
+            _ => false,
+        };
+        if behind {
+            self.after_commit();
+        }
+    }
+
     /// What follows a commit, derived from the manifests and so redone by any later command
     /// when a crash cuts it short: the Delta log's entry, then the dataset card. A failure here
     /// is a warning: the version stands.

@@ -1,14 +1,16 @@
 """Reads every version of a flywheel table with each outside reader and compares its rows with
 flywheel's (the manifest's files read with pyarrow), as multisets, after the type mapping
 documented in docs/format.md: a dict is its sorted (key, value) pairs, a timestamp its
-microseconds since the epoch, bytes their hex, floats as Python floats.
+microseconds since the epoch, a date its ISO text, a whole decimal its integer, bytes their hex, floats as Python floats.
 
 Usage: delta_readers.py TABLE [VERSION ...] (default: every version flywheel has)
 Prints {"versions": [...], "delta_version": N, "results": {reader: {version: {"ok": bool,
 "rows": n, "error": "..."}}}} as JSON: "ok" means exactly flywheel's rows; "error" is what the
-reader raised. A reader that refuses a column is asked again without it ("without": [...])."""
+reader raised. A reader that raises is asked for each column alone ("refused": {column:
+error}) and then for all the columns it reads ("rest")."""
 
 import datetime
+import decimal
 import glob
 import json
 import os
@@ -41,6 +43,10 @@ def norm(v):
         if v.tzinfo is None:
             v = v.replace(tzinfo=datetime.timezone.utc)
         return {"us": round(v.timestamp() * 1_000_000)}
+    if isinstance(v, decimal.Decimal):
+        return int(v) if v == v.to_integral_value() else str(v)
+    if isinstance(v, datetime.date):
+        return {"date": v.isoformat()}
     if isinstance(v, dict):
         return {k: norm(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
@@ -147,21 +153,18 @@ def main():
         for name, read in READERS.items():
             res = check(read, table, v, want, dicts, columns)
             if not res["ok"] and "error" in res:
-                # Which column it refuses: read again without each vector/tensor column.
-                skip = [c for c in columns if "vector<" in field_type(table, v, c) or "tensor<" in field_type(table, v, c)]
-                rest = [c for c in columns if c not in skip]
-                if skip and rest:
-                    res["without"] = skip
+                # Which columns it refuses: each alone, then all the others together.
+                refused = {}
+                for c in columns:
+                    alone = check(read, table, v, want, dicts, [c])
+                    if "error" in alone:
+                        refused[c] = alone["error"]
+                res["refused"] = refused
+                rest = [c for c in columns if c not in refused]
+                if refused and rest:
                     res["rest"] = check(read, table, v, want, dicts, rest)
             results[name][str(v)] = res
     json.dump({"versions": have, "delta_version": DeltaTable(table).version(), "results": results}, sys.stdout, default=str)
-
-
-def field_type(table, version, column):
-    for f in manifest(table, version)["schema"]["fields"]:
-        if f["name"] == column:
-            return f.get("metadata", {}).get("flywheel.type", "")
-    return ""
 
 
 main()
