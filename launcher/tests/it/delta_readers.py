@@ -3,7 +3,8 @@ flywheel's (the manifest's files read with pyarrow), as multisets, after the typ
 documented in docs/format.md: a dict is its sorted (key, value) pairs, a timestamp its
 microseconds since the epoch, a date its ISO text, a whole decimal its integer, bytes their hex, floats as Python floats.
 
-Usage: delta_readers.py TABLE [VERSION ...] (default: every version flywheel has)
+Usage: delta_readers.py TABLE [--readers=deltalake,polars,duckdb,datasets] [VERSION ...]
+(default: every reader, every version flywheel has)
 Prints {"versions": [...], "delta_version": N, "results": {reader: {version: {"ok": bool,
 "rows": n, "error": "..."}}}} as JSON: "ok" means exactly flywheel's rows; "error" is what the
 reader raised. A reader that raises is asked for each column alone ("refused": {column:
@@ -139,18 +140,21 @@ def check(read, table, version, want, dicts, columns):
 
 
 def main():
+    args = [a for a in sys.argv[2:] if not a.startswith("--readers=")]
+    only = [a.split("=", 1)[1].split(",") for a in sys.argv[2:] if a.startswith("--readers=")]
+    readers = {n: r for n, r in READERS.items() if not only or n in only[0]}
     table = sys.argv[1]
     names = sorted(n for n in os.listdir(os.path.join(table, "_versions")) if n.endswith(".json") and not n.startswith("."))
     have = [int(n[:-5]) for n in names]
-    versions = [int(v) for v in sys.argv[2:]] or have
+    versions = [int(v) for v in args] or have
     from deltalake import DeltaTable
 
-    results = {r: {} for r in READERS}
+    results = {r: {} for r in readers}
     for v in versions:
         want = flywheel_rows(table, v)
         dicts = dict_columns(table, v)
         columns = [f["name"] for f in manifest(table, v)["schema"]["fields"]]
-        for name, read in READERS.items():
+        for name, read in readers.items():
             res = check(read, table, v, want, dicts, columns)
             if not res["ok"] and "error" in res:
                 # Which columns it refuses: each alone, then all the others together.
@@ -164,7 +168,17 @@ def main():
                 if refused and rest:
                     res["rest"] = check(read, table, v, want, dicts, rest)
             results[name][str(v)] = res
-    json.dump({"versions": have, "delta_version": DeltaTable(table).version(), "results": results}, sys.stdout, default=str)
+    dt = DeltaTable(table)
+    out = {
+        "versions": have,
+        "delta_version": dt.version(),
+        # The flywheel type of each column, as the Delta schema's field metadata has it.
+        "field_types": {f.name: f.metadata.get("flywheel.type") for f in dt.schema().fields},
+        # Each Delta version's commitInfo as deltalake reports it: flywheel's part.
+        "history": {str(c.get("version")): c.get("flywheel") for c in dt.history()},
+        "results": results,
+    }
+    json.dump(out, sys.stdout, default=str)
 
 
 main()
