@@ -75,12 +75,25 @@ impl Table {
         let mut out = format!("---\n{}---\n", yaml(&front, 0));
         out.push_str(BEGIN);
         out.push('\n');
+        out.push_str(&version_mark(latest));
         out.push_str(&summary(self, last, &manifests));
         out.push_str(END);
         out.push('\n');
         out.push_str(&user_text(old));
         Ok(out)
     }
+}
+
+impl Table {
+    /// Whether the card was written from version `latest` (a cheap look, for reads).
+    pub(crate) fn card_is_current(&self, latest: u64) -> bool {
+        fs::read_to_string(self.dir().join(CARD)).is_ok_and(|t| t.contains(&version_mark(latest)))
+    }
+}
+
+/// The line that says which version the card was written from.
+fn version_mark(version: u64) -> String {
+    format!("<!-- flywheel:version {version} -->\n")
 }
 
 /// Writes `path` under a temporary name, then renames it over the old card.

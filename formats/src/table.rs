@@ -233,11 +233,14 @@ impl Table {
         Ok(())
     }
 
-    /// Completes what a crash after a commit left undone (the Delta log's entries, then the
-    /// card), when the Delta log is behind the manifests; cheap otherwise (two listings).
+    /// Completes what a crash after a commit left undone (the Delta log's entries, the card)
+    /// when the log is behind the manifests or the card is not the latest version's; cheap
+    /// otherwise (two listings and one read).
     pub fn settle(&self) {
         let behind = match (self.latest_version(), self.delta_versions()) {
-            (Ok(Some(latest)), Ok(delta)) => delta.last().is_none_or(|d| *d < latest),
+            (Ok(Some(latest)), Ok(delta)) => {
+                delta.last().is_none_or(|d| *d < latest) || !self.card_is_current(latest)
+            }
             _ => false,
         };
         if behind {

@@ -304,3 +304,82 @@ def f(row):
         "the published file and the other job's, nothing else"
     );
 }
+
+#[test]
+fn after_a_commit_killed_at_any_step_delta_readers_and_flywheel_agree_by_the_next_command() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some((py, dir)) = readers_or_skip() else {
+        return;
+    };
+    let steps = flywheel_formats::COMMIT_STEPS;
+    let position = |s: &str| steps.iter().position(|x| *x == s);
+    for step in steps {
+        let t = dir.path().join(format!("t-{step}"));
+        Map::dialogues(&t).identity().run().assert_ok("create");
+        let o = Map::dialogues(&t)
+            .identity()
+            .mode("append")
+            .env("FLYWHEEL_CRASH_AT", step)
+            .run();
+        assert_eq!(o.status.signal(), Some(9), "{step}: killed");
+        let flywheel_latest = info(&t)["versions"]
+            .as_array()
+            .and_then(|v| v.last())
+            .and_then(Value::as_u64)
+            .expect("a version");
+        // `table info` above was the next command: it completed the Delta entry and the card.
+        let got = read_everywhere(&py, &t, &["--readers=deltalake,datasets"]);
+        assert_eq!(got["delta_version"], flywheel_latest, "{step}: {got}");
+        let before_link = position(step) < position("linked");
+        assert_eq!(flywheel_latest, if before_link { 1 } else { 2 }, "{step}");
+        for v in 1..=flywheel_latest {
+            let res = &got["results"]["deltalake"][v.to_string()];
+            assert_eq!(res["ok"], true, "{step}: deltalake at {v}: {res}");
+        }
+        let res = &got["results"]["datasets"][flywheel_latest.to_string()];
+        assert_eq!(res["ok"], true, "{step}: datasets, latest: {res}");
+        // The next publish lands on top, in both.
+        Map::dialogues(&t)
+            .identity()
+            .mode("append")
+            .run()
+            .assert_ok(step);
+        let got = read_everywhere(&py, &t, &["--readers=deltalake"]);
+        assert_eq!(got["delta_version"], flywheel_latest + 1, "{step}: {got}");
+        let res = &got["results"]["deltalake"][(flywheel_latest + 1).to_string()];
+        assert_eq!(res["ok"], true, "{step}: {res}");
+    }
+}
+
+#[test]
+fn a_delta_entry_a_crash_left_out_is_behind_by_one_until_the_next_command() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some((py, dir)) = readers_or_skip() else {
+        return;
+    };
+    let t = dir.path().join("t");
+    Map::dialogues(&t).identity().run().assert_ok("create");
+    let o = Map::dialogues(&t)
+        .identity()
+        .mode("append")
+        .env("FLYWHEEL_CRASH_AT", "linked")
+        .run();
+    assert_eq!(o.status.signal(), Some(9), "killed at the manifest's link");
+    assert!(t.join("_versions/00000000000000000002.json").is_file());
+    assert!(!t.join("_delta_log/00000000000000000002.json").exists());
+    let before = read_everywhere(&py, &t, &["--readers=deltalake", "1"]);
+    assert_eq!(before["delta_version"], 1, "Delta readers see version 1: {before}");
+    let bytes_of = |t: &Path| std::fs::read(t.join("_delta_log/00000000000000000002.json"));
+    // A read completes it; the entry is what the publish would have written.
+    let o = run(flywheel().args(["table", "log"]).arg(&t));
+    assert!(o.status.success(), "{}", stderr_text(&o));
+    let completed = bytes_of(&t).expect("table log wrote Delta version 2");
+    let got = read_everywhere(&py, &t, &["--readers=deltalake,duckdb", "2"]);
+    assert_eq!(got["results"]["deltalake"]["2"]["ok"], true, "{got}");
+    assert_eq!(got["results"]["duckdb"]["2"]["ok"], true, "{got}");
+    // Deterministic: removed and derived again, the same bytes.
+    std::fs::remove_file(t.join("_delta_log/00000000000000000002.json")).expect("removed");
+    let o = run(flywheel().args(["table", "info"]).arg(&t));
+    assert!(o.status.success(), "{}", stderr_text(&o));
+    assert_eq!(bytes_of(&t).expect("written again"), completed);
+}
