@@ -181,7 +181,7 @@ fn arrow_fields(m: &Manifest) -> Vec<Field> {
 fn features(m: &Manifest) -> Result<Value, FormatError> {
     arrow_fields(m)
         .iter()
-        .map(|f| named(f))
+        .map(named)
         .collect::<Result<Vec<_>, _>>()
         .map(Value::Array)
 }

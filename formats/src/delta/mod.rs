@@ -33,6 +33,39 @@ use std::path::PathBuf;
 pub const DELTA_LOG_DIR: &str = "_delta_log";
 
 impl Table {
+    /// Completes what a crash after a commit left undone (the Delta log's entries, the card)
+    /// when the log is behind the manifests or the card is not the latest version's; cheap
+    /// otherwise (two listings and one read).
+    pub fn settle(&self) {
+        let behind = match (self.latest_version(), self.delta_versions()) {
+            (Ok(Some(latest)), Ok(delta)) => {
+                delta.last().is_none_or(|d| *d < latest) || !self.card_is_current(latest)
+            }
+            _ => false,
+        };
+        if behind {
+            self.after_commit();
+        }
+    }
+
+    /// What follows a commit, derived from the manifests and so redone by any later command
+    /// when a crash cuts it short: the Delta log's entry, then the dataset card. A failure here
+    /// is a warning: the version stands.
+    pub fn after_commit(&self) {
+        if let Err(e) = self.complete_delta() {
+            tracing::warn!(
+                "{}: the Delta log is behind ({e}); the next command on this table completes it",
+                self.dir().display()
+            );
+        }
+        if let Err(e) = self.write_card() {
+            tracing::warn!(
+                "{}: the dataset card (README.md) was not rewritten: {e}",
+                self.dir().display()
+            );
+        }
+    }
+
     fn delta_log(&self) -> PathBuf {
         self.dir().join(DELTA_LOG_DIR)
     }

@@ -5,8 +5,8 @@
 
 use crate::support::*;
 use serde_json::Value;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The modules delta_readers.py reads with, all from PyPI (scripts/test.sh installs them).
 const READER_MODULES: &[&str] = &["deltalake", "polars", "duckdb", "duckdb_ext", "datasets"];
@@ -30,21 +30,14 @@ fn readers_or_skip() -> Option<(PathBuf, tempfile::TempDir)> {
 /// the HF cache inside the test's directory.
 fn read_everywhere(py: &Path, table: &Path, args: &[&str]) -> Value {
     let cache = table.with_extension("hf-cache");
-    let out = Command::new(py)
-        .arg(root().join("launcher/tests/it/delta_readers.py"))
-        .arg(table)
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_DATASETS_CACHE", &cache)
-        .env("HF_HOME", &cache)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "delta_readers.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("delta_readers.py prints JSON")
+    let mut all: Vec<&OsStr> = vec![table.as_os_str()];
+    all.extend(args.iter().map(OsStr::new));
+    let env = [
+        ("HF_HUB_OFFLINE", OsStr::new("1")),
+        ("HF_DATASETS_CACHE", cache.as_os_str()),
+        ("HF_HOME", cache.as_os_str()),
+    ];
+    py_json_env(py, "delta_readers.py", &all, &env)
 }
 
 const ALL_TYPES: &str = "id: int64, u32: uint32, x: float64, s: str, ok: bool, tags: list<str>, \
@@ -218,7 +211,7 @@ fn after_vacuum_keep_1_the_latest_version_reads_in_every_reader() {
 
 #[test]
 fn the_card_keeps_the_users_text_and_names_each_kept_version() {
-    let Some((py, dir)) = setup() else { return };
+    let Some((_py, dir)) = setup() else { return };
     let t = dir.path().join("t");
     Map::dialogues(&t).identity().run().assert_ok("create");
     let card = t.join("README.md");
@@ -236,7 +229,6 @@ fn the_card_keeps_the_users_text_and_names_each_kept_version() {
     for name in ["config_name: default", "config_name: v2", "config_name: v1"] {
         assert!(text.contains(name), "{name}: {text}");
     }
-    let _ = py;
 }
 
 #[test]
@@ -368,7 +360,10 @@ fn a_delta_entry_a_crash_left_out_is_behind_by_one_until_the_next_command() {
     assert!(t.join("_versions/00000000000000000002.json").is_file());
     assert!(!t.join("_delta_log/00000000000000000002.json").exists());
     let before = read_everywhere(&py, &t, &["--readers=deltalake", "1"]);
-    assert_eq!(before["delta_version"], 1, "Delta readers see version 1: {before}");
+    assert_eq!(
+        before["delta_version"], 1,
+        "Delta readers see version 1: {before}"
+    );
     let bytes_of = |t: &Path| std::fs::read(t.join("_delta_log/00000000000000000002.json"));
     // A read completes it; the entry is what the publish would have written.
     let o = run(flywheel().args(["table", "log"]).arg(&t));
