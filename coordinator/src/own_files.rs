@@ -41,8 +41,10 @@ impl<T: Transport> Transport for Recording<'_, T> {
     ) -> Result<Option<(Rank, ToCoordinator)>, TransportError> {
         let got = self.inner.recv_timeout(timeout)?;
         if let Some((_, ToCoordinator::Done(o))) = &got {
+            self.written.extend(o.file.iter().cloned());
+            // Relative to the `_errors` table; the main manifest names it from the main table.
             self.written
-                .extend(o.file.iter().chain(&o.errors_file).cloned());
+                .extend(o.errors_file.iter().map(|f| format!("_errors/{f}")));
         }
         Ok(got)
     }

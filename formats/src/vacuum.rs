@@ -155,9 +155,11 @@ impl Table {
             }
         }
         report.files.sort();
+        // Temporary manifests, Delta entries and cards (the table's own folder).
         let stale = [
             self.dir().join("_versions"),
             self.dir().join(crate::DELTA_LOG_DIR),
+            self.dir().to_path_buf(),
         ]
         .iter()
         .flat_map(|d| stale_temporaries(d))

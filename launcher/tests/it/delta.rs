@@ -250,6 +250,8 @@ def f(row):
     deadline = time.time() + 30
     while len(os.listdir(MARKS)) < 2 and time.time() < deadline:
         time.sleep(0.01)
+    if row["id"] == 3:
+        raise ValueError("row 3 goes to _errors")
     yield {{"id": row["id"]}}
 "#,
             marks = marks.display().to_string()
@@ -265,6 +267,7 @@ def f(row):
         .python(&py)
         .workers(2)
         .chunk_rows(10)
+        .on_row_error("skip")
         .arg("--json")
         .run();
     o.assert_ok("the job");
@@ -273,28 +276,40 @@ def f(row):
         report["report"]["speculative_runs"].as_u64() >= Some(1),
         "a copy ran: {report}"
     );
-    let mut on_disk: Vec<String> = std::fs::read_dir(t.join("data"))
-        .expect("the folder is listed")
-        .map(|e| {
-            format!(
-                "data/{}",
-                e.expect("an entry").file_name().to_string_lossy()
-            )
-        })
-        .collect();
-    on_disk.sort();
-    let mut want: Vec<String> = info(&t)["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .map(|f| f["path"].as_str().expect("a path").to_string())
-        .chain(["data/c000000-a1-r7-0ther.parquet".to_string()])
-        .collect();
+    let listed = |dir: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(t.join(dir))
+            .expect("the folder is listed")
+            .map(|e| {
+                format!(
+                    "{dir}/{}",
+                    e.expect("an entry").file_name().to_string_lossy()
+                )
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let published = |key: &str| -> Vec<String> {
+        let mut paths: Vec<String> = info(&t)[key]
+            .as_array()
+            .expect("a list of files")
+            .iter()
+            .map(|f| f["path"].as_str().expect("a path").to_string())
+            .collect();
+        paths.sort();
+        paths
+    };
+    let mut want = published("files");
+    want.push("data/c000000-a1-r7-0ther.parquet".to_string());
     want.sort();
     assert_eq!(
-        on_disk, want,
+        listed("data"),
+        want,
         "the published file and the other job's, nothing else"
     );
+    // The losing copy's refused rows went to a file of their own: removed too.
+    assert_eq!(published("errors").len(), 1);
+    assert_eq!(listed("_errors/data"), published("errors"));
 }
 
 #[test]
