@@ -393,3 +393,40 @@ fn a_delta_entry_a_crash_left_out_is_behind_by_one_until_the_next_command() {
     assert!(o.status.success(), "{}", stderr_text(&o));
     assert_eq!(bytes_of(&t).expect("written again"), completed);
 }
+
+#[test]
+fn an_overwrite_with_another_schema_reads_at_both_versions_in_every_reader() {
+    let Some((py, dir)) = readers_or_skip() else {
+        return;
+    };
+    let input = ids_input(&py, dir.path(), 40);
+    let t = dir.path().join("t");
+    Map::new(&input, &t)
+        .identity()
+        .workers(1)
+        .run()
+        .assert_ok("create");
+    let mapper = py_mapper(
+        dir.path(),
+        "wider.py",
+        "def f(row):\n    yield {'id': row['id'], 'name': f\"n{row['id']}\", 'score': row['id'] * 1.5}\n",
+        "f",
+    );
+    Map::new(&input, &t)
+        .mapper(&mapper)
+        .python(&py)
+        .workers(1)
+        .mode("overwrite")
+        .run()
+        .assert_ok("overwrite");
+    let log = std::fs::read_to_string(t.join("_delta_log/00000000000000000002.json"))
+        .expect("Delta version 2");
+    assert!(log.contains("\"metaData\""), "the new schema: {log}");
+    let got = read_everywhere(&py, &t, &[]);
+    for reader in ["deltalake", "polars", "duckdb", "datasets"] {
+        for v in ["1", "2"] {
+            let res = &got["results"][reader][v];
+            assert_eq!(res["ok"], true, "{reader} at {v}: {res}");
+        }
+    }
+}
