@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # flywheel's test command (the README's second command). It sets up what the tests need, then runs
 # them with cargo-nextest (cargo test if nextest is missing):
-#   - a Python venv with pyarrow and DuckDB in .venv (the independent readers the tests check tables with);
+#   - a Python venv in .venv with the independent readers the tests check tables with: pyarrow,
+#     h5py, DuckDB (with its Delta extension), deltalake, Polars and Hugging Face datasets;
 #   - in CI or with FLYWHEEL_TEST_ML=1: a venv with torch and transformers in .venv-ml, for the
 #     shipped generate/embed mappers' tests (tiny random models on CPU);
 #   - as root on Debian/Ubuntu: the system packages for the cluster build (Open MPI, Slurm, munge,
@@ -50,10 +51,15 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "${FLYWHEEL_NO_
   fi
 fi
 
-if ! .venv/bin/python -c "import pyarrow, h5py, duckdb" >/dev/null 2>&1; then
-  echo "== creating .venv with pyarrow, h5py and duckdb"
-  python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check pyarrow h5py duckdb
+# The outside readers the tests compare tables with, pinned: duckdb-ext-delta ships the Delta
+# extension built for exactly this duckdb (no download at LOAD time).
+READERS=(pyarrow h5py "duckdb==1.4.4" "duckdb-ext-delta==1.4.4.20260205" "deltalake==1.6.6"
+  "polars==2.1.0" "datasets==5.2.0")
+if ! .venv/bin/python -c "import pyarrow, h5py, deltalake, polars, datasets, duckdb_ext, duckdb
+assert duckdb.__version__ == '1.4.4'" >/dev/null 2>&1; then
+  echo "== setting up .venv with ${READERS[*]}"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "${READERS[@]}"
 fi
 export FLYWHEEL_TEST_PYTHON="$PWD/.venv/bin/python"
 

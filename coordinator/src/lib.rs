@@ -13,6 +13,7 @@ mod failure;
 mod job_error;
 mod journal;
 mod lifecycle;
+mod own_files;
 mod publish;
 mod recorder;
 mod report;

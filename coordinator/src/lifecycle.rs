@@ -210,8 +210,10 @@ pub fn run_job(
         on_progress,
         say,
     } = hooks;
+    // Notes the files the workers write, so that the job removes those it does not publish.
+    let mut tx = crate::own_files::Recording::new(tx);
     let mut guard = StopGuard {
-        tx,
+        tx: &mut tx,
         grace: drive_options.stop_grace,
         stopped: false,
     };
@@ -284,6 +286,7 @@ pub fn run_job(
     let lineage = finished_lineage(lineage, &job_id, record.as_ref());
     let published = publish_job(&table, &job, &coord, &report, lineage, &job_id)?;
     record_published(&mut journal, &table, published.manifest.version);
+    crate::own_files::remove_unreferenced(&table, &published.manifest, &guard.tx.written);
     drop(active);
     Ok(Outcome {
         manifest: published.manifest,

@@ -1,6 +1,8 @@
 //! flywheel's data formats: input discovery and chunk planning, chunk readers, the Parquet chunk
 //! writer, and tables — versioned manifests published atomically.
 
+mod card;
+mod delta;
 mod error;
 mod input;
 mod lock;
@@ -14,6 +16,7 @@ mod table;
 mod vacuum;
 mod write;
 
+pub use delta::DELTA_LOG_DIR;
 pub use error::FormatError;
 pub use input::{
     plan_chunks, plan_chunks_counted, read_slice, resolve_input, InputFile, ResolvedInput,

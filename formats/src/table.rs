@@ -217,56 +217,104 @@ impl Table {
             sync_dir(&data)?;
         }
         let vdir = self.versions_dir();
-        fs::create_dir_all(&vdir).map_err(FormatError::io(&vdir))?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let tmp = vdir.join(format!(".tmp-{}-{nanos}.json", std::process::id()));
+        let target = self.manifest_path(manifest.version);
         let body = serde_json::to_vec_pretty(manifest).map_err(|e| FormatError::BadManifest {
-            path: tmp.clone(),
+            path: target.clone(),
             reason: e.to_string(),
         })?;
-        {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(FormatError::io(&tmp))?;
-            crash_point("manifest-created");
-            f.write_all(&body[..body.len() / 2])
-                .map_err(FormatError::io(&tmp))?;
-            crash_point("manifest-half-written");
-            f.write_all(&body[body.len() / 2..])
-                .map_err(FormatError::io(&tmp))?;
-            crash_point("manifest-written");
-            f.sync_all().map_err(FormatError::io(&tmp))?;
-            crash_point("manifest-synced");
-        }
-        let target = self.manifest_path(manifest.version);
-        let linked = link_no_replace(&tmp, &target);
-        crash_point("linked");
-        let _ = fs::remove_file(&tmp);
-        crash_point("temporary-removed");
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(FormatError::VersionAlreadyExists {
-                    version: manifest.version,
-                    path: target,
-                })
-            }
-            Err(e) => {
-                return Err(FormatError::Io {
-                    path: target,
-                    source: e,
-                })
-            }
-        }
-        sync_dir(&vdir)?;
-        crash_point("directory-synced");
+        link_new(&vdir, &target, &body, &MANIFEST_STEPS).map_err(|e| match e {
+            FormatError::VersionAlreadyExists { path, .. } => FormatError::VersionAlreadyExists {
+                version: manifest.version,
+                path,
+            },
+            e => e,
+        })?;
+        self.after_commit();
         Ok(())
     }
+}
+
+/// The names of a no-replace file creation's steps, for `FLYWHEEL_CRASH_AT`.
+pub(crate) type LinkSteps = [&'static str; 7];
+
+/// The manifest's commit steps.
+const MANIFEST_STEPS: LinkSteps = [
+    "manifest-created",
+    "manifest-half-written",
+    "manifest-written",
+    "manifest-synced",
+    "linked",
+    "temporary-removed",
+    "directory-synced",
+];
+
+/// The Delta log entry's steps.
+pub(crate) const DELTA_STEPS: LinkSteps = [
+    "delta-created",
+    "delta-half-written",
+    "delta-written",
+    "delta-synced",
+    "delta-linked",
+    "delta-temporary-removed",
+    "delta-directory-synced",
+];
+
+/// The dataset card's step: written under a temporary name, not yet renamed over README.md.
+pub(crate) const CARD_STEP: &str = "card-written";
+
+/// Creates `target` in `dir` holding `body`, all or nothing and never over an existing name:
+/// written to a temporary name, fsynced, `link(2)`ed to `target`, the temporary name removed
+/// and the directory fsynced. [`FormatError::VersionAlreadyExists`] when `target` exists.
+pub(crate) fn link_new(
+    dir: &Path,
+    target: &Path,
+    body: &[u8],
+    steps: &LinkSteps,
+) -> Result<(), FormatError> {
+    fs::create_dir_all(dir).map_err(FormatError::io(dir))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let tmp = dir.join(format!(".tmp-{}-{nanos}.json", std::process::id()));
+    {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(FormatError::io(&tmp))?;
+        crash_point(steps[0]);
+        f.write_all(&body[..body.len() / 2])
+            .map_err(FormatError::io(&tmp))?;
+        crash_point(steps[1]);
+        f.write_all(&body[body.len() / 2..])
+            .map_err(FormatError::io(&tmp))?;
+        crash_point(steps[2]);
+        f.sync_all().map_err(FormatError::io(&tmp))?;
+        crash_point(steps[3]);
+    }
+    let linked = link_no_replace(&tmp, target);
+    crash_point(steps[4]);
+    let _ = fs::remove_file(&tmp);
+    crash_point(steps[5]);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(FormatError::VersionAlreadyExists {
+                version: 0,
+                path: target.to_path_buf(),
+            })
+        }
+        Err(e) => {
+            return Err(FormatError::Io {
+                path: target.to_path_buf(),
+                source: e,
+            })
+        }
+    }
+    sync_dir(dir)?;
+    crash_point(steps[6]);
+    Ok(())
 }
 
 impl Table {
@@ -351,15 +399,24 @@ impl Table {
     }
 }
 
-/// The steps of a commit, in order, at which `FLYWHEEL_CRASH_AT` can kill the process (tests).
+/// The steps of a commit, in order, at which `FLYWHEEL_CRASH_AT` can kill the process (tests):
+/// the manifest's (the version exists from `linked` on), the Delta log entry's, the card's.
 pub const COMMIT_STEPS: &[&str] = &[
-    "manifest-created",
-    "manifest-half-written",
-    "manifest-written",
-    "manifest-synced",
-    "linked",
-    "temporary-removed",
-    "directory-synced",
+    MANIFEST_STEPS[0],
+    MANIFEST_STEPS[1],
+    MANIFEST_STEPS[2],
+    MANIFEST_STEPS[3],
+    MANIFEST_STEPS[4],
+    MANIFEST_STEPS[5],
+    MANIFEST_STEPS[6],
+    DELTA_STEPS[0],
+    DELTA_STEPS[1],
+    DELTA_STEPS[2],
+    DELTA_STEPS[3],
+    DELTA_STEPS[4],
+    DELTA_STEPS[5],
+    DELTA_STEPS[6],
+    CARD_STEP,
 ];
 
 /// Fault injection for the crash tests: SIGKILL this process at the named step.

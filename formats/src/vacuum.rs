@@ -111,9 +111,14 @@ impl Table {
                     })?,
             )
         };
+        if !dry_run {
+            // Entries owed to the log are derived from manifests this may remove.
+            self.complete_delta()?;
+        }
         let (report, stale) = self.vacuum_plan(keep)?;
         if !dry_run {
             self.vacuum_remove(&report, &stale, force)?;
+            self.write_card()?;
         }
         Ok(report)
     }
@@ -150,21 +155,15 @@ impl Table {
             }
         }
         report.files.sort();
-        let stale: Vec<PathBuf> = fs::read_dir(self.dir().join("_versions"))
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
-                    .filter(|e| {
-                        e.metadata()
-                            .and_then(|m| m.modified())
-                            .ok()
-                            .and_then(|t| t.elapsed().ok())
-                            .is_some_and(|a| a > ACTIVE_FRESH)
-                    })
-                    .map(|e| e.path())
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Temporary manifests, Delta entries and cards (the table's own folder).
+        let stale = [
+            self.dir().join("_versions"),
+            self.dir().join(crate::DELTA_LOG_DIR),
+            self.dir().to_path_buf(),
+        ]
+        .iter()
+        .flat_map(|d| stale_temporaries(d))
+        .collect();
         Ok((report, stale))
     }
 
@@ -201,6 +200,25 @@ impl Table {
         }
         Ok(())
     }
+}
+
+/// Temporary files of crashed commits in `dir` (older than a live commit can be).
+fn stale_temporaries(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+                .filter(|e| {
+                    e.metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|a| a > ACTIVE_FRESH)
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether a marker names a process on this host that is gone.

@@ -269,13 +269,22 @@ pub enum TableCommand {
         fast: bool,
     },
     /// Absolute paths of a version's data files, one a line, in row order.
-    #[command(after_help = "Example:\n  flywheel table files out/pairs | xargs ls -l")]
+    ///
+    /// Other tools read a version through the table's Delta Lake log (Delta version N is
+    /// version N) or its dataset card (README.md, config vN); never glob T/data/*.parquet,
+    /// which holds the files of every version kept.
+    #[command(
+        after_help = "Example:\n  flywheel table files out/pairs | xargs ls -l\n  python -c 'import polars as pl; print(pl.read_delta(\"out/pairs\", version=2))'"
+    )]
     Files {
         /// TABLE or TABLE@VERSION.
         table: String,
     },
     /// Delete what no kept version references: old versions beyond --keep, and orphan files
     /// (failed attempts, crashed jobs).
+    ///
+    /// The Delta log keeps its entries (the latest version reads as before); the dataset card
+    /// (README.md) is rewritten with configs for the kept versions only.
     #[command(
         after_help = "Example:\n  flywheel table vacuum out/pairs --dry-run      # list orphans\n  flywheel table vacuum out/pairs --keep 3       # keep the 3 newest versions"
     )]

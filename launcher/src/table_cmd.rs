@@ -10,6 +10,8 @@ fn open(address: &str) -> Result<(Table, Manifest), CliError> {
     let tref = TableRef::parse(address).or_bad_input()?;
     let table = Table::new(&tref.path);
     let manifest = table.manifest(tref.version).or_bad_input()?;
+    // A read also completes the Delta log a crash left behind (docs/format.md).
+    table.settle();
     Ok((table, manifest))
 }
 
@@ -205,6 +207,7 @@ fn log(table: &str) -> Result<(), CliError> {
     let tref = TableRef::parse(table).or_bad_input()?;
     let t = Table::new(&tref.path);
     let versions = t.versions().or_bad_input()?;
+    t.settle();
     if versions.is_empty() {
         return Err(bad_input(flywheel_formats::FormatError::NoVersion(
             tref.path,

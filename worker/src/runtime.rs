@@ -166,6 +166,11 @@ pub fn run_worker_with(
         let _ = executor.join();
     }
     outcome?;
+    // A chunk that finished as the stop came (a losing speculative copy): its file is written,
+    // so say so; the coordinator removes the files it does not publish.
+    while let Ok(msg) = result_rx.try_recv() {
+        forward(link, &mut state, msg)?;
+    }
     link.send(ToCoordinator::Bye)?;
     Ok(())
 }

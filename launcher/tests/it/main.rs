@@ -2,6 +2,7 @@
 //! files read back by pyarrow; under the `mpi` feature also real `mpirun` and a real local Slurm.
 
 mod cluster;
+mod delta;
 mod exactly_once;
 mod explore;
 mod faults_cli;

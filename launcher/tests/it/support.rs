@@ -115,9 +115,20 @@ pub fn pyarrow_python() -> Option<PathBuf> {
 /// Runs one of this folder's Python scripts with `args` and returns the JSON it prints; fails
 /// the test when it fails.
 pub fn py_json<S: AsRef<std::ffi::OsStr>>(py: &Path, script: &str, args: &[S]) -> Value {
+    py_json_env(py, script, args, &[])
+}
+
+/// [`py_json`] with extra environment variables.
+pub fn py_json_env<S: AsRef<std::ffi::OsStr>>(
+    py: &Path,
+    script: &str,
+    args: &[S],
+    env: &[(&str, &OsStr)],
+) -> Value {
     let out = Command::new(py)
         .arg(root().join("launcher/tests/it").join(script))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("python runs");
     assert!(
