@@ -1,4 +1,7 @@
-//! The MPI transport (feature `mpi`): rank 0 is the coordinator, every other rank a worker.
+//! The MPI transport (feature `mpi`): rank 0 is the coordinator, and every rank, rank 0 included,
+//! runs a worker. Rank 0's own worker talks to the coordinator over in-process channels
+//! ([`MpiTransport::with_local_worker`]), so only the coordinator's thread ever calls MPI and N
+//! tasks are N workers (one per GPU).
 //!
 //! Messages are JSON-encoded byte vectors sent point to point. Receives never block without a
 //! deadline: they poll a non-blocking matched probe, because a blocking receive in Open MPI
@@ -8,7 +11,10 @@
 //! next message of a burst), then with sleeps that double up to a cap (an idle rank costs next
 //! to no CPU).
 
-use crate::{Rank, ToCoordinator, ToWorker, Transport, TransportError, WorkerLink};
+use crate::{
+    channel_transport_ranked, ChannelTransport, ChannelWorkerLink, Rank, ToCoordinator, ToWorker,
+    Transport, TransportError, WorkerLink,
+};
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use serde::de::DeserializeOwned;
@@ -25,28 +31,18 @@ fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, TransportError> {
     serde_json::to_vec(msg).map_err(|e| TransportError::Mpi(format!("cannot encode message: {e}")))
 }
 
-fn poll<T: DeserializeOwned>(
-    world: &SimpleCommunicator,
-    from_any: bool,
+/// Calls `probe` until it yields something or `timeout` passes, spinning, then sleeping longer
+/// and longer between empty probes.
+fn poll_until<T>(
     timeout: Duration,
-) -> Result<Option<(Rank, T)>, TransportError> {
+    mut probe: impl FnMut() -> Result<Option<T>, TransportError>,
+) -> Result<Option<T>, TransportError> {
     let start = Instant::now();
     let deadline = start + timeout;
     let mut sleep = POLL_SLEEP_MIN;
     loop {
-        let probed = if from_any {
-            world.any_process().immediate_matched_probe()
-        } else {
-            world.process_at_rank(0).immediate_matched_probe()
-        };
-        if let Some(matched) = probed {
-            let (bytes, status) = matched.matched_receive_vec::<u8>();
-            let from = Rank(u32::try_from(status.source_rank()).unwrap_or(u32::MAX));
-            let msg = serde_json::from_slice(&bytes).map_err(|e| TransportError::Decode {
-                from,
-                reason: e.to_string(),
-            })?;
-            return Ok(Some((from, msg)));
+        if let Some(found) = probe()? {
+            return Ok(Some(found));
         }
         let now = Instant::now();
         if now >= deadline {
@@ -61,24 +57,92 @@ fn poll<T: DeserializeOwned>(
     }
 }
 
-/// The coordinator's end, on rank 0.
+/// One non-blocking probe: a message from any rank (`from_any`) or from rank 0, if one is there.
+fn probe_once<T: DeserializeOwned>(
+    world: &SimpleCommunicator,
+    from_any: bool,
+) -> Result<Option<(Rank, T)>, TransportError> {
+    let probed = if from_any {
+        world.any_process().immediate_matched_probe()
+    } else {
+        world.process_at_rank(0).immediate_matched_probe()
+    };
+    let Some(matched) = probed else {
+        return Ok(None);
+    };
+    let (bytes, status) = matched.matched_receive_vec::<u8>();
+    let from = Rank(u32::try_from(status.source_rank()).unwrap_or(u32::MAX));
+    let msg = serde_json::from_slice(&bytes).map_err(|e| TransportError::Decode {
+        from,
+        reason: e.to_string(),
+    })?;
+    Ok(Some((from, msg)))
+}
+
+/// The coordinator's end, on rank 0: the worker ranks over MPI and, when it has one, rank 0's
+/// own worker over channels.
 pub struct MpiTransport {
     world: SimpleCommunicator,
+    /// Rank 0's in-process worker; `None` once its link is gone (its thread ended: it is then
+    /// silent, and the coordinator's heartbeat deadline treats it like a lost rank).
+    local: Option<ChannelTransport>,
 }
 
 impl MpiTransport {
-    /// Wraps the world communicator; call on rank 0 only.
+    /// Wraps the world communicator, with workers on ranks 1… only; call on rank 0 only.
     pub fn new(world: SimpleCommunicator) -> Self {
-        MpiTransport { world }
+        MpiTransport { world, local: None }
+    }
+
+    /// Wraps the world communicator and makes rank 0's own worker (rank 0), whose link the
+    /// caller runs on a thread that never calls MPI; call on rank 0 only.
+    pub fn with_local_worker(world: SimpleCommunicator) -> (Self, ChannelWorkerLink) {
+        let (local, mut links) = channel_transport_ranked([Rank::COORDINATOR]);
+        let link = links.remove(0);
+        (
+            MpiTransport {
+                world,
+                local: Some(local),
+            },
+            link,
+        )
+    }
+
+    /// A message from the in-process worker, if one is waiting.
+    fn local_message(&mut self) -> Option<(Rank, ToCoordinator)> {
+        let local = self.local.as_mut()?;
+        match local.recv_timeout(Duration::ZERO) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!("rank 0's own worker has gone ({e}); the other ranks go on");
+                self.local = None;
+                None
+            }
+        }
     }
 }
 
 impl Transport for MpiTransport {
     fn workers(&self) -> Vec<Rank> {
-        (1..self.world.size()).map(|r| Rank(r as u32)).collect()
+        let local = self.local.as_ref().map(|l| l.workers()).unwrap_or_default();
+        local
+            .into_iter()
+            .chain((1..self.world.size()).map(|r| Rank(r as u32)))
+            .collect()
     }
 
     fn send(&mut self, to: Rank, msg: ToWorker) -> Result<(), TransportError> {
+        if to == Rank::COORDINATOR {
+            // A message to a worker that has gone is lost, as one to a dead rank would be; the
+            // coordinator's heartbeat deadline notices the silence.
+            if let Some(local) = self.local.as_mut() {
+                if local.send(to, msg).is_err() {
+                    tracing::warn!("rank 0's own worker has gone; the other ranks go on");
+                    self.local = None;
+                }
+            }
+            return Ok(());
+        }
         let bytes = encode(&msg)?;
         let rank = i32::try_from(to.0).map_err(|_| TransportError::Disconnected(to))?;
         if rank <= 0 || rank >= self.world.size() {
@@ -92,11 +156,14 @@ impl Transport for MpiTransport {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<(Rank, ToCoordinator)>, TransportError> {
-        poll(&self.world, true, timeout)
+        poll_until(timeout, || match self.local_message() {
+            Some(found) => Ok(Some(found)),
+            None => probe_once(&self.world, true),
+        })
     }
 }
 
-/// A worker's end, on ranks 1…N.
+/// A worker's end, on ranks 1…N-1 (rank 0's worker has a channel link instead).
 pub struct MpiWorkerLink {
     world: SimpleCommunicator,
     rank: Rank,
@@ -122,6 +189,6 @@ impl WorkerLink for MpiWorkerLink {
     }
 
     fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<ToWorker>, TransportError> {
-        Ok(poll(&self.world, false, timeout)?.map(|(_, m)| m))
+        Ok(poll_until(timeout, || probe_once(&self.world, false))?.map(|(_, m)| m))
     }
 }

@@ -56,8 +56,8 @@ fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
     let o = mpirun(&job);
     assert!(o.status.success(), "mpirun failed");
     let stderr = String::from_utf8_lossy(&o.stderr);
-    // 1 coordinator + 3 workers, all of which did work.
-    for w in 1..=3 {
+    // 4 ranks are 4 workers (rank 0 coordinates and works too), all of which did work.
+    for w in 0..=3 {
         assert!(
             stderr.contains(&format!("worker {w:>3}")),
             "worker {w} missing from the report: {stderr}"
