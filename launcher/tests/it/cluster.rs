@@ -192,6 +192,45 @@ fn sbatch_job_on_the_local_cluster_publishes_the_table() {
     );
 }
 
+#[test]
+fn sbatch_job_that_fails_with_every_node_alive_is_not_run_again() {
+    let Some((_py, dir)) = slurm_and_dir() else {
+        return;
+    };
+    let mapper = dir.path().join("bad.py");
+    std::fs::write(
+        &mapper,
+        "def f(row):\n    raise RuntimeError('model exploded')\n",
+    )
+    .expect("the test writes its file");
+    let (job, out) = write_job(
+        dir.path(),
+        &format!("{}:f", mapper.display()),
+        "[slurm]\nntasks_per_node = 3\ntime = \"00:10:00\"\n",
+    );
+    let o = run(flywheel().arg("submit").arg(&job));
+    assert!(o.status.success());
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let show = wait_for_job(&id, Duration::from_secs(300));
+    let log = std::fs::read_to_string(out.join("_logs").join(format!("slurm-{id}.out")))
+        .unwrap_or_default();
+    // The script asked Slurm which nodes live (all of them), so it did not start another step
+    // or submit a continuation: the job failed, with the mapper's error, once.
+    assert!(
+        show.contains("JobState=FAILED") && show.contains("ExitCode=1:0"),
+        "{show}\n{log}"
+    );
+    assert!(
+        log.contains("error: job failed, nothing was published") && log.contains("model exploded"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("flywheel: the step ended") && !log.contains("continuation"),
+        "{log}"
+    );
+    assert!(!has_version(&out));
+}
+
 /// A job file with a slow mapper (`delay` seconds a row) yielding each row's id.
 fn slow_job(dir: &Path, delay: f64, slurm: &str) -> (PathBuf, PathBuf) {
     let mapper = dir.join("slow.py");
