@@ -9,7 +9,7 @@
 //! ```
 //!
 //! ```text
-//! {"Start": {"plan": "<sha256>", "job_id": "…", "inputs": [{"path": …, "bytes": …, "mtime_ns": …}], "chunks": 25, "rows": 500, "at": 1764130000, "host": "n1", "slurm_job_id": "42", "resumed": false}}
+//! {"Start": {"plan": "<sha256>", "job_id": "…", "inputs": [{"path": …, "bytes": …, "mtime_ns": …}], "chunks": 25, "rows": 500, "at": 1764130000, "host": "n1", "slurm_job_id": "42", "slurm_step_id": "0", "resumed": false}}
 //! {"Accepted": {"at": 1764130003, "output": { …ChunkOutput… }}}
 //! {"Start": { … "resumed": true }}            a later run continuing the same job
 //! {"Published": {"at": 1764130100, "version": 1}}
@@ -67,6 +67,10 @@ pub enum JournalEntry {
         at: u64,
         host: String,
         slurm_job_id: Option<String>,
+        /// The Slurm step that ran it (`SLURM_STEP_ID`; a batch script that lost a node runs
+        /// the job again in a new step of the same job).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slurm_step_id: Option<String>,
         resumed: bool,
     },
     Accepted {
@@ -194,6 +198,25 @@ impl JobRecord {
             }
         }
         done
+    }
+
+    /// The Slurm steps that worked on this job (`JOB.STEP`), in order.
+    pub fn slurm_steps(&self) -> Vec<String> {
+        let mut steps = Vec::new();
+        for e in &self.entries {
+            if let JournalEntry::Start {
+                slurm_job_id: Some(job),
+                slurm_step_id: Some(step),
+                ..
+            } = e
+            {
+                let id = format!("{job}.{step}");
+                if !steps.contains(&id) {
+                    steps.push(id);
+                }
+            }
+        }
+        steps
     }
 
     /// The Slurm jobs that worked on this job, in order.
@@ -382,6 +405,7 @@ impl Journal {
             at: now(),
             host: flywheel_protocol::hostname(),
             slurm_job_id: std::env::var("SLURM_JOB_ID").ok(),
+            slurm_step_id: std::env::var("SLURM_STEP_ID").ok(),
             resumed,
         })?;
         point_latest(table, start.job_id).map_err(io)?;

@@ -122,6 +122,10 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
         .as_ref()
         .map(JobRecord::slurm_job_ids)
         .unwrap_or_default();
+    let slurm_steps = record
+        .as_ref()
+        .map(JobRecord::slurm_steps)
+        .unwrap_or_default();
     let rate = p.rate();
     let eta = (rate > 0.0 && published.is_none())
         .then(|| p.rows.saturating_sub(p.rows_done) as f64 / rate);
@@ -134,7 +138,7 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
         let v = serde_json::json!({
             "state": state, "job_id": job_id, "published_version": published, "chunks_done": p.done.len(), "chunks": p.chunks,
             "rows_done": p.rows_done, "rows": p.rows, "rows_out": p.rows_out, "rows_per_s": rate, "eta_s": eta,
-            "slurm_job_ids": slurm_jobs, "workers": workers,
+            "slurm_job_ids": slurm_jobs, "slurm_steps": slurm_steps, "workers": workers,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
@@ -154,6 +158,9 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
     );
     if !slurm_jobs.is_empty() {
         println!("slurm jobs: {}", slurm_jobs.join(", "));
+    }
+    if !slurm_steps.is_empty() {
+        println!("slurm steps: {}", slurm_steps.join(", "));
     }
     for ((host, rank), (c, r)) in &p.per_worker {
         println!("  worker {rank:>3} {host:<16} chunks {c:>5} rows out {r:>9}");

@@ -184,10 +184,16 @@ fn sbatch_job_on_the_local_cluster_publishes_the_table() {
     assert_table_rows(&py, &out, &expected);
     let v = info(&out);
     assert_eq!(v["lineage"]["slurm_job_id"].as_str(), Some(id.as_str()));
+    assert_eq!(
+        v["lineage"]["slurm_steps"],
+        serde_json::json!([format!("{id}.0")]),
+        "the one step that ran it"
+    );
     let text = status_of(&out);
     assert!(
         text.contains("finished: published version 1")
-            && text.contains(&format!("slurm jobs: {id}")),
+            && text.contains(&format!("slurm jobs: {id}"))
+            && text.contains(&format!("slurm steps: {id}.0")),
         "{text}"
     );
 }
