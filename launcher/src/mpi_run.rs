@@ -85,13 +85,8 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     } else {
         let mut link = MpiWorkerLink::new(world);
         let mut cfg = WorkerConfig::new(jf.job.clone(), Rank(rank as u32));
-        if let Some(local) = slurm.local_id {
-            if !slurm.gpus.is_empty() && std::env::var_os("CUDA_VISIBLE_DEVICES").is_none() {
-                let gpu = &slurm.gpus[local as usize % slurm.gpus.len()];
-                cfg.extra_env
-                    .push(("CUDA_VISIBLE_DEVICES".into(), gpu.clone()));
-            }
-        }
+        // The GPU(s) Slurm bound to this task, by UUID: sampled, and drained when sick.
+        cfg.own_gpus_from_env();
         run_worker(&mut link, cfg).map_err(job_failed)?;
     }
     drop(universe);
