@@ -71,7 +71,7 @@ fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
 fn gpus(json: bool) -> Result<(), CliError> {
     let n = flywheel_worker::gpu_count();
     let samples: Vec<_> = (0..n)
-        .filter_map(|i| flywheel_worker::gpu_sampler(Some(i)).sample())
+        .filter_map(|i| flywheel_worker::gpu_sampler(&[flywheel_worker::GpuId::Index(i)]).sample())
         .collect();
     if json {
         println!(
@@ -85,9 +85,10 @@ fn gpus(json: bool) -> Result<(), CliError> {
     }
     for s in samples {
         println!(
-            "GPU {}: {} · memory {} / {} MiB · utilisation {}% · {} · {}{}",
+            "GPU {}: {} {} · memory {} / {} MiB · utilisation {}% · {} · {}{}",
             s.index,
             s.name,
+            s.uuid.as_deref().unwrap_or("(no UUID)"),
             s.memory_used_mb,
             s.memory_total_mb,
             s.utilization,

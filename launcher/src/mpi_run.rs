@@ -60,7 +60,7 @@ mod ranks {
                 )));
             }
         }
-        let cfg = worker_config(&jf.job, rank as u32, &slurm);
+        let cfg = worker_config(&jf.job, rank as u32);
         if rank == 0 {
             coordinator_rank(&jf, world, cfg, &args)?;
         } else {
@@ -94,16 +94,10 @@ mod ranks {
     }
 
     /// The worker of MPI rank `rank` (rank 0's included): its id is its rank, and it owns the
-    /// GPU Slurm bound to its task.
-    fn worker_config(job: &JobOptions, rank: u32, slurm: &SlurmEnv) -> WorkerConfig {
+    /// GPU(s) Slurm bound to its task, by UUID: sampled, and drained when sick.
+    fn worker_config(job: &JobOptions, rank: u32) -> WorkerConfig {
         let mut cfg = WorkerConfig::new(job.clone(), Rank(rank));
-        if let Some(local) = slurm.local_id {
-            if !slurm.gpus.is_empty() && std::env::var_os("CUDA_VISIBLE_DEVICES").is_none() {
-                let gpu = &slurm.gpus[local as usize % slurm.gpus.len()];
-                cfg.extra_env
-                    .push(("CUDA_VISIBLE_DEVICES".into(), gpu.clone()));
-            }
-        }
+        cfg.own_gpus_from_env();
         cfg
     }
 

@@ -107,6 +107,9 @@ pub enum FailureKind {
 pub struct GpuSample {
     /// NVML device index.
     pub index: u32,
+    /// The device's UUID (`GPU-…`), which names it whatever the index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
     pub name: String,
     /// Percent of the last sample period a kernel ran.
     pub utilization: u32,

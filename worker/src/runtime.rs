@@ -31,8 +31,8 @@ pub struct WorkerConfig {
     pub heartbeat: Duration,
     /// Distinguishes this worker process's file names from any other's.
     pub file_tag: String,
-    /// NVML index of the GPU this worker owns, if any.
-    pub gpu: Option<u32>,
+    /// The GPUs this worker owns (sampled through NVML; none: no readings).
+    pub gpus: Vec<crate::GpuId>,
 }
 
 impl WorkerConfig {
@@ -50,7 +50,32 @@ impl WorkerConfig {
             batch_rows: 8192,
             heartbeat: Duration::from_secs(1),
             file_tag: format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff),
-            gpu: None,
+            gpus: Vec::new(),
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Takes the GPUs this task owns from what Slurm and CUDA say in its environment (see
+    /// [`crate::gpu_owner`]); where every task sees all of a node's GPUs it also sets its
+    /// mapper's `CUDA_VISIBLE_DEVICES` to the one it owns.
+    pub fn own_gpus_from_env(&mut self) {
+        let owned = crate::owned_gpus_from_env();
+        if let Some(v) = owned.cuda_visible_devices {
+            self.extra_env.push(("CUDA_VISIBLE_DEVICES".into(), v));
+        }
+        self.gpus = owned.uuids.into_iter().map(crate::GpuId::Uuid).collect();
+        if !self.gpus.is_empty() {
+            tracing::info!(
+                "worker {} on {} owns GPU(s) {}",
+                self.rank,
+                self.host,
+                self.gpus
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
 }
@@ -59,7 +84,7 @@ pub use flywheel_protocol::hostname;
 
 /// Runs a worker until the coordinator says `Stop` (or the link breaks).
 pub fn run_worker(link: &mut impl WorkerLink, cfg: WorkerConfig) -> Result<(), WorkerError> {
-    let sampler = crate::gpu_sampler(cfg.gpu);
+    let sampler = crate::gpu_sampler(&cfg.gpus);
     run_worker_with(link, cfg, sampler)
 }
 
@@ -564,6 +589,7 @@ mod tests {
         cfg.heartbeat = Duration::from_millis(5);
         let sample = GpuSample {
             index: 3,
+            uuid: None,
             name: "Fake H200".into(),
             utilization: 88,
             memory_used_mb: 10,

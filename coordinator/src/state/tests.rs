@@ -108,6 +108,7 @@ fn bad_input_fails_the_job_at_once() {
 fn sample(util: u32, problem: Option<&str>) -> flywheel_protocol::GpuSample {
     flywheel_protocol::GpuSample {
         index: 0,
+        uuid: Some("GPU-test-0".into()),
         name: "Fake H100".into(),
         utilization: util,
         memory_used_mb: 1,
