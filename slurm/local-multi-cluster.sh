@@ -12,6 +12,8 @@
 #   slurm/local-cluster.sh start --nodes 4 --gpus-per-node 2
 #   slurm/local-cluster.sh stop --nodes 4      # removes everything start created
 #   slurm/local-cluster.sh status --nodes 4
+#   slurm/local-multi-cluster.sh lose-node 3     # node3 crashes: every process in it killed
+#   slurm/local-multi-cluster.sh restore-node 3  # its slurmd again, back in service
 #
 # Environment: FAKE_NVML_STATE (default /var/tmp/flywheel-fake-nvml), FLYWHEEL_FAKE_NVML_LIB (the
 # built libflywheel_fake_nvml.so; default: built here with cargo), FLYWHEEL_SLURM_CPUS (CPUs a
@@ -173,14 +175,43 @@ start() {
   make_devices "$gpus"
   start_network "$nodes"
   slurmctld -i -f "$CONF" || { tail -n 20 "$LOGS/slurmctld.log" >&2; exit 1; }
-  for k in $(seq 1 "$nodes"); do
-    mkdir -p "$SPOOL_PREFIX-node$k" "$TMP_PREFIX-node$k"
-    # nsenter, not `ip netns exec`: that remounts /sys and slurmd loses /sys/fs/cgroup.
-    nsenter --net="/run/netns/$NAME-node$k" unshare --uts \
-      sh -c "hostname node$k && exec slurmd -f '$CONF' -N node$k" ||
-      { tail -n 20 "$LOGS/slurmd-node$k.log" >&2; exit 1; }
-  done
+  for k in $(seq 1 "$nodes"); do start_node "$k"; done
   wait_idle "$nodes" "$gpus"
+}
+
+# Starts node K's slurmd in its namespace.
+start_node() {
+  local k=$1
+  mkdir -p "$SPOOL_PREFIX-node$k" "$TMP_PREFIX-node$k"
+  # nsenter, not `ip netns exec`: that remounts /sys and slurmd loses /sys/fs/cgroup.
+  nsenter --net="/run/netns/$NAME-node$k" unshare --uts \
+    sh -c "hostname node$k && exec slurmd -f '$CONF' -N node$k" ||
+    { tail -n 20 "$LOGS/slurmd-node$k.log" >&2; exit 1; }
+}
+
+# Takes node K away as a crashed machine goes: every process in its namespace (its slurmd,
+# slurmstepd and the tasks they run) killed at once.
+lose_node() {
+  local k=$1 p
+  [ -e "/run/netns/$NAME-node$k" ] || die "no node$k in this cluster"
+  for p in $(ip netns pids "$NAME-node$k"); do kill -9 "$p" 2>/dev/null || true; done
+  say "node$k lost (every process in its namespace killed)"
+}
+
+# Brings a lost node back: its slurmd again, and the node returned to service.
+restore_node() {
+  local k=$1
+  [ -e "/run/netns/$NAME-node$k" ] || die "no node$k in this cluster"
+  start_node "$k"
+  for _ in $(seq 1 240); do
+    SLURM_CONF=$CONF timeout 5 scontrol update NodeName="node$k" State=RESUME >/dev/null 2>&1 || true
+    if SLURM_CONF=$CONF timeout 5 sinfo -h -n "node$k" -o %T 2>/dev/null | grep -qxE 'idle|mixed|allocated'; then
+      say "node$k back in service"
+      return 0
+    fi
+    sleep 0.5
+  done
+  die "node$k did not come back into service; see $LOGS/slurmd-node$k.log"
 }
 
 # Every process of this cluster: its slurmctld and everything in its nodes' namespaces.
@@ -225,9 +256,13 @@ stop() {
   rmdir "$NVML_STATE" 2>/dev/null || true
 }
 
-usage() { echo "usage: $0 start|stop|status --nodes N [--gpus-per-node G]" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|status --nodes N [--gpus-per-node G] | lose-node K | restore-node K" >&2; exit 2; }
 
 cmd=${1:-}; shift || true
+case "$cmd" in
+  lose-node) lose_node "${1:?lose-node needs a node number}"; exit 0 ;;
+  restore-node) restore_node "${1:?restore-node needs a node number}"; exit 0 ;;
+esac
 nodes=4; gpus=2
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -62,7 +62,17 @@ mod ranks {
         }
         let cfg = worker_config(&jf.job, rank as u32);
         if rank == 0 {
-            coordinator_rank(&jf, world, cfg, &args)?;
+            let (result, every_rank_stopped) = coordinator_rank(&jf, world, cfg, &args);
+            if !every_rank_stopped {
+                // MPI_Finalize would wait for the rank that is gone, for ever. Ending without
+                // it ends the step, and the batch script starts the next on the nodes left.
+                tracing::warn!(
+                    "a worker rank did not stop (its node is likely lost): ending without MPI_Finalize"
+                );
+                std::mem::forget(universe);
+                return result;
+            }
+            result?;
         } else {
             let mut link = MpiWorkerLink::new(world);
             run_worker(&mut link, cfg).map_err(job_failed)?;
@@ -101,13 +111,14 @@ mod ranks {
         cfg
     }
 
-    /// Rank 0: starts its own worker on a thread, then checks, runs and publishes the job.
+    /// Rank 0: starts its own worker on a thread, then checks, runs and publishes the job;
+    /// also whether every worker rank stopped.
     fn coordinator_rank(
         jf: &JobFile,
         world: SimpleCommunicator,
         cfg: WorkerConfig,
         args: &RunArgs,
-    ) -> Result<(), CliError> {
+    ) -> (Result<(), CliError>, bool) {
         let (mut tx, mut link) = MpiTransport::with_local_worker(world);
         let local = std::thread::Builder::new()
             .name("rank0-worker".into())
@@ -116,7 +127,14 @@ mod ranks {
                     tracing::error!("rank 0's worker stopped: {e}");
                 }
             })
-            .map_err(|e| job_failed(anyhow!("cannot start rank 0's worker thread: {e}")))?;
+            .map_err(|e| job_failed(anyhow!("cannot start rank 0's worker thread: {e}")));
+        let local = match local {
+            Ok(handle) => handle,
+            Err(e) => {
+                flywheel_coordinator::stop_workers(&mut tx, Duration::from_secs(30));
+                return (Err(e), tx.every_rank_said_bye());
+            }
+        };
         let lineage = Lineage::start(Some((&jf.path, &jf.sha256, &jf.content)));
         let outcome = match prepare(jf.job.clone(), lineage) {
             // Release the workers (this rank's too) before reporting the bad input.
@@ -126,10 +144,11 @@ mod ranks {
             }
             Ok(prepared) => coordinate(prepared, &mut tx, args.json),
         };
+        let every_rank_stopped = tx.every_rank_said_bye();
         drop(tx);
         join_bounded(local, LOCAL_WORKER_JOIN);
-        print_outcome(&jf.job, &outcome?, args.json);
-        Ok(())
+        let result = outcome.map(|outcome| print_outcome(&jf.job, &outcome, args.json));
+        (result, every_rank_stopped)
     }
 
     /// Waits up to `limit` for a thread that was told to stop.

@@ -16,6 +16,7 @@ use crate::{
     Transport, TransportError, WorkerLink,
 };
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
+use mpi::request::StaticScope;
 use mpi::topology::{Communicator, SimpleCommunicator};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -27,33 +28,94 @@ const POLL_SPIN: Duration = Duration::from_micros(50);
 const POLL_SLEEP_MIN: Duration = Duration::from_micros(20);
 const POLL_SLEEP_MAX: Duration = Duration::from_millis(2);
 
+/// How long a send may stay incomplete before its peer counts as lost: a rank on a lost node
+/// never takes its messages, and a blocking send would wait for it for ever.
+const SEND_DEADLINE: Duration = Duration::from_secs(10);
+
 fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, TransportError> {
     serde_json::to_vec(msg).map_err(|e| TransportError::Mpi(format!("cannot encode message: {e}")))
 }
 
-/// Calls `probe` until it yields something or `timeout` passes, spinning, then sleeping longer
-/// and longer between empty probes.
+/// The pause between empty polls: a spin yielding the core, then sleeps that double up to a cap,
+/// until a deadline.
+struct Backoff {
+    start: Instant,
+    deadline: Instant,
+    sleep: Duration,
+}
+
+impl Backoff {
+    fn new(timeout: Duration) -> Backoff {
+        let start = Instant::now();
+        Backoff {
+            start,
+            deadline: start + timeout,
+            sleep: POLL_SLEEP_MIN,
+        }
+    }
+
+    /// Pauses before the next poll; `false` once the deadline has passed.
+    fn pause(&mut self) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        if now.duration_since(self.start) < POLL_SPIN {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(self.sleep.min(self.deadline - now));
+            self.sleep = (self.sleep * 2).min(POLL_SLEEP_MAX);
+        }
+        true
+    }
+}
+
+/// Calls `probe` until it yields something or `timeout` passes.
 fn poll_until<T>(
     timeout: Duration,
     mut probe: impl FnMut() -> Result<Option<T>, TransportError>,
 ) -> Result<Option<T>, TransportError> {
-    let start = Instant::now();
-    let deadline = start + timeout;
-    let mut sleep = POLL_SLEEP_MIN;
+    let mut backoff = Backoff::new(timeout);
     loop {
         if let Some(found) = probe()? {
             return Ok(Some(found));
         }
-        let now = Instant::now();
-        if now >= deadline {
+        if !backoff.pause() {
             return Ok(None);
         }
-        if now.duration_since(start) < POLL_SPIN {
-            std::thread::yield_now();
-            continue;
+    }
+}
+
+/// Sends `bytes` to `rank`, never blocking past [`SEND_DEADLINE`]: a non-blocking send, polled.
+fn send_bytes(world: &SimpleCommunicator, rank: i32, bytes: Vec<u8>) -> Result<(), TransportError> {
+    // The request needs a buffer that outlives it: leaked here, taken back once the send has
+    // completed, and left leaked (with the request) when the peer never takes it.
+    let buf: &'static mut [u8] = Box::leak(bytes.into_boxed_slice());
+    let ptr: *mut [u8] = buf;
+    // SAFETY: `ptr` is the leaked box's only pointer; the request only reads through it.
+    let mut request = world
+        .process_at_rank(rank)
+        .immediate_send(StaticScope, unsafe { &*ptr });
+    let mut backoff = Backoff::new(SEND_DEADLINE);
+    loop {
+        match request.test() {
+            Ok(_) => {
+                // SAFETY: the send has completed, so MPI no longer reads the buffer, and the
+                // request that borrowed it is gone.
+                drop(unsafe { Box::from_raw(ptr) });
+                return Ok(());
+            }
+            Err(pending) => request = pending,
         }
-        std::thread::sleep(sleep.min(deadline - now));
-        sleep = (sleep * 2).min(POLL_SLEEP_MAX);
+        if !backoff.pause() {
+            // SAFETY: forgets the request without completing it; the buffer it reads stays
+            // leaked, so MPI may read it at any time.
+            let _ = unsafe { request.into_raw() };
+            return Err(TransportError::Mpi(format!(
+                "rank {rank} has not taken a message in {} s: its node is likely lost",
+                SEND_DEADLINE.as_secs()
+            )));
+        }
     }
 }
 
@@ -86,12 +148,21 @@ pub struct MpiTransport {
     /// Rank 0's in-process worker; `None` once its link is gone (its thread ended: it is then
     /// silent, and the coordinator's heartbeat deadline treats it like a lost rank).
     local: Option<ChannelTransport>,
+    /// Whether rank 0's worker said goodbye (then its going away is expected).
+    local_done: bool,
+    /// The worker ranks that said goodbye.
+    byes: std::collections::BTreeSet<Rank>,
 }
 
 impl MpiTransport {
     /// Wraps the world communicator, with workers on ranks 1… only; call on rank 0 only.
     pub fn new(world: SimpleCommunicator) -> Self {
-        MpiTransport { world, local: None }
+        MpiTransport {
+            world,
+            local: None,
+            local_done: false,
+            byes: Default::default(),
+        }
     }
 
     /// Wraps the world communicator and makes rank 0's own worker (rank 0), whose link the
@@ -103,18 +174,31 @@ impl MpiTransport {
             MpiTransport {
                 world,
                 local: Some(local),
+                local_done: false,
+                byes: Default::default(),
             },
             link,
         )
+    }
+
+    /// Whether every worker rank reached over MPI said goodbye: only then can this rank
+    /// finalise MPI, which waits for every rank (one on a lost node would hold it for ever).
+    pub fn every_rank_said_bye(&self) -> bool {
+        (1..self.world.size()).all(|r| self.byes.contains(&Rank(r as u32)))
     }
 
     /// A message from the in-process worker, if one is waiting.
     fn local_message(&mut self) -> Option<(Rank, ToCoordinator)> {
         let local = self.local.as_mut()?;
         match local.recv_timeout(Duration::ZERO) {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!("rank 0's own worker has gone ({e}); the other ranks go on");
+            Ok(found) => {
+                self.local_done |= matches!(found, Some((_, ToCoordinator::Bye)));
+                found
+            }
+            Err(_) => {
+                if !self.local_done {
+                    tracing::warn!("rank 0's own worker has gone; the other ranks go on");
+                }
                 self.local = None;
                 None
             }
@@ -148,18 +232,21 @@ impl Transport for MpiTransport {
         if rank <= 0 || rank >= self.world.size() {
             return Err(TransportError::Disconnected(to));
         }
-        self.world.process_at_rank(rank).send(&bytes[..]);
-        Ok(())
+        send_bytes(&self.world, rank, bytes)
     }
 
     fn recv_timeout(
         &mut self,
         timeout: Duration,
     ) -> Result<Option<(Rank, ToCoordinator)>, TransportError> {
-        poll_until(timeout, || match self.local_message() {
+        let found = poll_until(timeout, || match self.local_message() {
             Some(found) => Ok(Some(found)),
             None => probe_once(&self.world, true),
-        })
+        })?;
+        if let Some((from, ToCoordinator::Bye)) = &found {
+            self.byes.insert(*from);
+        }
+        Ok(found)
     }
 }
 
@@ -183,9 +270,7 @@ impl WorkerLink for MpiWorkerLink {
     }
 
     fn send(&mut self, msg: ToCoordinator) -> Result<(), TransportError> {
-        let bytes = encode(&msg)?;
-        self.world.process_at_rank(0).send(&bytes[..]);
-        Ok(())
+        send_bytes(&self.world, 0, encode(&msg)?)
     }
 
     fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<ToWorker>, TransportError> {

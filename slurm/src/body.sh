@@ -15,11 +15,13 @@ run_step() {
 }
 # The job's nodes that still run a task: those Slurm lists for the job now (with --no-kill the
 # list shrinks; SLURM_JOB_NODELIST keeps the lost ones) that answer a one-task step in time.
+# Steps here --overlap: until Slurm declares the lost node down, the dead step still holds its
+# share of every node, though its tasks there are gone.
 live_nodes() {
   local list node
   list=$(scontrol show job -o "$SLURM_JOB_ID" | tr ' ' '\n' | sed -n 's/^NodeList=//p')
   for node in $(scontrol show hostnames "$list"); do
-    if timeout @PROBE@ srun --nodes=1 --ntasks=1 --nodelist="$node" --mpi=none true >/dev/null 2>&1; then
+    if timeout @PROBE@ srun --overlap --nodes=1 --ntasks=1 --nodelist="$node" --mpi=none true >/dev/null 2>&1; then
       echo "$node"
     fi
   done
@@ -47,6 +49,6 @@ while [ "$rc" -ne 0 ] && [ "$interrupted" -eq 0 ]; do
   nodes_now=$n
   echo "flywheel: starting a new step on $live, resuming"
   export FLYWHEEL_RESUME=1
-  run_step --nodes="$n" --ntasks=$((n * @TASKS_PER_NODE@)) --ntasks-per-node=@TASKS_PER_NODE@ --nodelist="$live"
+  run_step --overlap --nodes="$n" --ntasks=$((n * @TASKS_PER_NODE@)) --ntasks-per-node=@TASKS_PER_NODE@ --nodelist="$live"
 done
 exit $rc
