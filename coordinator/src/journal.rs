@@ -488,6 +488,7 @@ mod tests {
             stats: None,
             worker: 1,
             host: "h".into(),
+            gpu: None,
         }
     }
 

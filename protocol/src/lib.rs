@@ -19,7 +19,7 @@ pub use channel::{channel_transport, ChannelTransport, ChannelWorkerLink};
 pub use ids::{chunk_seed, Attempt, ChunkId, Rank};
 pub use job::{parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
 pub use messages::{
-    ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice, ToCoordinator,
+    ChunkOutput, ChunkTask, FailureKind, GpuSample, WorkerGpu, InputFormat, InputSlice, ToCoordinator,
     ToWorker,
 };
 pub use shipped::{ArgDefault, ArgKind, ShippedArg, ShippedArgError, ShippedMapper};

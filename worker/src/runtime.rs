@@ -441,6 +441,7 @@ fn run_chunk(
         stats,
         worker: cfg.rank.0,
         host: cfg.host.clone(),
+        gpu: None,
     })
 }
 
