@@ -75,8 +75,15 @@ impl JobReport {
         for w in &self.workers {
             let gpu = match (&w.gpu, w.gpu_utilization) {
                 (Some(g), Some(u)) => {
-                    let uuid = w.gpu_uuid.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
-                    let last = w.gpu_last_utilization.map(|l| format!(" last {l}%")).unwrap_or_default();
+                    let uuid = w
+                        .gpu_uuid
+                        .as_deref()
+                        .map(|u| format!(" {u}"))
+                        .unwrap_or_default();
+                    let last = w
+                        .gpu_last_utilization
+                        .map(|l| format!(" last {l}%"))
+                        .unwrap_or_default();
                     let mem = w
                         .gpu_memory_mb
                         .map(|(used, total)| format!(" memory {used}/{total} MiB"))

@@ -19,8 +19,8 @@ pub use channel::{channel_transport, ChannelTransport, ChannelWorkerLink};
 pub use ids::{chunk_seed, Attempt, ChunkId, Rank};
 pub use job::{parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
 pub use messages::{
-    ChunkOutput, ChunkTask, FailureKind, GpuSample, WorkerGpu, InputFormat, InputSlice, ToCoordinator,
-    ToWorker,
+    ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice, ToCoordinator,
+    ToWorker, WorkerGpu,
 };
 pub use shipped::{ArgDefault, ArgKind, ShippedArg, ShippedArgError, ShippedMapper};
 pub use transport::{Transport, TransportError, WorkerLink};

@@ -173,7 +173,11 @@ fn gpu_readings_reach_the_report_and_a_sick_gpu_is_drained() {
         .find_map(|o| o.gpu.clone())
         .expect("the accepted chunk names worker 1's GPU");
     assert_eq!(
-        (gpu.uuid.as_deref(), gpu.last_utilization, gpu.mean_utilization),
+        (
+            gpu.uuid.as_deref(),
+            gpu.last_utilization,
+            gpu.mean_utilization
+        ),
         (Some("GPU-test-0"), 100, 95)
     );
     env.nothing_else_sent();

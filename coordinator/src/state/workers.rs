@@ -40,7 +40,8 @@ impl Worker {
             name: s.name.clone(),
             index: s.index,
             last_utilization: s.utilization,
-            mean_utilization: (self.gpu_util_sum as f64 / self.gpu_samples.max(1) as f64).round() as u32,
+            mean_utilization: (self.gpu_util_sum as f64 / self.gpu_samples.max(1) as f64).round()
+                as u32,
             memory_used_mb: s.memory_used_mb,
             memory_total_mb: s.memory_total_mb,
         })
@@ -213,7 +214,11 @@ impl Coordinator {
         tracing::warn!("{from}: {why}; no more chunks for it");
         w.state = WorkerState::Drained(DrainReason::SickGpu(why.clone()));
         self.reindex_worker(from);
-        self.release(from, FailureKind::WorkerLost, &format!("GPU is sick: {why}"));
+        self.release(
+            from,
+            FailureKind::WorkerLost,
+            &format!("GPU is sick: {why}"),
+        );
         self.check_workers_left();
     }
 

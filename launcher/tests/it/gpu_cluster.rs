@@ -45,8 +45,9 @@ fn nodes() -> Vec<(String, String, String)> {
 fn cluster_up() -> bool {
     let n = nodes();
     n.len() == NODES
-        && n.iter()
-            .all(|(_, state, gres)| gres == "gpu:2" && !state.contains("down") && !state.contains("drain"))
+        && n.iter().all(|(_, state, gres)| {
+            gres == "gpu:2" && !state.contains("down") && !state.contains("drain")
+        })
 }
 
 fn is_root() -> bool {
@@ -60,9 +61,12 @@ fn is_root() -> bool {
 fn fake_nvml_lib() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let deps = exe.parent()?;
-    [deps.join("libflywheel_fake_nvml.so"), deps.join("deps/libflywheel_fake_nvml.so")]
-        .into_iter()
-        .find(|p| p.is_file())
+    [
+        deps.join("libflywheel_fake_nvml.so"),
+        deps.join("deps/libflywheel_fake_nvml.so"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
 }
 
 /// The cluster, started if need be, with every fake GPU idle and healthy; `None` after a
@@ -76,7 +80,10 @@ fn gpu_cluster() -> Option<MutexGuard<'static, ()>> {
             start.env("FLYWHEEL_FAKE_NVML_LIB", lib);
         }
         let o = run(&mut start);
-        assert!(o.status.success(), "slurm/local-cluster.sh start --nodes 4 failed");
+        assert!(
+            o.status.success(),
+            "slurm/local-cluster.sh start --nodes 4 failed"
+        );
     }
     if !available(
         cluster_up(),
@@ -86,7 +93,16 @@ fn gpu_cluster() -> Option<MutexGuard<'static, ()>> {
     }
     for k in 1..=NODES {
         for g in 0..GPUS {
-            set_gpu(k, g, &[("util", "0"), ("ecc_uncorrected", "0"), ("lost", "0")]);
+            set_gpu(
+                k,
+                g,
+                &[
+                    ("util", "0"),
+                    ("mem_used_mb", "0"),
+                    ("ecc_uncorrected", "0"),
+                    ("lost", "0"),
+                ],
+            );
         }
     }
     Some(turn)
@@ -129,7 +145,11 @@ fn gpu_with_uuid(uuid: &str) -> (usize, usize) {
 fn wait_idle(limit: Duration) {
     let start = Instant::now();
     while !nodes().iter().all(|(_, s, _)| s == "idle") {
-        assert!(start.elapsed() < limit, "nodes not idle after {limit:?}: {:?}", nodes());
+        assert!(
+            start.elapsed() < limit,
+            "nodes not idle after {limit:?}: {:?}",
+            nodes()
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -140,18 +160,27 @@ fn four_nodes_with_two_gpus_each_bind_one_gpu_per_task() {
     wait_idle(Duration::from_secs(300));
     let n = nodes();
     assert_eq!(
-        n.iter().map(|(name, _, _)| name.as_str()).collect::<Vec<_>>(),
+        n.iter()
+            .map(|(name, _, _)| name.as_str())
+            .collect::<Vec<_>>(),
         ["node1", "node2", "node3", "node4"]
     );
-    assert!(n.iter().all(|(_, s, g)| s == "idle" && g == "gpu:2"), "{n:?}");
+    assert!(
+        n.iter().all(|(_, s, g)| s == "idle" && g == "gpu:2"),
+        "{n:?}"
+    );
 
     let o = run(slurm("srun").args(["-l", "--gpus-per-task=1", "-n", "8", "env"]));
     assert!(o.status.success(), "srun failed");
     // `-l` prefixes every line with its task: gather each task's node and GPUs.
     let mut tasks = std::collections::BTreeMap::<u32, (String, String, String)>::new();
     for line in String::from_utf8_lossy(&o.stdout).lines() {
-        let Some((task, var)) = line.split_once(": ") else { continue };
-        let Ok(task) = task.trim().parse::<u32>() else { continue };
+        let Some((task, var)) = line.split_once(": ") else {
+            continue;
+        };
+        let Ok(task) = task.trim().parse::<u32>() else {
+            continue;
+        };
         let t = tasks.entry(task).or_default();
         if let Some(v) = var.strip_prefix("SLURMD_NODENAME=") {
             t.0 = v.to_string();
@@ -165,17 +194,28 @@ fn four_nodes_with_two_gpus_each_bind_one_gpu_per_task() {
     let bindings: BTreeSet<(String, String)> = tasks
         .values()
         .map(|(node, step_gpu, cvd)| {
-            assert!(!cvd.is_empty() && !step_gpu.is_empty(), "every task has one GPU: {tasks:?}");
+            assert!(
+                !cvd.is_empty() && !step_gpu.is_empty(),
+                "every task has one GPU: {tasks:?}"
+            );
             (node.clone(), step_gpu.clone())
         })
         .collect();
-    assert_eq!(bindings.len(), 8, "8 distinct (node, GPU) bindings: {tasks:?}");
+    assert_eq!(
+        bindings.len(),
+        8,
+        "8 distinct (node, GPU) bindings: {tasks:?}"
+    );
     // And the tasks' NVML is the fake one, naming the node's GPUs by UUID.
     let o = run(slurm("srun")
         .args(["-w", "node3", "-n", "1", "--gpus-per-task=1"])
         .arg(env!("CARGO_BIN_EXE_flywheel"))
         .arg("gpus"));
-    let text = assert_prints(&o, "flywheel gpus on node3", &["GPU 0: Fake NVML GPU GPU-fa4e0003-", "GPU 1: "]);
+    let text = assert_prints(
+        &o,
+        "flywheel gpus on node3",
+        &["GPU 0: Fake NVML GPU GPU-fa4e0003-", "GPU 1: "],
+    );
     assert!(text.contains("utilisation 0%"), "{text}");
 }
 
@@ -187,7 +227,9 @@ fn gpu_job(dir: &Path, rows: u64, delay: f64, slurm_table: &str) -> (PathBuf, Pa
     let mapper = write_file(
         dir,
         "slow.py",
-        &format!("import time\ndef f(row):\n    time.sleep({delay})\n    yield {{'id': row['id']}}\n"),
+        &format!(
+            "import time\ndef f(row):\n    time.sleep({delay})\n    yield {{'id': row['id']}}\n"
+        ),
     );
     let out = dir.join("ids");
     let job = write_file(
@@ -215,15 +257,26 @@ fn submit(job: &Path) -> String {
 fn wait_for_job(id: &str, out: &Path, limit: Duration) -> String {
     let start = Instant::now();
     loop {
-        let o = slurm("squeue").args(["-h", "-j", id, "-o", "%T"]).output().expect("squeue runs");
+        let o = slurm("squeue")
+            .args(["-h", "-j", id, "-o", "%T"])
+            .output()
+            .expect("squeue runs");
         let state = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        if state.is_empty() || !["PENDING", "RUNNING", "CONFIGURING", "COMPLETING"].iter().any(|s| state.contains(s)) {
+        if state.is_empty()
+            || !["PENDING", "RUNNING", "CONFIGURING", "COMPLETING"]
+                .iter()
+                .any(|s| state.contains(s))
+        {
             break;
         }
-        assert!(start.elapsed() < limit, "job {id} still {state} after {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "job {id} still {state} after {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let log = std::fs::read_to_string(out.join("_logs").join(format!("slurm-{id}.out"))).unwrap_or_default();
+    let log = std::fs::read_to_string(out.join("_logs").join(format!("slurm-{id}.out")))
+        .unwrap_or_default();
     eprintln!("--- job log\n{log}");
     log
 }
@@ -238,8 +291,14 @@ fn worker_gpus(out: &Path) -> Vec<Value> {
 fn log_time(line: &str) -> Option<f64> {
     let ts = line.split_whitespace().next()?.strip_suffix('Z')?;
     let (date, time) = ts.split_once('T')?;
-    let d: Vec<i64> = date.split('-').map(|p| p.parse().ok()).collect::<Option<_>>()?;
-    let t: Vec<f64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let t: Vec<f64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     let (y, m, day) = (d[0] - i64::from(d[1] <= 2), d[1], d[2]);
     // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
     let era = y.div_euclid(400);
@@ -254,7 +313,13 @@ fn a_gpu_with_an_uncorrectable_ecc_error_drains_its_worker_and_the_job_completes
     let Some(_turn) = gpu_cluster() else { return };
     let Some((_, dir)) = setup() else { return };
     wait_idle(Duration::from_secs(300));
-    let (job, out, py) = gpu_job(dir.path(), 600, 0.1, "nodes = 4\nntasks_per_node = 2\ngpus_per_task = 1\n");
+    set_utilisations();
+    let (job, out, py) = gpu_job(
+        dir.path(),
+        600,
+        0.1,
+        "nodes = 4\nntasks_per_node = 2\ngpus_per_task = 1\n",
+    );
     let id = submit(&job);
     // Mid-job: once a few chunks are in, one working worker's GPU gets an uncorrectable error.
     let start = Instant::now();
@@ -269,11 +334,18 @@ fn a_gpu_with_an_uncorrectable_ecc_error_drains_its_worker_and_the_job_completes
                 w["gpu"]["uuid"].as_str().unwrap_or_default().to_string(),
             );
         }
-        assert!(start.elapsed() < Duration::from_secs(240), "no worker reported a GPU: {gpus:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "no worker reported a GPU: {gpus:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let (node, gpu) = gpu_with_uuid(&uuid);
-    assert_eq!(host, format!("node{node}"), "the worker runs on the node that has its GPU");
+    assert_eq!(
+        host,
+        format!("node{node}"),
+        "the worker runs on the node that has its GPU"
+    );
     let flipped = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .expect("after 1970")
@@ -288,15 +360,100 @@ fn a_gpu_with_an_uncorrectable_ecc_error_drains_its_worker_and_the_job_completes
         .find(|l| l.contains(&why) && l.contains("no more chunks"))
         .unwrap_or_else(|| panic!("the coordinator logs the drain naming {why}: {log}"));
     let after = log_time(warned).expect("a timestamped log line") - flipped;
-    assert!(after < 2.0, "drained {after:.2} s after the GPU fell sick: more than 2 heartbeats (1 s each)");
     assert!(
-        log.lines().any(|l| l.contains("worker") && l.contains(&format!("(drained: {why})"))),
+        after < 2.0,
+        "drained {after:.2} s after the GPU fell sick: more than 2 heartbeats (1 s each)"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("worker") && l.contains(&format!("(drained: {why})"))),
         "the report names the node and the GPU: {log}"
     );
     // Nothing lost, nothing twice: the table is every row, in order.
     assert_eq!(ids(&py, &out, None), (0..600).collect::<Vec<_>>());
     let status = status_of(&out);
-    assert!(status.contains("finished: published version 1") && status.contains("chunks 60/60"), "{status}");
+    assert!(
+        status.contains("finished: published version 1") && status.contains("chunks 60/60"),
+        "{status}"
+    );
+    // Every worker owned its own GPU and reported what that fake GPU said.
+    let workers = assert_gpus_reported(&out, &status);
+    assert!(
+        workers >= 7,
+        "every worker rank reported its GPU ({workers})"
+    );
+}
+
+/// Every fake GPU reports its own utilisation: 10·node + 5·gpu percent, and memory in use
+/// 1000·node + gpu MiB.
+fn util(node: usize, gpu: usize) -> usize {
+    10 * node + 5 * gpu
+}
+
+fn set_utilisations() {
+    for k in 1..=NODES {
+        for g in 0..GPUS {
+            set_gpu(
+                k,
+                g,
+                &[
+                    ("util", &util(k, g).to_string()),
+                    ("mem_used_mb", &(1000 * k + g).to_string()),
+                ],
+            );
+        }
+    }
+}
+
+/// The report in the manifest and `flywheel status` show, per worker, a GPU of its own node
+/// that no other worker owned, with that GPU's utilisation and memory; how many workers.
+fn assert_gpus_reported(out: &Path, status: &str) -> usize {
+    let report = &info(out)["report"];
+    let workers = report["workers"]
+        .as_array()
+        .expect("the report lists workers");
+    let mut owned = BTreeSet::new();
+    for w in workers {
+        let uuid = w["gpu_uuid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("worker owns a GPU: {w}"));
+        let (k, g) = gpu_with_uuid(uuid);
+        assert_eq!(w["host"].as_str(), Some(format!("node{k}").as_str()), "{w}");
+        assert_eq!(
+            w["gpu_utilization"].as_f64(),
+            Some(util(k, g) as f64),
+            "{w}"
+        );
+        assert_eq!(
+            w["gpu_last_utilization"].as_u64(),
+            Some(util(k, g) as u64),
+            "{w}"
+        );
+        assert_eq!(
+            w["gpu_memory_mb"][0].as_u64(),
+            Some((1000 * k + g) as u64),
+            "{w}"
+        );
+        assert!(owned.insert(uuid.to_string()), "two workers own {uuid}");
+        let line = format!(
+            "GPU {uuid} (Fake NVML GPU, NVML index {g}) utilisation last {u}% mean {u}%",
+            u = util(k, g)
+        );
+        assert!(
+            status
+                .lines()
+                .any(|l| l.contains(&format!("node{k}")) && l.contains(&line)),
+            "status shows {line}: {status}"
+        );
+    }
+    let n = workers.len();
+    assert!(
+        report["gpu"]
+            .as_str()
+            .is_some_and(|g| g.contains(&format!("over {n} GPU(s)"))),
+        "{report}"
+    );
+    n
 }
 
 #[test]
@@ -305,44 +462,22 @@ fn eight_workers_on_four_nodes_each_own_one_gpu_and_report_its_utilisation() {
     let Some(_turn) = gpu_cluster() else { return };
     let Some((_, dir)) = setup() else { return };
     wait_idle(Duration::from_secs(300));
-    // Every fake GPU reports its own utilisation: 10·node + 5·gpu percent.
-    let util = |k: usize, g: usize| 10 * k + 5 * g;
-    for k in 1..=NODES {
-        for g in 0..GPUS {
-            set_gpu(k, g, &[("util", &util(k, g).to_string()), ("mem_used_mb", &(1000 * k + g).to_string())]);
-        }
-    }
+    set_utilisations();
     let (job, out, py) = gpu_job(dir.path(), 400, 0.02, "nodes = 4\ngpus_per_node = 2\n");
     let id = submit(&job);
     let log = wait_for_job(&id, &out, Duration::from_secs(420));
     assert_eq!(ids(&py, &out, None), (0..400).collect::<Vec<_>>(), "{log}");
     let report = &info(&out)["report"];
-    let workers = report["workers"].as_array().expect("the report lists workers");
-    assert_eq!(workers.len(), 8, "8 tasks are 8 workers, rank 0 among them: {report}");
-    assert!(workers.iter().any(|w| w["rank"] == 0), "{report}");
-    let mut owned = BTreeSet::new();
-    for w in workers {
-        let uuid = w["gpu_uuid"].as_str().expect("every worker owns a GPU");
-        let (k, g) = gpu_with_uuid(uuid);
-        assert_eq!(w["host"].as_str(), Some(format!("node{k}").as_str()), "{w}");
-        assert_eq!(w["gpu_utilization"].as_f64(), Some(util(k, g) as f64), "{w}");
-        assert_eq!(w["gpu_last_utilization"].as_u64(), Some(util(k, g) as u64), "{w}");
-        assert!(owned.insert(uuid.to_string()), "two workers own {uuid}");
-    }
-    assert_eq!(owned.len(), 8);
-    assert!(report["gpu"].as_str().is_some_and(|g| g.contains("over 8 GPU(s)")), "{report}");
-    // `flywheel status` shows the 8 GPUs with what each reported.
+    assert!(
+        report["workers"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w["rank"] == 0)),
+        "rank 0 runs a worker too: {report}"
+    );
     let status = status_of(&out);
-    for uuid in &owned {
-        let (k, g) = gpu_with_uuid(uuid);
-        assert!(
-            status.lines().any(|l| l.contains(&format!("node{k}")) && l.contains(uuid.as_str()) && l.contains(&format!("last {}%", util(k, g)))),
-            "{status}"
-        );
-    }
-    for k in 1..=NODES {
-        for g in 0..GPUS {
-            set_gpu(k, g, &[("util", "0"), ("mem_used_mb", "0")]);
-        }
-    }
+    assert_eq!(
+        assert_gpus_reported(&out, &status),
+        8,
+        "8 tasks are 8 workers, each with its GPU"
+    );
 }
