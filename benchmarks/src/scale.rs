@@ -289,6 +289,7 @@ impl Sim {
                 stats: None,
                 worker: rank,
                 host: format!("sim{rank}"),
+                gpu: None,
             })
         };
         self.deliver(i, msg);

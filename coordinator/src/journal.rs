@@ -512,6 +512,7 @@ mod tests {
             stats: None,
             worker: 1,
             host: "h".into(),
+            gpu: None,
         }
     }
 

@@ -49,9 +49,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show the GPUs NVML sees, with the readings workers report (name, memory, utilisation).
-    #[command(after_help = "Example:\n  flywheel gpus\n  flywheel gpus --json")]
+    /// Show the GPUs NVML sees, with the readings workers report (name, UUID, memory,
+    /// utilisation); with OUT, each worker's GPU in the job writing OUT (node, UUID, last and
+    /// mean utilisation, memory).
+    #[command(
+        after_help = "Examples:\n  flywheel gpus\n  flywheel gpus --json\n  flywheel gpus out/pairs      # the GPUs of the job writing out/pairs, per worker"
+    )]
     Gpus {
+        /// A job's output table directory.
+        output: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },

@@ -62,7 +62,11 @@ fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
             "this flywheel was built without SQL (cargo feature `query`); build it with default features"
         ))),
         cli::Command::Rerun(args) => rerun::rerun(args),
-        cli::Command::Gpus { json } => gpus(json),
+        cli::Command::Gpus {
+            output: Some(out),
+            json,
+        } => status::worker_gpus(&out, json),
+        cli::Command::Gpus { output: None, json } => gpus(json),
         cli::Command::Status { output, json } => status::status(&output, json),
     }
 }

@@ -3,9 +3,17 @@
 use crate::error::{bad_input, CliError};
 use anyhow::anyhow;
 use flywheel_coordinator::{latest_job, JobRecord, JournalEntry};
-use flywheel_protocol::ChunkId;
+use flywheel_protocol::{ChunkId, WorkerGpu};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+
+/// One worker's share so far.
+#[derive(Default)]
+struct WorkerLine {
+    chunks: u64,
+    rows_out: u64,
+    gpu: Option<WorkerGpu>,
+}
 
 /// What the journal says of a job's chunks so far.
 struct Progress {
@@ -14,8 +22,8 @@ struct Progress {
     done: BTreeSet<ChunkId>,
     rows_done: u64,
     rows_out: u64,
-    /// Chunks and rows out per worker (host, rank).
-    per_worker: BTreeMap<(String, u32), (u64, u64)>,
+    /// Chunks, rows out and the GPU (as of its last accepted chunk) per worker (host, rank).
+    per_worker: BTreeMap<(String, u32), WorkerLine>,
     /// Seconds from the first start to the last accepted chunk.
     elapsed: u64,
 }
@@ -52,8 +60,11 @@ impl Progress {
                         p.rows_done += o.rows_in;
                         p.rows_out += o.rows_out;
                         let w = p.per_worker.entry((o.host.clone(), o.worker)).or_default();
-                        w.0 += 1;
-                        w.1 += o.rows_out;
+                        w.chunks += 1;
+                        w.rows_out += o.rows_out;
+                        if o.gpu.is_some() {
+                            w.gpu.clone_from(&o.gpu);
+                        }
                     }
                     last_at = last_at.max(*at);
                 }
@@ -133,7 +144,7 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
         let workers: Vec<_> = p
             .per_worker
             .iter()
-            .map(|((host, rank), (c, r))| serde_json::json!({"host": host, "rank": rank, "chunks": c, "rows_out": r}))
+            .map(|((host, rank), w)| serde_json::json!({"host": host, "rank": rank, "chunks": w.chunks, "rows_out": w.rows_out, "gpu": w.gpu}))
             .collect();
         let v = serde_json::json!({
             "state": state, "job_id": job_id, "published_version": published, "chunks_done": p.done.len(), "chunks": p.chunks,
@@ -162,8 +173,63 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
     if !slurm_steps.is_empty() {
         println!("slurm steps: {}", slurm_steps.join(", "));
     }
-    for ((host, rank), (c, r)) in &p.per_worker {
-        println!("  worker {rank:>3} {host:<16} chunks {c:>5} rows out {r:>9}");
+    for ((host, rank), w) in &p.per_worker {
+        println!(
+            "  worker {rank:>3} {host:<16} chunks {:>5} rows out {:>9}{}",
+            w.chunks,
+            w.rows_out,
+            w.gpu.as_ref().map(gpu_text).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// " GPU <uuid> (<name>, NVML index i) utilisation last L% mean M% · memory U / T MiB".
+fn gpu_text(g: &WorkerGpu) -> String {
+    format!(
+        " GPU {} ({}, NVML index {}) utilisation last {}% mean {}% · memory {} / {} MiB",
+        g.uuid.as_deref().unwrap_or("?"),
+        g.name,
+        g.index,
+        g.last_utilization,
+        g.mean_utilization,
+        g.memory_used_mb,
+        g.memory_total_mb
+    )
+}
+
+/// `flywheel gpus OUT`: each worker's GPU in the job writing OUT (node, UUID, utilisation,
+/// memory), as of the chunk it last finished.
+pub fn worker_gpus(output: &Path, json: bool) -> Result<(), CliError> {
+    let record = latest_job(output).map_err(bad_input)?;
+    let entries = record
+        .as_ref()
+        .map(|r| r.entries.as_slice())
+        .unwrap_or_default();
+    let Some(p) = Progress::of(entries) else {
+        return Err(bad_input(anyhow!(
+            "{}: no job has written here (no journal)",
+            output.display()
+        )));
+    };
+    let gpus: Vec<_> = p
+        .per_worker
+        .iter()
+        .filter_map(|((host, rank), w)| w.gpu.as_ref().map(|g| (host, rank, g)))
+        .collect();
+    if json {
+        let v: Vec<_> = gpus
+            .iter()
+            .map(|(host, rank, g)| serde_json::json!({"host": host, "rank": rank, "gpu": g}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    if gpus.is_empty() {
+        println!("{}: no worker reported a GPU", output.display());
+    }
+    for (host, rank, g) in gpus {
+        println!("worker {rank:>3} {host:<16}{}", gpu_text(g));
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ pub use ids::{chunk_seed, Attempt, ChunkId, Rank};
 pub use job::{parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
 pub use messages::{
     ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice, ToCoordinator,
-    ToWorker,
+    ToWorker, WorkerGpu,
 };
 pub use shipped::{ArgDefault, ArgKind, ShippedArg, ShippedArgError, ShippedMapper};
 pub use transport::{Transport, TransportError, WorkerLink};

@@ -79,6 +79,25 @@ pub struct ChunkOutput {
     pub worker: u32,
     #[serde(default)]
     pub host: String,
+    /// The worker's GPU as the coordinator last heard of it when it accepted the chunk (kept in
+    /// the journal, so `flywheel status` shows each worker's GPU while the job runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<WorkerGpu>,
+}
+
+/// A worker's GPU over the job so far: which one, its last reading and its mean utilisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerGpu {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    pub name: String,
+    /// NVML index on its node.
+    pub index: u32,
+    /// Utilisation in percent: the last reading and the mean of all readings (rounded).
+    pub last_utilization: u32,
+    pub mean_utilization: u32,
+    pub memory_used_mb: u64,
+    pub memory_total_mb: u64,
 }
 
 /// Why a chunk attempt failed.

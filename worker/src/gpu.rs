@@ -212,6 +212,31 @@ pub fn gpu_sampler(gpus: &[GpuId]) -> Box<dyn GpuSampler> {
     }
 }
 
+impl crate::WorkerConfig {
+    /// Takes the GPUs this task owns from what Slurm and CUDA say in its environment (see
+    /// [`crate::gpu_owner`]); where every task sees all of a node's GPUs it also sets its
+    /// mapper's `CUDA_VISIBLE_DEVICES` to the one it owns.
+    pub fn own_gpus_from_env(&mut self) {
+        let owned = crate::owned_gpus_from_env();
+        if let Some(v) = owned.cuda_visible_devices {
+            self.extra_env.push(("CUDA_VISIBLE_DEVICES".into(), v));
+        }
+        self.gpus = owned.uuids.into_iter().map(crate::GpuId::Uuid).collect();
+        if !self.gpus.is_empty() {
+            tracing::info!(
+                "worker {} on {} owns GPU(s) {}",
+                self.rank,
+                self.host,
+                self.gpus
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,8 +289,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let gpu0 = dir.path().join("nodeT-gpu0");
         let gpu1 = dir.path().join("nodeT-gpu1");
-        std::fs::write(&gpu0, "uuid=GPU-aaaa\nutil=10\nmem_used_mb=100\nmem_total_mb=1000\n")
-            .expect("state");
+        std::fs::write(
+            &gpu0,
+            "uuid=GPU-aaaa\nutil=10\nmem_used_mb=100\nmem_total_mb=1000\n",
+        )
+        .expect("state");
         std::fs::write(&gpu1, "uuid=GPU-bbbb\nutil=55\nmem_used_mb=300\nmem_total_mb=1000\npci_bus_id=00000000:00:01.0\n")
             .expect("state");
         std::env::set_var("FAKE_NVML_STATE", dir.path());
@@ -292,7 +320,14 @@ mod tests {
         let first = s.sample().expect("a reading");
         assert_eq!(first.uuid.as_deref(), Some("GPU-bbbb"));
         assert_eq!(first.index, 1);
-        assert_eq!((first.utilization, first.memory_used_mb, first.memory_total_mb), (55, 300, 1000));
+        assert_eq!(
+            (
+                first.utilization,
+                first.memory_used_mb,
+                first.memory_total_mb
+            ),
+            (55, 300, 1000)
+        );
         assert_eq!(first.problem, None);
         // The file is read at every call: a test flips the GPU sick while it is sampled.
         std::fs::write(&gpu1, "uuid=GPU-bbbb\nutil=55\necc_uncorrected=2\n").expect("state");
@@ -301,15 +336,29 @@ mod tests {
         assert_eq!(sick.problem.as_deref(), Some("2 uncorrected ECC error(s)"));
         std::fs::write(&gpu1, "uuid=GPU-bbbb\nlost=1\n").expect("state");
         let lost = s.sample().expect("a reading");
-        assert!(lost.problem.as_deref().is_some_and(|p| p.contains("fallen off the bus")), "{lost:?}");
+        assert!(
+            lost.problem
+                .as_deref()
+                .is_some_and(|p| p.contains("fallen off the bus")),
+            "{lost:?}"
+        );
         // Of two owned GPUs, the sick one is reported.
-        let mut both = NvmlSampler::new(nvml(), vec![GpuId::Uuid("GPU-aaaa".into()), GpuId::Index(1)]);
+        let mut both = NvmlSampler::new(
+            nvml(),
+            vec![GpuId::Uuid("GPU-aaaa".into()), GpuId::Index(1)],
+        );
         assert!(both.sample().expect("a reading").problem.is_some());
         std::fs::write(&gpu1, "uuid=GPU-bbbb\n").expect("state");
-        assert_eq!(both.sample().expect("a reading").uuid.as_deref(), Some("GPU-aaaa"));
+        assert_eq!(
+            both.sample().expect("a reading").uuid.as_deref(),
+            Some("GPU-aaaa")
+        );
         // A UUID NVML does not list is a problem too, naming it.
         let mut gone = NvmlSampler::new(nvml(), vec![GpuId::Uuid("GPU-cccc".into())]);
         let g = gone.sample().expect("a reading");
-        assert!(g.problem.as_deref().is_some_and(|p| p.contains("GPU-cccc")), "{g:?}");
+        assert!(
+            g.problem.as_deref().is_some_and(|p| p.contains("GPU-cccc")),
+            "{g:?}"
+        );
     }
 }

@@ -79,6 +79,27 @@ fn list(s: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The UUID of the GPU with Slurm's global id `g`: position `g` in the devices sorted by PCI bus
+/// id or, where a device cgroup left NVML only the step's GPUs (`slurm`), in the same order,
+/// that GPU's position in the step's list.
+fn global_uuid(g: u32, slurm: &[u32], devices: &[DeviceInfo]) -> Result<String, GpuOwnerError> {
+    let mut by_bus: Vec<&DeviceInfo> = devices.iter().collect();
+    by_bus.sort_by_key(|d| d.pci_bus_id.to_ascii_lowercase());
+    let pos = if (g as usize) < by_bus.len() {
+        Some(g as usize)
+    } else {
+        slurm
+            .iter()
+            .position(|s| *s == g)
+            .filter(|_| by_bus.len() == slurm.len())
+    };
+    pos.map(|p| by_bus[p].uuid.clone())
+        .ok_or(GpuOwnerError::NoSuchGlobal {
+            global: g,
+            count: devices.len(),
+        })
+}
+
 /// The GPUs this task owns among `devices` (NVML's, in NVML's order).
 pub fn owned_gpus(env: &GpuEnv, devices: &[DeviceInfo]) -> Result<OwnedGpus, GpuOwnerError> {
     let slurm: Vec<u32> = match &env.slurm_gpus {
@@ -88,27 +109,7 @@ pub fn owned_gpus(env: &GpuEnv, devices: &[DeviceInfo]) -> Result<OwnedGpus, Gpu
             .collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
-    let mut by_bus: Vec<&DeviceInfo> = devices.iter().collect();
-    by_bus.sort_by_key(|d| d.pci_bus_id.to_ascii_lowercase());
-    // Slurm's global id → device.
-    let global = |g: u32| -> Result<String, GpuOwnerError> {
-        let d = if (g as usize) < by_bus.len() {
-            by_bus[g as usize]
-        } else {
-            // A device cgroup left NVML only the step's GPUs, in the same order.
-            let pos = slurm.iter().position(|s| *s == g);
-            match pos.filter(|_| by_bus.len() == slurm.len()) {
-                Some(p) => by_bus[p],
-                None => {
-                    return Err(GpuOwnerError::NoSuchGlobal {
-                        global: g,
-                        count: devices.len(),
-                    })
-                }
-            }
-        };
-        Ok(d.uuid.clone())
-    };
+    let global = |g: u32| global_uuid(g, &slurm, devices);
     let Some(cvd) = env.cuda_visible_devices.as_deref() else {
         // Every task of the step sees the node's GPUs: local task i takes the i-th.
         let Some(g) = env
@@ -125,7 +126,10 @@ pub fn owned_gpus(env: &GpuEnv, devices: &[DeviceInfo]) -> Result<OwnedGpus, Gpu
     };
     let entries = list(cvd);
     // "-1" or "NoDevFiles": no GPU.
-    if entries.iter().any(|e| *e == "-1" || e.eq_ignore_ascii_case("NoDevFiles")) {
+    if entries
+        .iter()
+        .any(|e| *e == "-1" || e.eq_ignore_ascii_case("NoDevFiles"))
+    {
         return Ok(OwnedGpus::default());
     }
     let numbers: Vec<Option<u32>> = entries.iter().map(|e| e.parse().ok()).collect();
@@ -139,26 +143,30 @@ pub fn owned_gpus(env: &GpuEnv, devices: &[DeviceInfo]) -> Result<OwnedGpus, Gpu
     let mut uuids = Vec::new();
     for (entry, number) in entries.iter().zip(numbers) {
         let uuid = match number {
-            Some(k) if slurm.is_empty() => devices
-                .get(k as usize)
-                .map(|d| d.uuid.clone())
-                .ok_or(GpuOwnerError::NoSuchGlobal {
+            Some(k) if slurm.is_empty() => devices.get(k as usize).map(|d| d.uuid.clone()).ok_or(
+                GpuOwnerError::NoSuchGlobal {
                     global: k,
                     count: devices.len(),
-                })?,
+                },
+            )?,
             Some(k) if same_as_slurm => global(k)?,
             Some(k) => global(*slurm.get(k as usize).ok_or(GpuOwnerError::NotInStep {
                 entry: k,
                 slurm: slurm.clone(),
             })?)?,
             None if entry.starts_with("GPU-") || entry.starts_with("MIG-") => {
-                let found: Vec<&DeviceInfo> =
-                    devices.iter().filter(|d| d.uuid.starts_with(entry)).collect();
+                let found: Vec<&DeviceInfo> = devices
+                    .iter()
+                    .filter(|d| d.uuid.starts_with(entry))
+                    .collect();
                 match found.as_slice() {
                     [d] => d.uuid.clone(),
                     _ => {
                         let known: Vec<&str> = devices.iter().map(|d| d.uuid.as_str()).collect();
-                        return Err(GpuOwnerError::UnknownUuid(entry.to_string(), known.join(", ")));
+                        return Err(GpuOwnerError::UnknownUuid(
+                            entry.to_string(),
+                            known.join(", "),
+                        ));
                     }
                 }
             }
@@ -182,13 +190,18 @@ mod tests {
 
     /// Four GPUs, NVML listing them out of bus order.
     fn devices() -> Vec<DeviceInfo> {
-        [("GPU-c", "00000000:03:00.0"), ("GPU-a", "00000000:01:00.0"), ("GPU-d", "00000000:04:00.0"), ("GPU-b", "00000000:02:00.0")]
-            .iter()
-            .map(|(u, b)| DeviceInfo {
-                uuid: u.to_string(),
-                pci_bus_id: b.to_string(),
-            })
-            .collect()
+        [
+            ("GPU-c", "00000000:03:00.0"),
+            ("GPU-a", "00000000:01:00.0"),
+            ("GPU-d", "00000000:04:00.0"),
+            ("GPU-b", "00000000:02:00.0"),
+        ]
+        .iter()
+        .map(|(u, b)| DeviceInfo {
+            uuid: u.to_string(),
+            pci_bus_id: b.to_string(),
+        })
+        .collect()
     }
 
     fn env(cvd: Option<&str>, slurm: Option<&str>, local: Option<u32>) -> GpuEnv {
@@ -207,27 +220,46 @@ mod tests {
     fn slurm_global_ids_are_positions_in_bus_order() {
         // No device cgroup: CUDA_VISIBLE_DEVICES holds the global ids themselves.
         assert_eq!(uuids(env(Some("1"), Some("1"), Some(1))), ["GPU-b"]);
-        assert_eq!(uuids(env(Some("2,3"), Some("2,3"), None)), ["GPU-c", "GPU-d"]);
+        assert_eq!(
+            uuids(env(Some("2,3"), Some("2,3"), None)),
+            ["GPU-c", "GPU-d"]
+        );
         // A device cgroup renumbered CUDA's view: entry 0 is the step's first GPU.
         assert_eq!(uuids(env(Some("0"), Some("3"), Some(0))), ["GPU-d"]);
-        assert_eq!(uuids(env(Some("1,0"), Some("2,3"), None)), ["GPU-d", "GPU-c"]);
+        assert_eq!(
+            uuids(env(Some("1,0"), Some("2,3"), None)),
+            ["GPU-d", "GPU-c"]
+        );
     }
 
     #[test]
     fn a_cgroup_that_hides_the_other_gpus_from_nvml_still_resolves() {
-        let only_step: Vec<DeviceInfo> = devices().into_iter().filter(|d| d.uuid == "GPU-d").collect();
+        let only_step: Vec<DeviceInfo> = devices()
+            .into_iter()
+            .filter(|d| d.uuid == "GPU-d")
+            .collect();
         let got = owned_gpus(&env(Some("0"), Some("3"), Some(0)), &only_step).expect("resolves");
         assert_eq!(got.uuids, ["GPU-d"]);
     }
 
     #[test]
     fn uuids_in_cuda_visible_devices_name_the_device() {
-        assert_eq!(uuids(env(Some("GPU-b,GPU-c"), Some("0,1"), None)), ["GPU-b", "GPU-c"]);
+        assert_eq!(
+            uuids(env(Some("GPU-b,GPU-c"), Some("0,1"), None)),
+            ["GPU-b", "GPU-c"]
+        );
         let many: Vec<DeviceInfo> = vec![
-            DeviceInfo { uuid: "GPU-1234-aaaa".into(), pci_bus_id: "0:1:0.0".into() },
-            DeviceInfo { uuid: "GPU-1234-bbbb".into(), pci_bus_id: "0:2:0.0".into() },
+            DeviceInfo {
+                uuid: "GPU-1234-aaaa".into(),
+                pci_bus_id: "0:1:0.0".into(),
+            },
+            DeviceInfo {
+                uuid: "GPU-1234-bbbb".into(),
+                pci_bus_id: "0:2:0.0".into(),
+            },
         ];
-        let prefix = owned_gpus(&env(Some("GPU-1234-b"), None, None), &many).expect("a unique prefix");
+        let prefix =
+            owned_gpus(&env(Some("GPU-1234-b"), None, None), &many).expect("a unique prefix");
         assert_eq!(prefix.uuids, ["GPU-1234-bbbb"]);
         assert!(matches!(
             owned_gpus(&env(Some("GPU-1234"), None, None), &many),
@@ -244,20 +276,29 @@ mod tests {
         let got = owned_gpus(&env(None, Some("0,1"), Some(3)), &devices()).expect("resolves");
         assert_eq!(got.uuids, ["GPU-b"]);
         assert_eq!(got.cuda_visible_devices.as_deref(), Some("GPU-b"));
-        assert_eq!(owned_gpus(&env(None, None, Some(0)), &devices()), Ok(OwnedGpus::default()));
+        assert_eq!(
+            owned_gpus(&env(None, None, Some(0)), &devices()),
+            Ok(OwnedGpus::default())
+        );
     }
 
     #[test]
     fn outside_slurm_an_index_is_nvmls() {
         assert_eq!(uuids(env(Some("0"), None, None)), ["GPU-c"]);
-        assert_eq!(uuids(env(Some("-1"), Some("0"), None)), Vec::<String>::new());
+        assert_eq!(
+            uuids(env(Some("-1"), Some("0"), None)),
+            Vec::<String>::new()
+        );
         assert_eq!(uuids(env(Some(""), None, None)), Vec::<String>::new());
     }
 
     #[test]
     fn what_cannot_be_matched_is_an_error_naming_it() {
         let e = owned_gpus(&env(Some("7"), Some("7"), None), &devices()).expect_err("no GPU 7");
-        assert_eq!(e.to_string(), "GPU 7 (Slurm's global id) is not among the 4 GPU(s) NVML lists");
+        assert_eq!(
+            e.to_string(),
+            "GPU 7 (Slurm's global id) is not among the 4 GPU(s) NVML lists"
+        );
         assert!(matches!(
             owned_gpus(&env(Some("2"), Some("0,1"), None), &devices()),
             Err(GpuOwnerError::NotInStep { entry: 2, .. })

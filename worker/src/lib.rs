@@ -15,8 +15,8 @@ mod runtime;
 
 pub use error::{ChunkError, WorkerError};
 pub use gpu::{
-    gpu_count, gpu_sampler, nvml_devices, owned_gpus_from_env, FakeSampler, GpuId, GpuSampler, NoGpu,
-    NvmlSampler,
+    gpu_count, gpu_sampler, nvml_devices, owned_gpus_from_env, FakeSampler, GpuId, GpuSampler,
+    NoGpu, NvmlSampler,
 };
 pub use mapper::{build_mapper, AbortHandle, IdentityMapper, MapOutput, Mapper, RowError};
 pub use process::{python_runner_path, ProcessMapper, RUNNER_SOURCE};

@@ -55,31 +55,6 @@ impl WorkerConfig {
     }
 }
 
-impl WorkerConfig {
-    /// Takes the GPUs this task owns from what Slurm and CUDA say in its environment (see
-    /// [`crate::gpu_owner`]); where every task sees all of a node's GPUs it also sets its
-    /// mapper's `CUDA_VISIBLE_DEVICES` to the one it owns.
-    pub fn own_gpus_from_env(&mut self) {
-        let owned = crate::owned_gpus_from_env();
-        if let Some(v) = owned.cuda_visible_devices {
-            self.extra_env.push(("CUDA_VISIBLE_DEVICES".into(), v));
-        }
-        self.gpus = owned.uuids.into_iter().map(crate::GpuId::Uuid).collect();
-        if !self.gpus.is_empty() {
-            tracing::info!(
-                "worker {} on {} owns GPU(s) {}",
-                self.rank,
-                self.host,
-                self.gpus
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-    }
-}
-
 pub use flywheel_protocol::hostname;
 
 /// Runs a worker until the coordinator says `Stop` (or the link breaks).
@@ -441,6 +416,7 @@ fn run_chunk(
         stats,
         worker: cfg.rank.0,
         host: cfg.host.clone(),
+        gpu: None,
     })
 }
 

@@ -163,6 +163,7 @@ pub fn output(t: &ChunkTask) -> ChunkOutput {
         stats: None,
         worker: 0,
         host: String::new(),
+        gpu: None,
     }
 }
 

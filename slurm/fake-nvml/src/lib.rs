@@ -391,7 +391,10 @@ pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo_v2(
 /// # Safety
 /// `memory` must be null or valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo(device: Device, memory: *mut Memory) -> NvmlReturn {
+pub unsafe extern "C" fn nvmlDeviceGetMemoryInfo(
+    device: Device,
+    memory: *mut Memory,
+) -> NvmlReturn {
     with_gpu(device, |g| {
         let m = Memory {
             total: mib(g.mem_total_mb),
@@ -435,7 +438,11 @@ pub unsafe extern "C" fn nvmlDeviceGetTotalEccErrors(
     count: *mut c_ulonglong,
 ) -> NvmlReturn {
     with_gpu(device, |g| {
-        let n = if error_type == 1 { g.ecc_uncorrected } else { 0 };
+        let n = if error_type == 1 {
+            g.ecc_uncorrected
+        } else {
+            0
+        };
         // SAFETY: forwarded from the caller.
         unsafe { put(count, n) }
     })

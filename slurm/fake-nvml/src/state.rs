@@ -129,8 +129,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fake-nvml-state-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         for i in 0..2 {
-            std::fs::write(dir.join(format!("nodeA-gpu{i}")), format!("util={}\n", 10 * i))
-                .expect("state file");
+            std::fs::write(
+                dir.join(format!("nodeA-gpu{i}")),
+                format!("util={}\n", 10 * i),
+            )
+            .expect("state file");
         }
         std::fs::write(dir.join("nodeB-gpu0"), "util=5\n").expect("state file");
         let node = Node {
