@@ -15,7 +15,9 @@ pub mod mpi;
 mod shipped;
 mod transport;
 
-pub use channel::{channel_transport, channel_transport_ranked, ChannelTransport, ChannelWorkerLink};
+pub use channel::{
+    channel_transport, channel_transport_ranked, ChannelTransport, ChannelWorkerLink,
+};
 pub use ids::{chunk_seed, Attempt, ChunkId, Rank};
 pub use job::{parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
 pub use messages::{

@@ -324,9 +324,9 @@ fn body(job: &SbatchJob<'_>) -> String {
         ("@RETRIES@", s.node_retries.to_string()),
         ("@TASKS_PER_NODE@", s.tasks_per_node().to_string()),
     ];
-    values
-        .iter()
-        .fold(BODY.to_string(), |text, (key, value)| text.replace(key, value))
+    values.iter().fold(BODY.to_string(), |text, (key, value)| {
+        text.replace(key, value)
+    })
 }
 
 const BODY: &str = include_str!("body.sh");
