@@ -13,7 +13,7 @@
 #   slurm/local-cluster.sh stop --nodes 4
 #
 # The node advertises FLYWHEEL_SLURM_CPUS CPUs (default 8, whatever the machine has) so a job with
-# 1 coordinator + 3 workers fits on a 2-core machine.
+# 4 worker tasks (the first also coordinates) fit on a 2-core machine.
 set -euo pipefail
 
 CPUS=${FLYWHEEL_SLURM_CPUS:-8}
