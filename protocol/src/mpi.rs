@@ -29,8 +29,10 @@ const POLL_SLEEP_MIN: Duration = Duration::from_micros(20);
 const POLL_SLEEP_MAX: Duration = Duration::from_millis(2);
 
 /// How long a send may stay incomplete before its peer counts as lost: a rank on a lost node
-/// never takes its messages, and a blocking send would wait for it for ever.
-const SEND_DEADLINE: Duration = Duration::from_secs(10);
+/// never takes its messages, and a blocking send would wait for it for ever. Small messages
+/// complete at once (eager); a large one waits for the peer's link thread, which polls at least
+/// every second, so this is far more than a live rank ever needs.
+const SEND_DEADLINE: Duration = Duration::from_secs(30);
 
 fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, TransportError> {
     serde_json::to_vec(msg).map_err(|e| TransportError::Mpi(format!("cannot encode message: {e}")))
