@@ -202,34 +202,27 @@ impl JobRecord {
 
     /// The Slurm steps that worked on this job (`JOB.STEP`), in order.
     pub fn slurm_steps(&self) -> Vec<String> {
-        let mut steps = Vec::new();
-        for e in &self.entries {
-            if let JournalEntry::Start {
-                slurm_job_id: Some(job),
-                slurm_step_id: Some(step),
-                ..
-            } = e
-            {
-                let id = format!("{job}.{step}");
-                if !steps.contains(&id) {
-                    steps.push(id);
-                }
-            }
-        }
-        steps
+        self.distinct_starts(|job, step| Some(format!("{job}.{}", step?)))
     }
 
     /// The Slurm jobs that worked on this job, in order.
     pub fn slurm_job_ids(&self) -> Vec<String> {
+        self.distinct_starts(|job, _| Some(job.to_string()))
+    }
+
+    /// What `pick` makes of each start's Slurm job and step ids, once each, in order.
+    fn distinct_starts(&self, pick: impl Fn(&str, Option<&str>) -> Option<String>) -> Vec<String> {
         let mut ids = Vec::new();
         for e in &self.entries {
             if let JournalEntry::Start {
-                slurm_job_id: Some(id),
+                slurm_job_id: Some(job),
+                slurm_step_id: step,
                 ..
             } = e
             {
-                if !ids.contains(id) {
-                    ids.push(id.clone());
+                match pick(job, step.as_deref()) {
+                    Some(id) if !ids.contains(&id) => ids.push(id),
+                    _ => {}
                 }
             }
         }
