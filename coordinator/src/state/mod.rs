@@ -96,8 +96,7 @@ pub struct Run {
 pub enum ChunkState {
     Pending,
     Running(Vec<Run>),
-    /// Boxed: an output is large beside the other states, and most chunks are not done.
-    Done(Box<ChunkOutput>),
+    Done(ChunkOutput),
 }
 
 #[derive(Debug)]
@@ -188,7 +187,7 @@ impl Coordinator {
             if let Some(c) = chunks.get_mut(out.chunk.0 as usize) {
                 if c.state == ChunkState::Pending {
                     c.attempts = out.attempt.0;
-                    c.state = ChunkState::Done(Box::new(out));
+                    c.state = ChunkState::Done(out);
                     n_done += 1;
                 }
             }
@@ -325,7 +324,7 @@ impl Coordinator {
         let ids = std::mem::take(&mut self.accepted);
         ids.into_iter()
             .filter_map(|id| match &self.chunks[id.0 as usize].state {
-                ChunkState::Done(o) => Some(o.as_ref()),
+                ChunkState::Done(o) => Some(o),
                 _ => None,
             })
             .collect()
@@ -360,7 +359,7 @@ impl Coordinator {
         self.chunks
             .iter()
             .filter_map(|c| match &c.state {
-                ChunkState::Done(o) => Some(o.as_ref()),
+                ChunkState::Done(o) => Some(o),
                 _ => None,
             })
             .collect()

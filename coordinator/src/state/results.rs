@@ -132,7 +132,7 @@ impl Coordinator {
         };
         self.rows.1 += out.rows_in;
         self.rows.2 += out.rows_out;
-        self.chunks[id.0 as usize].state = ChunkState::Done(Box::new(out));
+        self.chunks[id.0 as usize].state = ChunkState::Done(out);
         self.reindex_chunk(id);
         self.done += 1;
         self.accepted.push(id);
