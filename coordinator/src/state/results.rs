@@ -49,9 +49,7 @@ impl Coordinator {
             .find(|r| r.worker == from && r.attempt == out.attempt)
             .cloned();
         self.cancel_others(tx, from, &out, &runs)?;
-        let mut out = out;
         if let Some(w) = self.workers.get_mut(&from) {
-            out.gpu = w.gpu_summary();
             w.failures_in_a_row = 0;
             w.report.chunks += 1;
             w.report.rows_in += out.rows_in;
