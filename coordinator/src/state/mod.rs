@@ -145,8 +145,8 @@ pub struct Coordinator {
     failures: u64,
     speculative_runs: u64,
     wasted_rows: u64,
-    /// Chunks accepted since the last [`Coordinator::take_accepted`] (for the journal).
-    accepted: Vec<ChunkId>,
+    /// Chunks accepted since the last [`Coordinator::take_accepted`], and by whom (for the journal).
+    accepted: Vec<(ChunkId, Rank)>,
     /// No more dispatching (a checkpoint is under way).
     halted: bool,
     /// The latest attempt failure of the chunk's own making (not a lost or drained worker's
@@ -333,12 +333,9 @@ impl Coordinator {
         let ids = std::mem::take(&mut self.accepted);
         let this = &*self;
         ids.into_iter()
-            .filter_map(|id| match &this.chunks[id.0 as usize].state {
+            .filter_map(|(id, from)| match &this.chunks[id.0 as usize].state {
                 ChunkState::Done(o) => {
-                    let gpu = this
-                        .workers
-                        .get(&Rank(o.worker))
-                        .and_then(Worker::gpu_summary);
+                    let gpu = this.workers.get(&from).and_then(Worker::gpu_summary);
                     Some((o, gpu))
                 }
                 _ => None,

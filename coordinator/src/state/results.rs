@@ -59,7 +59,7 @@ impl Coordinator {
                 w.report.speculative_wins += 1;
             }
         }
-        self.accept(out);
+        self.accept(from, out);
         Ok(())
     }
 
@@ -122,7 +122,7 @@ impl Coordinator {
 
     /// Records an accepted output; the schema is settled once every chunk is done (or the
     /// accepted ones already conflict).
-    fn accept(&mut self, out: ChunkOutput) {
+    fn accept(&mut self, from: Rank, out: ChunkOutput) {
         let id = out.chunk;
         let conflict = match (&self.schema, &out.schema) {
             (None, Some(got)) => crate::schema_merge::probe(&mut self.schema_probe, got),
@@ -133,7 +133,7 @@ impl Coordinator {
         self.chunks[id.0 as usize].state = ChunkState::Done(out);
         self.reindex_chunk(id);
         self.done += 1;
-        self.accepted.push(id);
+        self.accepted.push((id, from));
         if conflict || self.is_complete() {
             self.settle_schema();
         }
