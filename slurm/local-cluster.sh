@@ -45,32 +45,22 @@ write_conf() {
   mkdir -p "$CONF_DIR" "$STATE" "$SPOOL" "$LOGS"
   local mem
   mem=$(awk '/MemTotal/ {print int($2/1024) - 512}' /proc/meminfo)
-  cat > "$CONF_DIR/slurm.conf" <<CONF
+  {
+    cat <<CONF
 ClusterName=flywheel-local
 SlurmctldHost=${HOST}(127.0.0.1)
-SlurmUser=root
-AuthType=auth/munge
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SchedulerType=sched/backfill
-MpiDefault=pmix
 ReturnToService=2
-MinJobAge=5
-KillWait=10
 SlurmctldPidFile=/run/slurmctld.pid
 SlurmdPidFile=/run/slurmd.pid
 StateSaveLocation=$STATE
 SlurmdSpoolDir=$SPOOL
 SlurmctldLogFile=$LOGS/slurmctld.log
 SlurmdLogFile=$LOGS/slurmd.log
-SlurmdParameters=config_overrides
 NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${CPUS} RealMemory=${mem} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 CONF
+    cat "$(dirname "$0")/local-common.conf"
+  } > "$CONF_DIR/slurm.conf"
 }
 
 # This cluster's daemons and job steps: processes of these names in this machine's own network

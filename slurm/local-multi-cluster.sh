@@ -58,26 +58,15 @@ write_conf() {
   local nodes=$1 gpus=$2 mem
   mem=$(awk '/MemTotal/ {print int($2/1024/8)}' /proc/meminfo)
   mkdir -p "$CONF_DIR" "$STATE" "$LOGS"
-  cat > "$CONF" <<CONF
+  {
+    cat <<CONF
 # Written by slurm/local-multi-cluster.sh: $nodes nodes x $gpus fake GPUs, one network namespace each.
 ClusterName=$NAME
 SlurmctldHost=${HOST}(${NET}.1)
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=6818
-SlurmUser=root
-AuthType=auth/munge
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SchedulerType=sched/backfill
-MpiDefault=pmix
 GresTypes=gpu
 ReturnToService=1
-MinJobAge=5
-KillWait=10
 SlurmctldPidFile=$CTLD_PID
 SlurmdPidFile=/run/slurmd-$NAME-%n.pid
 StateSaveLocation=$STATE
@@ -85,10 +74,11 @@ SlurmdSpoolDir=$SPOOL_PREFIX-%n
 TmpFS=$TMP_PREFIX-%n
 SlurmctldLogFile=$LOGS/slurmctld.log
 SlurmdLogFile=$LOGS/slurmd-%n.log
-SlurmdParameters=config_overrides
 TaskProlog=$CONF_DIR/task-prolog.sh
 NodeName=DEFAULT CPUs=$CPUS RealMemory=$mem Gres=gpu:$gpus State=UNKNOWN
 CONF
+    cat "$(dirname "$0")/local-common.conf"
+  } > "$CONF"
   for k in $(seq 1 "$nodes"); do echo "NodeName=node$k NodeAddr=${NET}.$((10 + k))" >> "$CONF"; done
   echo "PartitionName=gpu Nodes=node[1-$nodes] Default=YES MaxTime=INFINITE State=UP" >> "$CONF"
   echo "NodeName=node[1-$nodes] Name=gpu File=/dev/nvidia[0-$((gpus - 1))]" > "$CONF_DIR/gres.conf"

@@ -385,7 +385,6 @@ fn dispatch_throughput(throughput_chunks: usize) -> Result<()> {
             stats: None,
             worker: 1,
             host: String::new(),
-            gpu: None,
         };
         coord.on_message(
             &mut tx,

@@ -95,7 +95,6 @@ pub fn rank_main(chunks: usize) -> Result<()> {
                         stats: None,
                         worker,
                         host: "bench".into(),
-                        gpu: None,
                     }))?;
                 }
                 Some(ToWorker::Cancel { .. }) => {}

@@ -289,7 +289,6 @@ impl Sim {
                 stats: None,
                 worker: rank,
                 host: format!("sim{rank}"),
-                gpu: None,
             })
         };
         self.deliver(i, msg);

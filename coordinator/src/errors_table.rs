@@ -81,7 +81,6 @@ pub fn complete_errors(table: &Table) -> Result<(), CoordinatorError> {
                 stats: None,
                 worker: 0,
                 host: String::new(),
-                gpu: None,
             })
             .collect();
         let mut lineage = m.lineage.clone();

@@ -17,7 +17,7 @@
 //! The plan hash covers the chunk plan, every input file's size and modification time and every
 //! option that changes output, so a journal is never applied to a different job or input.
 
-use flywheel_protocol::ChunkOutput;
+use flywheel_protocol::{ChunkOutput, WorkerGpu};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -76,6 +76,10 @@ pub enum JournalEntry {
     Accepted {
         at: u64,
         output: ChunkOutput,
+        /// Its worker's GPU so far (for `flywheel status`); journals before GPUs were
+        /// recorded have none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gpu: Option<WorkerGpu>,
     },
     Published {
         at: u64,
@@ -441,11 +445,16 @@ impl Journal {
         })
     }
 
-    /// Records an accepted chunk (synced before returning).
-    pub fn accept(&mut self, output: &ChunkOutput) -> Result<(), JournalError> {
+    /// Records an accepted chunk, with its worker's GPU so far (synced before returning).
+    pub fn accept(
+        &mut self,
+        output: &ChunkOutput,
+        gpu: Option<WorkerGpu>,
+    ) -> Result<(), JournalError> {
         self.append(&JournalEntry::Accepted {
             at: now(),
             output: output.clone(),
+            gpu,
         })
     }
 
@@ -505,7 +514,6 @@ mod tests {
             stats: None,
             worker: 1,
             host: "h".into(),
-            gpu: None,
         }
     }
 
@@ -527,11 +535,11 @@ mod tests {
         let inputs = vec![InputIdentity::of(&input).unwrap()];
         let mut j = Journal::open(dir.path(), &start("p1", &inputs), false).unwrap();
         let (a, b, c) = (out(0, dir.path()), out(1, dir.path()), out(2, dir.path()));
-        j.accept(&a).unwrap();
+        j.accept(&a, None).unwrap();
         let mut lying = b.clone();
         lying.rows_out = 7; // an edited journal: the file holds 1 row
-        j.accept(&lying).unwrap();
-        j.accept(&c).unwrap();
+        j.accept(&lying, None).unwrap();
+        j.accept(&c, None).unwrap();
         drop(j);
         std::fs::write(dir.path().join("data/c2.parquet"), b"12").unwrap(); // damaged
         let rec = latest_job(dir.path()).unwrap().unwrap();

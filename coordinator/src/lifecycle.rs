@@ -427,7 +427,7 @@ fn open_journal(
     // A journal from before job ids lives elsewhere: carry what it accepted into this one.
     if let Some(rec) = record.as_ref().filter(|r| r.path != journal.path()) {
         for o in &done {
-            journal.accept(o)?;
+            journal.accept(o, None)?;
         }
         tracing::info!("continuing {} as job {job_id}", rec.path.display());
     }

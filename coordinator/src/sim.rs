@@ -479,7 +479,6 @@ impl<'a> Sim<'a> {
                     stats: None,
                     worker: rank.0,
                     host: format!("sim{}", rank.0),
-                    gpu: None,
                 })
             }
             Fate::Crash => {

@@ -55,15 +55,15 @@ impl Progress {
                 JournalEntry::Start { at, .. } => {
                     first_at.get_or_insert(*at);
                 }
-                JournalEntry::Accepted { at, output: o } => {
+                JournalEntry::Accepted { at, output: o, gpu } => {
                     if p.done.insert(o.chunk) {
                         p.rows_done += o.rows_in;
                         p.rows_out += o.rows_out;
                         let w = p.per_worker.entry((o.host.clone(), o.worker)).or_default();
                         w.chunks += 1;
                         w.rows_out += o.rows_out;
-                        if o.gpu.is_some() {
-                            w.gpu.clone_from(&o.gpu);
+                        if gpu.is_some() {
+                            w.gpu.clone_from(gpu);
                         }
                     }
                     last_at = last_at.max(*at);
@@ -116,7 +116,8 @@ fn job_state(output: &Path, record: Option<&JobRecord>) -> (Option<String>, Stri
     (job_id, state, published)
 }
 
-pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
+/// The latest job's record and progress in OUT; an error when no job has written there.
+fn progress_in(output: &Path) -> Result<(Option<JobRecord>, Progress), CliError> {
     let record = latest_job(output).map_err(bad_input)?;
     let entries = record
         .as_ref()
@@ -128,6 +129,11 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
             output.display()
         )));
     };
+    Ok((record, p))
+}
+
+pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
+    let (record, p) = progress_in(output)?;
     let (job_id, state, published) = job_state(output, record.as_ref());
     let slurm_jobs = record
         .as_ref()
@@ -201,17 +207,7 @@ fn gpu_text(g: &WorkerGpu) -> String {
 /// `flywheel gpus OUT`: each worker's GPU in the job writing OUT (node, UUID, utilisation,
 /// memory), as of the chunk it last finished.
 pub fn worker_gpus(output: &Path, json: bool) -> Result<(), CliError> {
-    let record = latest_job(output).map_err(bad_input)?;
-    let entries = record
-        .as_ref()
-        .map(|r| r.entries.as_slice())
-        .unwrap_or_default();
-    let Some(p) = Progress::of(entries) else {
-        return Err(bad_input(anyhow!(
-            "{}: no job has written here (no journal)",
-            output.display()
-        )));
-    };
+    let (_, p) = progress_in(output)?;
     let gpus: Vec<_> = p
         .per_worker
         .iter()

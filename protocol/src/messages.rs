@@ -79,13 +79,10 @@ pub struct ChunkOutput {
     pub worker: u32,
     #[serde(default)]
     pub host: String,
-    /// The worker's GPU as the coordinator last heard of it when it accepted the chunk (kept in
-    /// the journal, so `flywheel status` shows each worker's GPU while the job runs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gpu: Option<WorkerGpu>,
 }
 
-/// A worker's GPU over the job so far: which one, its last reading and its mean utilisation.
+/// A worker's GPU over the job so far: which one, its last reading and its mean utilisation
+/// (journaled with each chunk it finished, so `flywheel status` shows it while the job runs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerGpu {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -416,7 +416,6 @@ fn run_chunk(
         stats,
         worker: cfg.rank.0,
         host: cfg.host.clone(),
-        gpu: None,
     })
 }
 

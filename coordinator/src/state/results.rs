@@ -49,9 +49,7 @@ impl Coordinator {
             .find(|r| r.worker == from && r.attempt == out.attempt)
             .cloned();
         self.cancel_others(tx, from, &out, &runs)?;
-        let mut out = out;
         if let Some(w) = self.workers.get_mut(&from) {
-            out.gpu = w.gpu_summary();
             w.failures_in_a_row = 0;
             w.report.chunks += 1;
             w.report.rows_in += out.rows_in;
@@ -61,7 +59,7 @@ impl Coordinator {
                 w.report.speculative_wins += 1;
             }
         }
-        self.accept(out);
+        self.accept(from, out);
         Ok(())
     }
 
@@ -124,7 +122,7 @@ impl Coordinator {
 
     /// Records an accepted output; the schema is settled once every chunk is done (or the
     /// accepted ones already conflict).
-    fn accept(&mut self, out: ChunkOutput) {
+    fn accept(&mut self, from: Rank, out: ChunkOutput) {
         let id = out.chunk;
         let conflict = match (&self.schema, &out.schema) {
             (None, Some(got)) => crate::schema_merge::probe(&mut self.schema_probe, got),
@@ -135,7 +133,7 @@ impl Coordinator {
         self.chunks[id.0 as usize].state = ChunkState::Done(out);
         self.reindex_chunk(id);
         self.done += 1;
-        self.accepted.push(id);
+        self.accepted.push((id, from));
         if conflict || self.is_complete() {
             self.settle_schema();
         }

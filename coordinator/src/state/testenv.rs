@@ -163,7 +163,6 @@ pub fn output(t: &ChunkTask) -> ChunkOutput {
         stats: None,
         worker: 0,
         host: String::new(),
-        gpu: None,
     }
 }
 

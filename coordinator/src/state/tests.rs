@@ -168,9 +168,9 @@ fn gpu_readings_reach_the_report_and_a_sick_gpu_is_drained() {
     // The accepted chunk carries its worker's GPU, for `flywheel status`.
     let gpu = env
         .c
-        .take_accepted()
+        .take_accepted_with_gpus()
         .into_iter()
-        .find_map(|o| o.gpu.clone())
+        .find_map(|(_, gpu)| gpu)
         .expect("the accepted chunk names worker 1's GPU");
     assert_eq!(
         (
