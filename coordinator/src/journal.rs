@@ -67,8 +67,7 @@ pub enum JournalEntry {
         at: u64,
         host: String,
         slurm_job_id: Option<String>,
-        /// The Slurm step that ran it (`SLURM_STEP_ID`; a batch script that lost a node runs
-        /// the job again in a new step of the same job).
+        /// The Slurm step that ran it (`SLURM_STEP_ID`): one that lost a node goes on in another.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slurm_step_id: Option<String>,
         resumed: bool,
@@ -216,21 +215,19 @@ impl JobRecord {
 
     /// What `pick` makes of each start's Slurm job and step ids, once each, in order.
     fn distinct_starts(&self, pick: impl Fn(&str, Option<&str>) -> Option<String>) -> Vec<String> {
-        let mut ids = Vec::new();
-        for e in &self.entries {
-            if let JournalEntry::Start {
-                slurm_job_id: Some(job),
-                slurm_step_id: step,
-                ..
-            } = e
-            {
-                match pick(job, step.as_deref()) {
-                    Some(id) if !ids.contains(&id) => ids.push(id),
-                    _ => {}
-                }
-            }
-        }
-        ids
+        let mut seen = std::collections::BTreeSet::new();
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                JournalEntry::Start {
+                    slurm_job_id: Some(job),
+                    slurm_step_id: step,
+                    ..
+                } => pick(job, step.as_deref()),
+                _ => None,
+            })
+            .filter(|id| seen.insert(id.clone()))
+            .collect()
     }
 }
 
@@ -599,5 +596,34 @@ mod tests {
         raw.extend_from_slice(&[0xff, 0xfe, b'\n']);
         let (entries, bad) = parse_lines(&raw);
         assert_eq!((entries.len(), bad.len()), (1, 1));
+    }
+
+    #[test]
+    fn lists_each_slurm_job_and_step_once_in_order() {
+        let start = |job: Option<&str>, step: Option<&str>| JournalEntry::Start {
+            plan: "p".into(),
+            job_id: None,
+            inputs: Vec::new(),
+            chunks: 1,
+            rows: 1,
+            at: 0,
+            host: "h".into(),
+            slurm_job_id: job.map(str::to_string),
+            slurm_step_id: step.map(str::to_string),
+            resumed: false,
+        };
+        let record = JobRecord {
+            path: PathBuf::from("j"),
+            entries: vec![
+                start(Some("7"), Some("0")),
+                start(Some("7"), Some("4")),
+                start(None, None),
+                start(Some("9"), None),
+                start(Some("7"), Some("0")),
+                start(Some("9"), Some("0")),
+            ],
+        };
+        assert_eq!(record.slurm_job_ids(), ["7", "9"]);
+        assert_eq!(record.slurm_steps(), ["7.0", "7.4", "9.0"]);
     }
 }
