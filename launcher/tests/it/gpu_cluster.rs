@@ -383,6 +383,7 @@ fn a_gpu_with_an_uncorrectable_ecc_error_drains_its_worker_and_the_job_completes
         .find(|l| l.contains(&why) && l.contains("no more chunks"))
         .unwrap_or_else(|| panic!("the coordinator logs the drain naming {why}: {log}"));
     let after = log_time(warned).expect("a timestamped log line") - flipped;
+    eprintln!("drained {after:.2} s after the GPU fell sick");
     assert!(
         after < 2.0,
         "drained {after:.2} s after the GPU fell sick: more than 2 heartbeats (1 s each)"
