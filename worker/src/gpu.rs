@@ -152,6 +152,19 @@ impl GpuSampler for NvmlSampler {
     }
 }
 
+/// A reading when `every` has passed since the last (then `last` moves on), else `None`.
+pub(crate) fn sample_every(
+    sampler: &mut Box<dyn GpuSampler>,
+    last: &mut std::time::Instant,
+    every: std::time::Duration,
+) -> Option<GpuSample> {
+    if last.elapsed() < every {
+        return None;
+    }
+    *last = std::time::Instant::now();
+    sampler.sample()
+}
+
 /// How many GPUs NVML sees (0 without a driver).
 pub fn gpu_count() -> u32 {
     nvml_wrapper::Nvml::init()
@@ -266,6 +279,44 @@ mod tests {
         assert_eq!(f.sample().expect("a reading").utilization, 50);
         assert_eq!(f.sample().expect("a reading").utilization, 50);
         assert_eq!(NoGpu.sample(), None);
+    }
+
+    #[test]
+    fn readings_are_taken_once_an_interval() {
+        let s = GpuSample {
+            index: 0,
+            uuid: None,
+            name: "g".into(),
+            utilization: 5,
+            memory_used_mb: 0,
+            memory_total_mb: 0,
+            power_w: None,
+            temperature_c: None,
+            ecc_uncorrected: None,
+            problem: None,
+        };
+        let mut sampler: Box<dyn GpuSampler> = Box::new(FakeSampler::new(vec![s]));
+        let every = std::time::Duration::from_millis(50);
+        let mut last = std::time::Instant::now();
+        assert_eq!(
+            sample_every(&mut sampler, &mut last, every),
+            None,
+            "too early"
+        );
+        std::thread::sleep(every);
+        assert!(sample_every(&mut sampler, &mut last, every).is_some());
+        assert_eq!(
+            sample_every(&mut sampler, &mut last, every),
+            None,
+            "just taken"
+        );
+        let mut none: Box<dyn GpuSampler> = Box::new(NoGpu);
+        let mut long_ago = std::time::Instant::now() - every;
+        assert_eq!(
+            sample_every(&mut none, &mut long_ago, every),
+            None,
+            "no GPU, no reading"
+        );
     }
 
     #[test]

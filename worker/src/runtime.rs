@@ -75,6 +75,8 @@ pub(crate) fn panic_point(point: &str) {
 /// What the link thread keeps between steps.
 struct LinkState {
     last_sent: Instant,
+    /// The last GPU reading (taken every heartbeat interval, however busy the link).
+    last_sampled: Instant,
     /// Attempts assigned to this worker that it has not yet reported done or failed.
     outstanding: Vec<(flywheel_protocol::ChunkId, flywheel_protocol::Attempt)>,
     /// Why this worker can run no more chunks (its executor died, or a panic in this thread):
@@ -119,6 +121,7 @@ pub fn run_worker_with(
     })?;
     let mut state = LinkState {
         last_sent: Instant::now(),
+        last_sampled: Instant::now(),
         outstanding: Vec::new(),
         broken: None,
     };
@@ -242,10 +245,11 @@ fn link_step(
     while let Ok(msg) = results.try_recv() {
         forward(link, state, msg)?;
     }
-    if state.last_sent.elapsed() >= cfg.heartbeat {
-        link.send(ToCoordinator::Heartbeat {
-            gpu: sampler.sample(),
-        })?;
+    // A heartbeat after a silent interval, and one with each GPU reading even when results
+    // keep the link busy: a sick GPU is seen within one interval.
+    let gpu = crate::gpu::sample_every(sampler, &mut state.last_sampled, cfg.heartbeat);
+    if gpu.is_some() || state.last_sent.elapsed() >= cfg.heartbeat {
+        link.send(ToCoordinator::Heartbeat { gpu })?;
         state.last_sent = Instant::now();
     }
     match link.recv_timeout(Duration::from_millis(20))? {

@@ -1,7 +1,8 @@
 //! The multi-node local cluster (`slurm/local-cluster.sh start --nodes 4 --gpus-per-node 2`):
 //! 4 slurmd nodes in their own network namespaces, 2 fake GPUs each (gres on mknod'ed device
 //! nodes, NVML from slurm/fake-nvml). The tests start it when it is not running (as root, with
-//! the tools it needs), skip loudly otherwise, and take turns on it: one test at a time.
+//! the tools it needs), skip loudly otherwise, and take turns on it: one test at a time, in this
+//! process and across processes (a lock file), since each rewrites the fake GPUs' state.
 #![cfg(feature = "mpi")]
 
 use crate::support::*;
@@ -9,7 +10,6 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 const CONF: &str = "/etc/slurm-flywheel-multi/slurm.conf";
@@ -17,9 +17,28 @@ const NVML_STATE: &str = "/var/tmp/flywheel-fake-nvml";
 const NODES: usize = 4;
 const GPUS: usize = 2;
 
-/// Under `cargo test` the tests of this file are threads of one process; under nextest each is
-/// a process and .config/nextest.toml puts them in one group of one thread.
-static TURN: Mutex<()> = Mutex::new(());
+/// The turn on the cluster: an exclusive `flock` on a file beside its config, held until
+/// dropped (the lock goes with the file descriptor). Under nextest .config/nextest.toml also
+/// runs these tests one at a time; under `cargo test` they are threads that wait here.
+struct Turn {
+    _lock: std::fs::File,
+}
+
+impl Turn {
+    fn take() -> Turn {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/run/flywheel-multi-tests.lock")
+            .expect("the lock file opens (the tests run as root)");
+        // SAFETY: a plain system call on a descriptor this struct owns.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+        Turn { _lock: file }
+    }
+}
 
 /// A Slurm command on the multi-node cluster.
 fn slurm(program: &str) -> Command {
@@ -71,9 +90,13 @@ fn fake_nvml_lib() -> Option<PathBuf> {
 
 /// The cluster, started if need be, with every fake GPU idle and healthy; `None` after a
 /// counted skip. Holds the turn until dropped.
-fn gpu_cluster() -> Option<MutexGuard<'static, ()>> {
-    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    if !cluster_up() && is_root() && Command::new("nsenter").arg("--version").output().is_ok() {
+fn gpu_cluster() -> Option<Turn> {
+    if !is_root() {
+        available(false, "the multi-node local Slurm cluster (it needs root)");
+        return None;
+    }
+    let turn = Turn::take();
+    if !cluster_up() && Command::new("nsenter").arg("--version").output().is_ok() {
         let mut start = Command::new(root().join("slurm/local-cluster.sh"));
         start.args(["start", "--nodes", "4", "--gpus-per-node", "2"]);
         if let Some(lib) = fake_nvml_lib() {
@@ -360,6 +383,7 @@ fn a_gpu_with_an_uncorrectable_ecc_error_drains_its_worker_and_the_job_completes
         .find(|l| l.contains(&why) && l.contains("no more chunks"))
         .unwrap_or_else(|| panic!("the coordinator logs the drain naming {why}: {log}"));
     let after = log_time(warned).expect("a timestamped log line") - flipped;
+    eprintln!("drained {after:.2} s after the GPU fell sick");
     assert!(
         after < 2.0,
         "drained {after:.2} s after the GPU fell sick: more than 2 heartbeats (1 s each)"
