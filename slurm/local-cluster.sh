@@ -7,8 +7,13 @@
 #   slurm/local-cluster.sh stop     # stop the daemons and any leftover job steps
 #   slurm/local-cluster.sh status
 #
+# With --nodes N (and --gpus-per-node G) the same commands run a multi-node cluster with fake
+# GPUs instead, alongside this one (slurm/local-multi-cluster.sh; it prints its SLURM_CONF):
+#   slurm/local-cluster.sh start --nodes 4 --gpus-per-node 2
+#   slurm/local-cluster.sh stop --nodes 4
+#
 # The node advertises FLYWHEEL_SLURM_CPUS CPUs (default 8, whatever the machine has) so a job with
-# 1 coordinator + 3 workers fits on a 2-core machine.
+# 4 worker tasks (the first also coordinates) fit on a 2-core machine.
 set -euo pipefail
 
 CPUS=${FLYWHEEL_SLURM_CPUS:-8}
@@ -40,40 +45,45 @@ write_conf() {
   mkdir -p "$CONF_DIR" "$STATE" "$SPOOL" "$LOGS"
   local mem
   mem=$(awk '/MemTotal/ {print int($2/1024) - 512}' /proc/meminfo)
-  cat > "$CONF_DIR/slurm.conf" <<CONF
+  {
+    cat <<CONF
 ClusterName=flywheel-local
 SlurmctldHost=${HOST}(127.0.0.1)
-SlurmUser=root
-AuthType=auth/munge
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SchedulerType=sched/backfill
-MpiDefault=pmix
 ReturnToService=2
-MinJobAge=5
-KillWait=10
 SlurmctldPidFile=/run/slurmctld.pid
 SlurmdPidFile=/run/slurmd.pid
 StateSaveLocation=$STATE
 SlurmdSpoolDir=$SPOOL
 SlurmctldLogFile=$LOGS/slurmctld.log
 SlurmdLogFile=$LOGS/slurmd.log
-SlurmdParameters=config_overrides
 NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${CPUS} RealMemory=${mem} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 CONF
+    cat "$(dirname "$0")/local-common.conf"
+  } > "$CONF_DIR/slurm.conf"
+}
+
+# This cluster's daemons and job steps: processes of these names in this machine's own network
+# namespace, except the multi-node cluster's slurmctld (started with its own -f config), so
+# stopping this cluster leaves that one running.
+own_pids() {
+  local here p
+  here=$(readlink /proc/self/ns/net)
+  for p in $(pgrep -x "$1" || true); do
+    [ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$here" ] || continue
+    # (its slurmscriptd child renames itself: look at the parent too)
+    local parent
+    parent=$(awk '/^PPid:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+    cat "/proc/$p/cmdline" "/proc/$parent/cmdline" 2>/dev/null | tr '\0' ' ' | grep -q -- '-f /etc/slurm-' && continue
+    echo "$p"
+  done
 }
 
 stop() {
-  pkill -x slurmd 2>/dev/null || true
-  pkill -x slurmctld 2>/dev/null || true
-  pkill -x slurmstepd 2>/dev/null || true
-  for _ in $(seq 1 50); do pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || pgrep -x slurmstepd >/dev/null || break; sleep 0.1; done
-  for p in slurmd slurmctld slurmstepd; do pkill -9 -x $p 2>/dev/null || true; done
+  local n p
+  for n in slurmd slurmctld slurmstepd; do for p in $(own_pids $n); do kill "$p" 2>/dev/null || true; done; done
+  for _ in $(seq 1 50); do [ -n "$(own_pids slurmd)$(own_pids slurmctld)$(own_pids slurmstepd)" ] || break; sleep 0.1; done
+  for n in slurmd slurmctld slurmstepd; do for p in $(own_pids $n); do kill -9 "$p" 2>/dev/null || true; done; done
 }
 
 start() {
@@ -95,6 +105,11 @@ start() {
   tail -n 20 "$LOGS/slurmctld.log" "$LOGS/slurmd.log" >&2 || true
   exit 1
 }
+
+# --nodes/--gpus-per-node: the multi-node cluster.
+case " $* " in
+  *" --nodes "*|*" --gpus-per-node "*) exec "$(dirname "$0")/local-multi-cluster.sh" "$@" ;;
+esac
 
 case "${1:-}" in
   start) start ;;

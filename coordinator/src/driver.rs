@@ -88,9 +88,9 @@ pub fn drive(
         // An accepted chunk counts once it is in the journal.
         if let Some(j) = journal.as_deref_mut() {
             if let Err(e) = coord
-                .take_accepted()
+                .take_accepted_with_gpus()
                 .into_iter()
-                .try_for_each(|o| j.accept(o))
+                .try_for_each(|(o, gpu)| j.accept(o, gpu))
             {
                 break Err(e.into());
             }

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! ```text
-//! {"Start": {"plan": "<sha256>", "job_id": "…", "inputs": [{"path": …, "bytes": …, "mtime_ns": …}], "chunks": 25, "rows": 500, "at": 1764130000, "host": "n1", "slurm_job_id": "42", "resumed": false}}
+//! {"Start": {"plan": "<sha256>", "job_id": "…", "inputs": [{"path": …, "bytes": …, "mtime_ns": …}], "chunks": 25, "rows": 500, "at": 1764130000, "host": "n1", "slurm_job_id": "42", "slurm_step_id": "0", "resumed": false}}
 //! {"Accepted": {"at": 1764130003, "output": { …ChunkOutput… }}}
 //! {"Start": { … "resumed": true }}            a later run continuing the same job
 //! {"Published": {"at": 1764130100, "version": 1}}
@@ -17,7 +17,7 @@
 //! The plan hash covers the chunk plan, every input file's size and modification time and every
 //! option that changes output, so a journal is never applied to a different job or input.
 
-use flywheel_protocol::ChunkOutput;
+use flywheel_protocol::{ChunkOutput, WorkerGpu};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -67,11 +67,18 @@ pub enum JournalEntry {
         at: u64,
         host: String,
         slurm_job_id: Option<String>,
+        /// The Slurm step that ran it (`SLURM_STEP_ID`): one that lost a node goes on in another.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slurm_step_id: Option<String>,
         resumed: bool,
     },
     Accepted {
         at: u64,
         output: ChunkOutput,
+        /// Its worker's GPU so far (for `flywheel status`); journals before GPUs were
+        /// recorded have none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gpu: Option<WorkerGpu>,
     },
     Published {
         at: u64,
@@ -196,21 +203,31 @@ impl JobRecord {
         done
     }
 
+    /// The Slurm steps that worked on this job (`JOB.STEP`), in order.
+    pub fn slurm_steps(&self) -> Vec<String> {
+        self.distinct_starts(|job, step| Some(format!("{job}.{}", step?)))
+    }
+
     /// The Slurm jobs that worked on this job, in order.
     pub fn slurm_job_ids(&self) -> Vec<String> {
-        let mut ids = Vec::new();
-        for e in &self.entries {
-            if let JournalEntry::Start {
-                slurm_job_id: Some(id),
-                ..
-            } = e
-            {
-                if !ids.contains(id) {
-                    ids.push(id.clone());
-                }
-            }
-        }
-        ids
+        self.distinct_starts(|job, _| Some(job.to_string()))
+    }
+
+    /// What `pick` makes of each start's Slurm job and step ids, once each, in order.
+    fn distinct_starts(&self, pick: impl Fn(&str, Option<&str>) -> Option<String>) -> Vec<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                JournalEntry::Start {
+                    slurm_job_id: Some(job),
+                    slurm_step_id: step,
+                    ..
+                } => pick(job, step.as_deref()),
+                _ => None,
+            })
+            .filter(|id| seen.insert(id.clone()))
+            .collect()
     }
 }
 
@@ -382,6 +399,7 @@ impl Journal {
             at: now(),
             host: flywheel_protocol::hostname(),
             slurm_job_id: std::env::var("SLURM_JOB_ID").ok(),
+            slurm_step_id: std::env::var("SLURM_STEP_ID").ok(),
             resumed,
         })?;
         point_latest(table, start.job_id).map_err(io)?;
@@ -424,11 +442,16 @@ impl Journal {
         })
     }
 
-    /// Records an accepted chunk (synced before returning).
-    pub fn accept(&mut self, output: &ChunkOutput) -> Result<(), JournalError> {
+    /// Records an accepted chunk, with its worker's GPU so far (synced before returning).
+    pub fn accept(
+        &mut self,
+        output: &ChunkOutput,
+        gpu: Option<WorkerGpu>,
+    ) -> Result<(), JournalError> {
         self.append(&JournalEntry::Accepted {
             at: now(),
             output: output.clone(),
+            gpu,
         })
     }
 
@@ -509,11 +532,11 @@ mod tests {
         let inputs = vec![InputIdentity::of(&input).unwrap()];
         let mut j = Journal::open(dir.path(), &start("p1", &inputs), false).unwrap();
         let (a, b, c) = (out(0, dir.path()), out(1, dir.path()), out(2, dir.path()));
-        j.accept(&a).unwrap();
+        j.accept(&a, None).unwrap();
         let mut lying = b.clone();
         lying.rows_out = 7; // an edited journal: the file holds 1 row
-        j.accept(&lying).unwrap();
-        j.accept(&c).unwrap();
+        j.accept(&lying, None).unwrap();
+        j.accept(&c, None).unwrap();
         drop(j);
         std::fs::write(dir.path().join("data/c2.parquet"), b"12").unwrap(); // damaged
         let rec = latest_job(dir.path()).unwrap().unwrap();

@@ -430,7 +430,7 @@ fn open_journal(
     // A journal from before job ids lives elsewhere: carry what it accepted into this one.
     if let Some(rec) = record.as_ref().filter(|r| r.path != journal.path()) {
         for o in &done {
-            journal.accept(o)?;
+            journal.accept(o, None)?;
         }
         tracing::info!("continuing {} as job {job_id}", rec.path.display());
     }
@@ -484,15 +484,22 @@ fn drive_job(
     })
 }
 
-/// The lineage with the job's end: when, its id, and the Slurm jobs that worked on it (those
-/// of its earlier runs, and this one).
+/// The lineage with the job's end: when, its id, and the Slurm jobs and steps that worked on it
+/// (those of its earlier runs, and this one).
 fn finished_lineage(
     mut lineage: serde_json::Value,
     job_id: &str,
     record: Option<&crate::JobRecord>,
 ) -> serde_json::Value {
     let mut slurm_job_ids = record.map(|r| r.slurm_job_ids()).unwrap_or_default();
+    let mut slurm_steps = record.map(|r| r.slurm_steps()).unwrap_or_default();
     if let Ok(id) = std::env::var("SLURM_JOB_ID") {
+        if let Ok(step) = std::env::var("SLURM_STEP_ID") {
+            let step = format!("{id}.{step}");
+            if !slurm_steps.contains(&step) {
+                slurm_steps.push(step);
+            }
+        }
         if !slurm_job_ids.contains(&id) {
             slurm_job_ids.push(id);
         }
@@ -506,6 +513,7 @@ fn finished_lineage(
         );
         map.insert("job_id".into(), serde_json::json!(job_id));
         map.insert("slurm_job_ids".into(), serde_json::json!(slurm_job_ids));
+        map.insert("slurm_steps".into(), serde_json::json!(slurm_steps));
     }
     lineage
 }

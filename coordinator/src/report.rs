@@ -21,6 +21,13 @@ pub struct WorkerReport {
     /// Mean GPU utilisation over the job, in percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_utilization: Option<f64>,
+    /// The GPU's UUID, its last utilisation reading (percent) and memory (used, total MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_last_utilization: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_mb: Option<(u64, u64)>,
     /// Chunks whose accepted attempt was this worker's steal or speculative copy.
     #[serde(default)]
     pub speculative_wins: u64,
@@ -67,7 +74,22 @@ impl JobReport {
         );
         for w in &self.workers {
             let gpu = match (&w.gpu, w.gpu_utilization) {
-                (Some(g), Some(u)) => format!(" GPU {g} {u:.0}%"),
+                (Some(g), Some(u)) => {
+                    let uuid = w
+                        .gpu_uuid
+                        .as_deref()
+                        .map(|u| format!(" {u}"))
+                        .unwrap_or_default();
+                    let last = w
+                        .gpu_last_utilization
+                        .map(|l| format!(" last {l}%"))
+                        .unwrap_or_default();
+                    let mem = w
+                        .gpu_memory_mb
+                        .map(|(used, total)| format!(" memory {used}/{total} MiB"))
+                        .unwrap_or_default();
+                    format!(" GPU {g}{uuid} mean {u:.0}%{last}{mem}")
+                }
                 _ => String::new(),
             };
             let state = match (&w.drained, w.lost) {

@@ -558,6 +558,7 @@ impl<'a> Sim<'a> {
 pub fn sick_gpu() -> GpuSample {
     GpuSample {
         index: 0,
+        uuid: None,
         name: "sim".into(),
         utilization: 0,
         memory_used_mb: 0,

@@ -28,15 +28,15 @@ pub enum Command {
     /// Run a map job in this process (coordinator + worker threads; no Slurm or MPI needed).
     #[command(after_help = crate::shipped::map_after_help())]
     Map(MapArgs),
-    /// Run a job file's map as MPI ranks (inside an allocation, under srun or mpirun): rank 0
-    /// coordinates, the others are workers.
+    /// Run a job file's map as MPI ranks (inside an allocation, under srun or mpirun): one
+    /// worker per rank; rank 0 also coordinates.
     #[command(
         after_help = "Example (inside an allocation):\n  srun --mpi=pmix flywheel run job.toml\n  mpirun -n 4 flywheel run job.toml"
     )]
     Run(RunArgs),
     /// Render a job file's sbatch script and submit it.
     #[command(
-        after_help = "Example:\n  flywheel submit job.toml --dry-run   # print the script\n  flywheel submit job.toml             # submit; prints the job id"
+        after_help = "Example:\n  flywheel submit job.toml --dry-run   # print the script\n  flywheel submit job.toml             # submit; prints the job id\n\n[slurm] nodes = 2 with gpus_per_node = 4 runs 8 worker tasks, one per GPU (rank 0 also\ncoordinates). A step that loses a node is run again on the nodes left, resuming, up to\nnode_retries times (default 2); then the job submits its continuation."
     )]
     Submit(SubmitArgs),
     /// Progress of a running or interrupted job writing OUT (read from its journal).
@@ -49,9 +49,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show the GPUs NVML sees, with the readings workers report (name, memory, utilisation).
-    #[command(after_help = "Example:\n  flywheel gpus\n  flywheel gpus --json")]
+    /// Show the GPUs NVML sees, with the readings workers report (name, UUID, memory,
+    /// utilisation); with OUT, each worker's GPU in the job writing OUT (node, UUID, last and
+    /// mean utilisation, memory).
+    #[command(
+        after_help = "Examples:\n  flywheel gpus\n  flywheel gpus --json\n  flywheel gpus out/pairs      # the GPUs of the job writing out/pairs, per worker"
+    )]
     Gpus {
+        /// A job's output table directory.
+        output: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },

@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(jf.job.output, PathBuf::from("/abs/out"));
         assert_eq!(jf.job.mapper, format!("{}:F", base.join("m.py").display()));
         assert_eq!(jf.job.chunk_rows, 5);
-        assert_eq!(jf.slurm.ntasks_per_node, 4);
+        assert_eq!(jf.slurm.ntasks_per_node, Some(4));
         assert_eq!(jf.slurm.setup.0, vec!["module load x"]);
     }
 

@@ -6,7 +6,7 @@ use crate::lineage::Lineage;
 use crate::plan::{coordinate, prepare, print_outcome, Outcome};
 use anyhow::anyhow;
 use flywheel_protocol::{channel_transport, JobOptions, Mode, RowErrorPolicy};
-use flywheel_worker::{run_worker, WorkerConfig};
+use flywheel_worker::{run_worker, GpuId, WorkerConfig};
 
 /// Turns `map`'s flags into job options.
 pub fn job_from_args(a: &MapArgs) -> Result<JobOptions, CliError> {
@@ -65,9 +65,9 @@ pub fn run_embedded(job: &JobOptions, lineage: Lineage, json: bool) -> Result<Ou
         .map(|mut link| {
             let rank = flywheel_protocol::WorkerLink::rank(&link);
             let mut cfg = WorkerConfig::new(job.clone(), rank);
-            if let Some((visible, index)) = gpu_for(rank.0 - 1, &gpus) {
+            if let Some((visible, id)) = gpu_for(rank.0 - 1, &gpus) {
                 cfg.extra_env.push(("CUDA_VISIBLE_DEVICES".into(), visible));
-                cfg.gpu = index;
+                cfg.gpus = vec![id];
             }
             std::thread::spawn(move || {
                 if let Err(e) = run_worker(&mut link, cfg) {
@@ -99,14 +99,18 @@ fn visible_gpus() -> Vec<String> {
     }
 }
 
-/// Worker `slot` owns GPU `slot % n`: its `CUDA_VISIBLE_DEVICES` value and NVML index (when the
-/// entry is an index rather than a UUID).
-fn gpu_for(slot: u32, gpus: &[String]) -> Option<(String, Option<u32>)> {
+/// Worker `slot` owns GPU `slot % n`: its `CUDA_VISIBLE_DEVICES` value and how NVML names it
+/// (an index, or the UUID the entry is).
+fn gpu_for(slot: u32, gpus: &[String]) -> Option<(String, GpuId)> {
     if gpus.is_empty() {
         return None;
     }
     let g = &gpus[slot as usize % gpus.len()];
-    Some((g.clone(), g.parse().ok()))
+    let id = match g.parse() {
+        Ok(i) => GpuId::Index(i),
+        Err(_) => GpuId::Uuid(g.clone()),
+    };
+    Some((g.clone(), id))
 }
 
 #[cfg(test)]
@@ -119,9 +123,12 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(gpu_for(0, &gpus), Some(("0".into(), Some(0))));
-        assert_eq!(gpu_for(2, &gpus), Some(("GPU-abc".into(), None)));
-        assert_eq!(gpu_for(4, &gpus), Some(("1".into(), Some(1))));
+        assert_eq!(gpu_for(0, &gpus), Some(("0".into(), GpuId::Index(0))));
+        assert_eq!(
+            gpu_for(2, &gpus),
+            Some(("GPU-abc".into(), GpuId::Uuid("GPU-abc".into())))
+        );
+        assert_eq!(gpu_for(4, &gpus), Some(("1".into(), GpuId::Index(1))));
         assert_eq!(gpu_for(0, &[]), None);
     }
 }

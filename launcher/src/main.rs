@@ -62,7 +62,11 @@ fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
             "this flywheel was built without SQL (cargo feature `query`); build it with default features"
         ))),
         cli::Command::Rerun(args) => rerun::rerun(args),
-        cli::Command::Gpus { json } => gpus(json),
+        cli::Command::Gpus {
+            output: Some(out),
+            json,
+        } => status::worker_gpus(&out, json),
+        cli::Command::Gpus { output: None, json } => gpus(json),
         cli::Command::Status { output, json } => status::status(&output, json),
     }
 }
@@ -71,7 +75,7 @@ fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
 fn gpus(json: bool) -> Result<(), CliError> {
     let n = flywheel_worker::gpu_count();
     let samples: Vec<_> = (0..n)
-        .filter_map(|i| flywheel_worker::gpu_sampler(Some(i)).sample())
+        .filter_map(|i| flywheel_worker::gpu_sampler(&[flywheel_worker::GpuId::Index(i)]).sample())
         .collect();
     if json {
         println!(
@@ -85,9 +89,10 @@ fn gpus(json: bool) -> Result<(), CliError> {
     }
     for s in samples {
         println!(
-            "GPU {}: {} · memory {} / {} MiB · utilisation {}% · {} · {}{}",
+            "GPU {}: {} {} · memory {} / {} MiB · utilisation {}% · {} · {}{}",
             s.index,
             s.name,
+            s.uuid.as_deref().unwrap_or("(no UUID)"),
             s.memory_used_mb,
             s.memory_total_mb,
             s.utilization,

@@ -3,9 +3,17 @@
 use crate::error::{bad_input, CliError};
 use anyhow::anyhow;
 use flywheel_coordinator::{latest_job, JobRecord, JournalEntry};
-use flywheel_protocol::ChunkId;
+use flywheel_protocol::{ChunkId, WorkerGpu};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+
+/// One worker's share so far.
+#[derive(Default)]
+struct WorkerLine {
+    chunks: u64,
+    rows_out: u64,
+    gpu: Option<WorkerGpu>,
+}
 
 /// What the journal says of a job's chunks so far.
 struct Progress {
@@ -14,8 +22,8 @@ struct Progress {
     done: BTreeSet<ChunkId>,
     rows_done: u64,
     rows_out: u64,
-    /// Chunks and rows out per worker (host, rank).
-    per_worker: BTreeMap<(String, u32), (u64, u64)>,
+    /// Chunks, rows out and the GPU (as of its last accepted chunk) per worker (host, rank).
+    per_worker: BTreeMap<(String, u32), WorkerLine>,
     /// Seconds from the first start to the last accepted chunk.
     elapsed: u64,
 }
@@ -47,13 +55,16 @@ impl Progress {
                 JournalEntry::Start { at, .. } => {
                     first_at.get_or_insert(*at);
                 }
-                JournalEntry::Accepted { at, output: o } => {
+                JournalEntry::Accepted { at, output: o, gpu } => {
                     if p.done.insert(o.chunk) {
                         p.rows_done += o.rows_in;
                         p.rows_out += o.rows_out;
                         let w = p.per_worker.entry((o.host.clone(), o.worker)).or_default();
-                        w.0 += 1;
-                        w.1 += o.rows_out;
+                        w.chunks += 1;
+                        w.rows_out += o.rows_out;
+                        if gpu.is_some() {
+                            w.gpu.clone_from(gpu);
+                        }
                     }
                     last_at = last_at.max(*at);
                 }
@@ -105,7 +116,8 @@ fn job_state(output: &Path, record: Option<&JobRecord>) -> (Option<String>, Stri
     (job_id, state, published)
 }
 
-pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
+/// The latest job's record and progress in OUT; an error when no job has written there.
+fn progress_in(output: &Path) -> Result<(Option<JobRecord>, Progress), CliError> {
     let record = latest_job(output).map_err(bad_input)?;
     let entries = record
         .as_ref()
@@ -117,10 +129,19 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
             output.display()
         )));
     };
+    Ok((record, p))
+}
+
+pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
+    let (record, p) = progress_in(output)?;
     let (job_id, state, published) = job_state(output, record.as_ref());
     let slurm_jobs = record
         .as_ref()
         .map(JobRecord::slurm_job_ids)
+        .unwrap_or_default();
+    let slurm_steps = record
+        .as_ref()
+        .map(JobRecord::slurm_steps)
         .unwrap_or_default();
     let rate = p.rate();
     let eta = (rate > 0.0 && published.is_none())
@@ -129,12 +150,12 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
         let workers: Vec<_> = p
             .per_worker
             .iter()
-            .map(|((host, rank), (c, r))| serde_json::json!({"host": host, "rank": rank, "chunks": c, "rows_out": r}))
+            .map(|((host, rank), w)| serde_json::json!({"host": host, "rank": rank, "chunks": w.chunks, "rows_out": w.rows_out, "gpu": w.gpu}))
             .collect();
         let v = serde_json::json!({
             "state": state, "job_id": job_id, "published_version": published, "chunks_done": p.done.len(), "chunks": p.chunks,
             "rows_done": p.rows_done, "rows": p.rows, "rows_out": p.rows_out, "rows_per_s": rate, "eta_s": eta,
-            "slurm_job_ids": slurm_jobs, "workers": workers,
+            "slurm_job_ids": slurm_jobs, "slurm_steps": slurm_steps, "workers": workers,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
@@ -155,8 +176,56 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
     if !slurm_jobs.is_empty() {
         println!("slurm jobs: {}", slurm_jobs.join(", "));
     }
-    for ((host, rank), (c, r)) in &p.per_worker {
-        println!("  worker {rank:>3} {host:<16} chunks {c:>5} rows out {r:>9}");
+    if !slurm_steps.is_empty() {
+        println!("slurm steps: {}", slurm_steps.join(", "));
+    }
+    for ((host, rank), w) in &p.per_worker {
+        println!(
+            "  worker {rank:>3} {host:<16} chunks {:>5} rows out {:>9}{}",
+            w.chunks,
+            w.rows_out,
+            w.gpu.as_ref().map(gpu_text).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// " GPU <uuid> (<name>, NVML index i) utilisation last L% mean M% · memory U / T MiB".
+fn gpu_text(g: &WorkerGpu) -> String {
+    format!(
+        " GPU {} ({}, NVML index {}) utilisation last {}% mean {}% · memory {} / {} MiB",
+        g.uuid.as_deref().unwrap_or("?"),
+        g.name,
+        g.index,
+        g.last_utilization,
+        g.mean_utilization,
+        g.memory_used_mb,
+        g.memory_total_mb
+    )
+}
+
+/// `flywheel gpus OUT`: each worker's GPU in the job writing OUT (node, UUID, utilisation,
+/// memory), as of the chunk it last finished.
+pub fn worker_gpus(output: &Path, json: bool) -> Result<(), CliError> {
+    let (_, p) = progress_in(output)?;
+    let gpus: Vec<_> = p
+        .per_worker
+        .iter()
+        .filter_map(|((host, rank), w)| w.gpu.as_ref().map(|g| (host, rank, g)))
+        .collect();
+    if json {
+        let v: Vec<_> = gpus
+            .iter()
+            .map(|(host, rank, g)| serde_json::json!({"host": host, "rank": rank, "gpu": g}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    if gpus.is_empty() {
+        println!("{}: no worker reported a GPU", output.display());
+    }
+    for (host, rank, g) in gpus {
+        println!("worker {rank:>3} {host:<16}{}", gpu_text(g));
     }
     Ok(())
 }

@@ -106,6 +106,8 @@ fn lineage_lines(l: &serde_json::Map<String, serde_json::Value>) -> Vec<(&'stati
         "input",
         "seed",
         "slurm_job_id",
+        "slurm_job_ids",
+        "slurm_steps",
         "host",
         "started_at",
         "finished_at",
@@ -114,6 +116,9 @@ fn lineage_lines(l: &serde_json::Map<String, serde_json::Value>) -> Vec<(&'stati
     keys.into_iter()
         .filter_map(|key| {
             let v = l.get(key)?;
+            if v.as_array().is_some_and(Vec::is_empty) {
+                return None;
+            }
             let text = match key {
                 "mapper" => {
                     v["spec"].as_str().unwrap_or("").to_string()
@@ -123,6 +128,15 @@ fn lineage_lines(l: &serde_json::Map<String, serde_json::Value>) -> Vec<(&'stati
                             .unwrap_or_default()
                 }
                 "input" => v["address"].as_str().unwrap_or("").to_string(),
+                "slurm_job_ids" | "slurm_steps" => v
+                    .as_array()
+                    .map(|ids| {
+                        ids.iter()
+                            .filter_map(|id| id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
                 _ => v.to_string().trim_matches('"').to_string(),
             };
             Some((key, text))

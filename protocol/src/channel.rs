@@ -19,14 +19,22 @@ pub struct ChannelWorkerLink {
 
 /// A connected coordinator end and `workers` worker ends, ranked 1..=workers.
 pub fn channel_transport(workers: u32) -> (ChannelTransport, Vec<ChannelWorkerLink>) {
+    channel_transport_ranked((1..=workers).map(Rank))
+}
+
+/// A connected coordinator end and one worker end per rank in `ranks` (the MPI coordinator's
+/// own worker is rank 0, beside the worker ranks that MPI reaches).
+pub fn channel_transport_ranked(
+    ranks: impl IntoIterator<Item = Rank>,
+) -> (ChannelTransport, Vec<ChannelWorkerLink>) {
     let (up_tx, up_rx) = unbounded();
     let mut to_workers = Vec::new();
     let mut links = Vec::new();
-    for r in 1..=workers {
+    for rank in ranks {
         let (down_tx, down_rx) = unbounded();
-        to_workers.push((Rank(r), down_tx));
+        to_workers.push((rank, down_tx));
         links.push(ChannelWorkerLink {
-            rank: Rank(r),
+            rank,
             to_coordinator: up_tx.clone(),
             from_coordinator: down_rx,
         });

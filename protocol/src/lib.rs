@@ -15,12 +15,14 @@ pub mod mpi;
 mod shipped;
 mod transport;
 
-pub use channel::{channel_transport, ChannelTransport, ChannelWorkerLink};
+pub use channel::{
+    channel_transport, channel_transport_ranked, ChannelTransport, ChannelWorkerLink,
+};
 pub use ids::{chunk_seed, Attempt, ChunkId, Rank};
 pub use job::{parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
 pub use messages::{
     ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice, ToCoordinator,
-    ToWorker,
+    ToWorker, WorkerGpu,
 };
 pub use shipped::{ArgDefault, ArgKind, ShippedArg, ShippedArgError, ShippedMapper};
 pub use transport::{Transport, TransportError, WorkerLink};

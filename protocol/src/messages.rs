@@ -82,6 +82,22 @@ pub struct ChunkOutput {
     pub host: String,
 }
 
+/// A worker's GPU over the job so far: which one, its last reading and its mean utilisation
+/// (journaled with each chunk it finished, so `flywheel status` shows it while the job runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerGpu {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    pub name: String,
+    /// NVML index on its node.
+    pub index: u32,
+    /// Utilisation in percent: the last reading and the mean of all readings (rounded).
+    pub last_utilization: u32,
+    pub mean_utilization: u32,
+    pub memory_used_mb: u64,
+    pub memory_total_mb: u64,
+}
+
 /// Why a chunk attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -108,6 +124,9 @@ pub enum FailureKind {
 pub struct GpuSample {
     /// NVML device index.
     pub index: u32,
+    /// The device's UUID (`GPU-…`), which names it whatever the index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
     pub name: String,
     /// Percent of the last sample period a kernel ran.
     pub utilization: u32,

@@ -51,9 +51,13 @@ impl From<OneOrMany> for Lines {
 pub struct SlurmSpec {
     #[serde(default = "one")]
     pub nodes: u32,
-    /// Tasks per node; the first task of the job is the coordinator, the others are workers.
-    #[serde(default = "two")]
-    pub ntasks_per_node: u32,
+    /// Tasks per node, each a worker (the job's first task also coordinates). Default: one per
+    /// GPU with `gpus_per_node`, else 2.
+    #[serde(default)]
+    pub ntasks_per_node: Option<u32>,
+    /// GPUs per node: one task per GPU, each bound to its own (`--gpus-per-task=1`).
+    #[serde(default)]
+    pub gpus_per_node: Option<u32>,
     #[serde(default)]
     pub gpus_per_task: Option<u32>,
     #[serde(default)]
@@ -88,6 +92,30 @@ pub struct SlurmSpec {
     /// job submits its continuation and checkpoints.
     #[serde(default = "default_margin")]
     pub signal_margin: u32,
+    /// How many times a step that died with a node of the allocation is started again on the
+    /// nodes still alive (resuming) before the job gives up and submits a continuation.
+    #[serde(default = "default_node_retries")]
+    pub node_retries: u32,
+}
+
+impl SlurmSpec {
+    /// Tasks (workers) per node: `ntasks_per_node`, else one per GPU, else 2.
+    pub fn tasks_per_node(&self) -> u32 {
+        self.ntasks_per_node
+            .or(self.gpus_per_node)
+            .unwrap_or(DEFAULT_TASKS_PER_NODE)
+    }
+
+    /// GPUs each task gets: `gpus_per_task`, or 1 when the job asks for GPUs per node.
+    pub fn task_gpus(&self) -> Option<u32> {
+        self.gpus_per_task.or(self.gpus_per_node.map(|_| 1))
+    }
+}
+
+const DEFAULT_TASKS_PER_NODE: u32 = 2;
+
+fn default_node_retries() -> u32 {
+    2
 }
 
 fn default_margin() -> u32 {
@@ -97,9 +125,6 @@ fn default_margin() -> u32 {
 fn one() -> u32 {
     1
 }
-fn two() -> u32 {
-    2
-}
 fn pmix() -> String {
     "pmix".to_string()
 }
@@ -108,7 +133,8 @@ impl Default for SlurmSpec {
     fn default() -> Self {
         SlurmSpec {
             nodes: 1,
-            ntasks_per_node: 2,
+            ntasks_per_node: None,
+            gpus_per_node: None,
             gpus_per_task: None,
             cpus_per_task: None,
             mem: None,
@@ -122,6 +148,7 @@ impl Default for SlurmSpec {
             env: BTreeMap::new(),
             mpi: pmix(),
             signal_margin: default_margin(),
+            node_retries: default_node_retries(),
         }
     }
 }
@@ -185,14 +212,36 @@ fn check_spec(s: &SlurmSpec) -> Result<(), SlurmError> {
             reason: "must be at least 1".into(),
         });
     }
-    if s.nodes * s.ntasks_per_node < 2 {
+    let positive = [
+        ("ntasks_per_node", s.ntasks_per_node),
+        ("gpus_per_node", s.gpus_per_node),
+        ("gpus_per_task", s.gpus_per_task),
+    ];
+    for (field, value) in positive {
+        if value == Some(0) {
+            return Err(SlurmError::BadSetting {
+                field,
+                reason: "must be at least 1 (leave it out for none)".into(),
+            });
+        }
+    }
+    if let (Some(g), Some(t)) = (s.gpus_per_node, s.gpus_per_task) {
         return Err(SlurmError::BadSetting {
-            field: "ntasks_per_node",
+            field: "gpus_per_task",
             reason: format!(
-                "nodes × ntasks_per_node is {}, but a job needs at least 2 tasks (1 coordinator + 1 worker)",
-                s.nodes * s.ntasks_per_node
+                "give gpus_per_node ({g}: one task per GPU) or gpus_per_task ({t}, with ntasks_per_node), not both"
             ),
         });
+    }
+    if let (Some(g), Some(t)) = (s.gpus_per_node, s.ntasks_per_node) {
+        if g != t {
+            return Err(SlurmError::BadSetting {
+                field: "ntasks_per_node",
+                reason: format!(
+                    "gpus_per_node = {g} runs one task per GPU, so ntasks_per_node must be {g} or left out (for several GPUs a task, use ntasks_per_node with gpus_per_task)"
+                ),
+            });
+        }
     }
     for k in s.env.keys() {
         if k.is_empty()
@@ -217,9 +266,9 @@ fn directives(job: &SbatchJob<'_>) -> Vec<String> {
             quote(s.job_name.as_deref().unwrap_or(&job.default_name))
         ),
         format!("--nodes={}", s.nodes),
-        format!("--ntasks-per-node={}", s.ntasks_per_node),
+        format!("--ntasks-per-node={}", s.tasks_per_node()),
     ];
-    d.extend(s.gpus_per_task.map(|g| format!("--gpus-per-task={g}")));
+    d.extend(s.task_gpus().map(|g| format!("--gpus-per-task={g}")));
     d.extend(s.cpus_per_task.map(|c| format!("--cpus-per-task={c}")));
     let quoted = [
         ("mem", &s.mem),
@@ -231,6 +280,8 @@ fn directives(job: &SbatchJob<'_>) -> Vec<String> {
     for (name, value) in quoted {
         d.extend(value.as_ref().map(|v| format!("--{name}={}", quote(v))));
     }
+    // A lost node does not end the job: the script starts a new step on the nodes left.
+    d.push("--no-kill".into());
     d.push(format!("--signal=B:USR1@{}", s.signal_margin));
     d.push(format!("--output={}", quote(&job.log.to_string_lossy())));
     d.push(format!("--chdir={}", quote(&job.workdir.to_string_lossy())));
@@ -246,33 +297,39 @@ fn directives(job: &SbatchJob<'_>) -> Vec<String> {
     d
 }
 
-/// Runs the ranks under srun. Near the time limit Slurm sends USR1 to this script: it submits the
-/// continuation (which resumes from the job's journal once this job has ended) and tells the
-/// ranks to checkpoint. scancel sends TERM: the ranks checkpoint, and nothing is resubmitted.
-/// The job's id survives requeues and continuations (--export=ALL carries it), so a job run
-/// again finishes instead of publishing a second version.
+/// How long a node gets to run a one-task step before the script counts it lost (seconds).
+const NODE_PROBE_S: u32 = 30;
+
+/// Runs the ranks under srun (the shell is `body.sh`). Near the time limit Slurm sends USR1 to
+/// this script: it submits the continuation (which resumes from the job's journal once this job
+/// has ended) and tells the ranks to checkpoint. scancel sends TERM: the ranks checkpoint, and
+/// nothing is resubmitted. A step that fails having lost a node (the job itself survives it:
+/// `--no-kill`) is started again on the nodes left, resuming, up to `node_retries` times, and then
+/// the script submits the continuation. A step of MPI ranks cannot outlive one of its ranks
+/// (Open MPI has no fault tolerance), so the step itself is not `--no-kill`: it ends at once, and
+/// the next one starts. The job's id survives requeues, steps and continuations (--export=ALL
+/// carries it), so a job run again finishes instead of publishing a second version.
 fn body(job: &SbatchJob<'_>) -> String {
     let s = job.spec;
-    let mut out =
-        String::from("export FLYWHEEL_JOB_ID=\"${FLYWHEEL_JOB_ID:-slurm-$SLURM_JOB_ID}\"\n");
-    out.push_str(&format!(
-        "export FLYWHEEL_CHECKPOINT_GRACE={}\n\
-         continue_job() {{\n  sbatch --parsable --dependency=afterany:\"$SLURM_JOB_ID\" --export=ALL,FLYWHEEL_RESUME=1 {}\n}}\n\
-         srun --mpi={} {} run {} &\n\
-         srun_pid=$!\n\
-         trap 'echo \"flywheel: time limit near: submitting a continuation, checkpointing\"; continue_job || true; kill -USR1 $srun_pid 2>/dev/null || true' USR1\n\
-         trap 'kill -TERM $srun_pid 2>/dev/null || true' TERM\n\
-         set +e\n\
-         while true; do\n  wait $srun_pid\n  rc=$?\n  kill -0 $srun_pid 2>/dev/null || break\ndone\n\
-         exit $rc\n",
-        s.signal_margin.saturating_sub(20).max(5),
-        quote(&job.script_path.to_string_lossy()),
-        quote(&s.mpi),
-        quote(&job.flywheel.to_string_lossy()),
-        quote(&job.job_file.to_string_lossy())
-    ));
-    out
+    let values = [
+        (
+            "@GRACE@",
+            s.signal_margin.saturating_sub(20).max(5).to_string(),
+        ),
+        ("@SCRIPT@", quote(&job.script_path.to_string_lossy())),
+        ("@MPI@", quote(&s.mpi)),
+        ("@FLYWHEEL@", quote(&job.flywheel.to_string_lossy())),
+        ("@JOB@", quote(&job.job_file.to_string_lossy())),
+        ("@PROBE@", NODE_PROBE_S.to_string()),
+        ("@RETRIES@", s.node_retries.to_string()),
+        ("@TASKS_PER_NODE@", s.tasks_per_node().to_string()),
+    ];
+    values.iter().fold(BODY.to_string(), |text, (key, value)| {
+        text.replace(key, value)
+    })
 }
+
+const BODY: &str = include_str!("body.sh");
 
 /// Submits a saved script with `sbatch --parsable` and returns the job id; `env` is exported to
 /// the job besides the submitting environment.
@@ -332,6 +389,7 @@ mod tests {
              #SBATCH --job-name=flywheel-out\n\
              #SBATCH --nodes=1\n\
              #SBATCH --ntasks-per-node=2\n\
+             #SBATCH --no-kill\n\
              #SBATCH --signal=B:USR1@120\n\
              #SBATCH --output=/home/me/out/_logs/slurm-%j.out\n\
              #SBATCH --chdir=/home/me\n\
@@ -340,7 +398,15 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("srun --mpi=pmix /opt/flywheel/bin/flywheel run /home/me/job.toml &\n"),
+            text.contains(
+                "srun --mpi=pmix \"$@\" /opt/flywheel/bin/flywheel run /home/me/job.toml &\n"
+            ),
+            "{text}"
+        );
+        // A lost node: a new step on the nodes left, twice at most, one task a node.
+        assert!(text.contains("retries_left=2\n"), "{text}");
+        assert!(
+            text.contains("--ntasks=$((n * 2)) --ntasks-per-node=2 --nodelist=\"$live\""),
             "{text}"
         );
         assert!(text.contains("--dependency=afterany:\"$SLURM_JOB_ID\" --export=ALL,FLYWHEEL_RESUME=1 /home/me/out/_logs/flywheel-out.sbatch"), "{text}");
@@ -355,7 +421,8 @@ mod tests {
     fn renders_every_field() {
         let spec = SlurmSpec {
             nodes: 2,
-            ntasks_per_node: 5,
+            ntasks_per_node: Some(5),
+            gpus_per_node: None,
             gpus_per_task: Some(1),
             cpus_per_task: Some(8),
             mem: Some("200G".into()),
@@ -377,6 +444,7 @@ mod tests {
                 .collect(),
             mpi: "pmix".into(),
             signal_margin: 300,
+            node_retries: 5,
         };
         let text = render_sbatch(&job(&spec)).unwrap();
         for want in [
@@ -395,7 +463,9 @@ mod tests {
             "#SBATCH --constraint=a100\n",
             "export HF_HOME='/scratch/hf cache'\n",
             "module load cuda/12\nsource ~/venv/bin/activate\n",
-            "srun --mpi=pmix /opt/flywheel/bin/flywheel run /home/me/job.toml &\n",
+            "srun --mpi=pmix \"$@\" /opt/flywheel/bin/flywheel run /home/me/job.toml &\n",
+            "retries_left=5\n",
+            "--ntasks=$((n * 5)) --ntasks-per-node=5 ",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
@@ -417,18 +487,91 @@ mod tests {
     }
 
     #[test]
-    fn refuses_a_job_without_workers() {
+    fn gpus_per_node_renders_one_task_per_gpu() {
         let spec = SlurmSpec {
-            ntasks_per_node: 1,
+            nodes: 2,
+            gpus_per_node: Some(4),
             ..Default::default()
         };
-        let e = render_sbatch(&job(&spec)).unwrap_err().to_string();
-        assert!(e.contains("at least 2 tasks"), "{e}");
-        let spec = SlurmSpec {
-            env: [("1X".to_string(), "v".to_string())].into_iter().collect(),
+        let text = render_sbatch(&job(&spec)).unwrap();
+        assert!(
+            text.contains(
+                "#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-task=1\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("--ntasks-per-node=4 --nodelist"), "{text}");
+        // Saying the same twice is fine.
+        let same = SlurmSpec {
+            ntasks_per_node: Some(4),
+            ..spec.clone()
+        };
+        assert_eq!(render_sbatch(&job(&same)).unwrap(), text);
+        // Several GPUs a task: ntasks_per_node with gpus_per_task, as before.
+        let two_each = SlurmSpec {
+            nodes: 1,
+            ntasks_per_node: Some(2),
+            gpus_per_task: Some(2),
             ..Default::default()
         };
-        assert!(render_sbatch(&job(&spec)).is_err());
+        let text = render_sbatch(&job(&two_each)).unwrap();
+        assert!(
+            text.contains("#SBATCH --ntasks-per-node=2\n#SBATCH --gpus-per-task=2\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn refuses_settings_that_cannot_work() {
+        let refused = [
+            (
+                SlurmSpec {
+                    ntasks_per_node: Some(0),
+                    ..Default::default()
+                },
+                "ntasks_per_node: must be at least 1",
+            ),
+            (
+                SlurmSpec {
+                    gpus_per_node: Some(0),
+                    ..Default::default()
+                },
+                "gpus_per_node: must be at least 1",
+            ),
+            (
+                SlurmSpec {
+                    gpus_per_node: Some(4),
+                    ntasks_per_node: Some(5),
+                    ..Default::default()
+                },
+                "ntasks_per_node must be 4 or left out",
+            ),
+            (
+                SlurmSpec {
+                    gpus_per_node: Some(4),
+                    gpus_per_task: Some(1),
+                    ..Default::default()
+                },
+                "not both",
+            ),
+            (
+                SlurmSpec {
+                    env: [("1X".to_string(), "v".to_string())].into_iter().collect(),
+                    ..Default::default()
+                },
+                "'1X' is not a valid variable name",
+            ),
+        ];
+        for (spec, want) in refused {
+            let e = render_sbatch(&job(&spec)).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        // One task is a job: rank 0 coordinates and runs the one worker.
+        let one = SlurmSpec {
+            ntasks_per_node: Some(1),
+            ..Default::default()
+        };
+        assert!(render_sbatch(&job(&one)).is_ok());
     }
 
     #[test]

@@ -7,13 +7,17 @@ mod child;
 mod convert;
 mod error;
 mod gpu;
+pub mod gpu_owner;
 mod lines;
 mod mapper;
 mod process;
 mod runtime;
 
 pub use error::{ChunkError, WorkerError};
-pub use gpu::{gpu_count, gpu_sampler, FakeSampler, GpuSampler, NoGpu, NvmlSampler};
+pub use gpu::{
+    gpu_count, gpu_sampler, nvml_devices, owned_gpus_from_env, FakeSampler, GpuId, GpuSampler,
+    NoGpu, NvmlSampler,
+};
 pub use mapper::{build_mapper, AbortHandle, IdentityMapper, MapOutput, Mapper, RowError};
 pub use process::{python_runner_path, ProcessMapper, RUNNER_SOURCE};
 pub use runtime::{hostname, run_worker, run_worker_with, WorkerConfig};

@@ -31,8 +31,8 @@ pub struct WorkerConfig {
     pub heartbeat: Duration,
     /// Distinguishes this worker process's file names from any other's.
     pub file_tag: String,
-    /// NVML index of the GPU this worker owns, if any.
-    pub gpu: Option<u32>,
+    /// The GPUs this worker owns (sampled through NVML; none: no readings).
+    pub gpus: Vec<crate::GpuId>,
 }
 
 impl WorkerConfig {
@@ -50,7 +50,7 @@ impl WorkerConfig {
             batch_rows: 8192,
             heartbeat: Duration::from_secs(1),
             file_tag: format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff),
-            gpu: None,
+            gpus: Vec::new(),
         }
     }
 }
@@ -59,7 +59,7 @@ pub use flywheel_protocol::hostname;
 
 /// Runs a worker until the coordinator says `Stop` (or the link breaks).
 pub fn run_worker(link: &mut impl WorkerLink, cfg: WorkerConfig) -> Result<(), WorkerError> {
-    let sampler = crate::gpu_sampler(cfg.gpu);
+    let sampler = crate::gpu_sampler(&cfg.gpus);
     run_worker_with(link, cfg, sampler)
 }
 
@@ -75,6 +75,8 @@ pub(crate) fn panic_point(point: &str) {
 /// What the link thread keeps between steps.
 struct LinkState {
     last_sent: Instant,
+    /// The last GPU reading (taken every heartbeat interval, however busy the link).
+    last_sampled: Instant,
     /// Attempts assigned to this worker that it has not yet reported done or failed.
     outstanding: Vec<(flywheel_protocol::ChunkId, flywheel_protocol::Attempt)>,
     /// Why this worker can run no more chunks (its executor died, or a panic in this thread):
@@ -119,6 +121,7 @@ pub fn run_worker_with(
     })?;
     let mut state = LinkState {
         last_sent: Instant::now(),
+        last_sampled: Instant::now(),
         outstanding: Vec::new(),
         broken: None,
     };
@@ -247,10 +250,11 @@ fn link_step(
     while let Ok(msg) = results.try_recv() {
         forward(link, state, msg)?;
     }
-    if state.last_sent.elapsed() >= cfg.heartbeat {
-        link.send(ToCoordinator::Heartbeat {
-            gpu: sampler.sample(),
-        })?;
+    // A heartbeat after a silent interval, and one with each GPU reading even when results
+    // keep the link busy: a sick GPU is seen within one interval.
+    let gpu = crate::gpu::sample_every(sampler, &mut state.last_sampled, cfg.heartbeat);
+    if gpu.is_some() || state.last_sent.elapsed() >= cfg.heartbeat {
+        link.send(ToCoordinator::Heartbeat { gpu })?;
         state.last_sent = Instant::now();
     }
     match link.recv_timeout(Duration::from_millis(20))? {
@@ -569,6 +573,7 @@ mod tests {
         cfg.heartbeat = Duration::from_millis(5);
         let sample = GpuSample {
             index: 3,
+            uuid: None,
             name: "Fake H200".into(),
             utilization: 88,
             memory_used_mb: 10,

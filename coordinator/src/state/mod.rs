@@ -44,6 +44,7 @@ pub use sanity::SanityError;
 use crate::failure::{AttemptError, JobFailure};
 use flywheel_protocol::{
     Attempt, ChunkId, ChunkOutput, InputSlice, Rank, ToCoordinator, Transport, TransportError,
+    WorkerGpu,
 };
 use ranks::RankMap;
 use std::collections::VecDeque;
@@ -156,8 +157,8 @@ pub struct Coordinator {
     failures: u64,
     speculative_runs: u64,
     wasted_rows: u64,
-    /// Chunks accepted since the last [`Coordinator::take_accepted`] (for the journal).
-    accepted: Vec<ChunkId>,
+    /// Chunks accepted since the last [`Coordinator::take_accepted`], and by whom (for the journal).
+    accepted: Vec<(ChunkId, Rank)>,
     /// No more dispatching (a checkpoint is under way).
     halted: bool,
     /// The latest attempt failure of the chunk's own making (not a lost or drained worker's
@@ -334,10 +335,22 @@ impl Coordinator {
 
     /// Chunks accepted since the last call, in acceptance order (the journal records them).
     pub fn take_accepted(&mut self) -> Vec<&ChunkOutput> {
+        self.take_accepted_with_gpus()
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect()
+    }
+
+    /// [`Coordinator::take_accepted`], each with its worker's GPU so far (for the journal).
+    pub fn take_accepted_with_gpus(&mut self) -> Vec<(&ChunkOutput, Option<WorkerGpu>)> {
         let ids = std::mem::take(&mut self.accepted);
+        let this = &*self;
         ids.into_iter()
-            .filter_map(|id| match &self.chunks[id.0 as usize].state {
-                ChunkState::Done(o) => Some(&**o),
+            .filter_map(|(id, from)| match &this.chunks[id.0 as usize].state {
+                ChunkState::Done(o) => {
+                    let gpu = this.workers.get(&from).and_then(Worker::gpu_summary);
+                    Some((&**o, gpu))
+                }
                 _ => None,
             })
             .collect()

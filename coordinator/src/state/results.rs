@@ -59,7 +59,7 @@ impl Coordinator {
                 w.report.speculative_wins += 1;
             }
         }
-        self.accept(out);
+        self.accept(from, out);
         Ok(())
     }
 
@@ -122,7 +122,7 @@ impl Coordinator {
 
     /// Records an accepted output; the schema is settled once every chunk is done (or the
     /// accepted ones already conflict).
-    fn accept(&mut self, mut out: ChunkOutput) {
+    fn accept(&mut self, from: Rank, mut out: ChunkOutput) {
         let id = out.chunk;
         let mut conflict = false;
         match (&self.schema_probed, &out.schema) {
@@ -141,7 +141,7 @@ impl Coordinator {
         self.chunks[id.0 as usize].state = ChunkState::Done(Box::new(out));
         self.reindex_chunk(id);
         self.done += 1;
-        self.accepted.push(id);
+        self.accepted.push((id, from));
         if conflict || self.is_complete() {
             self.settle_schema();
         }

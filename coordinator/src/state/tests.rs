@@ -108,6 +108,7 @@ fn bad_input_fails_the_job_at_once() {
 fn sample(util: u32, problem: Option<&str>) -> flywheel_protocol::GpuSample {
     flywheel_protocol::GpuSample {
         index: 0,
+        uuid: Some("GPU-test-0".into()),
         name: "Fake H100".into(),
         utilization: util,
         memory_used_mb: 1,
@@ -132,7 +133,16 @@ fn gpu_readings_reach_the_report_and_a_sick_gpu_is_drained() {
     }
     let r = env.report();
     assert_eq!(r.workers[0].gpu_utilization, Some(95.0));
+    assert_eq!(r.workers[0].gpu_uuid.as_deref(), Some("GPU-test-0"));
+    assert_eq!(r.workers[0].gpu_last_utilization, Some(100));
+    assert_eq!(r.workers[0].gpu_memory_mb, Some((1, 80_000)));
     assert_eq!(r.gpu, "mean utilisation 95% over 1 GPU(s)");
+    assert!(
+        r.render()
+            .contains("GPU Fake H100 (GPU 0) GPU-test-0 mean 95% last 100% memory 1/80000 MiB"),
+        "{}",
+        r.render()
+    );
     // Worker 2's GPU reports uncorrected ECC errors: its chunk moves to worker 1.
     let sick = ToCoordinator::Heartbeat {
         gpu: Some(sample(0, Some("3 uncorrected ECC error(s)"))),
@@ -146,18 +156,30 @@ fn gpu_readings_reach_the_report_and_a_sick_gpu_is_drained() {
         (Rank(1), tasks[1].1.chunk),
         "the drained worker's chunk is retried first"
     );
+    // The drain names the node and the GPU.
+    let why = "b GPU GPU-test-0: 3 uncorrected ECC error(s)";
     assert_eq!(
         env.c.worker_state(Rank(2)),
-        Some(&WorkerState::Drained(DrainReason::SickGpu(
-            "3 uncorrected ECC error(s)".into()
-        )))
+        Some(&WorkerState::Drained(DrainReason::SickGpu(why.into())))
     );
     let r = env.report();
+    assert_eq!(r.workers[1].drained.as_deref(), Some(why));
+    assert!(r.render().contains(&format!("drained: {why}")));
+    // The accepted chunk carries its worker's GPU, for `flywheel status`.
+    let gpu = env
+        .c
+        .take_accepted_with_gpus()
+        .into_iter()
+        .find_map(|(_, gpu)| gpu)
+        .expect("the accepted chunk names worker 1's GPU");
     assert_eq!(
-        r.workers[1].drained.as_deref(),
-        Some("3 uncorrected ECC error(s)")
+        (
+            gpu.uuid.as_deref(),
+            gpu.last_utilization,
+            gpu.mean_utilization
+        ),
+        (Some("GPU-test-0"), 100, 95)
     );
-    assert!(r.render().contains("drained: 3 uncorrected ECC error(s)"));
     env.nothing_else_sent();
 }
 

@@ -4,7 +4,7 @@
 use super::Coordinator;
 use crate::failure::{DrainReason, JobFailure, LostReason, WorkerState};
 use crate::report::WorkerReport;
-use flywheel_protocol::{Attempt, ChunkId, FailureKind, Rank};
+use flywheel_protocol::{Attempt, ChunkId, FailureKind, GpuSample, Rank, WorkerGpu};
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -18,6 +18,8 @@ pub(super) struct Worker {
     pub(super) failures_in_a_row: u32,
     pub(super) gpu_samples: u64,
     pub(super) gpu_util_sum: u64,
+    /// Its GPU's last reading.
+    pub(super) last_gpu: Option<flywheel_protocol::GpuSample>,
     pub(super) report: WorkerReport,
     /// Where the indexes file it.
     pub(super) keys: super::index::WorkerKeys,
@@ -28,6 +30,21 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) fn usable(&self) -> bool {
         self.state.usable()
+    }
+
+    /// Its GPU so far: the last reading and the mean utilisation; `None` without readings.
+    pub(super) fn gpu_summary(&self) -> Option<WorkerGpu> {
+        let s = self.last_gpu.as_ref()?;
+        Some(WorkerGpu {
+            uuid: s.uuid.clone(),
+            name: s.name.clone(),
+            index: s.index,
+            last_utilization: s.utilization,
+            mean_utilization: (self.gpu_util_sum as f64 / self.gpu_samples.max(1) as f64).round()
+                as u32,
+            memory_used_mb: s.memory_used_mb,
+            memory_total_mb: s.memory_total_mb,
+        })
     }
 }
 
@@ -47,6 +64,7 @@ impl Coordinator {
                     failures_in_a_row: 0,
                     gpu_samples: 0,
                     gpu_util_sum: 0,
+                    last_gpu: None,
                     report: WorkerReport::default(),
                     keys: Default::default(),
                     deadline: None,
@@ -169,27 +187,37 @@ impl Coordinator {
     }
 
     /// Records a GPU reading; a sick GPU's worker is drained: it gets no more chunks, and the
-    /// chunks it holds go to other workers.
-    pub(super) fn on_gpu_sample(&mut self, from: Rank, sample: flywheel_protocol::GpuSample) {
+    /// chunks it holds go to other workers. The drain names the node and the GPU.
+    pub(super) fn on_gpu_sample(&mut self, from: Rank, sample: GpuSample) {
         let Some(w) = self.workers.get_mut(&from) else {
             return;
         };
         w.gpu_samples += 1;
         w.gpu_util_sum += u64::from(sample.utilization);
+        let gpu = sample
+            .uuid
+            .clone()
+            .unwrap_or_else(|| format!("{}", sample.index));
         w.report
             .gpu
             .get_or_insert_with(|| format!("{} (GPU {})", sample.name, sample.index));
+        w.report.gpu_uuid.clone_from(&sample.uuid);
+        w.report.gpu_last_utilization = Some(sample.utilization);
+        w.report.gpu_memory_mb = Some((sample.memory_used_mb, sample.memory_total_mb));
+        let problem = sample.problem.clone();
+        w.last_gpu = Some(sample);
         // Only a live worker is drained: a lost, stopped or drained one gets nothing anyway.
-        let (Some(problem), true) = (sample.problem, w.usable()) else {
+        let (Some(problem), true) = (problem, w.usable()) else {
             return;
         };
-        tracing::warn!("{from}: {problem}; no more chunks for it");
-        w.state = WorkerState::Drained(DrainReason::SickGpu(problem.clone()));
+        let why = format!("{} GPU {gpu}: {problem}", w.host);
+        tracing::warn!("{from}: {why}; no more chunks for it");
+        w.state = WorkerState::Drained(DrainReason::SickGpu(why.clone()));
         self.reindex_worker(from);
         self.release(
             from,
             FailureKind::WorkerLost,
-            &format!("GPU is sick: {problem}"),
+            &format!("GPU is sick: {why}"),
         );
         self.check_workers_left();
     }

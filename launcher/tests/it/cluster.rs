@@ -56,8 +56,8 @@ fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
     let o = mpirun(&job);
     assert!(o.status.success(), "mpirun failed");
     let stderr = String::from_utf8_lossy(&o.stderr);
-    // 1 coordinator + 3 workers, all of which did work.
-    for w in 1..=3 {
+    // 4 ranks are 4 workers (rank 0 coordinates and works too), all of which did work.
+    for w in 0..=3 {
         assert!(
             stderr.contains(&format!("worker {w:>3}")),
             "worker {w} missing from the report: {stderr}"
@@ -184,12 +184,57 @@ fn sbatch_job_on_the_local_cluster_publishes_the_table() {
     assert_table_rows(&py, &out, &expected);
     let v = info(&out);
     assert_eq!(v["lineage"]["slurm_job_id"].as_str(), Some(id.as_str()));
+    assert_eq!(
+        v["lineage"]["slurm_steps"],
+        serde_json::json!([format!("{id}.0")]),
+        "the one step that ran it"
+    );
     let text = status_of(&out);
     assert!(
         text.contains("finished: published version 1")
-            && text.contains(&format!("slurm jobs: {id}")),
+            && text.contains(&format!("slurm jobs: {id}"))
+            && text.contains(&format!("slurm steps: {id}.0")),
         "{text}"
     );
+}
+
+#[test]
+fn sbatch_job_that_fails_with_every_node_alive_is_not_run_again() {
+    let Some((_py, dir)) = slurm_and_dir() else {
+        return;
+    };
+    let mapper = dir.path().join("bad.py");
+    std::fs::write(
+        &mapper,
+        "def f(row):\n    raise RuntimeError('model exploded')\n",
+    )
+    .expect("the test writes its file");
+    let (job, out) = write_job(
+        dir.path(),
+        &format!("{}:f", mapper.display()),
+        "[slurm]\nntasks_per_node = 3\ntime = \"00:10:00\"\n",
+    );
+    let o = run(flywheel().arg("submit").arg(&job));
+    assert!(o.status.success());
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let show = wait_for_job(&id, Duration::from_secs(300));
+    let log = std::fs::read_to_string(out.join("_logs").join(format!("slurm-{id}.out")))
+        .unwrap_or_default();
+    // The script asked Slurm which nodes live (all of them), so it did not start another step
+    // or submit a continuation: the job failed, with the mapper's error, once.
+    assert!(
+        show.contains("JobState=FAILED") && show.contains("ExitCode=1:0"),
+        "{show}\n{log}"
+    );
+    assert!(
+        log.contains("error: job failed, nothing was published") && log.contains("model exploded"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("flywheel: the step ended") && !log.contains("continuation"),
+        "{log}"
+    );
+    assert!(!has_version(&out));
 }
 
 /// A job file with a slow mapper (`delay` seconds a row) yielding each row's id.

@@ -8,6 +8,7 @@ mod explore;
 mod faults_cli;
 mod faults_values;
 mod faults_worker;
+mod gpu_cluster;
 mod inputs;
 mod local;
 mod mappers;
