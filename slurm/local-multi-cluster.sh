@@ -88,6 +88,13 @@ CONF
 #!/bin/sh
 echo "export LD_LIBRARY_PATH=$NVML_LIB_DIR\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 echo "export FAKE_NVML_STATE=$NVML_STATE"
+# Open MPI over what these nodes have: shared memory inside a node, TCP over the bridge between
+# them; no fabric libraries (UCX, libfabric, PSM) probed, as there is no fabric here.
+echo "export OMPI_MCA_pml=ob1"
+echo "export OMPI_MCA_btl=self,vader,tcp"
+echo "export OMPI_MCA_btl_tcp_if_include=${NET}.0/24"
+echo "export OMPI_MCA_mtl=^ofi,psm,psm2"
+echo "export OMPI_MCA_osc=^ucx"
 PROLOG
   chmod 755 "$CONF_DIR/task-prolog.sh"
 }
