@@ -376,3 +376,35 @@ pub(crate) fn lineage_summary(l: &serde_json::Value) -> serde_json::Value {
         "finished_at": l["finished_at"],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(operation: &str) -> Vec<Action> {
+        vec![Action::CommitInfo(CommitInfo {
+            timestamp: 0,
+            operation: operation.into(),
+            operation_parameters: BTreeMap::new(),
+            read_version: None,
+            is_blind_append: true,
+            flywheel: serde_json::json!({}),
+        })]
+    }
+
+    #[test]
+    fn an_entry_already_there_must_hold_the_derived_bytes() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let table = Table::new(dir.path());
+        fs::create_dir_all(table.delta_log()).expect("the log folder is made");
+        assert!(table.write_delta(1, &info("WRITE"), &DELTA_STEPS).expect("written"));
+        // Another writer's identical entry: nothing to do.
+        assert!(!table.write_delta(1, &info("WRITE"), &DELTA_STEPS).expect("the same"));
+        match table.write_delta(1, &info("MERGE"), &DELTA_STEPS) {
+            Err(FormatError::DeltaMismatch(p)) => {
+                assert!(p.ends_with("_delta_log/00000000000000000001.json"), "{p:?}")
+            }
+            other => panic!("a foreign entry is an error: {other:?}"),
+        }
+    }
+}
