@@ -492,15 +492,16 @@ fn an_overwrite_to_zero_rows_reads_as_zero_rows_in_delta_and_fails_in_datasets_n
         .run()
         .assert_ok("overwrite to zero rows");
     assert_eq!(info(&t)["num_rows"], 0);
-    let got = read_everywhere(&py, &t, &["--readers=datasets,deltalake", "1", "2"]);
-    for (reader, v, rows) in [
-        ("datasets", "1", 3),
-        ("deltalake", "1", 3),
-        ("deltalake", "2", 0),
-    ] {
-        let res = &got["results"][reader][v];
-        assert_eq!(res["ok"], true, "{reader} at version {v}: {res}");
-        assert_eq!(res["rows"], rows, "{reader} at version {v}: {res}");
+    let got = read_everywhere(&py, &t, &["1", "2"]);
+    for reader in ["deltalake", "polars", "duckdb", "datasets"] {
+        for (v, rows) in [("1", 3), ("2", 0)] {
+            if (reader, v) == ("datasets", "2") {
+                continue;
+            }
+            let res = &got["results"][reader][v];
+            assert_eq!(res["ok"], true, "{reader} at version {v}: {res}");
+            assert_eq!(res["rows"], rows, "{reader} at version {v}: {res}");
+        }
     }
     // HF reads no zero-row Parquet file ("BatchSize must be greater than 0"): the card's
     // `default` names version 2's zero-row stand-in, so HF fails, never answers with version
