@@ -1,8 +1,9 @@
 //! The table's dataset card, `TABLE/README.md`, rewritten at every publish and vacuum: YAML
 //! front matter whose `configs:` make Hugging Face `datasets.load_dataset(TABLE)` read exactly
-//! the latest version (`default`) and `load_dataset(TABLE, "vN")` version N, with `dataset_info`
-//! giving each config's features; then a short summary between two markers. Text outside the
-//! markers (below the front matter) is the user's and is kept.
+//! the latest version (`default`, always written) and `load_dataset(TABLE, "vN")` version N (the
+//! newest [`MAX_VERSION_CONFIGS`]), with `dataset_info` giving each config's features; then a
+//! short summary between two markers. The user's front matter keys and text before and after
+//! the markers are kept in place.
 //!
 //! `datasets` has no type for an Arrow `map` (flywheel's `dict<K, V>`): such a column (or one
 //! holding a map anywhere inside) is declared `json`, which `datasets` reads as a list of

@@ -397,9 +397,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let table = Table::new(dir.path());
         fs::create_dir_all(table.delta_log()).expect("the log folder is made");
-        assert!(table.write_delta(1, &info("WRITE"), &DELTA_STEPS).expect("written"));
+        assert!(table
+            .write_delta(1, &info("WRITE"), &DELTA_STEPS)
+            .expect("written"));
         // Another writer's identical entry: nothing to do.
-        assert!(!table.write_delta(1, &info("WRITE"), &DELTA_STEPS).expect("the same"));
+        assert!(!table
+            .write_delta(1, &info("WRITE"), &DELTA_STEPS)
+            .expect("the same"));
         match table.write_delta(1, &info("MERGE"), &DELTA_STEPS) {
             Err(FormatError::DeltaMismatch(p)) => {
                 assert!(p.ends_with("_delta_log/00000000000000000001.json"), "{p:?}")
