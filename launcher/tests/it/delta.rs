@@ -209,6 +209,13 @@ fn after_vacuum_keep_1_the_latest_version_reads_in_every_reader() {
     );
 }
 
+/// A card's front matter (without its `---` lines) and the rest.
+fn front_matter(card: &str) -> (&str, &str) {
+    card.strip_prefix("---\n")
+        .and_then(|r| r.split_once("\n---\n"))
+        .expect("the card opens with front matter")
+}
+
 #[test]
 fn the_card_keeps_the_users_text_and_names_each_kept_version() {
     let Some((_py, dir)) = setup() else { return };
@@ -217,10 +224,7 @@ fn the_card_keeps_the_users_text_and_names_each_kept_version() {
     let card = t.join("README.md");
     let ours = std::fs::read_to_string(&card).expect("the first publish writes the card");
     // The user's front matter keys, an intro before the block and notes after it.
-    let (front, body) = ours
-        .strip_prefix("---\n")
-        .and_then(|r| r.split_once("\n---\n"))
-        .expect("the card opens with front matter");
+    let (front, body) = front_matter(&ours);
     let edited = format!(
         "---\nlicense: mit\n{front}\ntags:\n  - dialogue\npretty_name: \"Pairs\"\n---\n\
          # Intro\nRead me first.\n\n{body}\n## Notes\nCollected by hand.\n"
@@ -233,10 +237,7 @@ fn the_card_keeps_the_users_text_and_names_each_kept_version() {
         .assert_ok("append");
     let text = std::fs::read_to_string(&card).expect("the card is read");
     assert!(text.ends_with("## Notes\nCollected by hand.\n"), "{text}");
-    let (front, body) = text
-        .strip_prefix("---\n")
-        .and_then(|r| r.split_once("\n---\n"))
-        .expect("the card opens with front matter");
+    let (front, body) = front_matter(&text);
     for key in [
         "license: mit\n",
         "tags:\n  - dialogue\n",
