@@ -382,6 +382,9 @@ fn published_version(
 /// The output table takes the job: `--mode create` finds no table, an append finds the
 /// version it builds on whole.
 fn check_target(table: &Table, job: &JobOptions) -> Result<(), JobError> {
+    table
+        .check_no_foreign_delta()
+        .map_err(|e| JobError::from(BadJob::Target(e)))?;
     let Some(v) = table.latest_version().map_err(table_err)? else {
         return Ok(());
     };

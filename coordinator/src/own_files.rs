@@ -50,18 +50,36 @@ impl<T: Transport> Transport for Recording<'_, T> {
     }
 }
 
-/// Removes the files in `written` that `published` does not reference; returns how many.
+/// Removes the files in `written` that no version in `_versions` references (the published
+/// one, and any another job published meanwhile); returns how many. Nothing is removed when
+/// the versions cannot all be read.
 pub(crate) fn remove_unreferenced(
     table: &Table,
     published: &Manifest,
     written: &[String],
 ) -> usize {
-    let referenced: HashSet<&str> = published
-        .files
-        .iter()
-        .chain(&published.errors)
-        .map(|f| f.path.as_str())
-        .collect();
+    let mut referenced: HashSet<String> = HashSet::new();
+    let mut add = |m: &Manifest| {
+        referenced.extend(m.files.iter().chain(&m.errors).map(|f| f.path.clone()));
+    };
+    add(published);
+    let versions = match table.versions() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!("not removing this job's unreferenced files: {e}");
+            return 0;
+        }
+    };
+    for v in versions.into_iter().filter(|v| *v != published.version) {
+        match table.manifest(Some(v)) {
+            Ok(m) => add(&m),
+            Err(flywheel_formats::FormatError::VersionMissing { .. }) => {} // vacuumed meanwhile
+            Err(e) => {
+                tracing::warn!("not removing this job's unreferenced files: {e}");
+                return 0;
+            }
+        }
+    }
     let mut removed = 0;
     for rel in written.iter().filter(|p| !referenced.contains(p.as_str())) {
         if !is_data_path(rel) {

@@ -1,8 +1,9 @@
 //! The table's dataset card, `TABLE/README.md`, rewritten at every publish and vacuum: YAML
 //! front matter whose `configs:` make Hugging Face `datasets.load_dataset(TABLE)` read exactly
-//! the latest version (`default`) and `load_dataset(TABLE, "vN")` version N, with `dataset_info`
-//! giving each config's features; then a short summary between two markers. Text outside the
-//! markers (below the front matter) is the user's and is kept.
+//! the latest version (`default`, always written) and `load_dataset(TABLE, "vN")` version N (the
+//! newest [`MAX_VERSION_CONFIGS`]), with `dataset_info` giving each config's features; then a
+//! short summary between two markers. The user's front matter keys and text before and after
+//! the markers are kept in place.
 //!
 //! `datasets` has no type for an Arrow `map` (flywheel's `dict<K, V>`): such a column (or one
 //! holding a map anywhere inside) is declared `json`, which `datasets` reads as a list of
@@ -11,12 +12,17 @@
 use crate::{FormatError, Manifest, Table, TYPE_KEY};
 use arrow::datatypes::{DataType, Field};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
 
 const CARD: &str = "README.md";
 const BEGIN: &str = "<!-- flywheel:begin (written at each publish; edit outside this block) -->";
 const END: &str = "<!-- flywheel:end -->";
+/// How many versions get a config `vN` of their own (the newest), besides `default`.
+pub const MAX_VERSION_CONFIGS: usize = 20;
+/// The folder of the zero-row files that stand for versions without files.
+const EMPTY_DIR: &str = "_card";
 
 impl Table {
     /// (Re)writes the dataset card from the manifests; keeps the user's text.
@@ -57,38 +63,81 @@ impl Table {
         };
         let mut configs = Vec::new();
         let mut infos = Vec::new();
+        // `default` always (HF scans the whole folder when a card names no config), then the
+        // newest versions, each listing its files: the card grows with versions × files.
         let named = std::iter::once(("default".to_string(), last)).chain(
             manifests
                 .iter()
                 .rev()
+                .take(MAX_VERSION_CONFIGS)
                 .map(|m| (format!("v{}", m.version), m)),
         );
-        for (name, m) in named.filter(|(_, m)| !m.files.is_empty()) {
-            let paths: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+        for (name, m) in named {
             configs.push(json!({
                 "config_name": name,
-                "data_files": [{ "split": "train", "path": paths }],
+                "data_files": [{ "split": "train", "path": self.card_files(m) }],
             }));
             infos.push(json!({ "config_name": name, "features": features(m)? }));
         }
+        let old = OldCard::parse(old);
         let front = json!({ "configs": configs, "dataset_info": infos });
-        let mut out = format!("---\n{}---\n", yaml(&front, 0));
+        let mut out = format!("---\n{}{}---\n", old.front, yaml(&front, 0));
+        out.push_str(&old.before);
         out.push_str(BEGIN);
         out.push('\n');
         out.push_str(&version_mark(latest));
         out.push_str(&summary(self, last, &manifests));
+        if manifests.len() > MAX_VERSION_CONFIGS {
+            out.push_str(&format!(
+                "\nConfigs `vN` are written for the newest {MAX_VERSION_CONFIGS} versions; read \
+                 older ones with `flywheel table files` or a Delta reader.\n"
+            ));
+        }
         out.push_str(END);
         out.push('\n');
-        out.push_str(&user_text(old));
+        out.push_str(&old.after);
         Ok(out)
     }
 }
 
 impl Table {
+    /// The files a config lists for version `m`: its data files, or, for a version without
+    /// any (an overwrite to zero rows), a zero-row file with its schema, so that HF reads zero
+    /// rows rather than another version's (a card naming no file makes HF scan the folder).
+    /// Should that file not be written, the config names it anyway, and HF fails on it.
+    fn card_files(&self, m: &Manifest) -> Vec<String> {
+        if !m.files.is_empty() {
+            return m.files.iter().map(|f| f.path.clone()).collect();
+        }
+        let hash: String = Sha256::digest(m.schema.to_string().as_bytes())[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let rel = format!("{EMPTY_DIR}/empty-{hash}.parquet");
+        let path = self.dir().join(&rel);
+        if !path.exists() {
+            if let Err(e) = write_empty(&path, m) {
+                tracing::warn!(
+                    "{}: version {} has no files and its zero-row stand-in was not written: {e}",
+                    self.dir().display(),
+                    m.version
+                );
+            }
+        }
+        vec![rel]
+    }
+
     /// Whether the card was written from version `latest` (a cheap look, for reads).
     pub(crate) fn card_is_current(&self, latest: u64) -> bool {
         fs::read_to_string(self.dir().join(CARD)).is_ok_and(|t| t.contains(&version_mark(latest)))
     }
+}
+
+/// A zero-row Parquet file with `m`'s schema.
+fn write_empty(path: &std::path::Path, m: &Manifest) -> Result<(), FormatError> {
+    let schema = std::sync::Arc::new(crate::schema_from_json(&m.schema.to_string())?);
+    let batch = arrow::record_batch::RecordBatch::new_empty(schema);
+    crate::write::write_chunk_file(path, &[batch]).map(|_| ())
 }
 
 /// The line that says which version the card was written from.
@@ -108,24 +157,59 @@ fn replace(table: &Table, path: &std::path::Path, body: &[u8]) -> Result<(), For
     fs::rename(&tmp, path).map_err(FormatError::io(path))
 }
 
-/// The user's part of an old card: what follows the marked block, or, in a card without one
-/// (written by hand before the first publish), everything below its front matter.
-fn user_text(old: &str) -> String {
-    let body = match old
-        .strip_prefix("---\n")
-        .and_then(|r| r.split_once("\n---\n"))
-    {
-        Some((_, rest)) => rest,
-        None => old,
-    };
-    match (body.find(BEGIN), body.find(END)) {
-        (Some(b), Some(e)) if b < e => {
-            let before = &body[..b];
-            let after = body[e + END.len()..].trim_start_matches('\n');
-            format!("{before}{after}")
+/// The user's parts of an old card, each kept in its place: the front matter's keys other
+/// than the two flywheel writes (`license:`, `tags:`, `pretty_name:` …), the text before the
+/// marked block and the text after it. A card without the block (written by hand before the
+/// first publish) has all its text after it.
+struct OldCard {
+    front: String,
+    before: String,
+    after: String,
+}
+
+impl OldCard {
+    fn parse(old: &str) -> OldCard {
+        let (front, body) = match old.strip_prefix("---\n") {
+            Some(r) if r.starts_with("---\n") => ("", &r[4..]),
+            Some(r) => match r.split_once("\n---\n") {
+                Some((f, rest)) => (f, rest),
+                None => ("", old),
+            },
+            None => ("", old),
+        };
+        let (before, after) = match (body.find(BEGIN), body.find(END)) {
+            (Some(b), Some(e)) if b < e => (
+                body[..b].to_string(),
+                body[e + END.len()..].trim_start_matches('\n').to_string(),
+            ),
+            _ => (String::new(), body.to_string()),
+        };
+        OldCard {
+            front: user_keys(front),
+            before,
+            after,
         }
-        _ => body.to_string(),
     }
+}
+
+/// The front matter's top-level entries (a key's line with the lines under it), verbatim,
+/// less `configs` and `dataset_info`; comments and blank lines stay with the entry above.
+fn user_keys(front: &str) -> String {
+    let mut out = String::new();
+    let mut keep = true;
+    for line in front.lines() {
+        let top = !line.starts_with([' ', '\t', '-', '#']) && !line.trim().is_empty();
+        if top {
+            let key = line.split(':').next().unwrap_or("").trim();
+            let key = key.trim_matches(|c| c == '"' || c == '\'');
+            keep = !matches!(key, "configs" | "dataset_info");
+        }
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// The human summary: version, rows, schema with flywheel types, versions, lineage.
@@ -336,9 +420,20 @@ mod tests {
 
     #[test]
     fn the_users_text_outside_the_block_is_kept() {
-        let card = format!("---\na: 1\n---\nintro\n{BEGIN}\nours\n{END}\nmine\n");
-        assert_eq!(user_text(&card), "intro\nmine\n");
-        assert_eq!(user_text("hand-written\n"), "hand-written\n");
+        let card = format!(
+            "---\nlicense: mit\nconfigs:\n- config_name: x\n  data_files: a\ntags:\n  - t # c\n\
+             dataset_info:\n  - config_name: x\npretty_name: \"P\"\n---\nintro\n{BEGIN}\nours\n{END}\nmine\n"
+        );
+        let old = OldCard::parse(&card);
+        assert_eq!(
+            old.front,
+            "license: mit\ntags:\n  - t # c\npretty_name: \"P\"\n"
+        );
+        assert_eq!(old.before, "intro\n");
+        assert_eq!(old.after, "mine\n");
+        let hand = OldCard::parse("hand-written\n");
+        assert_eq!((hand.front.as_str(), hand.before.as_str()), ("", ""));
+        assert_eq!(hand.after, "hand-written\n");
     }
 
     #[test]

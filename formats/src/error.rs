@@ -91,6 +91,15 @@ pub enum FormatError {
         "{path} already holds a table (version {version}); use --mode append or --mode overwrite"
     )]
     TableExists { path: PathBuf, version: u64 },
+    /// A Delta log that flywheel did not write: an existing Delta table, or one whose flywheel
+    /// versions were removed by hand.
+    #[error(
+        "{0} holds a Delta log (_delta_log/) but no flywheel versions (_versions/): not a flywheel table; choose another --output, or remove _delta_log/ too"
+    )]
+    ForeignDeltaLog(PathBuf),
+    /// A Delta log entry whose bytes are not the ones derived from the flywheel manifests.
+    #[error("{0}: this Delta log entry differs from the one flywheel derives from _versions/; the Delta log and the flywheel versions disagree (was the table written by another tool?)")]
+    DeltaMismatch(PathBuf),
     /// A manifest that does not hold up.
     #[error("{path}: invalid manifest: {reason}")]
     BadManifest { path: PathBuf, reason: String },

@@ -118,7 +118,14 @@ impl Table {
         let (report, stale) = self.vacuum_plan(keep)?;
         if !dry_run {
             self.vacuum_remove(&report, &stale, force)?;
-            self.write_card()?;
+            // The removals stand; a card left naming removed versions is redone by the next
+            // publish or vacuum.
+            if let Err(e) = self.write_card() {
+                tracing::warn!(
+                    "{}: the dataset card (README.md) was not rewritten: {e}",
+                    self.dir().display()
+                );
+            }
         }
         Ok(report)
     }

@@ -289,8 +289,10 @@ pub enum TableCommand {
     /// Delete what no kept version references: old versions beyond --keep, and orphan files
     /// (failed attempts, crashed jobs).
     ///
-    /// The Delta log keeps its entries (the latest version reads as before); the dataset card
-    /// (README.md) is rewritten with configs for the kept versions only.
+    /// The Delta log keeps its entries (the latest version reads as before; a removed version
+    /// still reads in Delta readers while all its files are kept, as in an append-only
+    /// history, and fails on a missing file otherwise); the dataset card (README.md) is
+    /// rewritten with configs for the kept versions only.
     #[command(
         after_help = "Example:\n  flywheel table vacuum out/pairs --dry-run      # list orphans\n  flywheel table vacuum out/pairs --keep 3       # keep the 3 newest versions"
     )]

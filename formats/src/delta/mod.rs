@@ -183,9 +183,23 @@ impl Table {
         })?;
         match crate::table::link_new(&dir, &target, &body, steps) {
             Ok(()) => Ok(true),
-            Err(FormatError::VersionAlreadyExists { .. }) => Ok(false),
+            // Another writer made it first: the same bytes, unless the log is not ours.
+            Err(FormatError::VersionAlreadyExists { .. }) => match fs::read(&target) {
+                Ok(have) if have == body => Ok(false),
+                Ok(_) => Err(FormatError::DeltaMismatch(target)),
+                Err(e) => Err(FormatError::io(&target)(e)),
+            },
             Err(e) => Err(e),
         }
+    }
+
+    /// `Err` when the table's folder holds a Delta log but no flywheel version: a job must
+    /// not begin a flywheel history under a Delta history it did not write.
+    pub fn check_no_foreign_delta(&self) -> Result<(), FormatError> {
+        if self.latest_version()?.is_none() && !self.delta_versions()?.is_empty() {
+            return Err(FormatError::ForeignDeltaLog(self.dir().to_path_buf()));
+        }
+        Ok(())
     }
 }
 
@@ -261,7 +275,17 @@ fn creation(first: &Manifest, origin: &Origin) -> Result<Vec<Action>, FormatErro
 
 /// The table's metadata with `m`'s schema.
 fn metadata(m: &Manifest, origin: &Origin) -> Result<MetaData, FormatError> {
-    let schema = schema::delta_schema(&arrow_schema(m)?).map_err(|e| bad(m, e))?;
+    let arrow = arrow_schema(m)?;
+    if arrow.fields().is_empty() {
+        // A table created from zero rows without --schema: Delta readers refuse such a log.
+        tracing::warn!(
+            "version {}: the table has no columns; Delta readers (deltalake: \"Cannot scan Delta \
+             table with empty schema\") cannot read it until a version with columns is written \
+             (create it with --schema to give it columns)",
+            m.version
+        );
+    }
+    let schema = schema::delta_schema(&arrow).map_err(|e| bad(m, e))?;
     Ok(MetaData {
         id: origin.id.clone(),
         name: None,
@@ -351,4 +375,40 @@ pub(crate) fn lineage_summary(l: &serde_json::Value) -> serde_json::Value {
         "started_at": l["started_at"],
         "finished_at": l["finished_at"],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(operation: &str) -> Vec<Action> {
+        vec![Action::CommitInfo(CommitInfo {
+            timestamp: 0,
+            operation: operation.into(),
+            operation_parameters: BTreeMap::new(),
+            read_version: None,
+            is_blind_append: true,
+            flywheel: serde_json::json!({}),
+        })]
+    }
+
+    #[test]
+    fn an_entry_already_there_must_hold_the_derived_bytes() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let table = Table::new(dir.path());
+        fs::create_dir_all(table.delta_log()).expect("the log folder is made");
+        assert!(table
+            .write_delta(1, &info("WRITE"), &DELTA_STEPS)
+            .expect("written"));
+        // Another writer's identical entry: nothing to do.
+        assert!(!table
+            .write_delta(1, &info("WRITE"), &DELTA_STEPS)
+            .expect("the same"));
+        match table.write_delta(1, &info("MERGE"), &DELTA_STEPS) {
+            Err(FormatError::DeltaMismatch(p)) => {
+                assert!(p.ends_with("_delta_log/00000000000000000001.json"), "{p:?}")
+            }
+            other => panic!("a foreign entry is an error: {other:?}"),
+        }
+    }
 }

@@ -2,8 +2,8 @@
 //!
 //! Delta has no unsigned integers, no float16 and no fixed-size list. Each is declared as the
 //! Delta type that holds every value and that the readers cast the file's column to: `uint8` →
-//! `short`, `uint16` → `integer`, `uint32` and `uint64` → `long` (`uint64` values above 2^63 - 1
-//! do not fit; see docs/format.md), `fp16` → `float`, `vector<N, E>` and `tensor<…>` → `array<E>`.
+//! `short`, `uint16` → `integer`, `uint32` → `long`, `uint64` → `decimal(20,0)` (every value
+//! fits; see docs/format.md), `fp16` → `float`, `vector<N, E>` and `tensor<…>` → `array<E>`.
 //! Each top-level field keeps its flywheel type in its metadata (`flywheel.type`).
 
 use crate::TYPE_KEY;

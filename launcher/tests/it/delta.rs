@@ -209,6 +209,13 @@ fn after_vacuum_keep_1_the_latest_version_reads_in_every_reader() {
     );
 }
 
+/// A card's front matter (without its `---` lines) and the rest.
+fn front_matter(card: &str) -> (&str, &str) {
+    card.strip_prefix("---\n")
+        .and_then(|r| r.split_once("\n---\n"))
+        .expect("the card opens with front matter")
+}
+
 #[test]
 fn the_card_keeps_the_users_text_and_names_each_kept_version() {
     let Some((_py, dir)) = setup() else { return };
@@ -216,7 +223,13 @@ fn the_card_keeps_the_users_text_and_names_each_kept_version() {
     Map::dialogues(&t).identity().run().assert_ok("create");
     let card = t.join("README.md");
     let ours = std::fs::read_to_string(&card).expect("the first publish writes the card");
-    std::fs::write(&card, format!("{ours}\n## Notes\nCollected by hand.\n")).expect("edited");
+    // The user's front matter keys, an intro before the block and notes after it.
+    let (front, body) = front_matter(&ours);
+    let edited = format!(
+        "---\nlicense: mit\n{front}\ntags:\n  - dialogue\npretty_name: \"Pairs\"\n---\n\
+         # Intro\nRead me first.\n\n{body}\n## Notes\nCollected by hand.\n"
+    );
+    std::fs::write(&card, edited).expect("edited");
     Map::dialogues(&t)
         .identity()
         .mode("append")
@@ -224,6 +237,19 @@ fn the_card_keeps_the_users_text_and_names_each_kept_version() {
         .assert_ok("append");
     let text = std::fs::read_to_string(&card).expect("the card is read");
     assert!(text.ends_with("## Notes\nCollected by hand.\n"), "{text}");
+    let (front, body) = front_matter(&text);
+    for key in [
+        "license: mit\n",
+        "tags:\n  - dialogue\n",
+        "pretty_name: \"Pairs\"\n",
+    ] {
+        assert!(front.contains(key), "{key}: {text}");
+    }
+    assert_eq!(front.matches("configs:").count(), 1, "{text}");
+    assert!(
+        body.starts_with("# Intro\nRead me first.\n\n<!-- flywheel:begin"),
+        "the intro stays before the block: {text}"
+    );
     assert_eq!(text.matches("<!-- flywheel:begin").count(), 1, "{text}");
     assert!(text.contains("version 2 has 1000 rows"), "{text}");
     for name in ["config_name: default", "config_name: v2", "config_name: v1"] {
@@ -238,7 +264,9 @@ fn a_job_removes_the_copy_it_did_not_publish_and_nothing_of_other_jobs() {
     let marks = dir.path().join("marks");
     std::fs::create_dir(&marks).expect("the folder is made");
     // One chunk, two workers: the idle one runs a copy at once; both attempts wait for each
-    // other, then finish together, so the loser's file is written too.
+    // other at the chunk's last row, so neither reports before both are past their mapper and
+    // the loser's files (data and refused rows) are written and reported too, however the
+    // stop falls.
     let mapper = py_mapper(
         dir.path(),
         "together.py",
@@ -246,10 +274,11 @@ fn a_job_removes_the_copy_it_did_not_publish_and_nothing_of_other_jobs() {
             r#"import os, time
 MARKS = {marks:?}
 def f(row):
-    open(os.path.join(MARKS, os.environ["FLYWHEEL_WORKER"]), "w").close()
-    deadline = time.time() + 30
-    while len(os.listdir(MARKS)) < 2 and time.time() < deadline:
-        time.sleep(0.01)
+    if row["id"] == 9:
+        open(os.path.join(MARKS, os.environ["FLYWHEEL_WORKER"]), "w").close()
+        deadline = time.time() + 30
+        while len(os.listdir(MARKS)) < 2 and time.time() < deadline:
+            time.sleep(0.01)
     if row["id"] == 3:
         raise ValueError("row 3 goes to _errors")
     yield {{"id": row["id"]}}
@@ -269,8 +298,20 @@ def f(row):
         .chunk_rows(10)
         .on_row_error("skip")
         .arg("--json")
+        .env("FLYWHEEL_LOG", "warn,flywheel_coordinator::own_files=info")
         .run();
     o.assert_ok("the job");
+    assert_eq!(
+        std::fs::read_dir(&marks).expect("listed").count(),
+        2,
+        "both attempts reached the last row"
+    );
+    assert!(
+        o.stderr_text()
+            .contains("removed 2 unreferenced file(s) this job wrote"),
+        "the losing copy's data and _errors files were written, then removed: {}",
+        o.stderr_text()
+    );
     let report: Value = serde_json::from_slice(&o.stdout).expect("the output is JSON");
     assert!(
         report["report"]["speculative_runs"].as_u64() >= Some(1),
@@ -428,5 +469,106 @@ fn an_overwrite_with_another_schema_reads_at_both_versions_in_every_reader() {
             let res = &got["results"][reader][v];
             assert_eq!(res["ok"], true, "{reader} at {v}: {res}");
         }
+    }
+}
+
+#[test]
+fn an_overwrite_to_zero_rows_reads_as_zero_rows_in_delta_and_fails_in_datasets_never_wrong() {
+    let Some((py, dir)) = readers_or_skip() else {
+        return;
+    };
+    let input = ids_input(&py, dir.path(), 3);
+    let none = py_mapper(dir.path(), "none.py", "def f(row):\n    return []\n", "f");
+    let t = dir.path().join("t");
+    Map::new(&input, &t)
+        .identity()
+        .python(&py)
+        .run()
+        .assert_ok("create");
+    Map::new(&input, &t)
+        .mapper(&none)
+        .python(&py)
+        .mode("overwrite")
+        .schema("id: int64")
+        .run()
+        .assert_ok("overwrite to zero rows");
+    assert_eq!(info(&t)["num_rows"], 0);
+    let got = read_everywhere(&py, &t, &["1", "2"]);
+    for reader in ["deltalake", "polars", "duckdb", "datasets"] {
+        for (v, rows) in [("1", 3), ("2", 0)] {
+            if (reader, v) == ("datasets", "2") {
+                continue;
+            }
+            let res = &got["results"][reader][v];
+            assert_eq!(res["ok"], true, "{reader} at version {v}: {res}");
+            assert_eq!(res["rows"], rows, "{reader} at version {v}: {res}");
+        }
+    }
+    // HF reads no zero-row Parquet file ("BatchSize must be greater than 0"): the card's
+    // `default` names version 2's zero-row stand-in, so HF fails, never answers with version
+    // 1's rows (as it did when `default` was left out) or every file in the folder.
+    let hf = &got["results"]["datasets"]["2"];
+    assert!(
+        hf["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no data") || e.contains("generating the dataset")),
+        "the documented refusal: {hf}"
+    );
+    let card = std::fs::read_to_string(t.join("README.md")).expect("the card is read");
+    let default = card
+        .split("config_name: v2")
+        .next()
+        .expect("the default config comes first");
+    assert!(default.contains("_card/empty-"), "{card}");
+}
+
+#[test]
+fn a_table_created_from_zero_rows_without_a_schema_warns_and_delta_readers_refuse_it() {
+    let Some((py, dir)) = readers_or_skip() else {
+        return;
+    };
+    let input = ids_input(&py, dir.path(), 3);
+    let none = py_mapper(dir.path(), "none.py", "def f(row):\n    return []\n", "f");
+    let t = dir.path().join("t");
+    let o = Map::new(&input, &t).mapper(&none).python(&py).run();
+    o.assert_ok("create");
+    assert!(
+        o.stderr_text()
+            .contains("the table has no columns; Delta readers"),
+        "{}",
+        o.stderr_text()
+    );
+    let got = read_everywhere(&py, &t, &["--readers=deltalake", "1"]);
+    let res = &got["results"]["deltalake"]["1"];
+    assert_eq!(res["ok"], false, "{res}");
+    assert!(
+        res["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("empty schema")),
+        "the documented refusal: {res}"
+    );
+}
+
+#[test]
+fn a_job_refuses_a_folder_with_a_delta_log_but_no_flywheel_versions() {
+    let Some((_py, dir)) = setup() else { return };
+    let t = dir.path().join("t");
+    Map::dialogues(&t).identity().run().assert_ok("create");
+    // A "reset" by hand: the versions and data go, the Delta log stays.
+    for d in ["_versions", "data"] {
+        std::fs::remove_dir_all(t.join(d)).expect("removed");
+    }
+    for mode in ["create", "overwrite", "append"] {
+        let o = Map::dialogues(&t).identity().mode(mode).run();
+        assert_exit(
+            &o,
+            2,
+            mode,
+            &[
+                "holds a Delta log (_delta_log/) but no flywheel versions",
+                "error:",
+            ],
+        );
+        assert!(!o.published(), "{mode}: nothing is published");
     }
 }
