@@ -9,7 +9,7 @@
 use flywheel_coordinator::sim::{sick_gpu, Recorder, Rng};
 use flywheel_coordinator::{Coordinator, CoordinatorConfig};
 use flywheel_protocol::{
-    Attempt, ChunkId, ChunkOutput, ChunkTask, FailureKind, Rank, ToCoordinator, ToWorker,
+    Attempt, ChunkId, ChunkOutput, ChunkTask, FailureKind, GpuSample, Rank, ToCoordinator, ToWorker,
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -110,6 +110,22 @@ struct Sim {
     problem: Option<String>,
     /// What every attempt reports as its output schema.
     schema: String,
+}
+
+/// A healthy GPU's reading, as NVML gives it.
+fn healthy_gpu(i: usize) -> GpuSample {
+    GpuSample {
+        index: (i % 8) as u32,
+        uuid: Some(format!("GPU-{i:08x}-0000-0000-0000-000000000000")),
+        name: "NVIDIA H100 80GB HBM3".into(),
+        utilization: 97,
+        memory_used_mb: 71_000,
+        memory_total_mb: 81_559,
+        power_w: Some(650.0),
+        temperature_c: Some(61),
+        ecc_uncorrected: Some(0),
+        problem: None,
+    }
 }
 
 /// The output schema a worker reports for a typical table (Arrow JSON, as workers send it): an
@@ -263,7 +279,12 @@ impl Sim {
             if self.t >= w.lost_at {
                 continue;
             }
-            let gpu = (self.t >= w.sick_at).then(sick_gpu);
+            // Every worker owns a GPU and reports it with each heartbeat.
+            let gpu = Some(if self.t >= w.sick_at {
+                sick_gpu()
+            } else {
+                healthy_gpu(i)
+            });
             self.deliver(i, ToCoordinator::Heartbeat { gpu });
         }
         self.tick();

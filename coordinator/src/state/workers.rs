@@ -20,11 +20,21 @@ pub(super) struct Worker {
     pub(super) gpu_util_sum: u64,
     /// Its GPU's last reading.
     pub(super) last_gpu: Option<flywheel_protocol::GpuSample>,
+    /// A hash of that GPU's identity (index, UUID, name).
+    pub(super) gpu_id: u64,
     pub(super) report: WorkerReport,
     /// Where the indexes file it.
     pub(super) keys: super::index::WorkerKeys,
     /// Its entry in the deadline index.
     pub(super) deadline: Option<Instant>,
+}
+
+/// What names a GPU in its readings, hashed.
+fn gpu_identity(s: &flywheel_protocol::GpuSample) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (s.index, &s.uuid, &s.name).hash(&mut h);
+    h.finish()
 }
 
 impl Worker {
@@ -65,6 +75,7 @@ impl Coordinator {
                     gpu_samples: 0,
                     gpu_util_sum: 0,
                     last_gpu: None,
+                    gpu_id: 0,
                     report: WorkerReport::default(),
                     keys: Default::default(),
                     deadline: None,
@@ -194,18 +205,37 @@ impl Coordinator {
         };
         w.gpu_samples += 1;
         w.gpu_util_sum += u64::from(sample.utilization);
-        let gpu = sample
-            .uuid
-            .clone()
-            .unwrap_or_else(|| format!("{}", sample.index));
-        w.report
-            .gpu
-            .get_or_insert_with(|| format!("{} (GPU {})", sample.name, sample.index));
-        w.report.gpu_uuid.clone_from(&sample.uuid);
+        // A heartbeat carries a reading from every GPU worker: from the same GPU as before (its
+        // identity hashed, so the strings stored are not read), only the numbers are taken.
+        let id = gpu_identity(&sample);
         w.report.gpu_last_utilization = Some(sample.utilization);
         w.report.gpu_memory_mb = Some((sample.memory_used_mb, sample.memory_total_mb));
-        let problem = sample.problem.clone();
-        w.last_gpu = Some(sample);
+        let sick = sample.problem.is_some();
+        let gpu = match (sick, &sample.uuid) {
+            (false, _) => String::new(),
+            (true, Some(uuid)) => uuid.clone(),
+            (true, None) => sample.index.to_string(),
+        };
+        let problem = sick.then(|| sample.problem.clone()).flatten();
+        match &mut w.last_gpu {
+            Some(last) if w.gpu_id == id => {
+                last.utilization = sample.utilization;
+                last.memory_used_mb = sample.memory_used_mb;
+                last.memory_total_mb = sample.memory_total_mb;
+                last.power_w = sample.power_w;
+                last.temperature_c = sample.temperature_c;
+                last.ecc_uncorrected = sample.ecc_uncorrected;
+                if sick || last.problem.is_some() {
+                    last.problem = sample.problem;
+                }
+            }
+            _ => {
+                w.gpu_id = id;
+                w.report.gpu = Some(format!("{} (GPU {})", sample.name, sample.index));
+                w.report.gpu_uuid.clone_from(&sample.uuid);
+                w.last_gpu = Some(sample);
+            }
+        }
         // Only a live worker is drained: a lost, stopped or drained one gets nothing anyway.
         let (Some(problem), true) = (problem, w.usable()) else {
             return;
