@@ -230,7 +230,7 @@ impl Coordinator {
         if filed != self.index.deadlines {
             bad.push("the deadline entries disagree with the workers'".into());
         }
-        for (rank, w) in &self.workers {
+        for (rank, w) in self.workers.iter() {
             if w.state.watched() && w.deadline.is_none_or(|d| d > w.last_seen) {
                 bad.push(format!(
                     "{rank} has no deadline entry no later than it was last heard"

@@ -68,14 +68,6 @@ impl<V> RankMap<V> {
     }
 }
 
-impl<'a, V> IntoIterator for &'a RankMap<V> {
-    type Item = (&'a Rank, &'a V);
-    type IntoIter = Box<dyn Iterator<Item = (&'a Rank, &'a V)> + 'a>;
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
-    }
-}
-
 /// A set of ranks as a two-level bitset: a bit per rank, and a summary bit per 64-rank word
 /// that has any. Insert and remove touch two words; the first, last, next or previous member
 /// is found in a few word scans (one summary word covers 4,096 ranks).

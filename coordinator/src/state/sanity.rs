@@ -40,7 +40,7 @@ impl Coordinator {
     /// Holdings and runs agree; nothing held by a lost or drained worker. (Linear: a holding
     /// is at most `prefetch` long and a chunk runs at most a few attempts.)
     fn check_holdings(&self, bad: &mut Vec<String>) {
-        for (rank, w) in &self.workers {
+        for (rank, w) in self.workers.iter() {
             if w.state.is_gone() && !w.holding.is_empty() {
                 bad.push(format!(
                     "{rank} is {} but holds {} attempt(s)",
@@ -138,7 +138,7 @@ impl Coordinator {
         if self.queue.is_empty() {
             return;
         }
-        for (rank, w) in &self.workers {
+        for (rank, w) in self.workers.iter() {
             if w.usable() && w.holding.len() < self.cfg.prefetch {
                 bad.push(format!(
                     "{rank} holds {} of {} attempt(s) while {} chunk(s) are queued",

@@ -99,6 +99,14 @@ impl TestEnv {
     }
 
     /// The cancellations sent since the last call.
+    /// The next assignment sent to `rank` (the others sent since are dropped).
+    pub fn task_for(&mut self, rank: Rank) -> (Rank, ChunkTask) {
+        self.tasks()
+            .into_iter()
+            .find(|(r, _)| *r == rank)
+            .unwrap_or_else(|| panic!("a task for {rank}"))
+    }
+
     pub fn cancels(&mut self) -> Vec<(Rank, ChunkId, Attempt)> {
         self.tx.take_cancels()
     }

@@ -273,11 +273,7 @@ fn a_worker_failing_again_and_again_is_drained() {
     let mut env = TestEnv::new(cfg, 4);
     env.ready(2);
     for _ in 0..2 {
-        let t = env
-            .tasks()
-            .into_iter()
-            .find(|(r, _)| *r == Rank(1))
-            .expect("a task for worker 1");
+        let t = env.task_for(Rank(1));
         env.fail(&t);
     }
     assert_eq!(
@@ -306,11 +302,7 @@ fn a_drained_worker_that_goes_silent_is_lost_and_keeps_why_it_was_drained() {
     };
     let mut env = TestEnv::new(cfg, 4);
     env.ready(2);
-    let t = env
-        .tasks()
-        .into_iter()
-        .find(|(r, _)| *r == Rank(1))
-        .expect("a task for worker 1");
+    let t = env.task_for(Rank(1));
     env.fail(&t);
     assert!(matches!(
         env.c.worker_state(Rank(1)),
