@@ -73,9 +73,7 @@ pub(crate) fn unify_chunks(schemas: &[(ChunkId, &str)]) -> Result<Option<Unified
     // chunk with the text of the one before adds nothing to the unified schema.
     let mut distinct: HashMap<&str, Option<Schema>> = HashMap::new();
     for (_, s) in schemas {
-        if !distinct.contains_key(s) {
-            distinct.insert(s, parse(s));
-        }
+        distinct.entry(s).or_insert_with(|| parse(s));
     }
     let parsed: Option<Vec<(ChunkId, &Schema)>> = schemas
         .iter()
