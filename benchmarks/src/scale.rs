@@ -1,7 +1,9 @@
 //! The `scale` case: the real coordinator at cluster scale in an event-driven simulator (a heap
-//! of attempt ends and a 1 Hz round of heartbeats and ticks), so that the simulator's own cost
-//! per event is flat and what grows with workers or chunks is the coordinator's. Workers: one in
-//! ten at half speed, 1 % of attempts crashing part-way, 4 lost and 2 turning sick mid-job.
+//! of attempt ends and a 1 Hz round of heartbeats, each carrying a GPU reading), so that the
+//! simulator's own cost per event is flat and what grows with workers or chunks is the
+//! coordinator's. As the driver does, the coordinator ticks after every message (and once a
+//! round). Workers: one in ten at half speed, 1 % of attempts crashing part-way, 4 lost and 2
+//! turning sick mid-job.
 //! Measured: the coordinator's own handling time of each message and tick (around `on_message`
 //! and `on_tick`), the wall time, the peak RSS and the makespan against the ideal (all the work
 //! spread over the capacity the workers offer while they are up).
