@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import json
 import os
+import random
 import sys
 import traceback
 
@@ -130,6 +131,28 @@ def _decode_bytes(rows, columns):
             if v is not None:
                 row[c] = b64decode(v)
     return rows
+
+
+def _begin_chunk(mapper, seed, rows, out):
+    """Seeds `random` with the chunk's seed and calls the mapper's `begin_chunk(seed)`, if it has
+    one, before every attempt: an attempt's random draws depend only on its chunk, even when the
+    same chunk runs twice in a row in this process. Whether the chunk can run; if `begin_chunk`
+    raised, every row of the chunk is reported failed."""
+    random.seed(seed)
+    begin = getattr(mapper, "begin_chunk", None)
+    if begin is None:
+        return True
+    try:
+        begin(seed)
+    except Exception as exc:  # noqa: BLE001 - any user error is reported, not fatal
+        _send(out, {"error": {
+            "row": 0,
+            "rows": rows,
+            "message": f"begin_chunk: {type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }})
+        return False
+    return True
 
 
 def _run_chunk(mapper, rows, out, skip_errors, produced_rows):
@@ -273,11 +296,16 @@ def main():
         else:
             rows = [json.loads(stdin.readline()) for _ in range(header["rows"])]
             rows = _decode_bytes(rows, header.get("bytes_columns"))
+        seed = int(header["seed"])
         os.environ["FLYWHEEL_CHUNK"] = str(header["chunk"])
-        os.environ["FLYWHEEL_SEED"] = str(header["seed"])
+        os.environ["FLYWHEEL_SEED"] = str(seed)
+        os.environ["FLYWHEEL_ATTEMPT"] = str(header.get("attempt", 1))
         os.environ["FLYWHEEL_WORKER"] = str(header["worker"])
         produced_rows = []
-        produced, failed = _run_chunk(mapper, rows, out, skip_errors, produced_rows)
+        if _begin_chunk(mapper, seed, len(rows), out):
+            produced, failed = _run_chunk(mapper, rows, out, skip_errors, produced_rows)
+        else:
+            produced, failed = 0, not skip_errors
         _send_output(out, produced_rows, target, arrow)
         _send(out, {"end": {"chunk": header["chunk"], "attempt": header.get("attempt"), "rows_out": produced, "failed": failed}})
         out.flush()

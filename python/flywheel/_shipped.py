@@ -26,18 +26,19 @@ def _torch_dtype(torch, name, device):
 
 
 class _Seeded:
-    """Re-seeds torch when a new chunk starts (its seed comes in FLYWHEEL_SEED)."""
+    """Re-seeds torch at the start of every chunk attempt, from the chunk's seed.
 
-    _seen = None
+    The runner calls `begin_chunk` before each attempt, even when the same chunk runs twice in a
+    row in this process (a copy stolen after it had begun, then a speculative copy of it): keyed
+    on the seed changing, the second run would continue the first one's random stream."""
 
-    def _reseed(self):
-        seed = os.environ.get("FLYWHEEL_SEED")
-        if seed != self._seen:
-            self._seen = seed
-            self._seed = int(seed or 0) % (2**31)
-            if getattr(self, "_torch", None) is not None:
-                self._torch.manual_seed(self._seed)
-        return self._seed
+    _seed = 0
+    _torch = None
+
+    def begin_chunk(self, seed):
+        self._seed = seed % (2**31)
+        if self._torch is not None:
+            self._torch.manual_seed(self._seed)
 
 
 class Generate(_Seeded):
@@ -90,7 +91,7 @@ class Generate(_Seeded):
         return text
 
     def __call__(self, batch):
-        seed = self._reseed()
+        seed = self._seed
         prompts = [self._prompt("" if r.get(self.column) is None else str(r[self.column])) for r in batch]
         if self.engine == "vllm":
             from vllm import SamplingParams
@@ -148,7 +149,6 @@ class Embed(_Seeded):
         ).to(self._device).eval()
 
     def __call__(self, batch):
-        self._reseed()
         torch = self._torch
         texts = ["" if r.get(self.column) is None else str(r[self.column]) for r in batch]
         enc = self._tokenizer(texts, return_tensors="pt", padding=True, truncation=True,

@@ -17,10 +17,10 @@ class Bucket:
 class Seeded:
     """Random values drawn from the chunk's seed: the same on every rerun."""
 
+    def begin_chunk(self, seed):
+        self.rng = random.Random(seed)
+
     def __call__(self, row):
-        if getattr(self, "seed", None) != os.environ.get("FLYWHEEL_SEED"):
-            self.seed = os.environ.get("FLYWHEEL_SEED")
-            self.rng = random.Random(int(self.seed))
         yield {"id": int(row["id"]), "draw": self.rng.random()}
 
 

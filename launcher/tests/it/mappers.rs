@@ -324,3 +324,50 @@ fn dates_times_and_decimals_from_a_mapper_are_stored_on_both_paths() {
         );
     }
 }
+
+#[test]
+fn every_attempt_draws_from_its_chunks_seed_even_twice_in_one_process() {
+    let Some((py, dir)) = setup() else { return };
+    // One worker: the retry of chunk 1 runs in the process whose first attempt drew 49 values
+    // and raised. `begin_chunk` and Python's `random` must both start over from the seed.
+    let m = write_file(
+        dir.path(),
+        "draws.py",
+        "import os, random\nclass Draws:\n    def begin_chunk(self, seed):\n        self.rng, self.seed, self.n = random.Random(seed), seed, 0\n    def __call__(self, row):\n        self.n += 1\n        attempt = int(os.environ['FLYWHEEL_ATTEMPT'])\n        if os.environ['FLYWHEEL_CHUNK'] == '1' and attempt == 1 and self.n == 50:\n            raise RuntimeError('the first attempt of chunk 1 fails halfway')\n        yield {'id': row['id'], 'seed': str(self.seed), 'n': self.n, 'mine': self.rng.random(), 'global': random.random(), 'attempt': attempt, 'pid': os.getpid()}\n",
+    );
+    let rows = Map::dialogues(dir.path().join("t"))
+        .workers(1)
+        .chunk_rows(100)
+        .args(["--seed", "11"])
+        .mapper(format!("{}:Draws", m.display()))
+        .run()
+        .assert_ok("map")
+        .rows(&py);
+    assert_eq!(rows.len(), 500);
+    let retried: Vec<&serde_json::Value> = rows[100..200].iter().collect();
+    assert!(
+        retried.iter().all(|r| r["attempt"] == 2),
+        "chunk 1 was retried"
+    );
+    assert_eq!(
+        rows[0]["pid"], rows[150]["pid"],
+        "the retry ran in the same mapper process"
+    );
+    // What a fresh random.Random(seed) draws, row by row of each chunk.
+    let seeds: Vec<String> = rows
+        .iter()
+        .step_by(100)
+        .map(|r| r["seed"].as_str().expect("a string").to_string())
+        .collect();
+    let script = format!(
+        "import json, random\nout = []\nfor s in {seeds:?}:\n    r = random.Random(int(s))\n    out.extend(r.random() for _ in range(100))\nprint(json.dumps(out))\n"
+    );
+    let o = run(std::process::Command::new(&py).args(["-c", &script]));
+    assert!(o.status.success(), "{}", stderr_text(&o));
+    let expected: Vec<f64> = serde_json::from_slice(&o.stdout).expect("a list of numbers");
+    for (i, (row, want)) in rows.iter().zip(&expected).enumerate() {
+        assert_eq!(row["n"], (i % 100 + 1) as u64, "row {i}: {row}");
+        assert_eq!(row["mine"].as_f64(), Some(*want), "row {i}: {row}");
+        assert_eq!(row["global"].as_f64(), Some(*want), "row {i}: {row}");
+    }
+}
