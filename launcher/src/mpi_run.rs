@@ -48,8 +48,15 @@ mod ranks {
         }));
         // Threads are many (mappers' executors, rank 0's own worker) but only the thread that
         // initialised MPI calls it.
-        let (universe, _) = mpi::initialize_with_threading(Threading::Funneled)
+        let (universe, provided) = mpi::initialize_with_threading(Threading::Funneled)
             .ok_or_else(|| job_failed(anyhow!("MPI was already initialised")))?;
+        if provided == Threading::Single {
+            // The standard allows no threads at all then; Open MPI and MPICH work all the same
+            // when only one thread calls MPI, but a site's build may not.
+            tracing::warn!(
+                "this MPI library provides only MPI_THREAD_SINGLE (flywheel asks for MPI_THREAD_FUNNELED: only the main thread calls MPI, other threads run mappers); if ranks crash, use an MPI built with thread support"
+            );
+        }
         let world = universe.world();
         let (size, rank) = (world.size(), world.rank());
         let slurm = SlurmEnv::from_env();

@@ -182,6 +182,12 @@ fn show(t: &Table, m: &Manifest, row: u64, path: Option<&str>, raw: bool) -> Res
 /// `table vacuum`: removes old versions and the files only they reference.
 fn vacuum(table: &str, keep: Option<usize>, dry_run: bool, force: bool) -> Result<(), CliError> {
     let tref = TableRef::parse(table).or_bad_input()?;
+    if let Some(v) = tref.version {
+        return Err(bad_input(anyhow!(
+            "vacuum works on a whole table, not on version {v} of it ({table}): give {} and say how many versions to keep with --keep N",
+            tref.path.display()
+        )));
+    }
     let t = Table::new(&tref.path);
     let keep = keep.unwrap_or(usize::MAX);
     if keep == 0 {
@@ -216,16 +222,22 @@ fn vacuum(table: &str, keep: Option<usize>, dry_run: bool, force: bool) -> Resul
     Ok(())
 }
 
-/// `table log`: one line per version.
+/// `table log`: one line per version (`T@V`: the history up to version V).
 fn log(table: &str) -> Result<(), CliError> {
     let tref = TableRef::parse(table).or_bad_input()?;
     let t = Table::new(&tref.path);
-    let versions = t.versions().or_bad_input()?;
+    let mut versions = t.versions().or_bad_input()?;
     t.settle();
     if versions.is_empty() {
         return Err(bad_input(flywheel_formats::FormatError::NoVersion(
             tref.path,
         )));
+    }
+    if let Some(upto) = tref.version {
+        // The version must exist (or have existed and been vacuumed: then its manifest is gone
+        // and the error says so).
+        t.manifest(Some(upto)).or_bad_input()?;
+        versions.retain(|v| *v <= upto);
     }
     for v in versions {
         let m = t.manifest(Some(v)).or_bad_input()?;

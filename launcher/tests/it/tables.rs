@@ -278,6 +278,20 @@ fn every_version_reads_back_its_own_rows_and_vacuum_keeps_what_is_referenced() {
     let before = std::fs::read_dir(t.join("data"))
         .expect("the folder is listed")
         .count();
+    // The history up to a version; a version cannot be vacuumed on its own.
+    let log = run(flywheel()
+        .args(["table", "log"])
+        .arg(format!("{}@2", t.display())));
+    assert!(log.status.success(), "{}", stderr_text(&log));
+    let versions: Vec<String> = String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(versions, ["1", "2"], "table log T@2");
+    let at = run(flywheel()
+        .args(["table", "vacuum", "--keep", "1"])
+        .arg(format!("{}@2", t.display())));
+    assert_exit(&at, 2, "vacuum T@2", &["not on version 2"]);
     let dry = run(flywheel()
         .args(["table", "vacuum", "--keep", "1", "--dry-run"])
         .arg(&t));
