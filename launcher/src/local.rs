@@ -65,6 +65,7 @@ pub fn run_embedded(job: &JobOptions, lineage: Lineage, json: bool) -> Result<Ou
         .map(|mut link| {
             let rank = flywheel_protocol::WorkerLink::rank(&link);
             let mut cfg = WorkerConfig::new(job.clone(), rank);
+            cfg.share_cpus(job.workers as usize);
             if let Some((visible, id)) = gpu_for(rank.0 - 1, &gpus) {
                 cfg.extra_env.push(("CUDA_VISIBLE_DEVICES".into(), visible));
                 cfg.gpus = vec![id];

@@ -97,6 +97,25 @@ fn python_mapper(
 }
 
 /// A mapper process under supervision.
+/// The variables that size the thread pools a mapper's libraries start (OpenMP, OpenBLAS, MKL,
+/// Rayon), as Ray sets them for its workers: otherwise each of N mappers on a node starts a pool
+/// as wide as the node, and they spin against each other.
+pub const THREAD_POOL_VARS: [&str; 4] = [
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "RAYON_NUM_THREADS",
+];
+
+/// Each pool variable at `threads`, except those the user set (`is_set`): theirs win.
+fn thread_pool_env(threads: usize, is_set: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    THREAD_POOL_VARS
+        .iter()
+        .filter(|k| !is_set(k))
+        .map(|k| (k.to_string(), threads.max(1).to_string()))
+        .collect()
+}
+
 pub struct ProcessMapper {
     program: String,
     args: Vec<String>,
@@ -133,6 +152,9 @@ impl ProcessMapper {
             ),
             ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
         ];
+        env.extend(thread_pool_env(cfg.mapper_threads, |k| {
+            std::env::var_os(k).is_some()
+        }));
         env.extend(cfg.extra_env.iter().cloned());
         let (program, args, label) = match spec {
             MapperSpec::Python { file, name } => {

@@ -33,6 +33,9 @@ pub struct WorkerConfig {
     pub file_tag: String,
     /// The GPUs this worker owns (sampled through NVML; none: no readings).
     pub gpus: Vec<crate::GpuId>,
+    /// Threads for the mapper's own pools (OpenMP, BLAS, Rayon): this worker's share of the
+    /// CPUs this process may use. [`WorkerConfig::share_cpus`] sets it for several workers.
+    pub mapper_threads: usize,
 }
 
 impl WorkerConfig {
@@ -51,8 +54,23 @@ impl WorkerConfig {
             heartbeat: Duration::from_secs(1),
             file_tag: format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff),
             gpus: Vec::new(),
+            mapper_threads: cpus_here(),
         }
     }
+
+    /// This worker is one of `workers` in this process: its mapper's pools get an even share of
+    /// the CPUs (at least one thread).
+    pub fn share_cpus(&mut self, workers: usize) {
+        self.mapper_threads = (cpus_here() / workers.max(1)).max(1);
+    }
+}
+
+/// The CPUs this process may run on: its affinity mask and cgroup quota (a Slurm task's
+/// allocation), as the standard library reads them.
+fn cpus_here() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 pub use flywheel_protocol::hostname;

@@ -371,3 +371,38 @@ fn every_attempt_draws_from_its_chunks_seed_even_twice_in_one_process() {
         assert_eq!(row["global"].as_f64(), Some(*want), "row {i}: {row}");
     }
 }
+
+#[test]
+fn mapper_thread_pools_get_the_workers_share_of_the_cpus_unless_the_user_set_them() {
+    let Some((py, dir)) = setup() else { return };
+    let m = write_file(
+        dir.path(),
+        "pools.py",
+        "import os\ndef f(row):\n    yield {'id': row['id'], **{k.lower(): os.environ.get(k, '') for k in ['OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'RAYON_NUM_THREADS']}}\n",
+    );
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rows = Map::dialogues(dir.path().join("t"))
+        .workers(2)
+        .mapper(format!("{}:f", m.display()))
+        .env("OMP_NUM_THREADS", "3")
+        .run()
+        .assert_ok("map")
+        .rows(&py);
+    let share = (cpus / 2).max(1).to_string();
+    for r in [&rows[0], &rows[499]] {
+        assert_eq!(r["omp_num_threads"], "3", "the user's value wins: {r}");
+        for k in [
+            "openblas_num_threads",
+            "mkl_num_threads",
+            "rayon_num_threads",
+        ] {
+            // Set where the test runs, it is the user's and wins too.
+            let want = std::env::var(k.to_uppercase()).unwrap_or_else(|_| share.clone());
+            assert_eq!(
+                r[k],
+                want.as_str(),
+                "{k} with {cpus} CPUs and 2 workers: {r}"
+            );
+        }
+    }
+}
