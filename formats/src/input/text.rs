@@ -65,26 +65,29 @@ fn csv_fault(lines: &[u8], names: &[String], ends_file: bool) -> Option<(usize, 
 }
 
 /// Names the first bad line of a file's planning sample: its `header` (CSV) and complete data
-/// `lines`, which run to the end of the file when `ends_file`.
+/// `lines` (the first is line `first_line` of the file), which run to the end of the file when
+/// `ends_file`.
 fn check_head(
     file: &InputFile,
     header: &[u8],
     lines: &[u8],
     ends_file: bool,
+    first_line: u64,
 ) -> Result<(), FormatError> {
     let found = match file.format {
         InputFormat::Csv => match utf8_fault(header, None) {
             Some((_, fault)) => Some((1, fault)),
-            None => csv_fault(lines, &csv_header(header), ends_file).map(|(i, f)| (i + 2, f)),
+            None => csv_fault(lines, &csv_header(header), ends_file)
+                .map(|(i, f)| (first_line + i as u64, f)),
         },
         _ => lines
             .split(|b| *b == b'\n')
             .enumerate()
             .filter(|(_, l)| !blank(l))
-            .find_map(|(i, l)| json_fault(l).map(|f| (i + 1, f))),
+            .find_map(|(i, l)| json_fault(l).map(|f| (first_line + i as u64, f))),
     };
     match found {
-        Some((line, fault)) => Err(fault.at(&file.path, line as u64)),
+        Some((line, fault)) => Err(fault.at(&file.path, line)),
         None => Ok(()),
     }
 }
@@ -102,11 +105,32 @@ pub(super) fn plan(
     File::open(&file.path)
         .and_then(|f| f.take(SAMPLE).read_to_end(&mut head))
         .map_err(FormatError::io(&file.path))?;
+    let mut read = head.len() as u64;
     let whole = head.len() as u64 == size;
-    let (header_start, start) = data_start(file.format, &head, &file.path, whole)?;
-    let header = &head[header_start..start as usize];
+    let (header_start, mut start) = data_start(file.format, &head, &file.path, whole)?;
+    let header = head[header_start..start as usize].to_vec();
+    // The line number of the sample's first data line.
+    let mut first_line = if file.format == InputFormat::Csv {
+        2
+    } else {
+        1
+    };
+    if !whole && blank(&head[start as usize..]) {
+        // More than a sample of blank lines before the first row: sample from that row on.
+        let (skip, scanned) = skip_blank_lines(&file.path, start)?;
+        read += scanned;
+        let Some((at, lines)) = skip else {
+            return Ok(read);
+        };
+        (start, first_line) = (at, first_line + lines);
+        head = window_from(&file.path, at)?;
+        read += head.len() as u64;
+    } else {
+        head.drain(..start as usize);
+    }
+    let whole = start + head.len() as u64 == size;
     // The sample's complete lines (all of it when the sample is the whole file).
-    let region = &head[start as usize..];
+    let region = &head[..];
     let complete = if whole {
         region
     } else {
@@ -114,9 +138,9 @@ pub(super) fn plan(
     };
     if whole && blank(complete) {
         // No rows: the input as a whole is refused if no other file has any.
-        return Ok(head.len() as u64);
+        return Ok(read);
     }
-    check_head(file, header, complete, whole)?;
+    check_head(file, &header, complete, whole, first_line)?;
     let lines = memchr::memchr_iter(b'\n', complete).count() as u64
         + u64::from(whole && !complete.is_empty() && !complete.ends_with(b"\n"));
     // Infer from the head and, for larger files, from windows in the middle and at the end too,
@@ -133,7 +157,7 @@ pub(super) fn plan(
             reason: QUOTED_NEWLINE.to_string(),
         });
     }
-    let schema = infer(file, header, complete, &extra)?;
+    let schema = infer(file, &header, complete, &extra)?;
     let avg = if lines > 0 {
         complete.len() as f64 / lines as f64
     } else {
@@ -158,11 +182,39 @@ pub(super) fn plan(
         b = e;
         i += 1;
     }
-    Ok(head.len() as u64)
+    Ok(read)
 }
 
-/// The complete lines of about a sample's worth of bytes from `offset` on.
-fn window(path: &Path, offset: u64) -> Result<Vec<u8>, FormatError> {
+/// From `from` on, skips whitespace: the start of the first line with anything else and how
+/// many lines came before it (`None`: only blank lines to the end), and the bytes read.
+fn skip_blank_lines(path: &Path, from: u64) -> Result<(Option<(u64, u64)>, u64), FormatError> {
+    let mut f = File::open(path).map_err(FormatError::io(path))?;
+    {
+        use std::io::{Seek, SeekFrom};
+        f.seek(SeekFrom::Start(from))
+            .map_err(FormatError::io(path))?;
+    }
+    let mut buf = vec![0u8; SAMPLE as usize];
+    let (mut at, mut lines, mut line_start) = (from, 0u64, from);
+    loop {
+        let n = f.read(&mut buf).map_err(FormatError::io(path))?;
+        if n == 0 {
+            return Ok((None, at - from));
+        }
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                lines += 1;
+                line_start = at + i as u64 + 1;
+            } else if !b.is_ascii_whitespace() {
+                return Ok((Some((line_start, lines)), at + n as u64 - from));
+            }
+        }
+        at += n as u64;
+    }
+}
+
+/// A sample's worth of bytes from `offset` on.
+fn window_from(path: &Path, offset: u64) -> Result<Vec<u8>, FormatError> {
     use std::io::{Seek, SeekFrom};
     let mut f = File::open(path).map_err(FormatError::io(path))?;
     f.seek(SeekFrom::Start(offset))
@@ -171,6 +223,12 @@ fn window(path: &Path, offset: u64) -> Result<Vec<u8>, FormatError> {
     f.take(SAMPLE)
         .read_to_end(&mut buf)
         .map_err(FormatError::io(path))?;
+    Ok(buf)
+}
+
+/// The complete lines of about a sample's worth of bytes from `offset` on.
+fn window(path: &Path, offset: u64) -> Result<Vec<u8>, FormatError> {
+    let buf = window_from(path, offset)?;
     let Some(first) = memchr::memchr(b'\n', &buf) else {
         return Ok(Vec::new());
     };

@@ -199,6 +199,42 @@ fn a_jsonl_line_that_is_not_json_is_named_by_file_and_line() {
 }
 
 #[test]
+fn more_than_a_planning_sample_of_blank_lines_before_the_rows_is_skipped() {
+    let Some((py, dir)) = setup() else { return };
+    let blanks = "\n".repeat(3 << 20);
+    let rows: String = (0..10).map(|i| format!("{{\"id\": {i}}}\n")).collect();
+    let p = write(
+        dir.path(),
+        "late.jsonl",
+        format!("{blanks}{rows}").as_bytes(),
+    );
+    let out = dir.path().join("t");
+    Map::new(&p, &out).identity().run().assert_ok("map");
+    assert_eq!(ids(&py, &out, None), (0..10).collect::<Vec<u64>>());
+    let csv: String = (0..10).map(|i| format!("{i},x{i}\n")).collect();
+    let p = write(
+        dir.path(),
+        "late.csv",
+        format!("id,text\n{blanks}{csv}").as_bytes(),
+    );
+    let out = dir.path().join("c");
+    Map::new(&p, &out).identity().run().assert_ok("map");
+    assert_eq!(ids(&py, &out, None), (0..10).collect::<Vec<u64>>());
+    // A bad line after them is named by its line in the file; only blank lines are no rows.
+    let p = write(
+        dir.path(),
+        "bad.jsonl",
+        format!("{blanks}{{\"id\": 1}}\n{{oops}}\n").as_bytes(),
+    );
+    expect_bad_input(
+        &p,
+        &[&format!("bad.jsonl: line {}, column 2", (3 << 20) + 2)],
+    );
+    let p = write(dir.path(), "blank.jsonl", blanks.as_bytes());
+    expect_bad_input(&p, &["blank.jsonl: no rows (only blank lines)"]);
+}
+
+#[test]
 fn a_csv_with_newlines_inside_quotes_is_refused() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let p = write(dir.path(), "q.csv", b"id,text\n1,\"one\ntwo\"\n2,plain\n");
