@@ -63,14 +63,43 @@ impl std::fmt::Display for GpuId {
 
 /// NVML's view of the devices a worker owns.
 pub struct NvmlSampler {
-    nvml: nvml_wrapper::Nvml,
+    nvml: NvmlRef,
     gpus: Vec<GpuId>,
+}
+
+/// The process's NVML, or one of the sampler's own (a test's, loaded from a chosen library).
+enum NvmlRef {
+    Process(&'static nvml_wrapper::Nvml),
+    Own(Box<nvml_wrapper::Nvml>),
+}
+
+impl std::ops::Deref for NvmlRef {
+    type Target = nvml_wrapper::Nvml;
+    fn deref(&self) -> &nvml_wrapper::Nvml {
+        match self {
+            NvmlRef::Process(n) => n,
+            NvmlRef::Own(n) => n,
+        }
+    }
+}
+
+/// NVML, loaded and initialised once per process and never shut down: every worker thread and
+/// rank 0's GPU resolution share it, and no thread's reading can race an unload of the library.
+fn process_nvml() -> Result<&'static nvml_wrapper::Nvml, &'static str> {
+    static NVML: std::sync::OnceLock<Result<nvml_wrapper::Nvml, String>> =
+        std::sync::OnceLock::new();
+    NVML.get_or_init(|| nvml_wrapper::Nvml::init().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(String::as_str)
 }
 
 impl NvmlSampler {
     /// Samples `gpus` (at least one) through `nvml`.
     pub fn new(nvml: nvml_wrapper::Nvml, gpus: Vec<GpuId>) -> NvmlSampler {
-        NvmlSampler { nvml, gpus }
+        NvmlSampler {
+            nvml: NvmlRef::Own(Box::new(nvml)),
+            gpus,
+        }
     }
 
     fn sample_one(&self, id: &GpuId) -> GpuSample {
@@ -167,8 +196,9 @@ pub(crate) fn sample_every(
 
 /// How many GPUs NVML sees (0 without a driver).
 pub fn gpu_count() -> u32 {
-    nvml_wrapper::Nvml::init()
-        .and_then(|n| n.device_count())
+    process_nvml()
+        .ok()
+        .and_then(|n| n.device_count().ok())
         .unwrap_or(0)
 }
 
@@ -194,14 +224,14 @@ pub fn owned_gpus_from_env() -> crate::gpu_owner::OwnedGpus {
     if env.cuda_visible_devices.is_none() && env.slurm_gpus.is_none() {
         return Default::default();
     }
-    let nvml = match nvml_wrapper::Nvml::init() {
+    let nvml = match process_nvml() {
         Ok(n) => n,
         Err(e) => {
             tracing::info!("no GPU readings: NVML is not available ({e})");
             return Default::default();
         }
     };
-    match crate::gpu_owner::owned_gpus(&env, &nvml_devices(&nvml)) {
+    match crate::gpu_owner::owned_gpus(&env, &nvml_devices(nvml)) {
         Ok(owned) => owned,
         Err(e) => {
             tracing::warn!("no GPU readings for this worker: {e}");
@@ -216,8 +246,11 @@ pub fn gpu_sampler(gpus: &[GpuId]) -> Box<dyn GpuSampler> {
     if gpus.is_empty() {
         return Box::new(NoGpu);
     }
-    match nvml_wrapper::Nvml::init() {
-        Ok(nvml) => Box::new(NvmlSampler::new(nvml, gpus.to_vec())),
+    match process_nvml() {
+        Ok(nvml) => Box::new(NvmlSampler {
+            nvml: NvmlRef::Process(nvml),
+            gpus: gpus.to_vec(),
+        }),
         Err(e) => {
             tracing::info!("no GPU readings: NVML is not available ({e})");
             Box::new(NoGpu)
