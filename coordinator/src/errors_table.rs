@@ -9,6 +9,7 @@ use flywheel_protocol::{ChunkOutput, Mode};
 pub(crate) fn error_files(
     out: &std::path::Path,
     outputs: &[&ChunkOutput],
+    incremental: Option<&crate::IncrementalPlan>,
 ) -> Result<Vec<DataFile>, FormatError> {
     let mut files = Vec::new();
     for o in outputs {
@@ -26,6 +27,8 @@ pub(crate) fn error_files(
                 bytes,
                 provenance: Some(serde_json::json!({"chunk": o.chunk.0, "attempt": o.attempt.0})),
                 stats: None,
+                // A later incremental job computes this chunk again rather than reuse it.
+                fingerprint: crate::incremental::fingerprint_of(incremental, o).cloned(),
             });
         }
     }
@@ -93,6 +96,7 @@ pub fn complete_errors(table: &Table) -> Result<(), CoordinatorError> {
             outputs: outputs.iter().collect(),
             schema: None,
             provenance: Vec::new(),
+            fingerprints: Vec::new(),
             lineage,
             report: None,
             job_id: Some(id.clone()),
