@@ -43,32 +43,18 @@ pub(crate) fn finished_lineage(
     lineage
 }
 
-/// What a job commits.
-pub(crate) struct JobCommit<'a> {
-    pub table: &'a Table,
-    pub job: &'a JobOptions,
-    pub coord: &'a Coordinator,
-    pub report: &'a JobReport,
-    pub job_id: &'a str,
-    /// An incremental job's fingerprints and the chunks it reused.
-    pub incremental: Option<(&'a IncrementalPlan, &'a Reuse)>,
-}
-
 /// Commits the job's one version: its accepted outputs with their provenance (a reused file
 /// keeps the provenance it was published with), the report and the lineage, and the error
-/// files.
+/// files. `incremental`: an incremental job's fingerprints and the chunks it reused.
 pub(crate) fn publish_job(
-    c: JobCommit<'_>,
+    table: &Table,
+    job: &JobOptions,
+    coord: &Coordinator,
+    report: &JobReport,
     mut lineage: serde_json::Value,
+    job_id: &str,
+    incremental: Option<(&IncrementalPlan, &Reuse)>,
 ) -> Result<crate::Published, JobError> {
-    let JobCommit {
-        table,
-        job,
-        coord,
-        report,
-        job_id,
-        incremental,
-    } = c;
     let outputs = coord.outputs();
     let provenance = outputs
         .iter()

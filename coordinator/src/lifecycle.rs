@@ -18,6 +18,7 @@
 //! everything after it is either idempotent (the journal's `Published` line) or derived from the
 //! manifest (the `_errors` table's version), which any later job on the table completes.
 
+use crate::commit::{finished_lineage, publish_job};
 use crate::{
     complete_errors, drive, BadJob, Coordinator, CoordinatorConfig, CoordinatorError, DriveOptions,
     IncrementalPlan, JobError, JobReport, Journal, Reuse,
@@ -288,18 +289,9 @@ pub fn run_job(
         eprint!("{}", report.render());
         return Err(e);
     }
-    let lineage = crate::commit::finished_lineage(lineage, &job_id, record.as_ref());
-    let published = crate::commit::publish_job(
-        crate::commit::JobCommit {
-            table: &table,
-            job: &job,
-            coord: &coord,
-            report: &report,
-            job_id: &job_id,
-            incremental: incremental.as_ref().zip(reuse.as_ref()),
-        },
-        lineage,
-    )?;
+    let lineage = finished_lineage(lineage, &job_id, record.as_ref());
+    let inc = incremental.as_ref().zip(reuse.as_ref());
+    let published = publish_job(&table, &job, &coord, &report, lineage, &job_id, inc)?;
     record_published(&mut journal, &table, published.manifest.version);
     crate::own_files::remove_unreferenced(&table, &published.manifest, &guard.tx.written);
     drop(active);

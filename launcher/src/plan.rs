@@ -34,55 +34,7 @@ pub fn prepare_checked(
     lineage: Lineage,
     probe: bool,
 ) -> Result<Prepared, CliError> {
-    match MapperSpec::parse(&job.mapper).map_err(bad_input)? {
-        MapperSpec::Python { file, .. } => {
-            if !file.is_file() {
-                return Err(bad_input(anyhow!(
-                    "mapper file {} does not exist",
-                    file.display()
-                )));
-            }
-        }
-        MapperSpec::Exec { argv } => {
-            if !program_exists(&argv[0]) {
-                return Err(bad_input(anyhow!(
-                    "exec mapper program '{}' is not found (not a file, not on PATH)",
-                    argv[0]
-                )));
-            }
-        }
-        MapperSpec::Builtin { .. } | MapperSpec::Shipped { .. } => {}
-    }
-    if let Some(m) = &job.mapper_mem {
-        if flywheel_protocol::parse_size(m).is_none() {
-            return Err(bad_input(anyhow!(
-                "--mapper-mem '{m}' is not a size like 512M or 8G"
-            )));
-        }
-    }
-    if job.workers == 0 {
-        return Err(bad_input(anyhow!("--workers must be at least 1")));
-    }
-    if job.max_attempts == 0 {
-        return Err(bad_input(anyhow!("--max-attempts must be at least 1")));
-    }
-    if job.chunk_rows == 0 {
-        return Err(bad_input(anyhow!("--chunk-rows must be at least 1")));
-    }
-    if let Some(id) = &job.job_id {
-        flywheel_coordinator::check_job_id(id).map_err(|e| bad_input(anyhow!("--job-id: {e}")))?;
-    }
-    if job.incremental {
-        // A version equal to a full map of the input: an overwrite (a create the first time).
-        job.mode = match job.mode {
-            Mode::Append => {
-                return Err(bad_input(anyhow!(
-                    "--incremental publishes a version equal to a full map of the input; it cannot be an --mode append"
-                )))
-            }
-            _ => Mode::Overwrite,
-        };
-    }
+    check_options(&mut job)?;
     let table = Table::new(&job.output);
     // A resumed or named job may have created the table itself: the job decides once it knows.
     if job.mode == Mode::Create && !job.resume && job.job_id.is_none() {
@@ -149,6 +101,61 @@ pub fn prepare_checked(
         lineage,
         incremental,
     })
+}
+
+/// The checks of the options alone (the mapper exists, counts are positive, the job id is
+/// valid); an incremental job's mode becomes `overwrite`.
+fn check_options(job: &mut JobOptions) -> Result<(), CliError> {
+    match MapperSpec::parse(&job.mapper).map_err(bad_input)? {
+        MapperSpec::Python { file, .. } => {
+            if !file.is_file() {
+                return Err(bad_input(anyhow!(
+                    "mapper file {} does not exist",
+                    file.display()
+                )));
+            }
+        }
+        MapperSpec::Exec { argv } => {
+            if !program_exists(&argv[0]) {
+                return Err(bad_input(anyhow!(
+                    "exec mapper program '{}' is not found (not a file, not on PATH)",
+                    argv[0]
+                )));
+            }
+        }
+        MapperSpec::Builtin { .. } | MapperSpec::Shipped { .. } => {}
+    }
+    if let Some(m) = &job.mapper_mem {
+        if flywheel_protocol::parse_size(m).is_none() {
+            return Err(bad_input(anyhow!(
+                "--mapper-mem '{m}' is not a size like 512M or 8G"
+            )));
+        }
+    }
+    if job.workers == 0 {
+        return Err(bad_input(anyhow!("--workers must be at least 1")));
+    }
+    if job.max_attempts == 0 {
+        return Err(bad_input(anyhow!("--max-attempts must be at least 1")));
+    }
+    if job.chunk_rows == 0 {
+        return Err(bad_input(anyhow!("--chunk-rows must be at least 1")));
+    }
+    if let Some(id) = &job.job_id {
+        flywheel_coordinator::check_job_id(id).map_err(|e| bad_input(anyhow!("--job-id: {e}")))?;
+    }
+    if job.incremental {
+        // A version equal to a full map of the input: an overwrite (a create the first time).
+        job.mode = match job.mode {
+            Mode::Append => {
+                return Err(bad_input(anyhow!(
+                    "--incremental publishes a version equal to a full map of the input; it cannot be an --mode append"
+                )))
+            }
+            _ => Mode::Overwrite,
+        };
+    }
+    Ok(())
 }
 
 fn program_exists(program: &str) -> bool {

@@ -75,6 +75,31 @@ fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
 }
 
 #[test]
+fn mpirun_incremental_job_file_reuses_every_chunk_when_nothing_changed() {
+    let Some(py) = pyarrow_or_skip() else { return };
+    if !available(have("mpirun"), "mpirun") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (job, out) = write_job(
+        dir.path(),
+        &format!("{}:ExpandDialogue", expand_dialogue().display()),
+        "incremental = true\n",
+    );
+    assert!(mpirun(&job).status.success(), "the first run");
+    let o = mpirun(&job);
+    assert!(o.status.success(), "the second run");
+    let v = info(&out);
+    assert_eq!(v["version"], 2);
+    let inc = &v["lineage"]["incremental"];
+    assert_eq!(inc["computed"], 0, "{inc}");
+    assert_eq!(inc["reused"], inc["chunks"], "{inc}");
+    assert_eq!(inc["chunks"], 18, "500 rows in chunks of 29: {inc}");
+    let expected = expected_rows(&py, &dialogues(), &expand_dialogue(), "ExpandDialogue");
+    assert_table_rows(&py, &out, &expected);
+}
+
+#[test]
 fn mpirun_job_whose_mapper_always_fails_publishes_nothing() {
     if !available(have("mpirun"), "mpirun") {
         return;

@@ -195,6 +195,12 @@ fn a_grown_input_table_computes_only_the_new_files_chunks() {
         (&Value::from(9), &Value::from(3), &Value::from(1))
     );
     assert_eq!(lineage["recomputed"], serde_json::json!({"new input": 3}));
+    let o = run(flywheel().args(["table", "info"]).arg(&out));
+    assert_prints(
+        &o,
+        "table info",
+        &["incremental: 9 of 12 chunks reused from version 1, 3 computed (new input: 3)"],
+    );
     // The 3 files' chunks are the same files, referenced, not copied; Delta adds only the new.
     let (v1, v2) = (
         file_paths(&manifest(&out, 1)),
@@ -418,4 +424,35 @@ fn incremental_refuses_append_and_dry_run_needs_it() {
         o.stderr_text()
     );
     assert!(!out.exists());
+}
+
+#[test]
+fn a_version_without_fingerprints_is_computed_and_vacuum_keeps_reused_files() {
+    let Some(fx) = Fixture::new() else { return };
+    fx.file("a", 0, 20);
+    let out = fx.path("out");
+    fx.map(fx.glob(), &out).run().assert_ok("a plain map");
+    let _ = fx.calls();
+    let inc = || fx.map(fx.glob(), &out).arg("--incremental");
+    inc().run().assert_ok("OUT@2");
+    assert_eq!(fx.calls().len(), 20);
+    assert_eq!(
+        incremental(&out, 2)["recomputed"],
+        serde_json::json!({"no fingerprint": 2})
+    );
+    inc().run().assert_ok("OUT@3");
+    assert_eq!(fx.calls(), Vec::<u64>::new());
+    // Versions 1 and 2 go; version 3 lists version 2's files, which stay.
+    let o = run(flywheel()
+        .args(["table", "vacuum", "--keep", "1"])
+        .arg(&out));
+    assert!(o.status.success(), "vacuum: {}", stderr_text(&o));
+    assert_eq!(rows(&fx.py, &out, None), fx.full(fx.glob(), "full"));
+    inc().run().assert_ok("OUT@4");
+    assert_eq!(
+        fx.calls(),
+        Vec::<u64>::new(),
+        "still reused after the vacuum"
+    );
+    assert_eq!(incremental(&out, 4)["reused"], 2);
 }
