@@ -71,19 +71,10 @@ pub fn complete_errors(table: &Table) -> Result<(), CoordinatorError> {
             .errors
             .iter()
             .map(|f| ChunkOutput {
-                chunk: flywheel_protocol::ChunkId(0),
-                attempt: flywheel_protocol::Attempt(1),
                 file: f.path.strip_prefix("_errors/").map(str::to_string),
-                rows_in: 0,
                 rows_out: f.rows,
                 bytes: f.bytes,
-                schema: None,
-                wall_ms: 0,
-                errors_file: None,
-                error_rows: 0,
-                stats: None,
-                worker: 0,
-                host: String::new(),
+                ..ChunkOutput::none(flywheel_protocol::ChunkId(0), flywheel_protocol::Attempt(1))
             })
             .collect();
         let mut lineage = m.lineage.clone();

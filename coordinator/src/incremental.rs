@@ -152,7 +152,7 @@ pub fn plan_reuse(table: &Table, plan: &IncrementalPlan) -> Result<Reuse, Format
             _ if old_parts.is_none() => Reason::NoFingerprint,
             Some(_) if failed.contains(fp.hash.as_str()) => Reason::PreviouslyFailed,
             Some(Held::Empty) => {
-                reuse.reused.push((empty_output(id), None));
+                reuse.reused.push((ChunkOutput::none(id, Attempt(1)), None));
                 continue;
             }
             Some(Held::File(f)) if file_whole(table, f) => {
@@ -202,24 +202,6 @@ fn file_whole(table: &Table, f: &DataFile) -> bool {
     std::fs::metadata(table.dir().join(&f.path)).is_ok_and(|m| m.len() == f.bytes)
 }
 
-fn empty_output(chunk: ChunkId) -> ChunkOutput {
-    ChunkOutput {
-        chunk,
-        attempt: Attempt(1),
-        file: None,
-        rows_in: 0,
-        rows_out: 0,
-        bytes: 0,
-        schema: None,
-        wall_ms: 0,
-        errors_file: None,
-        error_rows: 0,
-        stats: None,
-        worker: 0,
-        host: String::new(),
-    }
-}
-
 /// An earlier file as this plan's accepted output of `chunk`, and its provenance renumbered
 /// (`reused_from`: the version that first published the file).
 fn reused_output(
@@ -234,19 +216,18 @@ fn reused_output(
         .unwrap_or_else(|| serde_json::json!({}));
     let num = |k: &str| p[k].as_u64().unwrap_or(0);
     let out = ChunkOutput {
-        chunk,
-        attempt: Attempt(u32::try_from(num("attempt")).unwrap_or(1).max(1)),
         file: Some(f.path.clone()),
         rows_in: num("rows_in"),
         rows_out: f.rows,
         bytes: f.bytes,
         schema: Some(schema.into()),
-        wall_ms: 0,
-        errors_file: None,
-        error_rows: 0,
         stats: f.stats.as_ref().and_then(|s| serde_json::to_value(s).ok()),
         worker: u32::try_from(num("worker")).unwrap_or(0),
         host: p["host"].as_str().unwrap_or_default().to_string(),
+        ..ChunkOutput::none(
+            chunk,
+            Attempt(u32::try_from(num("attempt")).unwrap_or(1).max(1)),
+        )
     };
     let mut p = p;
     if let serde_json::Value::Object(map) = &mut p {

@@ -41,18 +41,27 @@ fn mpirun(job: &Path) -> std::process::Output {
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"))
 }
 
-#[test]
-fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
-    let Some(py) = pyarrow_or_skip() else { return };
+/// The Python with pyarrow, a directory, and in it a job file of the README demo (with `extra`
+/// lines) and its output; `None` after a counted skip (no pyarrow, no mpirun).
+fn dialogue_job(extra: &str) -> Option<(PathBuf, tempfile::TempDir, PathBuf, PathBuf)> {
+    let py = pyarrow_or_skip()?;
     if !available(have("mpirun"), "mpirun") {
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (job, out) = write_job(
         dir.path(),
         &format!("{}:ExpandDialogue", expand_dialogue().display()),
-        "",
+        extra,
     );
+    Some((py, dir, job, out))
+}
+
+#[test]
+fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
+    let Some((py, _dir, job, out)) = dialogue_job("") else {
+        return;
+    };
     let o = mpirun(&job);
     assert!(o.status.success(), "mpirun failed");
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -76,16 +85,9 @@ fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
 
 #[test]
 fn mpirun_incremental_job_file_reuses_every_chunk_when_nothing_changed() {
-    let Some(py) = pyarrow_or_skip() else { return };
-    if !available(have("mpirun"), "mpirun") {
+    let Some((py, _dir, job, out)) = dialogue_job("incremental = true\n") else {
         return;
-    }
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let (job, out) = write_job(
-        dir.path(),
-        &format!("{}:ExpandDialogue", expand_dialogue().display()),
-        "incremental = true\n",
-    );
+    };
     assert!(mpirun(&job).status.success(), "the first run");
     let o = mpirun(&job);
     assert!(o.status.success(), "the second run");

@@ -5,21 +5,15 @@
 use crate::support::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A Python mapper class: `y = id * scale`, each call recorded in $COUNT_FILE; $FAIL_ID raises
 /// on that id, $SLOW sleeps that long a row. `variant` is a comment: another file content.
 fn mapper(dir: &Path, variant: &str) -> String {
-    let file = dir.join("m.py");
-    std::fs::write(
-        &file,
-        format!(
-            "import os, random, time\n# {variant}\nclass M:\n    def __init__(self, scale='1', noise='0'):\n        self.scale = int(scale)\n        self.noise = noise == '1'\n    def __call__(self, row):\n        with open(os.environ['COUNT_FILE'], 'a') as f:\n            f.write(f\"{{row['id']}}\\n\")\n        if os.environ.get('SLOW'):\n            time.sleep(float(os.environ['SLOW']))\n        if row['id'] == int(os.environ.get('FAIL_ID', '-1')):\n            raise ValueError('bad row')\n        out = {{'id': row['id'], 'y': row['id'] * self.scale}}\n        if self.noise:\n            out['r'] = random.random()\n        yield out\n"
-        ),
-    )
-    .expect("the test writes its mapper");
-    format!("{}:M", file.display())
+    let code = format!(
+        "import os, random, time\n# {variant}\nclass M:\n    def __init__(self, scale='1', noise='0'):\n        self.scale = int(scale)\n        self.noise = noise == '1'\n    def __call__(self, row):\n        with open(os.environ['COUNT_FILE'], 'a') as f:\n            f.write(f\"{{row['id']}}\\n\")\n        if os.environ.get('SLOW'):\n            time.sleep(float(os.environ['SLOW']))\n        if row['id'] == int(os.environ.get('FAIL_ID', '-1')):\n            raise ValueError('bad row')\n        out = {{'id': row['id'], 'y': row['id'] * self.scale}}\n        if self.noise:\n            out['r'] = random.random()\n        yield out\n"
+    );
+    py_mapper(dir, "m.py", &code, "M")
 }
 
 /// One test's directory, Python and call counter.
@@ -328,24 +322,7 @@ fn an_incremental_job_killed_and_resumed_equals_an_uninterrupted_one() {
     let _ = fx.calls();
     fx.file("b", 100, 60);
     fx.file("c", 200, 60);
-    let mut child = inc()
-        .env("SLOW", "0.02")
-        .command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("flywheel starts");
-    let start = Instant::now();
-    while accepted_chunks(&out) < 3 {
-        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
-        assert!(
-            child.try_wait().expect("the child is waited for").is_none(),
-            "the job ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    kill_after_accepted(inc().env("SLOW", "0.02"), &out, 3);
     assert_eq!(
         manifest(&out, 1)["version"],
         1,
