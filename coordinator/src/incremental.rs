@@ -140,17 +140,19 @@ pub fn plan_reuse(table: &Table, plan: &IncrementalPlan) -> Result<Reuse, Format
         inputs.insert(fp.input.as_str());
         sources.insert(fp.source.as_str());
     }
-    let failed: HashSet<&str> = m
-        .errors
-        .iter()
-        .filter_map(|e| e.fingerprint.as_ref().map(|f| f.hash.as_str()))
-        .collect();
+    let mut failed = HashSet::new();
+    for fp in m.errors.iter().filter_map(|e| e.fingerprint.as_ref()) {
+        failed.insert(fp.hash.as_str());
+        inputs.insert(fp.input.as_str());
+        sources.insert(fp.source.as_str());
+    }
     let schema = serde_json::to_string(&m.schema).unwrap_or_default();
     for (i, fp) in plan.fingerprints.iter().enumerate() {
         let id = chunk_id(i);
         let why = match held.get(fp.hash.as_str()) {
             _ if old_parts.is_none() => Reason::NoFingerprint,
-            Some(_) if failed.contains(fp.hash.as_str()) => Reason::PreviouslyFailed,
+            // Its rows went to _errors (a chunk whose every row did has no data file).
+            _ if failed.contains(fp.hash.as_str()) => Reason::PreviouslyFailed,
             Some(Held::Empty) => {
                 reuse.reused.push((ChunkOutput::none(id, Attempt(1)), None));
                 continue;
@@ -337,4 +339,62 @@ pub(crate) fn fingerprint_of<'p>(
     o: &ChunkOutput,
 ) -> Option<&'p Fingerprint> {
     plan?.fingerprints.get(o.chunk.0 as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts() -> FingerprintParts {
+        FingerprintParts {
+            format: "fingerprint 1, table format 1".into(),
+            mapper: "m".into(),
+            args: "a".into(),
+            schema: "s".into(),
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn the_first_changed_part_names_the_reason() {
+        let old = parts();
+        let with = |f: &dyn Fn(&mut FingerprintParts)| {
+            let mut p = parts();
+            f(&mut p);
+            changed_part(Some(&old), &p)
+        };
+        assert_eq!(with(&|p| p.mapper = "m2".into()), Reason::ChangedMapper);
+        assert_eq!(with(&|p| p.args = "a2".into()), Reason::ChangedArgs);
+        assert_eq!(with(&|p| p.schema = "s2".into()), Reason::ChangedSchema);
+        assert_eq!(with(&|p| p.seed = 7), Reason::ChangedSeed);
+        assert_eq!(
+            with(&|p| p.format = "fingerprint 2".into()),
+            Reason::ChangedFormat
+        );
+        assert_eq!(
+            with(&|p| {
+                p.mapper = "m2".into();
+                p.args = "a2".into();
+            }),
+            Reason::ChangedMapper
+        );
+        assert_eq!(changed_part(None, &parts()), Reason::NoFingerprint);
+    }
+
+    #[test]
+    fn the_summary_counts_reused_and_computed_chunks_by_reason() {
+        let reuse = Reuse {
+            base: Some(1),
+            reused: vec![(ChunkOutput::none(ChunkId(0), Attempt(1)), None)],
+            compute: vec![
+                (ChunkId(1), Reason::NewInput),
+                (ChunkId(2), Reason::NewInput),
+                (ChunkId(3), Reason::ChangedInput),
+            ],
+        };
+        assert_eq!(
+            reuse.summary(),
+            "1 of 4 chunks reused from version 1, 3 to compute (changed input: 1, new input: 2)"
+        );
+    }
 }
