@@ -82,19 +82,10 @@ pub fn rank_main(chunks: usize) -> Result<()> {
                         attempt: task.attempt,
                     })?;
                     link.send(ToCoordinator::Done(ChunkOutput {
-                        chunk: task.chunk,
-                        attempt: task.attempt,
-                        file: None,
                         rows_in: 1000,
-                        rows_out: 0,
-                        bytes: 0,
-                        schema: None,
-                        wall_ms: 0,
-                        errors_file: None,
-                        error_rows: 0,
-                        stats: None,
                         worker,
                         host: "bench".into(),
+                        ..ChunkOutput::none(task.chunk, task.attempt)
                     }))?;
                 }
                 Some(ToWorker::Cancel { .. }) => {}

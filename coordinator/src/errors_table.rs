@@ -9,6 +9,7 @@ use flywheel_protocol::{ChunkOutput, Mode};
 pub(crate) fn error_files(
     out: &std::path::Path,
     outputs: &[&ChunkOutput],
+    incremental: Option<&crate::IncrementalPlan>,
 ) -> Result<Vec<DataFile>, FormatError> {
     let mut files = Vec::new();
     for o in outputs {
@@ -26,6 +27,8 @@ pub(crate) fn error_files(
                 bytes,
                 provenance: Some(serde_json::json!({"chunk": o.chunk.0, "attempt": o.attempt.0})),
                 stats: None,
+                // A later incremental job computes this chunk again rather than reuse it.
+                fingerprint: crate::incremental::fingerprint_of(incremental, o).cloned(),
             });
         }
     }
@@ -68,19 +71,10 @@ pub fn complete_errors(table: &Table) -> Result<(), CoordinatorError> {
             .errors
             .iter()
             .map(|f| ChunkOutput {
-                chunk: flywheel_protocol::ChunkId(0),
-                attempt: flywheel_protocol::Attempt(1),
                 file: f.path.strip_prefix("_errors/").map(str::to_string),
-                rows_in: 0,
                 rows_out: f.rows,
                 bytes: f.bytes,
-                schema: None,
-                wall_ms: 0,
-                errors_file: None,
-                error_rows: 0,
-                stats: None,
-                worker: 0,
-                host: String::new(),
+                ..ChunkOutput::none(flywheel_protocol::ChunkId(0), flywheel_protocol::Attempt(1))
             })
             .collect();
         let mut lineage = m.lineage.clone();
@@ -93,6 +87,7 @@ pub fn complete_errors(table: &Table) -> Result<(), CoordinatorError> {
             outputs: outputs.iter().collect(),
             schema: None,
             provenance: Vec::new(),
+            fingerprints: Vec::new(),
             lineage,
             report: None,
             job_id: Some(id.clone()),

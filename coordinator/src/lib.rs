@@ -6,10 +6,12 @@
 //! reads the clock (callers pass `now`) and sees workers only through
 //! [`flywheel_protocol::Transport`]. [`drive`] is the loop that runs it against a real transport.
 
+mod commit;
 mod driver;
 mod error;
 mod errors_table;
 mod failure;
+mod incremental;
 mod job_error;
 mod journal;
 mod lifecycle;
@@ -25,6 +27,9 @@ pub use driver::{drive, stop_workers, DriveOptions};
 pub use error::CoordinatorError;
 pub use errors_table::complete_errors;
 pub use failure::{AttemptError, DrainReason, JobFailure, LostReason, WorkerState};
+pub use incremental::{
+    plan_reuse, FingerprintParts, IncrementalPlan, Reason, Reuse, FINGERPRINT_VERSION,
+};
 pub use job_error::{BadJob, ExitStatus, JobError};
 pub use journal::{
     job_journal_path, job_record, latest_job, InputIdentity, JobRecord, Journal, JournalEntry,

@@ -18,10 +18,10 @@
 //! everything after it is either idempotent (the journal's `Published` line) or derived from the
 //! manifest (the `_errors` table's version), which any later job on the table completes.
 
-use crate::errors_table::error_files;
+use crate::commit::{finished_lineage, publish_job};
 use crate::{
-    complete_errors, drive, publish_once, BadJob, Coordinator, CoordinatorConfig, CoordinatorError,
-    DriveOptions, JobError, JobReport, Journal, PublishRequest,
+    complete_errors, drive, BadJob, Coordinator, CoordinatorConfig, CoordinatorError, DriveOptions,
+    IncrementalPlan, JobError, JobReport, Journal, Reuse,
 };
 use flywheel_formats::{FormatError, Manifest, Table};
 use flywheel_protocol::{InputSlice, JobOptions, Mode, Transport};
@@ -44,6 +44,8 @@ pub struct JobPlan {
     pub inputs: Vec<InputIdentity>,
     /// The lineage so far (a JSON object); the job adds its end, id and Slurm jobs.
     pub lineage: serde_json::Value,
+    /// For an incremental job: each chunk's fingerprint (see [`crate::plan_reuse`]).
+    pub incremental: Option<IncrementalPlan>,
 }
 
 /// What a finished job left.
@@ -129,7 +131,7 @@ fn new_job_id() -> String {
 }
 
 /// A table error outside the commit: the job fails.
-fn table_err(e: FormatError) -> JobError {
+pub(crate) fn table_err(e: FormatError) -> JobError {
     CoordinatorError::Table(e).into()
 }
 
@@ -224,6 +226,7 @@ pub fn run_job(
         plan,
         inputs,
         lineage,
+        incremental,
     } = plan;
     let started = Instant::now();
     let table = Table::new(&job.output);
@@ -247,6 +250,7 @@ pub fn run_job(
         max_attempts: job.max_attempts,
         job_seed: job.seed,
         schema,
+        seed_by_input: incremental.is_some(),
         ..CoordinatorConfig::default()
     };
     if let Some(manifest) = published_version(&table, &job_id, record.as_ref(), say)? {
@@ -255,7 +259,9 @@ pub fn run_job(
         return Ok(published_before(manifest, job_id, cfg, started));
     }
     check_target(&table, &job)?;
-    let (mut journal, done) = open_journal(&job, &job_id, &plan, &inputs, &slices, &record, say)?;
+    let (mut journal, mut done) =
+        open_journal(&job, &job_id, &plan, &inputs, &slices, &record, say)?;
+    let reuse = reuse_chunks(&table, incremental.as_ref(), &mut done, say)?;
     let mut coord = Coordinator::resumed(cfg, slices, done);
     // The marker tells `status` and older vacuums that a job runs here.
     let active = table
@@ -284,7 +290,8 @@ pub fn run_job(
         return Err(e);
     }
     let lineage = finished_lineage(lineage, &job_id, record.as_ref());
-    let published = publish_job(&table, &job, &coord, &report, lineage, &job_id)?;
+    let inc = incremental.as_ref().zip(reuse.as_ref());
+    let published = publish_job(&table, &job, &coord, &report, lineage, &job_id, inc)?;
     record_published(&mut journal, &table, published.manifest.version);
     crate::own_files::remove_unreferenced(&table, &published.manifest, &guard.tx.written);
     drop(active);
@@ -447,6 +454,22 @@ fn open_journal(
     Ok((journal, done))
 }
 
+/// For an incremental job: the chunks the output's latest version holds, put among `done`.
+fn reuse_chunks(
+    table: &Table,
+    incremental: Option<&IncrementalPlan>,
+    done: &mut Vec<flywheel_protocol::ChunkOutput>,
+    say: &mut dyn FnMut(&str),
+) -> Result<Option<Reuse>, JobError> {
+    let Some(plan) = incremental else {
+        return Ok(None);
+    };
+    let reuse = crate::plan_reuse(table, plan).map_err(table_err)?;
+    say(&format!("incremental: {}", reuse.summary()));
+    reuse.merge_into(done);
+    Ok(Some(reuse))
+}
+
 /// Drives the workers to the job's end, journaling each accepted chunk and touching the
 /// active marker every 10 s; a failure as the job's error.
 fn drive_job(
@@ -484,91 +507,5 @@ fn drive_job(
             journal: journal.path().to_path_buf(),
         },
         e => e.into(),
-    })
-}
-
-/// The lineage with the job's end: when, its id, and the Slurm jobs and steps that worked on it
-/// (those of its earlier runs, and this one).
-fn finished_lineage(
-    mut lineage: serde_json::Value,
-    job_id: &str,
-    record: Option<&crate::JobRecord>,
-) -> serde_json::Value {
-    let mut slurm_job_ids = record.map(|r| r.slurm_job_ids()).unwrap_or_default();
-    let mut slurm_steps = record.map(|r| r.slurm_steps()).unwrap_or_default();
-    if let Ok(id) = std::env::var("SLURM_JOB_ID") {
-        if let Ok(step) = std::env::var("SLURM_STEP_ID") {
-            let step = format!("{id}.{step}");
-            if !slurm_steps.contains(&step) {
-                slurm_steps.push(step);
-            }
-        }
-        if !slurm_job_ids.contains(&id) {
-            slurm_job_ids.push(id);
-        }
-    }
-    if let serde_json::Value::Object(map) = &mut lineage {
-        map.insert(
-            "finished_at".into(),
-            serde_json::json!(
-                humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-            ),
-        );
-        map.insert("job_id".into(), serde_json::json!(job_id));
-        map.insert("slurm_job_ids".into(), serde_json::json!(slurm_job_ids));
-        map.insert("slurm_steps".into(), serde_json::json!(slurm_steps));
-    }
-    lineage
-}
-
-/// Commits the job's one version: its accepted outputs with their provenance, the report and
-/// the lineage, and the error files.
-fn publish_job(
-    table: &Table,
-    job: &JobOptions,
-    coord: &Coordinator,
-    report: &JobReport,
-    lineage: serde_json::Value,
-    job_id: &str,
-) -> Result<crate::Published, JobError> {
-    let outputs = coord.outputs();
-    let provenance = outputs
-        .iter()
-        .map(|o| {
-            // Enough to tell later which chunks a changed input or mapper would affect.
-            serde_json::json!({
-                "chunk": o.chunk.0,
-                "attempt": o.attempt.0,
-                "worker": o.worker,
-                "host": o.host,
-                "input": coord.slice(o.chunk),
-                "rows_in": o.rows_in,
-                "rows_out": o.rows_out,
-                "bytes": o.bytes,
-                "wall_ms": o.wall_ms,
-            })
-        })
-        .collect();
-    let errors = error_files(&job.output, &outputs).map_err(table_err)?;
-    crate::crash_point("before-publish");
-    publish_once(PublishRequest {
-        table,
-        mode: job.mode,
-        outputs,
-        schema: coord.schema().map(str::to_string),
-        provenance,
-        lineage,
-        report: serde_json::to_value(report).ok(),
-        job_id: Some(job_id.to_string()),
-        errors,
-    })
-    .map_err(|e| match e {
-        CoordinatorError::Publish(e @ FormatError::DamagedVersion { .. }) => {
-            BadJob::Target(e).into()
-        }
-        source => JobError::PublishFailed {
-            table: job.output.clone(),
-            source: Box::new(source),
-        },
     })
 }

@@ -27,6 +27,8 @@ pub struct PublishRequest<'a> {
     pub schema: Option<String>,
     /// Extra provenance per chunk (worker, host), keyed by chunk position in `outputs`.
     pub provenance: Vec<serde_json::Value>,
+    /// Each output's fingerprint (incremental jobs), by position in `outputs`.
+    pub fingerprints: Vec<Option<flywheel_formats::Fingerprint>>,
     pub lineage: serde_json::Value,
     pub report: Option<serde_json::Value>,
     /// The publishing job's id (see the module docs).
@@ -116,6 +118,7 @@ fn data_files(req: &PublishRequest<'_>) -> Vec<DataFile> {
                     .stats
                     .clone()
                     .and_then(|v| serde_json::from_value::<Vec<ColumnStats>>(v).ok()),
+                fingerprint: req.fingerprints.get(i).cloned().flatten(),
             })
         })
         .collect()

@@ -19,10 +19,11 @@ mod write;
 pub use delta::DELTA_LOG_DIR;
 pub use error::FormatError;
 pub use input::{
-    plan_chunks, plan_chunks_counted, read_slice, resolve_input, InputFile, ResolvedInput,
+    plan_chunks, plan_chunks_counted, plan_chunks_per_file, read_slice, resolve_input, InputFile,
+    ResolvedInput,
 };
 pub use lock::{lock_holder, Lock};
-pub use manifest::{DataFile, Manifest, FORMAT_NAME, FORMAT_VERSION};
+pub use manifest::{DataFile, Fingerprint, Manifest, FORMAT_NAME, FORMAT_VERSION};
 pub use media::{sniff, MediaKind};
 pub use read::{read_data_file, READ_BATCH_ROWS};
 pub use rows::{infer_schema, rows_to_batch, unify, Conflict, Violation, BYTES_KEY, FLOAT_KEY};

@@ -25,6 +25,24 @@ pub struct DataFile {
     /// Per-column statistics of this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<Vec<ColumnStats>>,
+    /// What determined this file's rows, when an incremental job wrote it (docs/format.md,
+    /// "Chunk fingerprints"): a later incremental job reuses the file when its chunk's
+    /// fingerprint is the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// A chunk's fingerprint: hashes of what determines its output rows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// sha256 (hex) of everything that determines the chunk's output: its input rows' identity,
+    /// the mapper, its arguments, the schema, the chunk's seed and the fingerprint format.
+    pub hash: String,
+    /// sha256 (hex) of the input rows' identity alone (the file's identity and the row range):
+    /// tells a changed input from a changed mapper when `hash` differs.
+    pub input: String,
+    /// The input file the rows come from (absolute path): tells a new input from a changed one.
+    pub source: String,
 }
 
 /// One published version.

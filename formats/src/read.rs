@@ -114,6 +114,7 @@ mod tests {
                 bytes: w.bytes,
                 provenance: None,
                 stats: None,
+                fingerprint: None,
             });
         }
         let manifest = Manifest {

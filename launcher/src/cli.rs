@@ -185,6 +185,15 @@ pub struct MapArgs {
     /// Default: $FLYWHEEL_JOB_ID, else a fresh id.
     #[arg(long, value_name = "ID")]
     pub job_id: Option<String>,
+    /// Publish a version equal to a full map of the input's current state, computing only the
+    /// chunks whose input rows, mapper, --mapper-arg, --schema or seed changed since OUT's
+    /// latest version; the others' files are reused. Publishes like --mode overwrite.
+    #[arg(long)]
+    pub incremental: bool,
+    /// With --incremental: print which chunks would be reused and which computed (and why),
+    /// run nothing, write nothing.
+    #[arg(long, requires = "incremental")]
+    pub dry_run: bool,
     /// Print the job report as JSON on stdout.
     #[arg(long)]
     pub json: bool,

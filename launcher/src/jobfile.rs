@@ -130,6 +130,16 @@ mod tests {
     }
 
     #[test]
+    fn incremental_is_a_job_file_option() {
+        let (_dir, p) = job_file(
+            "input = \"a\"\noutput = \"b\"\nmapper = \"builtin:identity\"\nincremental = true\n",
+        );
+        assert!(load(&p).expect("job file loads").job.incremental);
+        let (_dir, p) = job_file("input = \"a\"\noutput = \"b\"\nmapper = \"builtin:identity\"\n");
+        assert!(!load(&p).expect("job file loads").job.incremental);
+    }
+
+    #[test]
     fn unknown_fields_are_errors() {
         let (_dir, p) = job_file(
             "input = \"a\"\noutput = \"b\"\nmapper = \"builtin:identity\"\nchunk_row = 5\n",

@@ -29,6 +29,7 @@ pub fn job_from_args(a: &MapArgs) -> Result<JobOptions, CliError> {
     job.chunk_timeout_s = a.chunk_timeout;
     job.mapper_mem = a.mapper_mem.clone();
     job.resume = a.resume;
+    job.incremental = a.incremental;
     job.job_id = a.job_id.clone().or_else(|| {
         std::env::var("FLYWHEEL_JOB_ID")
             .ok()
@@ -48,6 +49,9 @@ pub fn job_from_args(a: &MapArgs) -> Result<JobOptions, CliError> {
 
 pub fn map(args: MapArgs) -> Result<(), CliError> {
     let job = job_from_args(&args)?;
+    if args.dry_run {
+        return crate::fingerprint::print_dry_run(job, args.json);
+    }
     let outcome = run_embedded(&job, Lineage::start(None), args.json)?;
     print_outcome(&job, &outcome, args.json);
     Ok(())

@@ -2,6 +2,7 @@
 
 mod cli;
 mod error;
+mod fingerprint;
 mod jobfile;
 mod lineage;
 mod local;

@@ -5,8 +5,10 @@ use crate::error::{bad_input, CliError};
 use crate::lineage::Lineage;
 use crate::progress::ProgressReporter;
 use anyhow::anyhow;
-use flywheel_coordinator::{run_job, DriveOptions, InputIdentity, JobHooks, JobPlan};
-use flywheel_formats::{plan_chunks, resolve_input, Table};
+use flywheel_coordinator::{
+    run_job, DriveOptions, IncrementalPlan, InputIdentity, JobHooks, JobPlan,
+};
+use flywheel_formats::{plan_chunks, plan_chunks_per_file, resolve_input, Table};
 use flywheel_protocol::{InputSlice, JobOptions, MapperSpec, Mode, Transport};
 
 /// A job that passed its checks.
@@ -16,10 +18,94 @@ pub struct Prepared {
     pub schema: Option<String>,
     pub slices: Vec<InputSlice>,
     pub lineage: Lineage,
+    /// An incremental job's chunk fingerprints.
+    pub incremental: Option<IncrementalPlan>,
 }
 
 /// Checks the job and plans its chunks, before any worker starts.
-pub fn prepare(mut job: JobOptions, lineage: Lineage) -> Result<Prepared, CliError> {
+pub fn prepare(job: JobOptions, lineage: Lineage) -> Result<Prepared, CliError> {
+    prepare_checked(job, lineage, true)
+}
+
+/// [`prepare`]; `probe`: check that the output's filesystem supports the commit protocol (it
+/// writes there), which a dry run does not.
+pub fn prepare_checked(
+    mut job: JobOptions,
+    lineage: Lineage,
+    probe: bool,
+) -> Result<Prepared, CliError> {
+    check_options(&mut job)?;
+    let table = Table::new(&job.output);
+    // A resumed or named job may have created the table itself: the job decides once it knows.
+    if job.mode == Mode::Create && !job.resume && job.job_id.is_none() {
+        if let Some(v) = table.latest_version().map_err(bad_input)? {
+            return Err(bad_input(anyhow!(
+                "{} already holds a table (version {v}); use --mode append or --mode overwrite",
+                job.output.display()
+            )));
+        }
+    }
+    let mut schema = match &job.schema {
+        None => None,
+        Some(text) => {
+            let text = match text.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file)
+                    .map_err(|e| bad_input(anyhow!("--schema @{file}: {e}")))?,
+                None => text.clone(),
+            };
+            let parsed = flywheel_formats::Schema::parse(text.trim()).map_err(bad_input)?;
+            Some(flywheel_formats::schema_to_json(&parsed.to_arrow()))
+        }
+    };
+    let input = resolve_input(&job.input).map_err(bad_input)?;
+    let slices = match job.incremental {
+        true => plan_chunks_per_file(&input, job.chunk_rows),
+        false => plan_chunks(&input, job.chunk_rows),
+    }
+    .map_err(bad_input)?;
+    if let MapperSpec::Shipped { mapper } = MapperSpec::parse(&job.mapper).map_err(bad_input)? {
+        let input_schema = match slices.first() {
+            Some(first) => flywheel_formats::read_slice(first, 1)
+                .map_err(bad_input)?
+                .first()
+                .map(|b| b.schema().as_ref().clone())
+                .unwrap_or_else(arrow::datatypes::Schema::empty),
+            None => arrow::datatypes::Schema::empty(),
+        };
+        if let Some(text) = crate::shipped::preflight(&mut job, mapper, &input_schema)? {
+            let parsed = flywheel_formats::Schema::parse(&text).map_err(bad_input)?;
+            schema = Some(flywheel_formats::schema_to_json(&parsed.to_arrow()));
+            job.schema = Some(text);
+        }
+    }
+    let lineage = lineage.with_input(&job, &input);
+    let incremental = match job.incremental {
+        true => Some(crate::fingerprint::plan(
+            &job,
+            schema.as_deref(),
+            &input,
+            &slices,
+        )?),
+        false => None,
+    };
+    // The output's filesystem must support the commit protocol (shared filesystems differ).
+    if probe && !job.output.join("_versions").is_dir() {
+        table
+            .probe()
+            .map_err(|e| bad_input(anyhow!("output {}: {e}", job.output.display())))?;
+    }
+    Ok(Prepared {
+        job,
+        schema,
+        slices,
+        lineage,
+        incremental,
+    })
+}
+
+/// The checks of the options alone (the mapper exists, counts are positive, the job id is
+/// valid); an incremental job's mode becomes `overwrite`.
+fn check_options(job: &mut JobOptions) -> Result<(), CliError> {
     match MapperSpec::parse(&job.mapper).map_err(bad_input)? {
         MapperSpec::Python { file, .. } => {
             if !file.is_file() {
@@ -58,58 +144,18 @@ pub fn prepare(mut job: JobOptions, lineage: Lineage) -> Result<Prepared, CliErr
     if let Some(id) = &job.job_id {
         flywheel_coordinator::check_job_id(id).map_err(|e| bad_input(anyhow!("--job-id: {e}")))?;
     }
-    let table = Table::new(&job.output);
-    // A resumed or named job may have created the table itself: the job decides once it knows.
-    if job.mode == Mode::Create && !job.resume && job.job_id.is_none() {
-        if let Some(v) = table.latest_version().map_err(bad_input)? {
-            return Err(bad_input(anyhow!(
-                "{} already holds a table (version {v}); use --mode append or --mode overwrite",
-                job.output.display()
-            )));
-        }
-    }
-    let mut schema = match &job.schema {
-        None => None,
-        Some(text) => {
-            let text = match text.strip_prefix('@') {
-                Some(file) => std::fs::read_to_string(file)
-                    .map_err(|e| bad_input(anyhow!("--schema @{file}: {e}")))?,
-                None => text.clone(),
-            };
-            let parsed = flywheel_formats::Schema::parse(text.trim()).map_err(bad_input)?;
-            Some(flywheel_formats::schema_to_json(&parsed.to_arrow()))
-        }
-    };
-    let input = resolve_input(&job.input).map_err(bad_input)?;
-    let slices = plan_chunks(&input, job.chunk_rows).map_err(bad_input)?;
-    if let MapperSpec::Shipped { mapper } = MapperSpec::parse(&job.mapper).map_err(bad_input)? {
-        let input_schema = match slices.first() {
-            Some(first) => flywheel_formats::read_slice(first, 1)
-                .map_err(bad_input)?
-                .first()
-                .map(|b| b.schema().as_ref().clone())
-                .unwrap_or_else(arrow::datatypes::Schema::empty),
-            None => arrow::datatypes::Schema::empty(),
+    if job.incremental {
+        // A version equal to a full map of the input: an overwrite (a create the first time).
+        job.mode = match job.mode {
+            Mode::Append => {
+                return Err(bad_input(anyhow!(
+                    "--incremental publishes a version equal to a full map of the input; it cannot be an --mode append"
+                )))
+            }
+            _ => Mode::Overwrite,
         };
-        if let Some(text) = crate::shipped::preflight(&mut job, mapper, &input_schema)? {
-            let parsed = flywheel_formats::Schema::parse(&text).map_err(bad_input)?;
-            schema = Some(flywheel_formats::schema_to_json(&parsed.to_arrow()));
-            job.schema = Some(text);
-        }
     }
-    let lineage = lineage.with_input(&job, &input);
-    // The output's filesystem must support the commit protocol (shared filesystems differ).
-    if !job.output.join("_versions").is_dir() {
-        table
-            .probe()
-            .map_err(|e| bad_input(anyhow!("output {}: {e}", job.output.display())))?;
-    }
-    Ok(Prepared {
-        job,
-        schema,
-        slices,
-        lineage,
-    })
+    Ok(())
 }
 
 fn program_exists(program: &str) -> bool {
@@ -135,6 +181,7 @@ pub fn coordinate(
         schema,
         slices,
         lineage,
+        incremental,
     } = prepared;
     let inputs = input_identities(&slices);
     let plan = plan_hash(&job, &slices, &inputs, &lineage);
@@ -157,6 +204,7 @@ pub fn coordinate(
             plan,
             inputs,
             lineage: lineage.to_json(),
+            incremental,
         },
         tx,
         JobHooks {
@@ -201,6 +249,10 @@ fn plan_hash(
         serde_json::to_vec(&(&job.mapper_args, &job.schema, job.seed, job.on_row_error))
             .unwrap_or_default(),
     );
+    if job.incremental {
+        // Its chunks are planned and seeded otherwise.
+        h.update(b"incremental");
+    }
     hex::encode(h.finalize())
 }
 

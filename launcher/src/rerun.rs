@@ -137,6 +137,16 @@ pub fn rerun(args: RerunArgs) -> Result<(), CliError> {
     job.output = output.clone();
     job.mode = Mode::Create;
     job.resume = false;
+    // An incremental version reruns as an incremental job (its chunks planned per file and
+    // seeded from their rows) into a new table, which computes every chunk.
+    if job.incremental {
+        if let Some(v) = Table::new(&output).latest_version().or_bad_input()? {
+            return Err(bad_input(anyhow!(
+                "{} already holds a table (version {v}); rerun into a new table",
+                output.display()
+            )));
+        }
+    }
     if let Some(w) = args.workers {
         job.workers = w;
     }

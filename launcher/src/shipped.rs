@@ -14,7 +14,7 @@ use std::process::Command;
 /// with its arguments, from their table.
 pub fn map_after_help() -> String {
     let mut text = String::from(
-        "Example:\n  flywheel map --input examples/data/dialogues.parquet --output out/pairs \\\n      --mapper examples/expand_dialogue.py:ExpandDialogue --workers 2\n\nMappers: FILE.py:NAME (a Python function or class), exec:COMMAND ARGS… (JSON-lines\nprotocol, docs/protocol.md), builtin:identity, and the shipped Python mappers, each taking\n--mapper-arg KEY=VALUE (the default shown after =):\n\n",
+        "Example:\n  flywheel map --input examples/data/dialogues.parquet --output out/pairs \\\n      --mapper examples/expand_dialogue.py:ExpandDialogue --workers 2\n\nA growing dataset (only new or changed chunks run; --dry-run first says which):\n  flywheel map --input 'shards/*.parquet' --output out/pairs \\\n      --mapper examples/expand_dialogue.py:ExpandDialogue --incremental [--dry-run]\n\nMappers: FILE.py:NAME (a Python function or class), exec:COMMAND ARGS… (JSON-lines\nprotocol, docs/protocol.md), builtin:identity, and the shipped Python mappers, each taking\n--mapper-arg KEY=VALUE (the default shown after =):\n\n",
     );
     for mapper in ShippedMapper::ALL {
         text += &mapper.help();

@@ -105,6 +105,7 @@ fn lineage_lines(l: &serde_json::Map<String, serde_json::Value>) -> Vec<(&'stati
         "mapper",
         "input",
         "seed",
+        "incremental",
         "slurm_job_id",
         "slurm_job_ids",
         "slurm_steps",
@@ -128,6 +129,7 @@ fn lineage_lines(l: &serde_json::Map<String, serde_json::Value>) -> Vec<(&'stati
                             .unwrap_or_default()
                 }
                 "input" => v["address"].as_str().unwrap_or("").to_string(),
+                "incremental" => incremental_line(v),
                 "slurm_job_ids" | "slurm_steps" => v
                     .as_array()
                     .map(|ids| {
@@ -142,6 +144,30 @@ fn lineage_lines(l: &serde_json::Map<String, serde_json::Value>) -> Vec<(&'stati
             Some((key, text))
         })
         .collect()
+}
+
+/// "6 of 8 chunks reused from version 1, 2 computed (new input: 2)".
+fn incremental_line(v: &serde_json::Value) -> String {
+    let reasons: Vec<String> = v["recomputed"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(why, n)| format!("{why}: {n}"))
+        .collect();
+    format!(
+        "{} of {} chunks reused{}, {} computed{}",
+        v["reused"],
+        v["chunks"],
+        v["base_version"]
+            .as_u64()
+            .map(|b| format!(" from version {b}"))
+            .unwrap_or_default(),
+        v["computed"],
+        match reasons.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", reasons.join(", ")),
+        }
+    )
 }
 
 /// `table head`: the first `n` rows of a version.

@@ -39,8 +39,28 @@ impl Rank {
 /// The seed a mapper gets for one chunk: a pure function of the job seed and the chunk id, so
 /// sampling is reproducible whatever worker runs the chunk, and whichever attempt it is.
 pub fn chunk_seed(job_seed: u64, chunk: ChunkId) -> u64 {
-    // splitmix64 of the pair: well mixed, cheap, and stable across versions.
-    let mut z = job_seed ^ (u64::from(chunk.0).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    splitmix(job_seed ^ (u64::from(chunk.0).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+}
+
+/// The seed a mapper gets for one chunk of an incremental job: a pure function of the job seed
+/// and the chunk's rows (its input file and range), never of the chunk's place in the plan, so
+/// a file's chunks keep their seeds when other files are added before it.
+pub fn slice_seed(job_seed: u64, slice: &crate::InputSlice) -> u64 {
+    // FNV-1a of the file's path, then each number of the range mixed in: stable across versions.
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for b in slice.path.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3);
+    }
+    let (b0, b1) = slice.bytes.unwrap_or((0, 0));
+    let mut z = splitmix(job_seed ^ h);
+    for n in [slice.row_start, slice.row_count, b0, b1] {
+        z = splitmix(z ^ n);
+    }
+    z
+}
+
+/// splitmix64: well mixed, cheap, and stable across versions.
+fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -57,6 +77,32 @@ mod tests {
         assert_ne!(a, chunk_seed(1, ChunkId(1)));
         assert_ne!(a, chunk_seed(2, ChunkId(0)));
         assert_eq!(a, chunk_seed(1, ChunkId(0)));
+    }
+
+    #[test]
+    fn slice_seeds_depend_on_the_rows_not_the_place_in_the_plan() {
+        let s = crate::InputSlice {
+            path: "/data/a.parquet".into(),
+            format: crate::InputFormat::Parquet,
+            group: None,
+            row_start: 0,
+            row_count: 10,
+            bytes: None,
+            schema: None,
+        };
+        let a = slice_seed(1, &s);
+        assert_eq!(a, slice_seed(1, &s.clone()));
+        assert_ne!(a, slice_seed(2, &s));
+        let later = crate::InputSlice {
+            row_start: 10,
+            ..s.clone()
+        };
+        assert_ne!(a, slice_seed(1, &later));
+        let other = crate::InputSlice {
+            path: "/data/b.parquet".into(),
+            ..s
+        };
+        assert_ne!(a, slice_seed(1, &other));
     }
 
     #[test]

@@ -92,6 +92,12 @@ pub struct JobOptions {
     /// Constructor keyword arguments (Python) or environment (exec mappers).
     #[serde(default)]
     pub mapper_args: BTreeMap<String, String>,
+    /// Publish a version equal to a full map of the input's current state, reusing the output
+    /// table's chunks whose fingerprint (input rows, mapper, arguments, schema, seed) did not
+    /// change. Chunks are planned per input file and seeded from their rows (see
+    /// [`crate::slice_seed`]), so an unchanged file's chunks stay the same chunks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incremental: bool,
 }
 
 fn default_workers() -> u32 {
@@ -134,6 +140,7 @@ impl JobOptions {
             resume: false,
             job_id: None,
             mapper_args: BTreeMap::new(),
+            incremental: false,
         }
     }
 }

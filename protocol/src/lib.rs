@@ -18,7 +18,7 @@ mod transport;
 pub use channel::{
     channel_transport, channel_transport_ranked, ChannelTransport, ChannelWorkerLink,
 };
-pub use ids::{chunk_seed, Attempt, ChunkId, Rank};
+pub use ids::{chunk_seed, slice_seed, Attempt, ChunkId, Rank};
 pub use job::{parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
 pub use messages::{
     ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice, ToCoordinator,

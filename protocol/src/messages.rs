@@ -82,6 +82,28 @@ pub struct ChunkOutput {
     pub host: String,
 }
 
+impl ChunkOutput {
+    /// An attempt's output with no file, no rows and nothing measured: what a chunk that
+    /// yielded nothing reports, and the base others fill in.
+    pub fn none(chunk: ChunkId, attempt: Attempt) -> ChunkOutput {
+        ChunkOutput {
+            chunk,
+            attempt,
+            file: None,
+            rows_in: 0,
+            rows_out: 0,
+            bytes: 0,
+            schema: None,
+            wall_ms: 0,
+            errors_file: None,
+            error_rows: 0,
+            stats: None,
+            worker: 0,
+            host: String::new(),
+        }
+    }
+}
+
 /// A worker's GPU over the job so far: which one, its last reading and its mean utilisation
 /// (journaled with each chunk it finished, so `flywheel status` shows it while the job runs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

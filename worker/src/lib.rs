@@ -19,5 +19,5 @@ pub use gpu::{
     NoGpu, NvmlSampler,
 };
 pub use mapper::{build_mapper, AbortHandle, IdentityMapper, MapOutput, Mapper, RowError};
-pub use process::{python_runner_path, ProcessMapper, RUNNER_SOURCE};
+pub use process::{python_runner_path, ProcessMapper, RUNNER_SOURCE, SHIPPED_SOURCE};
 pub use runtime::{hostname, run_worker, run_worker_with, WorkerConfig};

@@ -3,7 +3,7 @@
 
 use super::{ChunkState, Coordinator, Run, Runs};
 use flywheel_protocol::{
-    chunk_seed, Attempt, ChunkId, ChunkTask, Rank, ToWorker, Transport, TransportError,
+    chunk_seed, slice_seed, Attempt, ChunkId, ChunkTask, Rank, ToWorker, Transport, TransportError,
 };
 
 impl Coordinator {
@@ -58,7 +58,11 @@ impl Coordinator {
         let task = ChunkTask {
             chunk: id,
             attempt,
-            seed: chunk_seed(self.cfg.job_seed, id),
+            seed: if self.cfg.seed_by_input {
+                slice_seed(self.cfg.job_seed, &chunk.slice)
+            } else {
+                chunk_seed(self.cfg.job_seed, id)
+            },
             input: chunk.slice.clone(),
             schema: self.schema.clone(),
         };

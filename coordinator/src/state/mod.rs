@@ -69,6 +69,9 @@ pub struct CoordinatorConfig {
     pub speculate: bool,
     /// A worker that fails this many chunks in a row is drained (never the last live worker).
     pub drain_after_failures: u32,
+    /// Seed each chunk from its rows ([`flywheel_protocol::slice_seed`], incremental jobs)
+    /// instead of from its place in the plan ([`flywheel_protocol::chunk_seed`]).
+    pub seed_by_input: bool,
 }
 
 impl Default for CoordinatorConfig {
@@ -81,6 +84,7 @@ impl Default for CoordinatorConfig {
             schema: None,
             speculate: true,
             drain_after_failures: 5,
+            seed_by_input: false,
         }
     }
 }

@@ -136,8 +136,27 @@ pub fn plan_chunks(input: &ResolvedInput, chunk_rows: u64) -> Result<Vec<InputSl
     Ok(plan_chunks_counted(input, chunk_rows)?.0)
 }
 
+/// [`plan_chunks`] for incremental jobs: each file's chunks depend on that file alone (no finer
+/// tail, whose place depends on the whole plan), so an unchanged file keeps its chunk
+/// boundaries when other files are added or removed.
+pub fn plan_chunks_per_file(
+    input: &ResolvedInput,
+    chunk_rows: u64,
+) -> Result<Vec<InputSlice>, FormatError> {
+    Ok(plan_files(input, chunk_rows)?.0)
+}
+
 /// [`plan_chunks`], also returning how many bytes of the input files planning read.
 pub fn plan_chunks_counted(
+    input: &ResolvedInput,
+    chunk_rows: u64,
+) -> Result<(Vec<InputSlice>, u64), FormatError> {
+    let (slices, bytes_read) = plan_files(input, chunk_rows)?;
+    Ok((shrink_tail(slices), bytes_read))
+}
+
+/// Each file's chunks, in input order, and the bytes planning read.
+fn plan_files(
     input: &ResolvedInput,
     chunk_rows: u64,
 ) -> Result<(Vec<InputSlice>, u64), FormatError> {
@@ -163,7 +182,7 @@ pub fn plan_chunks_counted(
                 .collect(),
         });
     }
-    Ok((shrink_tail(slices), bytes_read))
+    Ok((slices, bytes_read))
 }
 
 /// Why a file that planned to no chunks has no rows.

@@ -41,18 +41,27 @@ fn mpirun(job: &Path) -> std::process::Output {
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"))
 }
 
-#[test]
-fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
-    let Some(py) = pyarrow_or_skip() else { return };
+/// The Python with pyarrow, a directory, and in it a job file of the README demo (with `extra`
+/// lines) and its output; `None` after a counted skip (no pyarrow, no mpirun).
+fn dialogue_job(extra: &str) -> Option<(PathBuf, tempfile::TempDir, PathBuf, PathBuf)> {
+    let py = pyarrow_or_skip()?;
     if !available(have("mpirun"), "mpirun") {
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (job, out) = write_job(
         dir.path(),
         &format!("{}:ExpandDialogue", expand_dialogue().display()),
-        "",
+        extra,
     );
+    Some((py, dir, job, out))
+}
+
+#[test]
+fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
+    let Some((py, _dir, job, out)) = dialogue_job("") else {
+        return;
+    };
     let o = mpirun(&job);
     assert!(o.status.success(), "mpirun failed");
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -72,6 +81,24 @@ fn mpirun_with_four_ranks_publishes_the_same_rows_as_a_plain_loop() {
         v["lineage"]["job_file"]["sha256"].as_str().map(str::len),
         Some(64)
     );
+}
+
+#[test]
+fn mpirun_incremental_job_file_reuses_every_chunk_when_nothing_changed() {
+    let Some((py, _dir, job, out)) = dialogue_job("incremental = true\n") else {
+        return;
+    };
+    assert!(mpirun(&job).status.success(), "the first run");
+    let o = mpirun(&job);
+    assert!(o.status.success(), "the second run");
+    let v = info(&out);
+    assert_eq!(v["version"], 2);
+    let inc = &v["lineage"]["incremental"];
+    assert_eq!(inc["computed"], 0, "{inc}");
+    assert_eq!(inc["reused"], inc["chunks"], "{inc}");
+    assert_eq!(inc["chunks"], 18, "500 rows in chunks of 29: {inc}");
+    let expected = expected_rows(&py, &dialogues(), &expand_dialogue(), "ExpandDialogue");
+    assert_table_rows(&py, &out, &expected);
 }
 
 #[test]

@@ -53,30 +53,6 @@ fn python_map(py: &Path, input: &Path, out: &Path, mapper: &str, mode: &str) -> 
         .python(py)
 }
 
-/// Starts `map`, waits until its journal holds `n` accepted chunks, SIGKILLs it.
-fn kill_after_accepted(map: Map, out: &Path, n: usize) {
-    let mut child = map
-        .command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("flywheel starts");
-    let start = Instant::now();
-    while accepted_chunks(out) < n {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no progress to kill"
-        );
-        assert!(
-            child.try_wait().expect("the child is waited for").is_none(),
-            "the job ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().expect("the child is killed");
-    let _ = child.wait();
-}
-
 /// The table `dir/t` created by `identity` from `dir/in.parquet` of ids 0..n; returns both.
 fn created(py: &Path, dir: &Path, n: u64) -> (PathBuf, PathBuf) {
     let input = ids_input(py, dir, n);

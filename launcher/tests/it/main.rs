@@ -9,6 +9,7 @@ mod faults_cli;
 mod faults_values;
 mod faults_worker;
 mod gpu_cluster;
+mod incremental;
 mod inputs;
 mod local;
 mod mappers;

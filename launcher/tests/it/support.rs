@@ -230,6 +230,30 @@ pub fn accepted_chunks(out: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Starts `map`, waits until its journal holds `n` accepted chunks, SIGKILLs it.
+pub fn kill_after_accepted(map: Map, out: &Path, n: usize) {
+    let mut child = map
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("flywheel starts");
+    let start = Instant::now();
+    while accepted_chunks(out) < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no progress to kill"
+        );
+        assert!(
+            child.try_wait().expect("the child is waited for").is_none(),
+            "the job ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("the child is killed");
+    let _ = child.wait();
+}
+
 /// Waits for `child` (its stdout and stderr piped or not) with a deadline: past `limit` it is
 /// killed and the test fails. Both pipes are read on threads, with a bounded wait of their own
 /// (a process the child left behind may hold them open), so a chatty child never blocks.

@@ -1,0 +1,212 @@
+//! Chunk fingerprints of an incremental job (docs/format.md, "Chunk fingerprints"): a hash of
+//! what determines a chunk's output rows, so that a later job reuses the chunk's file when the
+//! hash is the same and computes it otherwise.
+
+use crate::error::{bad_input, CliError};
+use anyhow::anyhow;
+use flywheel_coordinator::{FingerprintParts, IncrementalPlan, InputIdentity, FINGERPRINT_VERSION};
+use flywheel_formats::{Fingerprint, ResolvedInput, Table, FORMAT_VERSION};
+use flywheel_protocol::{slice_seed, InputSlice, JobOptions, MapperSpec};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// sha256 (hex) of a JSON value's text (keys in the fixed order they are built in).
+fn hash(v: &Value) -> String {
+    hex::encode(Sha256::digest(v.to_string().as_bytes()))
+}
+
+fn file_sha256(path: &Path) -> Result<String, CliError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| bad_input(anyhow!("mapper file {}: {e}", path.display())))?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+/// A directory's identity: each file below it (relative path, size, modification time in ns),
+/// in path order.
+fn dir_identity(dir: &Path) -> Value {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(id) = InputIdentity::of(&p) {
+                let rel = p.strip_prefix(dir).unwrap_or(&p).display().to_string();
+                files.push((rel, id.bytes, id.mtime_ns));
+            }
+        }
+    }
+    files.sort();
+    json!(files)
+}
+
+/// What the mapper is: a Python file's content and the name in it, an exec mapper's command
+/// line (and its program's content), a builtin's name, a shipped mapper's code and model.
+fn mapper_identity(job: &JobOptions) -> Result<Value, CliError> {
+    Ok(match MapperSpec::parse(&job.mapper).map_err(bad_input)? {
+        MapperSpec::Python { file, name } => {
+            json!({"python": name, "sha256": file_sha256(&file)?})
+        }
+        MapperSpec::Exec { argv } => {
+            let sha = match argv[0].contains('/') {
+                true => Some(file_sha256(Path::new(&argv[0]))?),
+                false => None,
+            };
+            json!({"exec": argv, "sha256": sha})
+        }
+        MapperSpec::Builtin { name } => json!({ "builtin": name }),
+        MapperSpec::Shipped { mapper } => {
+            let dirs: serde_json::Map<String, Value> = mapper
+                .dir_args()
+                .filter_map(|k| job.mapper_args.get(k).map(|d| (k, d)))
+                .map(|(k, d)| (k.to_string(), dir_identity(Path::new(d))))
+                .collect();
+            json!({
+                "shipped": mapper.to_string(),
+                "sha256": hex::encode(Sha256::digest(flywheel_worker::SHIPPED_SOURCE.as_bytes())),
+                "dirs": dirs,
+            })
+        }
+    })
+}
+
+/// Each input file's identity: for a table version's file, its entry in the manifest (path,
+/// rows, bytes: data files are written once); for any other file, its size and modification
+/// time in nanoseconds.
+fn file_identities(input: &ResolvedInput) -> Result<HashMap<PathBuf, Value>, CliError> {
+    let mut ids = HashMap::new();
+    if let Some((dir, version)) = &input.table {
+        let table = Table::new(dir);
+        let m = table.manifest(Some(*version)).map_err(bad_input)?;
+        for (f, path) in m.files.iter().zip(table.file_paths(&m)) {
+            let abs = std::fs::canonicalize(&path).unwrap_or(path);
+            ids.insert(
+                abs,
+                json!({"table_file": {"path": f.path, "rows": f.rows, "bytes": f.bytes}}),
+            );
+        }
+        return Ok(ids);
+    }
+    for f in &input.files {
+        let id = InputIdentity::of(&f.path)
+            .map_err(|e| bad_input(anyhow!("{}: {e}", f.path.display())))?;
+        ids.insert(
+            f.path.clone(),
+            json!({"bytes": id.bytes, "mtime_ns": id.mtime_ns.to_string()}),
+        );
+    }
+    Ok(ids)
+}
+
+/// The fingerprint of every planned chunk. `schema` is the output schema given (Arrow JSON).
+pub fn plan(
+    job: &JobOptions,
+    schema: Option<&str>,
+    input: &ResolvedInput,
+    slices: &[InputSlice],
+) -> Result<IncrementalPlan, CliError> {
+    let format = format!("fingerprint {FINGERPRINT_VERSION}, table format {FORMAT_VERSION}");
+    let parts = FingerprintParts {
+        mapper: hash(&mapper_identity(job)?),
+        args: hash(&json!(job.mapper_args)),
+        schema: hash(&json!(schema)),
+        seed: job.seed,
+        format,
+    };
+    let files = file_identities(input)?;
+    let fingerprints = slices
+        .iter()
+        .map(|s| {
+            let file = files
+                .get(Path::new(&s.path))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let input = hash(&json!({"slice": s, "file": file}));
+            let all = json!({
+                "format": parts.format,
+                "input": input,
+                "mapper": parts.mapper,
+                "args": parts.args,
+                "schema": parts.schema,
+                "seed": slice_seed(job.seed, s).to_string(),
+            });
+            Fingerprint {
+                hash: hash(&all),
+                input,
+                source: s.path.clone(),
+            }
+        })
+        .collect();
+    Ok(IncrementalPlan {
+        fingerprints,
+        parts,
+    })
+}
+
+/// `map --incremental --dry-run`: the chunks the job would reuse and those it would compute,
+/// with why; nothing runs and nothing is written.
+pub fn print_dry_run(job: JobOptions, json: bool) -> Result<(), CliError> {
+    use std::io::Write;
+    let prepared = crate::plan::prepare_checked(job, crate::lineage::Lineage::start(None), false)?;
+    let Some(plan) = &prepared.incremental else {
+        return Err(bad_input(anyhow!("--dry-run needs --incremental")));
+    };
+    let out_dir = &prepared.job.output;
+    let reuse = flywheel_coordinator::plan_reuse(&Table::new(out_dir), plan).map_err(bad_input)?;
+    let to_compute: Vec<Value> = reuse
+        .compute
+        .iter()
+        .filter_map(|(c, why)| {
+            let s = prepared.slices.get(c.0 as usize)?;
+            Some(
+                json!({"chunk": c.0, "input": s.path, "row_start": s.row_start,
+                        "row_count": s.row_count, "reason": why.to_string()}),
+            )
+        })
+        .collect();
+    let mut stdout = std::io::stdout().lock();
+    let written = if json {
+        let v = json!({
+            "table": out_dir,
+            "base_version": reuse.base,
+            "chunks": prepared.slices.len(),
+            "reused": reuse.reused.len(),
+            "compute": reuse.compute.len(),
+            "recomputed": reuse.reasons(),
+            "to_compute": to_compute,
+        });
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        )
+    } else {
+        let mut text = format!(
+            "incremental plan for {}: {}\n",
+            out_dir.display(),
+            reuse.summary()
+        );
+        for c in &to_compute {
+            let start = c["row_start"].as_u64().unwrap_or(0);
+            text += &format!(
+                "  compute chunk {}: {} rows {}..{} ({})\n",
+                c["chunk"],
+                c["input"].as_str().unwrap_or_default(),
+                start,
+                start + c["row_count"].as_u64().unwrap_or(0),
+                c["reason"].as_str().unwrap_or_default()
+            );
+        }
+        text += "dry run: nothing was run or written\n";
+        stdout.write_all(text.as_bytes())
+    };
+    // A closed stdout (`| head`) is not an error of the plan.
+    let _ = written;
+    Ok(())
+}
