@@ -46,6 +46,13 @@ fn dir_identity(dir: &Path) -> Value {
     json!(files)
 }
 
+/// Where `program` is on PATH, as a shell would find it.
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
 /// What the mapper is: a Python file's content and the name in it, an exec mapper's command
 /// line (and its program's content), a builtin's name, a shipped mapper's code and model.
 fn mapper_identity(job: &JobOptions) -> Result<Value, CliError> {
@@ -54,10 +61,20 @@ fn mapper_identity(job: &JobOptions) -> Result<Value, CliError> {
             json!({"python": name, "sha256": file_sha256(&file)?})
         }
         MapperSpec::Exec { argv } => {
-            let sha = match argv[0].contains('/') {
-                true => Some(file_sha256(Path::new(&argv[0]))?),
-                false => None,
-            };
+            // The program and every file its arguments name (`exec:python3 tag.py`: the
+            // script), by content; a bare program name is looked up on PATH.
+            let named = argv.iter().enumerate().map(|(i, a)| {
+                let path = if i == 0 && !a.contains('/') {
+                    on_path(a)
+                } else {
+                    Some(PathBuf::from(a)).filter(|p| p.is_file())
+                };
+                match path {
+                    Some(p) => file_sha256(&p).map(Some),
+                    None => Ok(None),
+                }
+            });
+            let sha: Vec<Option<String>> = named.collect::<Result<_, _>>()?;
             json!({"exec": argv, "sha256": sha})
         }
         MapperSpec::Builtin { name } => json!({ "builtin": name }),

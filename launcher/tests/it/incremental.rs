@@ -433,3 +433,31 @@ fn a_version_without_fingerprints_is_computed_and_vacuum_keeps_reused_files() {
     );
     assert_eq!(incremental(&out, 4)["reused"], 2);
 }
+
+#[test]
+fn an_exec_mappers_script_named_in_its_arguments_is_in_the_fingerprint() {
+    let Some(fx) = Fixture::new() else { return };
+    fx.file("a", 0, 20);
+    let out = fx.path("out");
+    // `exec:python3 copy.py`: the program is found on PATH, the script is an argument.
+    let script = fx.path("copy.py");
+    let body = |tag: &str| {
+        format!("# {tag}\nimport json, sys\nprint(json.dumps({{'ready': True}}), flush=True)\nfor line in sys.stdin:\n    h = json.loads(line)['chunk']\n    for _ in range(h['rows']):\n        print(json.dumps({{'row': json.loads(sys.stdin.readline())}}))\n    print(json.dumps({{'end': {{'rows_out': h['rows']}}}}), flush=True)\n")
+    };
+    std::fs::write(&script, body("one")).expect("the script is written");
+    let spec = format!("exec:python3 {}", script.display());
+    let map = || {
+        Map::new(fx.glob(), &out)
+            .mapper(&spec)
+            .chunk_rows(10)
+            .arg("--incremental")
+    };
+    map().run().assert_ok("OUT@1");
+    assert_eq!(fx.dry_run(map()), (2, 0), "nothing changed");
+    std::fs::write(&script, body("two")).expect("the script is edited");
+    assert_eq!(
+        fx.dry_run(map()),
+        (0, 2),
+        "the edited script changes every chunk"
+    );
+}
