@@ -259,21 +259,20 @@ pub fn run_job(
         return Ok(published_before(manifest, job_id, cfg, started));
     }
     check_target(&table, &job)?;
-    let (mut journal, mut done) =
-        open_journal(&job, &job_id, &plan, &inputs, &slices, &record, say)?;
-    let reuse = reuse_chunks(&table, incremental.as_ref(), &mut done, say)?;
+    let reuse = reuse_chunks(&table, incremental.as_ref(), say)?;
+    let (mut journal, mut done) = open_journal(
+        &job,
+        &job_id,
+        (&plan, &inputs, &slices),
+        reuse.as_ref(),
+        &record,
+        say,
+    )?;
+    if let Some(r) = &reuse {
+        r.merge_into(&mut done);
+    }
     let mut coord = Coordinator::resumed(cfg, slices, done);
-    // The marker tells `status` and older vacuums that a job runs here.
-    let active = table
-        .mark_active(
-            &serde_json::json!({
-                "pid": std::process::id(),
-                "host": flywheel_protocol::hostname(),
-                "job_id": job_id,
-            })
-            .to_string(),
-        )
-        .map_err(table_err)?;
+    let active = mark_active(&table, &job_id)?;
     let result = drive_job(
         &mut coord,
         guard.tx,
@@ -301,6 +300,16 @@ pub fn run_job(
         already_published: published.already,
         job_id,
     })
+}
+
+/// The marker that tells `status` and older vacuums that a job runs here.
+fn mark_active(table: &Table, job_id: &str) -> Result<flywheel_formats::ActiveJob, JobError> {
+    let who = serde_json::json!({
+        "pid": std::process::id(),
+        "host": flywheel_protocol::hostname(),
+        "job_id": job_id,
+    });
+    table.mark_active(&who.to_string()).map_err(table_err)
 }
 
 /// The bookkeeping after the commit, each step idempotent: the journal's `Published` line,
@@ -410,13 +419,13 @@ fn check_target(table: &Table, job: &JobOptions) -> Result<(), JobError> {
 }
 
 /// Checks the journal to resume against the plan, opens the job's journal and records this
-/// run's start; the outputs accepted before whose files are still whole.
+/// run's start (with the chunks an incremental job reuses); the outputs accepted before whose
+/// files are still whole.
 fn open_journal(
     job: &JobOptions,
     job_id: &str,
-    plan: &str,
-    inputs: &[InputIdentity],
-    slices: &[InputSlice],
+    (plan, inputs, slices): (&str, &[InputIdentity], &[InputSlice]),
+    reuse: Option<&Reuse>,
     record: &Option<crate::JobRecord>,
     say: &mut dyn FnMut(&str),
 ) -> Result<(Journal, Vec<flywheel_protocol::ChunkOutput>), JobError> {
@@ -433,6 +442,12 @@ fn open_journal(
             inputs,
             chunks: slices.len(),
             rows: slices.iter().map(|s| s.row_count).sum(),
+            reused: reuse.map_or((0, 0), |r| {
+                (
+                    r.reused.len(),
+                    r.reused.iter().map(|(o, _)| o.rows_in).sum(),
+                )
+            }),
         },
         record.is_some(),
     )?;
@@ -454,11 +469,10 @@ fn open_journal(
     Ok((journal, done))
 }
 
-/// For an incremental job: the chunks the output's latest version holds, put among `done`.
+/// For an incremental job: the chunks the output's latest version holds.
 fn reuse_chunks(
     table: &Table,
     incremental: Option<&IncrementalPlan>,
-    done: &mut Vec<flywheel_protocol::ChunkOutput>,
     say: &mut dyn FnMut(&str),
 ) -> Result<Option<Reuse>, JobError> {
     let Some(plan) = incremental else {
@@ -466,7 +480,6 @@ fn reuse_chunks(
     };
     let reuse = crate::plan_reuse(table, plan).map_err(table_err)?;
     say(&format!("incremental: {}", reuse.summary()));
-    reuse.merge_into(done);
     Ok(Some(reuse))
 }
 

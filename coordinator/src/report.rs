@@ -43,6 +43,10 @@ pub struct WorkerReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobReport {
     pub rows_in: u64,
+    /// Of `rows_in`, the rows of chunks accepted before this run (resumed from the journal, or
+    /// reused by an incremental job); `rows_per_s` counts only the others.
+    #[serde(default)]
+    pub rows_carried: u64,
     pub rows_out: u64,
     pub chunks: u64,
     pub chunks_done: u64,
@@ -68,8 +72,13 @@ pub struct JobReport {
 impl JobReport {
     /// The human-readable report.
     pub fn render(&self) -> String {
+        let carried = if self.rows_carried > 0 {
+            format!(" ({} carried over)", self.rows_carried)
+        } else {
+            String::new()
+        };
         let mut s = format!(
-            "rows in {} · rows out {} · chunks {}/{} · retries {} · failures {} · speculative {} · wasted rows {} · wall {:.1}s · {:.0} rows/s · GPU: {}\n",
+            "rows in {}{carried} · rows out {} · chunks {}/{} · retries {} · failures {} · speculative {} · wasted rows {} · wall {:.1}s · {:.0} rows/s · GPU: {}\n",
             self.rows_in, self.rows_out, self.chunks_done, self.chunks, self.retries, self.failures, self.speculative_runs, self.wasted_rows, self.wall_s, self.rows_per_s, self.gpu
         );
         for w in &self.workers {

@@ -55,7 +55,7 @@ impl ProgressReporter {
 
     fn line(&self, p: Progress) -> String {
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-        let rate = p.rows_done as f64 / secs;
+        let rate = (p.rows_done - p.rows_carried) as f64 / secs;
         let eta = if rate > 0.0 {
             format!(
                 "{:.0}s",

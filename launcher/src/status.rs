@@ -26,12 +26,21 @@ struct Progress {
     per_worker: BTreeMap<(String, u32), WorkerLine>,
     /// Seconds from the first start to the last accepted chunk.
     elapsed: u64,
+    /// Chunks and input rows the latest run reused (an incremental job): accepted, never
+    /// journaled, and not part of the rate.
+    reused: (usize, u64),
 }
 
 impl Progress {
     /// The progress recorded in `entries`; `None` when no job started.
     fn of(entries: &[JournalEntry]) -> Option<Progress> {
-        let Some(JournalEntry::Start { chunks, rows, .. }) = entries
+        let Some(JournalEntry::Start {
+            chunks,
+            rows,
+            reused_chunks,
+            reused_rows,
+            ..
+        }) = entries
             .iter()
             .rev()
             .find(|e| matches!(e, JournalEntry::Start { .. }))
@@ -47,6 +56,7 @@ impl Progress {
             rows_out: 0,
             per_worker: BTreeMap::new(),
             elapsed: 0,
+            reused: (reused_chunks, reused_rows),
         };
         let mut first_at = None;
         let mut last_at = 0;
@@ -73,6 +83,14 @@ impl Progress {
         }
         p.elapsed = first_at.map(|f| last_at.saturating_sub(f)).unwrap_or(0);
         Some(p)
+    }
+
+    /// Chunks and input rows accepted, the reused ones included.
+    fn accepted(&self) -> (usize, u64) {
+        (
+            (self.done.len() + self.reused.0).min(self.chunks),
+            self.rows_done + self.reused.1,
+        )
     }
 
     fn rate(&self) -> f64 {
@@ -144,8 +162,9 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
         .map(JobRecord::slurm_steps)
         .unwrap_or_default();
     let rate = p.rate();
-    let eta = (rate > 0.0 && published.is_none())
-        .then(|| p.rows.saturating_sub(p.rows_done) as f64 / rate);
+    let (chunks_done, rows_done) = p.accepted();
+    let eta =
+        (rate > 0.0 && published.is_none()).then(|| p.rows.saturating_sub(rows_done) as f64 / rate);
     if json {
         let workers: Vec<_> = p
             .per_worker
@@ -153,8 +172,8 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
             .map(|((host, rank), w)| serde_json::json!({"host": host, "rank": rank, "chunks": w.chunks, "rows_out": w.rows_out, "gpu": w.gpu}))
             .collect();
         let v = serde_json::json!({
-            "state": state, "job_id": job_id, "published_version": published, "chunks_done": p.done.len(), "chunks": p.chunks,
-            "rows_done": p.rows_done, "rows": p.rows, "rows_out": p.rows_out, "rows_per_s": rate, "eta_s": eta,
+            "state": state, "job_id": job_id, "published_version": published, "chunks_done": chunks_done, "chunks": p.chunks,
+            "chunks_reused": p.reused.0, "rows_reused": p.reused.1, "rows_done": rows_done, "rows": p.rows, "rows_out": p.rows_out, "rows_per_s": rate, "eta_s": eta,
             "slurm_job_ids": slurm_jobs, "slurm_steps": slurm_steps, "workers": workers,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -164,11 +183,14 @@ pub fn status(output: &Path, json: bool) -> Result<(), CliError> {
         Some(id) => println!("{}: {state} (job {id})", output.display()),
         None => println!("{}: {state}", output.display()),
     }
+    let reused = if p.reused.0 > 0 {
+        format!(" ({} reused)", p.reused.0)
+    } else {
+        String::new()
+    };
     println!(
-        "chunks {}/{} · rows {}/{} · rows out {} · {rate:.0} rows/s{}",
-        p.done.len(),
+        "chunks {chunks_done}/{}{reused} · rows {rows_done}/{} · rows out {} · {rate:.0} rows/s{}",
         p.chunks,
-        p.rows_done,
         p.rows,
         p.rows_out,
         eta.map(|e| format!(" · ETA {e:.0}s")).unwrap_or_default()

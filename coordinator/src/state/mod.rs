@@ -135,6 +135,9 @@ pub struct Progress {
     pub rows_done: u64,
     pub rows_out: u64,
     pub workers_live: usize,
+    /// Of `rows_done`, those accepted before this run started (a resumed job's journal, an
+    /// incremental job's reused chunks): not part of this run's rate.
+    pub rows_carried: u64,
 }
 
 /// The coordinator's state.
@@ -172,6 +175,8 @@ pub struct Coordinator {
     index: index::Index,
     /// Rows of every chunk, and of the accepted ones (in and out).
     rows: (u64, u64, u64),
+    /// Input rows of the chunks accepted before this run started.
+    rows_carried: u64,
 }
 
 impl Coordinator {
@@ -235,6 +240,7 @@ impl Coordinator {
             last_error: None,
             index: index::Index::default(),
             rows: (0, 0, 0),
+            rows_carried: 0,
         };
         coord.rows.0 = coord.chunks.iter().map(|c| c.slice.row_count).sum();
         for c in &coord.chunks {
@@ -243,6 +249,7 @@ impl Coordinator {
                 coord.rows.2 += o.rows_out;
             }
         }
+        coord.rows_carried = coord.rows.1;
         coord.settle_schema();
         coord
     }

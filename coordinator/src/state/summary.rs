@@ -15,6 +15,7 @@ impl Coordinator {
             rows_done: self.rows.1,
             rows_out: self.rows.2,
             workers_live: self.workers.len() - self.index.lost,
+            rows_carried: self.rows_carried,
         }
     }
 
@@ -55,6 +56,7 @@ impl Coordinator {
         };
         JobReport {
             rows_in: p.rows_done,
+            rows_carried: p.rows_carried,
             rows_out: p.rows_out,
             chunks: p.chunks_total as u64,
             chunks_done: p.chunks_done as u64,
@@ -64,7 +66,7 @@ impl Coordinator {
             wasted_rows: self.wasted_rows,
             wall_s: wall.as_secs_f64(),
             rows_per_s: if wall.as_secs_f64() > 0.0 {
-                p.rows_done as f64 / wall.as_secs_f64()
+                (p.rows_done - p.rows_carried) as f64 / wall.as_secs_f64()
             } else {
                 0.0
             },

@@ -16,6 +16,8 @@ fn lists_each_slurm_job_and_step_once_in_order() {
         slurm_job_id: job.map(str::to_string),
         slurm_step_id: step.map(str::to_string),
         resumed: false,
+        reused_chunks: 0,
+        reused_rows: 0,
     };
     let record = JobRecord {
         path: PathBuf::from("j"),

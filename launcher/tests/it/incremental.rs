@@ -173,6 +173,12 @@ fn a_grown_input_table_computes_only_the_new_files_chunks() {
         "{}",
         ran.stderr_text()
     );
+    // The report counts the reused rows apart: this run's rate is of the rows it mapped.
+    assert!(
+        ran.stderr_text().contains("rows in 115 (90 carried over)"),
+        "{}",
+        ran.stderr_text()
+    );
     assert_eq!(
         fx.calls(),
         ids_between(300, 325),
@@ -328,6 +334,9 @@ fn an_incremental_job_killed_and_resumed_equals_an_uninterrupted_one() {
         1,
         "nothing published by the killed job"
     );
+    // Status counts the 2 reused chunks among those accepted (and their rows).
+    let st = status_of(&out);
+    assert!(st.contains("(2 reused)"), "{st}");
     let resumed = inc().arg("--resume").run();
     resumed.assert_ok("resume");
     assert!(
