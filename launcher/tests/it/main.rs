@@ -16,3 +16,5 @@ mod scheduler;
 mod shipped;
 mod support;
 mod tables;
+mod view;
+mod view_browser;
