@@ -227,7 +227,7 @@ fn traversal_symlinks_out_and_writing_sql_are_refused() {
     ] {
         let r = v.get(target);
         assert_eq!(r.status, 400, "{target}: {}", r.body);
-        assert!(r.body.contains("error: a path with '..'"), "{target}: {}", r.body);
+        assert!(r.body.contains("error: a path with &#39;..&#39; (or an encoded one) is refused"), "{target}: {}", r.body);
     }
     let r = v.get("/api/info?t=linked/media-link");
     assert_eq!(r.status, 404, "{}", r.body);
@@ -241,13 +241,13 @@ fn traversal_symlinks_out_and_writing_sql_are_refused() {
     let tables = serde_json::json!({"t": "media@2"});
     for (sql, says) in [
         ("COPY (SELECT 1) TO '/tmp/x.csv'", "COPY is refused"),
-        ("CREATE TABLE x AS SELECT 1", "CREATE TABLE is refused"),
+        ("CREATE TABLE x AS SELECT 1", "CREATE is refused"),
         ("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'", "CREATE EXTERNAL TABLE is refused"),
         ("SELECT * FROM read_parquet('/etc/passwd')", "read_parquet"),
     ] {
         let r = v.post("/api/sql", &serde_json::json!({"sql": sql, "tables": tables}));
         assert_eq!(r.status, 400, "{sql}: {}", r.body);
-        assert!(r.error().contains(says) && r.error().contains("read-only") || r.error().contains(says), "{sql}: {}", r.body);
+        assert!(r.error().contains(says) && r.error().contains("refused"), "{sql}: {}", r.body);
         let r = v.post("/api/queries", &serde_json::json!({"table": "media", "name": "w", "sql": sql, "tables": tables}));
         assert_eq!(r.status, 400, "saving {sql}: {}", r.body);
     }
