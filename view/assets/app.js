@@ -14,7 +14,7 @@ async function api(path, body) {
   return data;
 }
 
-function show(...children) { app().replaceChildren(...children); }
+function show(...children) { app().replaceChildren(...children.filter((c) => c !== null && c !== undefined)); }
 function fail(e) { show(el("div", { class: "error", id: "error" }, `error: ${e.message}`)); }
 const q = (s) => encodeURIComponent(s);
 const tableLink = (name, v, rest) => `/t/${name}@${v}${rest || ""}`;
