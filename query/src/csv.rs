@@ -13,7 +13,9 @@ use std::sync::Arc;
 /// Writes `result` to `out` as CSV with a header line (the header alone for no rows).
 pub fn write_csv(result: &QueryResult, out: impl Write) -> Result<(), ArrowError> {
     let (schema, batches) = nested_as_json_text(result)?;
-    let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+    let mut w = arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(out);
     if batches.is_empty() {
         w.write(&RecordBatch::new_empty(schema))?;
     }

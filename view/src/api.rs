@@ -57,7 +57,10 @@ async fn not_found(uri: Uri) -> Response {
 
 /// The page; a first visit's `?token=` (now a cookie) is dropped from the address bar.
 async fn index(uri: Uri) -> Response {
-    if uri.query().is_some_and(|q| q.split('&').any(|kv| kv.starts_with("token="))) {
+    if uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("token=")))
+    {
         let rest: Vec<&str> = uri
             .query()
             .unwrap_or("")
@@ -172,7 +175,10 @@ struct Page {
 
 /// Rows `offset..offset+limit` of a version: only the files and row groups holding them are
 /// read.
-async fn rows(State(app): State<Arc<App>>, Query(p): Query<Page>) -> Result<Json<Value>, ViewError> {
+async fn rows(
+    State(app): State<Arc<App>>,
+    Query(p): Query<Page>,
+) -> Result<Json<Value>, ViewError> {
     blocking(move || {
         let (served, m) = open(&app, &p.t)?;
         let limit = p.limit.unwrap_or(50).clamp(1, MAX_PAGE_ROWS);
@@ -202,7 +208,10 @@ struct ValueAt {
 
 /// One value's bytes, as `table show --row R --path P --raw` writes them, with the MIME type its
 /// magic bytes say (images, audio, video), else text or JSON.
-async fn media(State(app): State<Arc<App>>, Query(q): Query<ValueAt>) -> Result<Response, ViewError> {
+async fn media(
+    State(app): State<Arc<App>>,
+    Query(q): Query<ValueAt>,
+) -> Result<Response, ViewError> {
     blocking(move || {
         let (served, m) = open(&app, &q.t)?;
         served.check_files(&m, Some(q.row..q.row.saturating_add(1)))?;
@@ -214,7 +223,9 @@ async fn media(State(app): State<Arc<App>>, Query(q): Query<ValueAt>) -> Result<
             {
                 flywheel_formats::sniff(&raw).map_or("application/octet-stream", |(_, mime)| mime)
             }
-            flywheel_explore::Found::Json(serde_json::Value::String(_)) => "text/plain; charset=utf-8",
+            flywheel_explore::Found::Json(serde_json::Value::String(_)) => {
+                "text/plain; charset=utf-8"
+            }
             flywheel_explore::Found::Arrow(f, a)
                 if flywheel_explore::render::text_at(a.as_ref(), 0).is_some()
                     && !flywheel_explore::render::is_json_field(f) =>
@@ -228,7 +239,10 @@ async fn media(State(app): State<Arc<App>>, Query(q): Query<ValueAt>) -> Result<
             [
                 (header::CONTENT_TYPE, mime),
                 (nosniff, "nosniff"),
-                (header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "sandbox; default-src 'none'",
+                ),
                 // A version never changes.
                 (header::CACHE_CONTROL, "private, max-age=86400"),
             ],

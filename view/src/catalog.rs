@@ -70,7 +70,10 @@ impl Catalog {
             .flatten()
             .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
             .map(|e| e.path())
-            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('_')))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('_'))
+            })
             .collect();
         dirs.sort();
         for d in dirs {
@@ -98,17 +101,22 @@ impl Catalog {
             });
         }
         let table = Table::new(&dir);
-        self.tables.insert(name.clone(), Served { name, dir, table });
+        self.tables
+            .insert(name.clone(), Served { name, dir, table });
         Ok(())
     }
 
     /// `NAME` or `NAME@V`: the served table and the version asked for (`None`: the latest).
     pub fn address(&self, text: &str) -> Result<(&Served, Option<u64>), ViewError> {
         let (name, version) = match text.rsplit_once('@') {
-            Some((n, v)) if v == "latest" => (n, None),
+            Some((n, "latest")) => (n, None),
             Some((n, v)) => match v.parse::<u64>() {
                 Ok(v) if v >= 1 => (n, Some(v)),
-                _ => return Err(ViewError::BadRequest(format!("'{text}': '@{v}' is not a version"))),
+                _ => {
+                    return Err(ViewError::BadRequest(format!(
+                        "'{text}': '@{v}' is not a version"
+                    )))
+                }
             },
             None => (text, None),
         };
@@ -156,7 +164,11 @@ impl Served {
     }
 
     /// Checks the data files holding rows `rows` of `m` (every file when `None`).
-    pub fn check_files(&self, m: &Manifest, rows: Option<std::ops::Range<u64>>) -> Result<(), ViewError> {
+    pub fn check_files(
+        &self,
+        m: &Manifest,
+        rows: Option<std::ops::Range<u64>>,
+    ) -> Result<(), ViewError> {
         let mut start = 0u64;
         for f in &m.files {
             let end = start + f.rows;

@@ -59,7 +59,9 @@ pub fn node(ty: Option<&Type>, field: &Field, col: &dyn Array, i: usize) -> Valu
         return json!({"k": "text", "v": sent, "chars": chars});
     }
     match col.data_type() {
-        DataType::FixedSizeList(item, n) if item.data_type().is_floating() || item.data_type().is_integer() => {
+        DataType::FixedSizeList(item, n)
+            if item.data_type().is_floating() || item.data_type().is_integer() =>
+        {
             vector_node(ty, *n as usize, &col.as_fixed_size_list().value(i))
         }
         DataType::List(f) => list_node(ty, f, &col.as_list::<i32>().value(i)),
@@ -92,7 +94,10 @@ pub fn node(ty: Option<&Type>, field: &Field, col: &dyn Array, i: usize) -> Valu
                             Value::String(s) => s,
                             other => other.to_string(),
                         };
-                        (json!(key), node(value_ty, &kv[1], entries.column(1).as_ref(), k))
+                        (
+                            json!(key),
+                            node(value_ty, &kv[1], entries.column(1).as_ref(), k),
+                        )
                     })
                     .collect();
                 json!({"k": "dict", "entries": items, "len": entries.len()})

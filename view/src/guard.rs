@@ -21,7 +21,11 @@ pub fn new_token() -> Result<String, ViewError> {
 
 /// Equal without returning early at the first differing byte.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The token a request carries: `?token=` first, then the cookie.
@@ -89,7 +93,8 @@ fn escapes(text: &str) -> bool {
     let twice = percent_decode_str(&once).decode_utf8_lossy().into_owned();
     [text, &once, &twice].iter().any(|t| {
         t.contains('\0')
-            || t.split(['/', '\\', '&', '=', '?']).any(|step| step.trim() == "..")
+            || t.split(['/', '\\', '&', '=', '?'])
+                .any(|step| step.trim() == "..")
     })
 }
 
@@ -120,10 +125,25 @@ mod tests {
 
     #[test]
     fn traversal_is_seen_raw_and_encoded() {
-        for bad in ["/../etc/passwd", "/a/..", "/%2e%2e/x", "/%252e%252e%252fx", "t=..%2F..%2Fetc", "/a\\..\\b", "/x%00"] {
+        for bad in [
+            "/../etc/passwd",
+            "/a/..",
+            "/%2e%2e/x",
+            "/%252e%252e%252fx",
+            "t=..%2F..%2Fetc",
+            "/a\\..\\b",
+            "/x%00",
+        ] {
             assert!(escapes(bad), "{bad}");
         }
-        for good in ["/", "/t/a@1", "/api/rows", "t=dir/t%401&offset=0", "/x..y", "sql=SELECT%20'..'%20AS%20a"] {
+        for good in [
+            "/",
+            "/t/a@1",
+            "/api/rows",
+            "t=dir/t%401&offset=0",
+            "/x..y",
+            "sql=SELECT%20'..'%20AS%20a",
+        ] {
             assert!(!escapes(good), "{good}");
         }
     }

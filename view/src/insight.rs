@@ -49,12 +49,21 @@ fn measures(col: &dyn Array) -> Option<(&'static str, Vec<f64>)> {
     if dt.is_numeric() {
         let cast = arrow::compute::cast(col, &DataType::Float64).ok()?;
         let a = cast.as_primitive::<arrow::datatypes::Float64Type>();
-        return Some(("value", (0..a.len()).filter(valid).map(|i| a.value(i)).filter(|x| x.is_finite()).collect()));
+        return Some((
+            "value",
+            (0..a.len())
+                .filter(valid)
+                .map(|i| a.value(i))
+                .filter(|x| x.is_finite())
+                .collect(),
+        ));
     }
     let lengths: Vec<f64> = match dt {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => (0..col.len())
             .filter(valid)
-            .map(|i| flywheel_explore::render::text_at(col, i).map_or(0, |t| t.chars().count()) as f64)
+            .map(|i| {
+                flywheel_explore::render::text_at(col, i).map_or(0, |t| t.chars().count()) as f64
+            })
             .collect(),
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => (0..col.len())
             .filter(valid)
@@ -62,11 +71,17 @@ fn measures(col: &dyn Array) -> Option<(&'static str, Vec<f64>)> {
             .collect(),
         DataType::List(_) => {
             let l = col.as_list::<i32>();
-            (0..l.len()).filter(valid).map(|i| l.value_length(i) as f64).collect()
+            (0..l.len())
+                .filter(valid)
+                .map(|i| l.value_length(i) as f64)
+                .collect()
         }
         DataType::LargeList(_) => {
             let l = col.as_list::<i64>();
-            (0..l.len()).filter(valid).map(|i| l.value_length(i) as f64).collect()
+            (0..l.len())
+                .filter(valid)
+                .map(|i| l.value_length(i) as f64)
+                .collect()
         }
         _ => return None,
     };
@@ -77,12 +92,18 @@ fn measures(col: &dyn Array) -> Option<(&'static str, Vec<f64>)> {
 fn histogram(values: &[f64]) -> Value {
     let (lo, hi) = values
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(*x), hi.max(*x))
+        });
     if values.is_empty() {
         return Value::Null;
     }
     let bins = if hi > lo { BINS } else { 1 };
-    let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
+    let width = if hi > lo {
+        (hi - lo) / bins as f64
+    } else {
+        1.0
+    };
     let mut counts = vec![0u64; bins];
     for x in values {
         let b = (((x - lo) / width) as usize).min(bins - 1);
@@ -91,7 +112,10 @@ fn histogram(values: &[f64]) -> Value {
     json!({"min": lo, "max": hi, "counts": counts})
 }
 
-pub async fn stats(State(app): State<Arc<App>>, Query(at): Query<At>) -> Result<Json<Value>, ViewError> {
+pub async fn stats(
+    State(app): State<Arc<App>>,
+    Query(at): Query<At>,
+) -> Result<Json<Value>, ViewError> {
     blocking(move || {
         let (served, m) = open(&app, &at.t)?;
         let reports = flywheel_explore::column_reports(&served.table, &m, &[], true)?;
@@ -132,7 +156,12 @@ pub async fn stats(State(app): State<Arc<App>>, Query(at): Query<At>) -> Result<
 
 /// What changed from `prev` to `m`: rows, files, schema and each column's statistics.
 fn changes(prev: &Manifest, m: &Manifest) -> Value {
-    let paths = |x: &Manifest| x.files.iter().map(|f| f.path.clone()).collect::<std::collections::BTreeSet<_>>();
+    let paths = |x: &Manifest| {
+        x.files
+            .iter()
+            .map(|f| f.path.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
     let (before, after) = (paths(prev), paths(m));
     let stats: Vec<Value> = m
         .columns
@@ -165,10 +194,16 @@ fn served_input(app: &App, lineage: &Value) -> Option<(String, Option<u64>)> {
     let cwd = lineage.get("cwd").and_then(Value::as_str).unwrap_or("");
     let dir = std::path::Path::new(cwd).join(path);
     let served = app.catalog.by_dir(&dir)?;
-    Some((served.name.clone(), t.get("version").and_then(Value::as_u64)))
+    Some((
+        served.name.clone(),
+        t.get("version").and_then(Value::as_u64),
+    ))
 }
 
-pub async fn lineage(State(app): State<Arc<App>>, Query(at): Query<At>) -> Result<Json<Value>, ViewError> {
+pub async fn lineage(
+    State(app): State<Arc<App>>,
+    Query(at): Query<At>,
+) -> Result<Json<Value>, ViewError> {
     blocking(move || {
         let (served, m) = open(&app, &at.t)?;
         let mut versions = Vec::new();
@@ -192,10 +227,13 @@ pub async fn lineage(State(app): State<Arc<App>>, Query(at): Query<At>) -> Resul
         let mut derived = Vec::new();
         for other in app.catalog.tables.values() {
             for v in other.table.versions().unwrap_or_default() {
-                let Ok(om) = other.manifest(Some(v)) else { continue };
+                let Ok(om) = other.manifest(Some(v)) else {
+                    continue;
+                };
                 if let Some((name, from)) = served_input(&app, &om.lineage) {
                     if name == served.name {
-                        derived.push(json!({"name": other.name, "version": v, "from_version": from}));
+                        derived
+                            .push(json!({"name": other.name, "version": v, "from_version": from}));
                     }
                 }
             }
@@ -209,7 +247,10 @@ pub async fn lineage(State(app): State<Arc<App>>, Query(at): Query<At>) -> Resul
 
 /// A version's job: its report and, per worker, the chunks it wrote (from each file's
 /// provenance), in the order the manifest lists them.
-pub async fn job(State(app): State<Arc<App>>, Query(at): Query<At>) -> Result<Json<Value>, ViewError> {
+pub async fn job(
+    State(app): State<Arc<App>>,
+    Query(at): Query<At>,
+) -> Result<Json<Value>, ViewError> {
     blocking(move || {
         let (served, m) = open(&app, &at.t)?;
         let Some(report) = m.report.clone() else {

@@ -149,7 +149,10 @@ pub fn serve(options: Options, ready: impl FnOnce(&str)) -> Result<(), ViewError
 /// Resolves on SIGINT or SIGTERM.
 async fn interrupted() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         // No signal handling: serve until killed.
         return std::future::pending().await;
     };

@@ -55,7 +55,10 @@ fn execute(app: &App, ask: &Ask) -> Result<flywheel_query::QueryResult, ViewErro
 }
 
 /// Runs a query; answers one page of its rows (all rows are counted).
-pub async fn run(State(app): State<Arc<App>>, Json(ask): Json<Ask>) -> Result<Json<Value>, ViewError> {
+pub async fn run(
+    State(app): State<Arc<App>>,
+    Json(ask): Json<Ask>,
+) -> Result<Json<Value>, ViewError> {
     blocking(move || {
         let result = execute(&app, &ask)?;
         let all = arrow::compute::concat_batches(&result.schema, &result.batches)
@@ -80,17 +83,24 @@ pub struct CsvAsk {
 }
 
 /// The whole result as CSV, as `flywheel query --format csv` writes it.
-pub async fn csv(State(app): State<Arc<App>>, Query(q): Query<CsvAsk>) -> Result<Response, ViewError> {
+pub async fn csv(
+    State(app): State<Arc<App>>,
+    Query(q): Query<CsvAsk>,
+) -> Result<Response, ViewError> {
     blocking(move || {
         let ask: Ask = serde_json::from_str(&q.q)
             .map_err(|e| ViewError::BadRequest(format!("q: not a query ({e})")))?;
         let result = execute(&app, &ask)?;
         let mut out = Vec::new();
-        flywheel_query::write_csv(&result, &mut out).map_err(|e| ViewError::Internal(e.to_string()))?;
+        flywheel_query::write_csv(&result, &mut out)
+            .map_err(|e| ViewError::Internal(e.to_string()))?;
         Ok((
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"query.csv\""),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"query.csv\"",
+                ),
             ],
             out,
         )
@@ -125,7 +135,9 @@ struct Saved {
 fn check_name(name: &str) -> Result<(), ViewError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -137,7 +149,10 @@ fn check_name(name: &str) -> Result<(), ViewError> {
 
 /// Saves a query with a table: refused when the name is taken, the SQL is not read-only or it
 /// names a table or version that is not served.
-pub async fn save(State(app): State<Arc<App>>, Json(s): Json<Save>) -> Result<Json<Value>, ViewError> {
+pub async fn save(
+    State(app): State<Arc<App>>,
+    Json(s): Json<Save>,
+) -> Result<Json<Value>, ViewError> {
     blocking(move || {
         check_name(&s.name)?;
         flywheel_query::check_read_only(&s.sql)?;
@@ -151,7 +166,11 @@ pub async fn save(State(app): State<Arc<App>>, Json(s): Json<Save>) -> Result<Js
         let who = match s.who.trim() {
             "" => std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
             w if w.len() <= 100 && !w.contains(['\n', '\r']) => w.to_string(),
-            _ => return Err(ViewError::BadRequest("who: at most 100 characters, one line".into())),
+            _ => {
+                return Err(ViewError::BadRequest(
+                    "who: at most 100 characters, one line".into(),
+                ))
+            }
         };
         let saved = Saved {
             name: s.name.clone(),
@@ -187,15 +206,19 @@ fn write_once(served: &Served, saved: &Saved) -> Result<(), ViewError> {
         .create_new(true)
         .open(&tmp)
         .map_err(io(&tmp))?;
-    f.write_all(&text).and_then(|()| f.sync_all()).map_err(io(&tmp))?;
+    f.write_all(&text)
+        .and_then(|()| f.sync_all())
+        .map_err(io(&tmp))?;
     let linked = std::fs::hard_link(&tmp, &target);
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(ViewError::Conflict(format!(
-            "a query named '{}' is already saved with {}",
-            saved.name, served.name
-        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(ViewError::Conflict(format!(
+                "a query named '{}' is already saved with {}",
+                saved.name, served.name
+            )))
+        }
         Err(e) => Err(io(&target)(e)),
     }
 }

@@ -49,7 +49,10 @@ impl Viewer {
             .unwrap_or_else(|| panic!("first line is the address: {line:?}"))
             .to_string();
         let (base, token) = url.split_once("/?token=").expect("URL with a token");
-        assert!(base.starts_with("http://127.0.0.1:"), "binds loopback: {url}");
+        assert!(
+            base.starts_with("http://127.0.0.1:"),
+            "binds loopback: {url}"
+        );
         Viewer {
             child,
             base: base.to_string(),
@@ -65,14 +68,21 @@ impl Viewer {
     /// One request with `headers`; the status, the response's headers and body.
     pub fn request(&self, method: &str, target: &str, headers: &[String], body: &str) -> Reply {
         let mut s = TcpStream::connect(self.address()).expect("connects");
-        s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
-        let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.address());
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let mut req = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.address()
+        );
         for h in headers {
             req.push_str(h);
             req.push_str("\r\n");
         }
         if !body.is_empty() {
-            req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+            req.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
         }
         req.push_str("\r\n");
         req.push_str(body);
@@ -131,12 +141,18 @@ impl Reply {
     }
 
     pub fn error(&self) -> String {
-        self.json()["error"].as_str().unwrap_or_default().to_string()
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
 pub fn view_mapper() -> String {
-    format!("{}:ViewMedia", root().join("launcher/tests/it/view_media.py").display())
+    format!(
+        "{}:ViewMedia",
+        root().join("launcher/tests/it/view_media.py").display()
+    )
 }
 
 pub const VIEW_SCHEMA: &str = "id: int, image: image, audio: audio, video: video, meta: json, scenes: list<from_sec: int, to_sec: int>, emb: list<vector<1536, fp16>>, caption: str";
@@ -167,25 +183,55 @@ fn the_token_is_needed_and_a_first_visit_sets_its_cookie() {
     let v = Viewer::start(&[&served]);
     let none = v.request("GET", "/api/tables", &[], "");
     assert_eq!(none.status, 401, "{}", none.body);
-    assert!(none.body.contains("error: this viewer needs its token"), "{}", none.body);
+    assert!(
+        none.body.contains("error: this viewer needs its token"),
+        "{}",
+        none.body
+    );
     assert!(!none.body.contains("panicked") && !none.body.contains("backtrace"));
     let wrong = v.request("GET", "/api/tables?token=0123", &[], "");
     assert_eq!(wrong.status, 401);
-    let bad_cookie = v.request("GET", "/api/tables", &["Cookie: flywheel_view_token=abc".into()], "");
+    let bad_cookie = v.request(
+        "GET",
+        "/api/tables",
+        &["Cookie: flywheel_view_token=abc".into()],
+        "",
+    );
     assert_eq!(bad_cookie.status, 401);
     let first = v.request("GET", &format!("/?token={}", v.token), &[], "");
-    assert_eq!(first.status, 303, "the token leaves the address bar: {}", first.head);
-    assert!(first.head.contains(&format!("flywheel_view_token={}", v.token)) && first.head.contains("HttpOnly"), "{}", first.head);
+    assert_eq!(
+        first.status, 303,
+        "the token leaves the address bar: {}",
+        first.head
+    );
+    assert!(
+        first
+            .head
+            .contains(&format!("flywheel_view_token={}", v.token))
+            && first.head.contains("HttpOnly"),
+        "{}",
+        first.head
+    );
     let tables = v.get("/api/tables").json();
     assert_eq!(tables["tables"][0]["name"], "media");
     assert_eq!(tables["tables"][0]["rows"], 500);
     assert_eq!(tables["tables"][0]["versions"], 2);
     let page = v.get("/");
     assert_eq!(page.status, 200);
-    assert!(page.head.contains("content-security-policy"), "{}", page.head);
+    assert!(
+        page.head.contains("content-security-policy"),
+        "{}",
+        page.head
+    );
     let missing = v.get("/nothing/here");
     assert_eq!(missing.status, 404);
-    assert!(missing.body.contains("error: nothing is served at /nothing/here"), "{}", missing.body);
+    assert!(
+        missing
+            .body
+            .contains("error: nothing is served at /nothing/here"),
+        "{}",
+        missing.body
+    );
 }
 
 #[test]
@@ -196,8 +242,15 @@ fn traversal_symlinks_out_and_writing_sql_are_refused() {
     // A table whose first data file is a symlink to a copy outside the served tables (the
     // copy is sound Parquet: only where it lies is wrong).
     let leaky = served.join("leaky");
-    Map::new(ids_input(&py, dir.path(), 30), &leaky).identity().chunk_rows(10).run().assert_ok("leaky");
-    let first = info(&leaky)["files"][0]["path"].as_str().expect("a file").to_string();
+    Map::new(ids_input(&py, dir.path(), 30), &leaky)
+        .identity()
+        .chunk_rows(10)
+        .run()
+        .assert_ok("leaky");
+    let first = info(&leaky)["files"][0]["path"]
+        .as_str()
+        .expect("a file")
+        .to_string();
     let outside = dir.path().join("outside.parquet");
     std::fs::copy(leaky.join(&first), &outside).expect("copied out");
     std::fs::remove_file(leaky.join(&first)).expect("removed");
@@ -214,7 +267,11 @@ fn traversal_symlinks_out_and_writing_sql_are_refused() {
         .iter()
         .map(|t| t["name"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert_eq!(names, ["leaky", "media"], "the symlinked directory is not followed");
+    assert_eq!(
+        names,
+        ["leaky", "media"],
+        "the symlinked directory is not followed"
+    );
 
     for target in [
         "/../../../etc/passwd",
@@ -227,13 +284,23 @@ fn traversal_symlinks_out_and_writing_sql_are_refused() {
     ] {
         let r = v.get(target);
         assert_eq!(r.status, 400, "{target}: {}", r.body);
-        assert!(r.body.contains("error: a path with &#39;..&#39; (or an encoded one) is refused"), "{target}: {}", r.body);
+        assert!(
+            r.body
+                .contains("error: a path with &#39;..&#39; (or an encoded one) is refused"),
+            "{target}: {}",
+            r.body
+        );
     }
     let r = v.get("/api/info?t=linked/media-link");
     assert_eq!(r.status, 404, "{}", r.body);
     let r = v.get("/api/rows?t=leaky@1&offset=0&limit=5");
     assert_eq!(r.status, 403, "{}", r.body);
-    assert!(r.error().contains("resolves outside the table leaky; refused"), "{}", r.body);
+    assert!(
+        r.error()
+            .contains("resolves outside the table leaky; refused"),
+        "{}",
+        r.body
+    );
     // Rows in the files that are inside still read.
     let r = v.get("/api/rows?t=leaky@1&offset=20&limit=5");
     assert_eq!(r.status, 200, "{}", r.body);
@@ -242,13 +309,26 @@ fn traversal_symlinks_out_and_writing_sql_are_refused() {
     for (sql, says) in [
         ("COPY (SELECT 1) TO '/tmp/x.csv'", "COPY is refused"),
         ("CREATE TABLE x AS SELECT 1", "CREATE is refused"),
-        ("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'", "CREATE EXTERNAL TABLE is refused"),
+        (
+            "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+            "CREATE EXTERNAL TABLE is refused",
+        ),
         ("SELECT * FROM read_parquet('/etc/passwd')", "read_parquet"),
     ] {
-        let r = v.post("/api/sql", &serde_json::json!({"sql": sql, "tables": tables}));
+        let r = v.post(
+            "/api/sql",
+            &serde_json::json!({"sql": sql, "tables": tables}),
+        );
         assert_eq!(r.status, 400, "{sql}: {}", r.body);
-        assert!(r.error().contains(says) && r.error().contains("refused"), "{sql}: {}", r.body);
-        let r = v.post("/api/queries", &serde_json::json!({"table": "media", "name": "w", "sql": sql, "tables": tables}));
+        assert!(
+            r.error().contains(says) && r.error().contains("refused"),
+            "{sql}: {}",
+            r.body
+        );
+        let r = v.post(
+            "/api/queries",
+            &serde_json::json!({"table": "media", "name": "w", "sql": sql, "tables": tables}),
+        );
         assert_eq!(r.status, 400, "saving {sql}: {}", r.body);
     }
     for name in ["../evil", "a/b", "", ".hidden", "x".repeat(65).as_str()] {
@@ -269,23 +349,39 @@ fn rows_values_sql_and_saved_queries_over_http() {
     assert_eq!(page["rows"].as_array().map(Vec::len), Some(10));
     assert_eq!(page["rows"][0][0]["v"], 1450, "id of row 450 of version 2");
     assert_eq!(page["rows"][0][1]["k"], "media");
-    assert_eq!(page["rows"][0][6]["items"][0]["shape"], serde_json::json!([1536]));
+    assert_eq!(
+        page["rows"][0][6]["items"][0]["shape"],
+        serde_json::json!([1536])
+    );
     let old = v.get("/api/rows?t=media@1&offset=450&limit=1").json();
     assert_eq!(old["rows"][0][0]["v"], 450, "version 1 keeps its rows");
     let png = v.get("/api/media?t=media@2&row=3&path=image");
     assert_eq!(png.status, 200);
-    assert!(png.head.to_lowercase().contains("content-type: image/png"), "{}", png.head);
+    assert!(
+        png.head.to_lowercase().contains("content-type: image/png"),
+        "{}",
+        png.head
+    );
     let lens = v.get("/api/media?t=media@2&row=3&path=meta.camera.lens");
     assert_eq!(lens.body, "wide");
     let r = v.get("/api/media?t=media@2&row=3&path=meta.nothing");
     assert_eq!(r.status, 400);
-    assert!(r.error().contains("no value at 'meta.nothing' in row 3"), "{}", r.body);
+    assert!(
+        r.error().contains("no value at 'meta.nothing' in row 3"),
+        "{}",
+        r.body
+    );
     let r = v.get("/api/rows?t=media@7");
     assert_eq!(r.status, 404, "{}", r.body);
 
     let ask = serde_json::json!({"sql": "SELECT id FROM t WHERE id % 100 = 0 ORDER BY id", "tables": {"t": "media"}});
     let res = v.post("/api/sql", &ask).json();
-    let ids: Vec<i64> = res["rows"].as_array().expect("rows").iter().map(|r| r[0]["v"].as_i64().expect("an id")).collect();
+    let ids: Vec<i64> = res["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r[0]["v"].as_i64().expect("an id"))
+        .collect();
     assert_eq!(ids, [1000, 1100, 1200, 1300, 1400]);
     let csv = v.get(&format!("/api/sql.csv?q={}", percent(&ask.to_string())));
     assert_eq!(csv.body, "id\n1000\n1100\n1200\n1300\n1400\n");
@@ -294,22 +390,41 @@ fn rows_values_sql_and_saved_queries_over_http() {
     assert_eq!(v.post("/api/queries", &save).status, 200);
     let again = v.post("/api/queries", &save);
     assert_eq!(again.status, 409, "no replace: {}", again.body);
-    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(media.join("_queries/hundreds.json")).expect("stored")).expect("JSON");
-    assert_eq!(stored["tables"]["t"], "media@2", "stored at the version it read");
+    let stored: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(media.join("_queries/hundreds.json")).expect("stored"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        stored["tables"]["t"], "media@2",
+        "stored at the version it read"
+    );
     assert_eq!(stored["who"], "ada");
     let uses = v.get("/api/info?t=media@1").json()["queries"].clone();
     assert_eq!(uses[0]["name"], "hundreds");
 
     let stats = v.get("/api/stats?t=media@2").json();
     let id = &stats["columns"][0];
-    assert_eq!((id["min"].as_i64(), id["max"].as_i64()), (Some(1000), Some(1499)));
-    let counts: u64 = id["histogram"]["bins"]["counts"].as_array().expect("bins").iter().filter_map(|c| c.as_u64()).sum();
+    assert_eq!(
+        (id["min"].as_i64(), id["max"].as_i64()),
+        (Some(1000), Some(1499))
+    );
+    let counts: u64 = id["histogram"]["bins"]["counts"]
+        .as_array()
+        .expect("bins")
+        .iter()
+        .filter_map(|c| c.as_u64())
+        .sum();
     assert_eq!(counts, 500);
     let lineage = v.get("/api/lineage?t=media@2").json();
     assert_eq!(lineage["versions"][1]["changes"]["rows"], 0);
     assert_eq!(lineage["versions"][1]["changes"]["files_removed"], 5);
     let job = v.get("/api/job?t=media@2").json();
-    let chunks: usize = job["timeline"].as_array().expect("workers").iter().map(|w| w["chunks"].as_array().map_or(0, Vec::len)).sum();
+    let chunks: usize = job["timeline"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|w| w["chunks"].as_array().map_or(0, Vec::len))
+        .sum();
     assert_eq!(chunks, 5);
 }
 
@@ -317,7 +432,9 @@ fn rows_values_sql_and_saved_queries_over_http() {
 pub fn percent(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

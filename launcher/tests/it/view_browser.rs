@@ -41,7 +41,10 @@ async fn browser() -> (Driver, Client) {
     let driver = Driver(child);
     let deadline = Instant::now() + WAIT;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen within {WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen within {WAIT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut caps = serde_json::Map::new();
@@ -71,7 +74,9 @@ async fn find(c: &Client, css: &str) -> Element {
 
 /// Runs `js` (its value returned, promises awaited) and returns the result.
 async fn js(c: &Client, script: &str) -> serde_json::Value {
-    c.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+    c.execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{script}: {e}"))
 }
 
 /// Waits until `script` returns true.
@@ -94,7 +99,11 @@ async fn first_ids(c: &Client) -> Vec<String> {
 async fn click_leaf(c: &Client, column: usize, labels: &[&str], leaf: &str) -> (String, String) {
     let cell = format!("#rows tbody tr:first-child td:nth-child({})", column + 2);
     let mut scope = format!("{cell} > details");
-    find(c, &format!("{scope} > summary")).await.click().await.expect("opened");
+    find(c, &format!("{scope} > summary"))
+        .await
+        .click()
+        .await
+        .expect("opened");
     for l in labels {
         let key = js(c, &format!(
             "const li = [...document.querySelectorAll('{scope} > ul > li')].find(li => li.firstChild.textContent === {l:?});\
@@ -112,21 +121,36 @@ async fn click_leaf(c: &Client, column: usize, labels: &[&str], leaf: &str) -> (
 
 /// What `flywheel table show T --row R --path P` prints, as JSON.
 fn table_show(table: &Path, row: u64, path: &str) -> serde_json::Value {
-    let o = run(flywheel().args(["table", "show"]).arg(table).args(["--row", &row.to_string(), "--path", path]));
-    assert!(o.status.success(), "table show --path {path}: {}", stderr_text(&o));
+    let o = run(flywheel().args(["table", "show"]).arg(table).args([
+        "--row",
+        &row.to_string(),
+        "--path",
+        path,
+    ]));
+    assert!(
+        o.status.success(),
+        "table show --path {path}: {}",
+        stderr_text(&o)
+    );
     serde_json::from_slice(&o.stdout).expect("table show prints JSON")
 }
 
 #[test]
 fn the_viewer_in_a_real_browser() {
     let Some((py, dir)) = setup() else { return };
-    if !available(Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(), "chromium and chromium-driver (apt)") {
+    if !available(
+        Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
+        "chromium and chromium-driver (apt)",
+    ) {
         return;
     }
     let served = dir.path().join("served");
     let media = media_table(&py, &served);
     let viewer = Viewer::start(&[&served]);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
     runtime.block_on(async {
         let (_driver, c) = browser().await;
         in_the_browser(&c, &viewer, &media).await;
@@ -137,52 +161,114 @@ fn the_viewer_in_a_real_browser() {
 async fn in_the_browser(c: &Client, viewer: &Viewer, media: &Path) {
     // The printed address: the tables page, then the table.
     c.goto(&viewer.url).await.expect("opened");
-    find(c, "a[href='/t/media@2']").await.click().await.expect("clicked");
+    find(c, "a[href='/t/media@2']")
+        .await
+        .click()
+        .await
+        .expect("clicked");
     find(c, "#rows tbody tr").await;
     let ids = first_ids(c).await;
     assert_eq!(ids.len(), 50, "the first page's rows");
     assert_eq!(ids[0], "1000");
     // Images decode; audio is served as WAV.
-    until(c, "thumbnails load", "const i = document.querySelector('img.thumb'); return i.complete && i.naturalWidth > 0").await;
+    until(
+        c,
+        "thumbnails load",
+        "const i = document.querySelector('img.thumb'); return i.complete && i.naturalWidth > 0",
+    )
+    .await;
     let audio = js(c, "const s = document.querySelector('audio source'); return fetch(s.src).then(r => [s.type, r.headers.get('content-type'), r.status])").await;
     assert_eq!(audio, serde_json::json!(["audio/wav", "audio/wav", 200]));
     assert!(js(c, "return document.querySelector('video source').type").await == "video/mp4");
-    assert!(js(c, "return document.querySelector('.vector').textContent").await.as_str().is_some_and(|t| t.starts_with("vector<1536, fp16> [10, 10.25")));
+    assert!(
+        js(c, "return document.querySelector('.vector').textContent")
+            .await
+            .as_str()
+            .is_some_and(|t| t.starts_with("vector<1536, fp16> [10, 10.25"))
+    );
     // A JSON leaf and a list<struct> leaf copy the path `table show --path` takes.
     let (path, value) = click_leaf(c, 4, &["camera"], "lens").await;
     assert_eq!(path, "meta.camera.lens");
-    assert_eq!(table_show(media, 0, &path), serde_json::from_str::<serde_json::Value>(&value).expect("JSON"));
+    assert_eq!(
+        table_show(media, 0, &path),
+        serde_json::from_str::<serde_json::Value>(&value).expect("JSON")
+    );
     let (path, value) = click_leaf(c, 5, &["[1]"], "to_sec").await;
     assert_eq!(path, "scenes[1].to_sec");
     assert_eq!(table_show(media, 0, &path).to_string(), value);
 
     // SQL: the same rows as flywheel query.
     let sql = "SELECT id, caption FROM t WHERE id % 11 = 0 ORDER BY id";
-    c.goto(&format!("{}/sql?tables=t%3Dmedia%402&sql={}", viewer.base, crate::view::percent(sql))).await.expect("sql page");
+    c.goto(&format!(
+        "{}/sql?tables=t%3Dmedia%402&sql={}",
+        viewer.base,
+        crate::view::percent(sql)
+    ))
+    .await
+    .expect("sql page");
     find(c, "#result-count").await;
     let shown: Vec<Vec<String>> = serde_json::from_value(js(c, "return [...document.querySelectorAll('#result tbody tr')].map(r => [...r.children].slice(1).map(td => td.textContent))").await).expect("rows");
-    let o = run(flywheel().args(["query", sql, "--format", "json", "--table"]).arg(format!("{}@2", media.display())));
+    let o = run(flywheel()
+        .args(["query", sql, "--format", "json", "--table"])
+        .arg(format!("{}@2", media.display())));
     let expected: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).expect("query JSON");
-    let expected: Vec<Vec<String>> = expected.iter().map(|r| vec![r["id"].to_string(), r["caption"].as_str().unwrap_or_default().to_string()]).collect();
+    let expected: Vec<Vec<String>> = expected
+        .iter()
+        .map(|r| {
+            vec![
+                r["id"].to_string(),
+                r["caption"].as_str().unwrap_or_default().to_string(),
+            ]
+        })
+        .collect();
     assert_eq!(expected.len(), 46);
-    let folded: Vec<Vec<String>> = expected.iter().map(|r| vec![r[0].clone(), fold(&r[1])]).collect();
+    let folded: Vec<Vec<String>> = expected
+        .iter()
+        .map(|r| vec![r[0].clone(), fold(&r[1])])
+        .collect();
     assert_eq!(shown, folded);
     // Saved, it is listed on the table's page after a reload.
-    find(c, "#save-name").await.send_keys("elevens").await.expect("typed");
+    find(c, "#save-name")
+        .await
+        .send_keys("elevens")
+        .await
+        .expect("typed");
     find(c, "#save").await.click().await.expect("saved");
-    until(c, "the query saves", "return document.getElementById('saved').textContent.startsWith('saved as elevens')").await;
-    c.goto(&format!("{}/t/media@2", viewer.base)).await.expect("table page");
+    until(
+        c,
+        "the query saves",
+        "return document.getElementById('saved').textContent.startsWith('saved as elevens')",
+    )
+    .await;
+    c.goto(&format!("{}/t/media@2", viewer.base))
+        .await
+        .expect("table page");
     c.refresh().await.expect("reloaded");
     let listed = find(c, "#queries").await.text().await.expect("text");
-    assert!(listed.contains("elevens") && listed.contains(sql), "{listed}");
+    assert!(
+        listed.contains("elevens") && listed.contains(sql),
+        "{listed}"
+    );
     // A writing statement in the SQL box is refused with a message.
-    c.goto(&format!("{}/sql?tables=t%3Dmedia&sql={}", viewer.base, crate::view::percent("COPY (SELECT 1) TO '/tmp/x.csv'"))).await.expect("sql page");
+    c.goto(&format!(
+        "{}/sql?tables=t%3Dmedia&sql={}",
+        viewer.base,
+        crate::view::percent("COPY (SELECT 1) TO '/tmp/x.csv'")
+    ))
+    .await
+    .expect("sql page");
     let error = find(c, "#result .error").await.text().await.expect("text");
     assert!(error.contains("COPY is refused"), "{error}");
 
     // The version picker: @1's rows.
-    c.goto(&format!("{}/t/media@2", viewer.base)).await.expect("table page");
-    find(c, "#version").await.select_by_value("1").await.expect("picked");
+    c.goto(&format!("{}/t/media@2", viewer.base))
+        .await
+        .expect("table page");
+    find(c, "#version")
+        .await
+        .select_by_value("1")
+        .await
+        .expect("picked");
     until(c, "version 1 opens", "return location.pathname === '/t/media@1' && document.querySelectorAll('#rows tbody tr').length === 50").await;
     assert_eq!(first_ids(c).await[0], "0");
 }
