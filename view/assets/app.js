@@ -136,9 +136,15 @@ async function lineagePage(addr) {
   show(header(info, "/lineage"), el("h2", {}, "Derived tables"), derived, el("h2", {}, "Versions"), ...entries);
 }
 
-async function jobPage(addr) {
-  const info = await api(`/api/info?t=${q(addr)}`);
-  const j = await api(`/api/job?t=${q(`${info.name}@${info.version}`)}`);
+function progressBox(p) {
+  const eta = p.eta_s === null ? "" : ` · ETA ${Math.round(p.eta_s)}s`;
+  return el("section", { class: "card on", id: "running" }, el("h3", {}, `A job is running on this table (job ${p.job_id ?? ""})`),
+    el("p", { id: "running-progress" }, `chunks ${p.chunks_done}/${p.chunks} · rows ${num(p.rows_done)}/${num(p.rows)} · rows out ${num(p.rows_out)} · ${num(Math.round(p.rows_per_s))} rows/s${eta}`),
+    grid(["worker", "host", "chunks", "rows out", "GPU"], p.workers.map((w) => [w.rank, w.host, w.chunks, num(w.rows_out),
+      w.gpu ? `${w.gpu.name} last ${w.gpu.last_utilization}% mean ${w.gpu.mean_utilization}%` : ""])));
+}
+
+function jobView(j) {
   const r = j.report;
   const longest = Math.max(1, ...j.timeline.map((w) => w.chunks.reduce((a, c) => a + (c.wall_ms || 0), 0)));
   const lanes = j.timeline.map((w) => {
@@ -150,14 +156,28 @@ async function jobPage(addr) {
     }
     const wr = (r.workers || []).find((x) => x.rank === w.worker) || {};
     const rate = wr.busy_ms ? `${num(Math.round((wr.rows_out * 1000) / wr.busy_ms))} rows/s` : "";
-    const gpu = wr.gpu ? `GPU ${wr.gpu} ${wr.gpu_utilization ?? "?"}%` : "";
+    const gpu = wr.gpu ? ` · GPU ${wr.gpu} ${wr.gpu_utilization ?? "?"}%` : "";
     return el("div", { class: "worker" }, el("span", { class: "who" }, `worker ${w.worker} ${wr.host ?? ""}`), lane,
-      el("small", {}, `${w.chunks.length} chunks · ${rate} · failures ${wr.failures ?? 0} · speculative wins ${wr.speculative_wins ?? 0} ${gpu}${wr.drained ? " · drained: " + wr.drained : ""}`));
+      el("small", {}, `${w.chunks.length} chunks · ${rate} · failures ${wr.failures ?? 0} · speculative wins ${wr.speculative_wins ?? 0}${gpu}${wr.drained ? " · drained: " + wr.drained : ""}`));
   });
-  show(header(info, "/job"),
-    el("p", { class: "meta" }, `job ${j.job_id ?? ""} · ${num(r.rows_in)} rows in · ${num(r.rows_out)} out · ${r.chunks} chunks · retries ${r.retries} · failures ${r.failures} · speculative ${r.speculative_runs} · wall ${r.wall_s}s · ${num(Math.round(r.rows_per_s))} rows/s · GPU: ${r.gpu}`),
-    el("p", { class: "note" }, "Each worker's kept chunks laid end to end in the order the version lists them (the manifest records each chunk's duration); retried chunks are marked."),
-    el("div", { class: "timeline" }, lanes));
+  return [el("p", { class: "meta" }, `job ${j.job_id ?? ""} · ${num(r.rows_in)} rows in · ${num(r.rows_out)} out · ${r.chunks} chunks · retries ${r.retries} · failures ${r.failures} · speculative ${r.speculative_runs} · wall ${r.wall_s}s · ${num(Math.round(r.rows_per_s))} rows/s · GPU: ${r.gpu}`),
+    el("p", { class: "note" }, "Each worker's kept chunks laid end to end in the order the version lists them (the manifest records each chunk's duration); later attempts (retries, speculative copies) are marked."),
+    el("div", { class: "timeline" }, lanes)];
+}
+
+async function jobPage(addr) {
+  const info = await api(`/api/info?t=${q(addr)}`);
+  const p = (await api(`/api/progress?t=${q(info.name)}`)).progress;
+  const running = p && p.state === "running";
+  let done = [];
+  try {
+    done = jobView(await api(`/api/job?t=${q(`${info.name}@${info.version}`)}`));
+  } catch (e) {
+    if (!running) throw e;
+  }
+  show(header(info, "/job"), running ? progressBox(p) : null, ...done);
+  // While the job runs, its progress is read again every 2 s.
+  if (running) setTimeout(route, 2000);
 }
 
 function parseTables(text) {

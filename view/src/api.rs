@@ -39,6 +39,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/stats", get(insight::stats))
         .route("/api/lineage", get(insight::lineage))
         .route("/api/job", get(insight::job))
+        .route("/api/progress", get(insight::progress))
         .route("/api/sql", post(sql::run))
         .route("/api/sql.csv", get(sql::csv))
         .route("/api/queries", post(sql::save))

@@ -279,3 +279,21 @@ pub async fn job(
     })
     .await
 }
+
+/// `?t=NAME`: the progress of the latest job writing to a served table, from its journal
+/// (`null` when no job wrote there).
+pub async fn progress(
+    State(app): State<Arc<App>>,
+    Query(at): Query<At>,
+) -> Result<Json<Value>, ViewError> {
+    blocking(move || {
+        let (served, _) = app.catalog.address(&at.t)?;
+        served.check_inside(&served.dir.join("_journal.jsonl"))?;
+        let p = flywheel_coordinator::JobProgress::of_table(&served.dir)
+            .map_err(|e| ViewError::Internal(e.to_string()))?;
+        Ok(Json(
+            json!({ "name": served.name, "progress": p.map(|p| p.to_json()) }),
+        ))
+    })
+    .await
+}

@@ -439,3 +439,62 @@ pub fn percent(text: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn a_running_job_on_a_served_table_shows_its_progress() {
+    let Some((py, dir)) = setup() else { return };
+    let out = dir.path().join("served").join("ids");
+    let input = ids_input(&py, dir.path(), 40);
+    Map::new(&input, &out)
+        .identity()
+        .run()
+        .assert_ok("version 1");
+    let slow = py_mapper(
+        dir.path(),
+        "slow.py",
+        "import time\n\ndef f(row):\n    time.sleep(0.1)\n    return row\n",
+        "f",
+    );
+    let v = Viewer::start(&[&out]);
+    let progress = || v.get("/api/progress?t=ids").json()["progress"].clone();
+    assert!(
+        progress()["state"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("finished")),
+        "{}",
+        progress()
+    );
+    let mut child = Map::new(&input, &out)
+        .mapper(slow)
+        .python(&py)
+        .chunk_rows(2)
+        .workers(1)
+        .mode("append")
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("flywheel starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let seen = loop {
+        let p = progress();
+        if p["state"] == "running" && p["chunks_done"].as_u64().is_some_and(|n| n >= 1) {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress shown: {p}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen["chunks"], 20);
+    assert!(
+        seen["rows_done"]
+            .as_u64()
+            .is_some_and(|n| (2..40).contains(&n)),
+        "{seen}"
+    );
+    assert_eq!(seen["workers"][0]["rank"], 1);
+}
