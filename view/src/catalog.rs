@@ -181,3 +181,60 @@ impl Served {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(dir: &Path) {
+        std::fs::create_dir_all(dir.join("_versions")).expect("a table directory");
+    }
+
+    #[test]
+    fn tables_are_found_named_and_addressed() {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let root = tmp.path();
+        table(&root.join("a"));
+        table(&root.join("deep/b"));
+        table(&root.join("_hidden/c"));
+        std::fs::create_dir_all(root.join("empty")).expect("a directory");
+        let c = Catalog::discover(&[root.to_path_buf()]).expect("discovered");
+        assert_eq!(c.tables.keys().collect::<Vec<_>>(), ["a", "deep/b"]);
+        let (s, v) = c.address("deep/b@3").expect("an address");
+        assert_eq!((s.name.as_str(), v), ("deep/b", Some(3)));
+        assert_eq!(c.address("a@latest").expect("latest").1, None);
+        assert!(matches!(c.address("a@0"), Err(ViewError::BadRequest(_))));
+        assert!(matches!(c.address("nope"), Err(ViewError::NotFound(_))));
+        let one = Catalog::discover(&[root.join("deep/b")]).expect("one table");
+        assert_eq!(one.tables.keys().collect::<Vec<_>>(), ["b"]);
+        let none = Catalog::discover(&[root.join("empty")]).expect_err("no table");
+        assert!(
+            none.to_string()
+                .ends_with("holds no table (no _versions/ below it)"),
+            "{none}"
+        );
+    }
+
+    #[test]
+    fn files_resolving_outside_a_table_are_refused() {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let root = tmp.path();
+        table(&root.join("a"));
+        std::fs::write(root.join("secret"), "x").expect("written");
+        std::fs::create_dir_all(root.join("a/data")).expect("data");
+        std::fs::write(root.join("a/data/in.parquet"), "x").expect("written");
+        std::os::unix::fs::symlink(root.join("secret"), root.join("a/data/out.parquet"))
+            .expect("symlinked");
+        let c = Catalog::discover(&[root.join("a")]).expect("discovered");
+        let s = &c.tables["a"];
+        assert!(s.check_inside(&s.dir.join("data/in.parquet")).is_ok());
+        let e = s
+            .check_inside(&s.dir.join("data/out.parquet"))
+            .expect_err("outside");
+        assert_eq!(
+            e.to_string(),
+            "data/out.parquet: resolves outside the table a; refused"
+        );
+        assert!(s.check_inside(&s.dir.join("data/../../secret")).is_err());
+    }
+}
