@@ -6,8 +6,9 @@
 #   - in CI or with FLYWHEEL_TEST_ML=1: a venv with torch and transformers in .venv-ml, for the
 #     shipped generate/embed mappers' tests (tiny random models on CPU);
 #   - as root on Debian/Ubuntu: the system packages for the cluster build (Open MPI, Slurm, munge,
-#     HDF5, libclang, iproute2) and the local Slurm clusters (slurm/local-cluster.sh): one node,
-#     and 4 nodes x 2 fake GPUs in network namespaces. Set FLYWHEEL_NO_APT=1 to skip installing;
+#     HDF5, libclang, iproute2), Chromium and chromedriver (the viewer's browser test) and the
+#     local Slurm clusters (slurm/local-cluster.sh): one node, and 4 nodes x 2 fake GPUs in
+#     network namespaces. Set FLYWHEEL_NO_APT=1 to skip installing;
 #   - the default build's tests, then, where MPI and HDF5 are installed, the all-features build's
 #     tests (mpirun and sbatch end to end).
 # Without root or MPI the cluster tests are skipped and say so. In CI (CI=true) nothing may be
@@ -39,7 +40,7 @@ summary() {
 }
 trap summary EXIT
 
-APT_PACKAGES=(slurmctld slurmd slurm-client munge libpmix2 openmpi-bin libopenmpi-dev libhdf5-dev libclang-dev pkg-config clang iproute2 util-linux)
+APT_PACKAGES=(slurmctld slurmd slurm-client munge libpmix2 openmpi-bin libopenmpi-dev libhdf5-dev libclang-dev pkg-config clang iproute2 util-linux chromium chromium-driver)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "${FLYWHEEL_NO_APT:-0}" != 1 ]; then
   missing=()

@@ -16,6 +16,7 @@ mod job_error;
 mod journal;
 mod lifecycle;
 mod own_files;
+mod progress;
 mod publish;
 mod recorder;
 mod report;
@@ -36,6 +37,7 @@ pub use journal::{
     JournalError,
 };
 pub use lifecycle::{check_job_id, run_job, JobHooks, JobPlan, Outcome};
+pub use progress::{JobProgress, WorkerProgress};
 pub use publish::{publish, publish_once, PublishRequest, Published};
 
 /// The steps of a job's end at which `FLYWHEEL_CRASH_AT` kills the process (crash tests), in

@@ -69,6 +69,12 @@ pub enum Command {
         after_help = "Examples:\n  flywheel query \"SELECT count(*) FROM t\" --table out/pairs\n  flywheel query \"SELECT a.k, count(*) FROM a JOIN b USING (id) GROUP BY a.k\" \\\n      --table a=out/pairs@1 --table b=out/labels --format csv\n\nA table given without NAME= is called t. Each table is read at the version its address\nnames (the latest when none): exactly the files that version lists.\n\nRead-only: one SELECT, WITH or EXPLAIN over these tables. COPY, CREATE, INSERT, DROP, SET\nand table functions other than generate_series and range are refused (exit 2)."
     )]
     Query(QueryArgs),
+    /// Serve tables in the browser: rows with their images, sound and JSON, statistics, SQL,
+    /// saved queries, lineage and jobs. Read-only, except for saving a query.
+    #[command(
+        after_help = "Examples:\n  flywheel view out/pairs                 # one table\n  flywheel view out/ --port 8080          # every table below out/ (found by their _versions/)\n\nThe first line on stdout is the address to open, with its token:\n  flywheel view: http://127.0.0.1:8080/?token=TOKEN\nEvery request needs the token (a cookie after the first visit). On a cluster, serve on the\nlogin node and tunnel from your machine:\n  ssh -L 8080:localhost:8080 login-node\nthen open the printed address. Serves until interrupted (Ctrl-C)."
+    )]
+    View(ViewArgs),
     /// Rebuild a version from its lineage (same input version, mapper file checked against its
     /// recorded hash, same options and seed) and report whether the result matches it.
     #[command(
@@ -99,6 +105,20 @@ pub struct QueryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
     pub format: QueryFormat,
+}
+
+#[derive(Args)]
+pub struct ViewArgs {
+    /// Tables (DIR), or directories holding tables.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Port to listen on (0: any free port; the printed address names it).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on. Anything but loopback lets others on the network reach the viewer
+    /// (they still need the token).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
 }
 
 #[derive(Args)]

@@ -18,6 +18,8 @@ mod stats_cmd;
 mod status;
 mod submit;
 mod table_cmd;
+#[cfg(feature = "view")]
+mod view_cmd;
 
 use clap::Parser;
 use error::CliError;
@@ -30,7 +32,8 @@ fn main() {
         cli::Command::Map(_) | cli::Command::Run(_) | cli::Command::Rerun(_)
     ) {
         signals::install();
-    } else {
+    } else if !matches!(cli.command, cli::Command::View(_)) {
+        // Not the viewer: a client closing its connection must never kill the server.
         signals::die_quietly_on_closed_stdout();
     }
     std::process::exit(error::exit_code(dispatch(cli)));
@@ -61,6 +64,12 @@ fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
         #[cfg(not(feature = "query"))]
         cli::Command::Query(_) => Err(error::bad_input(anyhow::anyhow!(
             "this flywheel was built without SQL (cargo feature `query`); build it with default features"
+        ))),
+        #[cfg(feature = "view")]
+        cli::Command::View(args) => view_cmd::view(args),
+        #[cfg(not(feature = "view"))]
+        cli::Command::View(_) => Err(error::bad_input(anyhow::anyhow!(
+            "this flywheel was built without the viewer (cargo feature `view`); build it with default features"
         ))),
         cli::Command::Rerun(args) => rerun::rerun(args),
         cli::Command::Gpus {

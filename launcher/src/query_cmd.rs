@@ -3,12 +3,9 @@
 use crate::cli::{QueryArgs, QueryFormat};
 use crate::error::{bad_input, CliError, OrBadInput};
 use anyhow::anyhow;
-use arrow::array::{ArrayRef, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use flywheel_formats::{Manifest, Table, TableRef};
 use std::io::Write;
-use std::sync::Arc;
 
 /// `NAME=TABLE[@V]` → (NAME, TABLE[@V]); a plain `TABLE[@V]` is called `t`.
 fn split_table_arg(arg: &str) -> (&str, &str) {
@@ -59,19 +56,7 @@ fn write_result(result: &flywheel_query::QueryResult, format: QueryFormat) -> an
             let rows: usize = result.batches.iter().map(RecordBatch::num_rows).sum();
             writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
         }
-        QueryFormat::Csv => {
-            let (schema, batches) = nested_as_json_text(result)?;
-            let mut w = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut out);
-            if batches.is_empty() {
-                // The header alone, for an empty result.
-                w.write(&RecordBatch::new_empty(schema))?;
-            }
-            for b in &batches {
-                w.write(b)?;
-            }
-        }
+        QueryFormat::Csv => flywheel_query::write_csv(result, &mut out)?,
         QueryFormat::Json => {
             let mut w = arrow::json::ArrayWriter::new(&mut out);
             let refs: Vec<&RecordBatch> = result.batches.iter().collect();
@@ -92,48 +77,6 @@ fn write_result(result: &flywheel_query::QueryResult, format: QueryFormat) -> an
     }
     out.flush()?;
     Ok(())
-}
-
-/// CSV has no nested values: lists and structs become their JSON text.
-fn nested_as_json_text(
-    result: &flywheel_query::QueryResult,
-) -> anyhow::Result<(Arc<Schema>, Vec<RecordBatch>)> {
-    let fields: Vec<Field> = result
-        .schema
-        .fields()
-        .iter()
-        .map(|f| {
-            if f.data_type().is_nested() {
-                Field::new(f.name(), DataType::Utf8, true)
-            } else {
-                f.as_ref().clone()
-            }
-        })
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let mut batches = Vec::with_capacity(result.batches.len());
-    for b in &result.batches {
-        let columns: Vec<ArrayRef> = b
-            .columns()
-            .iter()
-            .zip(result.schema.fields())
-            .map(|(c, f)| {
-                if f.data_type().is_nested() {
-                    let text: StringArray = (0..c.len())
-                        .map(|i| {
-                            (!c.is_null(i))
-                                .then(|| flywheel_explore::to_json(f, c.as_ref(), i).to_string())
-                        })
-                        .collect();
-                    Arc::new(text) as ArrayRef
-                } else {
-                    Arc::clone(c)
-                }
-            })
-            .collect();
-        batches.push(RecordBatch::try_new(Arc::clone(&schema), columns)?);
-    }
-    Ok((schema, batches))
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@
 //! A query is read-only ([`check_read_only`]): it reads the tables it is given and nothing else
 //! (no URL tables, no file-reading table functions) and writes nothing.
 
+mod csv;
 mod guard;
 
+pub use csv::write_csv;
 pub use guard::{check_read_only, PURE_TABLE_FUNCTIONS};
 
 use arrow::datatypes::SchemaRef;

@@ -17,3 +17,5 @@ mod scheduler;
 mod shipped;
 mod support;
 mod tables;
+mod view;
+mod view_browser;
