@@ -18,10 +18,15 @@ import random
 import sys
 import traceback
 
+# Started with --fork-server, this process is the worker's fork server (flywheel_fork_server.py):
+# it imports pyarrow and the mapper's module once and forks a mapper process per (re)start.
+FORK_SERVER = __name__ == "__main__" and sys.argv[1:2] == ["--fork-server"]
+
 if __name__ == "__main__":
     # The first protocol line, before anything slow (pyarrow, the user's imports, start()): the
-    # worker's handshake deadline covers only this line; "ready" then has the chunk timeout.
-    os.write(1, b'{"starting": true}\n')
+    # worker's handshake deadline covers only this line; "ready" then has the chunk timeout. A
+    # fork server says it on its control socket (its stdin).
+    os.write(0 if FORK_SERVER else 1, b'{"starting": true}\n')
 
 try:
     import pyarrow as pa
@@ -83,7 +88,9 @@ def _json_default(value):
     raise TypeError(f"value of type {type(value).__name__} cannot be written to a table: {value!r:.80}")
 
 
-def _load(spec, kwargs):
+def _import(spec):
+    """The mapper's module, imported (its directory first on sys.path), with the mapper's name
+    and the file's path."""
     path, _, name = spec.rpartition(":")
     path = os.path.abspath(path)
     directory = os.path.dirname(path)
@@ -96,6 +103,13 @@ def _load(spec, kwargs):
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module
     module_spec.loader.exec_module(module)
+    return module, name, path
+
+
+def _instantiate(loaded, kwargs):
+    """The mapper itself: the class instantiated with the --mapper-arg values and started, or
+    the function."""
+    module, name, path = loaded
     if not hasattr(module, name):
         raise AttributeError(f"{path} defines no '{name}'")
     target = getattr(module, name)
@@ -253,7 +267,9 @@ def _send_output(out, produced, target, arrow):
     out.buffer.flush()
 
 
-def main():
+def main(loaded=None):
+    """Speaks the protocol on stdin and stdout until stdin ends. `loaded` is the mapper's module
+    when a fork server imported it before forking this process (see _import)."""
     # Slurm's time-limit warning is for the coordinator, which checkpoints; a mapper finishes
     # its chunk.
     import signal
@@ -268,7 +284,7 @@ def main():
     kwargs = json.loads(os.environ.get("FLYWHEEL_MAPPER_ARGS", "{}"))
     skip_errors = os.environ.get("FLYWHEEL_ON_ROW_ERROR", "fail") == "skip"
     try:
-        mapper = _load(spec, kwargs)
+        mapper = _instantiate(loaded or _import(spec), kwargs)
     except BaseException:  # noqa: BLE001 - reported to the worker, which fails the chunk
         _send(out, {"fatal": traceback.format_exc()})
         out.flush()
@@ -317,4 +333,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if FORK_SERVER:
+        import flywheel_fork_server
+
+        # Returns only in a forked mapper process, with the module it imported before forking.
+        main(flywheel_fork_server.serve(_import))
+    else:
+        main()
