@@ -16,3 +16,4 @@ mod scheduler;
 mod shipped;
 mod support;
 mod tables;
+mod warm_restarts;
