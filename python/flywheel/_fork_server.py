@@ -200,9 +200,10 @@ class _Server:
             self.collect()
 
 
-def serve(import_mapper):
+def serve(import_mapper, warm_up):
     """Runs the fork server; returns the imported mapper module only in a forked mapper process.
-    The server itself exits here."""
+    The server itself exits here. `warm_up` runs the runner's pyarrow paths once, so that what
+    they load lazily is loaded before any fork."""
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     ctl = socket.socket(fileno=os.dup(0))
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -215,6 +216,10 @@ def serve(import_mapper):
     except BaseException:  # noqa: BLE001 - the worker starts the mapper directly and reports it
         server.say({"fatal": traceback.format_exc()})
         sys.exit(1)
+    try:
+        warm_up()
+    except Exception:  # noqa: BLE001 - only speed is lost; a mapper process meets it itself
+        traceback.print_exc()
     threads = _threads()
     if threads != 1:
         # Libraries that know about fork stop their threads before one (OpenBLAS's pool, started

@@ -46,9 +46,15 @@ impl ProcessMapper {
         if let Ok(mut t) = self.stderr_tail.lock() {
             t.clear();
         }
+        let began = Instant::now();
         let (proc, stdin, stdout, stderr) = match self.forked()? {
             Some(started) => started,
             None => self.spawned()?,
+        };
+        let how = if matches!(proc, Proc::Spawned(_)) {
+            "started"
+        } else {
+            "forked"
         };
         self.abort.set(Some(proc.id()));
         // Chunks travel through these pipes as Arrow IPC, megabytes each way: 1 MiB pipe buffers
@@ -64,7 +70,14 @@ impl ProcessMapper {
             stderr: Some(stderr),
             arrow: false,
         });
-        self.handshake()
+        self.handshake()?;
+        tracing::debug!(
+            "worker {}: mapper {} {how} and ready in {:.1} ms",
+            self.rank.0,
+            self.label,
+            began.elapsed().as_secs_f64() * 1e3
+        );
+        Ok(())
     }
 
     /// Starts the mapper process itself.
