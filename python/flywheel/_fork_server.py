@@ -147,6 +147,8 @@ class _Server:
             if name:
                 os.environ.pop(name, None)
         os.environ.pop("FLYWHEEL_FORK_SERVER_SET", None)
+        if sys.argv[1:2] == ["--fork-server"]:
+            del sys.argv[1]  # the mapper process sees the runner's own command line
         if mem:
             resource.setrlimit(resource.RLIMIT_DATA, (int(mem), int(mem)))
         os.write(1, b'{"starting": true}\n')
