@@ -36,8 +36,60 @@ pub(crate) enum Message {
     Broken(String),
 }
 
+/// The mapper process: started by the worker itself, or forked by its fork server (then the
+/// server's child, watched through a pidfd; see `fork_server`).
+pub(crate) enum Proc {
+    Spawned(Child),
+    #[cfg(target_os = "linux")]
+    Forked(crate::fork_server::Forked),
+}
+
+impl Proc {
+    pub(crate) fn id(&self) -> u32 {
+        match self {
+            Proc::Spawned(c) => c.id(),
+            #[cfg(target_os = "linux")]
+            Proc::Forked(f) => f.id(),
+        }
+    }
+
+    /// Whether it has exited; it stays unreaped, so that its pid, and with it its process group
+    /// id, stays reserved until it is reaped.
+    pub(crate) fn has_exited(&self) -> bool {
+        match self {
+            Proc::Spawned(c) => has_exited(c.id()),
+            #[cfg(target_os = "linux")]
+            Proc::Forked(f) => f.has_exited(),
+        }
+    }
+
+    /// Reaps it if it has exited: `Some(status)`, `Some(None)` when it is gone and its status
+    /// cannot be known, `None` while it runs.
+    fn reap(&mut self) -> Option<Option<std::process::ExitStatus>> {
+        match self {
+            Proc::Spawned(c) => c.try_wait().ok().flatten().map(Some),
+            #[cfg(target_os = "linux")]
+            Proc::Forked(f) => f.reap(),
+        }
+    }
+
+    /// Leaves it to be reaped whenever it goes (a thread waits for a process we started).
+    fn reap_later(self) {
+        match self {
+            Proc::Spawned(mut c) => {
+                std::thread::spawn(move || {
+                    let _ = c.wait();
+                });
+            }
+            // Dropping it tells the fork server to reap it once it exits.
+            #[cfg(target_os = "linux")]
+            Proc::Forked(f) => drop(f),
+        }
+    }
+}
+
 pub(crate) struct Running {
-    pub(crate) child: Child,
+    pub(crate) proc: Proc,
     pub(crate) stdin: Option<ChildStdin>,
     pub(crate) lines: Receiver<Option<Message>>,
     /// The thread forwarding the mapper's stderr (done once every holder of the pipe is gone).
@@ -125,30 +177,32 @@ pub(crate) fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> boo
 /// left to reap it). Returns how it ended, if it was reaped.
 pub(crate) fn stop_process(mut r: Running, grace: Duration) -> Option<std::process::ExitStatus> {
     drop(r.stdin.take());
-    let pid = r.child.id();
-    if !has_exited(pid) && !grace.is_zero() {
+    let pid = r.proc.id();
+    if !r.proc.has_exited() && !grace.is_zero() {
         signal_group(pid, libc::SIGTERM);
-        wait_until(grace, || has_exited(pid));
+        wait_until(grace, || r.proc.has_exited());
     }
     // The mapper, if it ignored SIGTERM, and anything it left behind holding its pipes.
     signal_group(pid, libc::SIGKILL);
-    let mut status = None;
+    let mut ended = None;
     wait_until(REAP_DEADLINE, || {
-        status = r.child.try_wait().ok().flatten();
-        status.is_some()
+        ended = r.proc.reap();
+        ended.is_some()
     });
     if let Some(stderr) = r.stderr.take() {
         // Let the last lines of stderr reach the tail the error message quotes.
         wait_until(Duration::from_millis(500), || stderr.is_finished());
     }
-    if status.is_none() {
-        tracing::warn!("mapper process {pid} did not go after SIGKILL; a thread will reap it");
-        let mut child = r.child;
-        std::thread::spawn(move || {
-            let _ = child.wait();
-        });
+    match ended {
+        Some(status) => status,
+        None => {
+            tracing::warn!(
+                "mapper process {pid} did not go after SIGKILL; it is reaped when it goes"
+            );
+            r.proc.reap_later();
+            None
+        }
     }
-    status
 }
 
 /// The text of a panic payload.
@@ -235,7 +289,7 @@ mod tests {
             .spawn()
             .expect("sh starts");
         Running {
-            child,
+            proc: Proc::Spawned(child),
             stdin: None,
             lines: crossbeam_channel::never(),
             stderr: None,
@@ -251,7 +305,7 @@ mod tests {
             "trap '' TERM; sleep 30 & echo $! > {}; wait",
             pid_file.display()
         ));
-        let pid = r.child.id();
+        let pid = r.proc.id();
         let grandchild: libc::pid_t = {
             assert!(wait_until(Duration::from_secs(5), || pid_file.exists()));
             wait_until(Duration::from_secs(1), || {
@@ -281,10 +335,9 @@ mod tests {
     #[test]
     fn a_process_that_exited_is_seen_without_being_reaped() {
         let mut r = spawn("exit 7");
-        let pid = r.child.id();
-        assert!(wait_until(Duration::from_secs(5), || has_exited(pid)));
+        assert!(wait_until(Duration::from_secs(5), || r.proc.has_exited()));
         // Still ours to reap, with its status.
-        let status = r.child.wait().expect("reap");
+        let status = r.proc.reap().flatten().expect("reaped with its status");
         assert_eq!(status.code(), Some(7));
     }
 }

@@ -6,6 +6,8 @@
 mod child;
 mod convert;
 mod error;
+#[cfg(target_os = "linux")]
+mod fork_server;
 mod gpu;
 pub mod gpu_owner;
 mod lines;

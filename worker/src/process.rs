@@ -12,8 +12,8 @@ mod answer;
 mod start;
 
 use crate::child::{
-    describe_exit, has_exited, panic_message, stop_process, wait_until, Message, Running, Wait,
-    DRAIN_GRACE, EXIT_GRACE, KILL_GRACE, POLL,
+    describe_exit, panic_message, stop_process, wait_until, Message, Running, Wait, DRAIN_GRACE,
+    EXIT_GRACE, KILL_GRACE, POLL,
 };
 use crate::convert::{batches_to_json_lines, ipc_schema, ipc_stream};
 use crate::lines::{ChunkHeader, ChunkHeaderBody};
@@ -36,6 +36,8 @@ pub const RUNNER_SOURCE: &str = include_str!("../../python/flywheel/_runner.py")
 /// The shipped mappers (`flywheel:generate`, `flywheel:embed`), compiled into the binary and
 /// written beside the runner.
 pub const SHIPPED_SOURCE: &str = include_str!("../../python/flywheel/_shipped.py");
+/// The fork server (warm restarts), compiled into the binary and written beside the runner.
+pub const FORK_SERVER_SOURCE: &str = include_str!("../../python/flywheel/_fork_server.py");
 
 const STDERR_TAIL: usize = 40;
 
@@ -45,10 +47,12 @@ pub fn python_runner_path() -> Result<PathBuf, WorkerError> {
     let mut hasher = Sha256::new();
     hasher.update(RUNNER_SOURCE.as_bytes());
     hasher.update(SHIPPED_SOURCE.as_bytes());
+    hasher.update(FORK_SERVER_SOURCE.as_bytes());
     let digest = hex::encode(hasher.finalize());
     let dir = std::env::temp_dir().join(format!("flywheel-runner-{}", &digest[..16]));
     for (name, source) in [
         ("flywheel_shipped.py", SHIPPED_SOURCE),
+        ("flywheel_fork_server.py", FORK_SERVER_SOURCE),
         ("flywheel_runner.py", RUNNER_SOURCE),
     ] {
         let path = dir.join(name);
@@ -130,6 +134,8 @@ pub struct ProcessMapper {
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// RLIMIT_DATA for the process, in bytes.
     mem_limit: Option<u64>,
+    /// The fork server that starts a Python mapper's processes warm.
+    fork_server: start::ServerState,
 }
 
 impl ProcessMapper {
@@ -156,6 +162,8 @@ impl ProcessMapper {
             std::env::var_os(k).is_some()
         }));
         env.extend(cfg.extra_env.iter().cloned());
+        let forks = matches!(spec, MapperSpec::Python { .. } | MapperSpec::Shipped { .. })
+            && start::fork_server_enabled();
         let (program, args, label) = match spec {
             MapperSpec::Python { file, name } => {
                 let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
@@ -198,6 +206,11 @@ impl ProcessMapper {
                 .mapper_mem
                 .as_deref()
                 .and_then(flywheel_protocol::parse_size),
+            fork_server: if forks {
+                start::ServerState::Untried
+            } else {
+                start::ServerState::Off
+            },
         })
     }
 
@@ -226,11 +239,11 @@ impl ProcessMapper {
     /// The process has gone (or closed its stdout): ends what is left of its group and says how
     /// it ended.
     fn ended(&mut self, stdout_closed: bool) -> ChunkError {
-        let Some(pid) = self.running.as_ref().map(|r| r.child.id()) else {
+        let Some(r) = self.running.as_ref() else {
             return ChunkError::new(FailureKind::Mapper, "mapper process is not running");
         };
         // A process that closed its stdout is usually on its way out: give it a moment.
-        let exited = !stdout_closed || wait_until(EXIT_GRACE, || has_exited(pid));
+        let exited = !stdout_closed || wait_until(EXIT_GRACE, || r.proc.has_exited());
         let status = self
             .stop(if exited { Duration::ZERO } else { KILL_GRACE })
             .flatten();
@@ -291,7 +304,7 @@ impl ProcessMapper {
                 Err(RecvTimeoutError::Timeout) => {
                     // Lines it wrote before dying may still be on their way; then it is dead.
                     match exited_at {
-                        None if has_exited(r.child.id()) => exited_at = Some(Instant::now()),
+                        None if r.proc.has_exited() => exited_at = Some(Instant::now()),
                         Some(t) if t.elapsed() >= DRAIN_GRACE => return Err(self.ended(false)),
                         _ => {}
                     }
@@ -485,10 +498,10 @@ impl Mapper for ProcessMapper {
         if let Some(r) = self.running.as_mut() {
             drop(r.stdin.take());
             // finish() runs on end of input; give it a bounded while, then kill its group.
-            let pid = r.child.id();
-            wait_until(Duration::from_secs(60), || has_exited(pid));
+            wait_until(Duration::from_secs(60), || r.proc.has_exited());
         }
         self.stop(Duration::ZERO);
+        self.fork_server = start::ServerState::Off;
     }
 }
 

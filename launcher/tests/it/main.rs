@@ -19,3 +19,4 @@ mod support;
 mod tables;
 mod view;
 mod view_browser;
+mod warm_restarts;

@@ -4,7 +4,7 @@
 
 use super::{ProcessMapper, STDERR_TAIL};
 use crate::child::{
-    grow_pipe, handshake_timeout, panic_message, read_messages, Message, Running, Wait,
+    grow_pipe, handshake_timeout, panic_message, read_messages, Message, Proc, Running, Wait,
 };
 use crate::lines::Hello;
 use crate::ChunkError;
@@ -13,75 +13,159 @@ use flywheel_protocol::{FailureKind, Rank};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
-use std::process::{ChildStderr, ChildStdout, Command, Stdio};
+use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+/// A started mapper process with the worker's ends of its stdin, stdout and stderr.
+type Started = (Proc, ChildStdin, ChildStdout, ChildStderr);
+
+/// Whether Python mappers' processes are forked by a fork server: unless
+/// `FLYWHEEL_FORK_SERVER=0`, on Linux.
+pub(super) fn fork_server_enabled() -> bool {
+    cfg!(target_os = "linux") && std::env::var("FLYWHEEL_FORK_SERVER").map_or(true, |v| v != "0")
+}
+
+/// Whether mapper processes are forked by a fork server (Python mappers; see `fork_server`).
+pub(super) enum ServerState {
+    /// Not started yet: the first mapper start starts it.
+    Untried,
+    #[cfg(target_os = "linux")]
+    Up(crate::fork_server::ForkServer),
+    /// Mapper processes start directly: an `exec:` mapper, `FLYWHEEL_FORK_SERVER=0`, or a
+    /// server that could not serve.
+    Off,
+}
+
 impl ProcessMapper {
-    /// Starts a fresh mapper process and waits for its handshake.
+    /// Starts a fresh mapper process — forked by the fork server when there is one, else
+    /// directly — and waits for its handshake.
     pub(super) fn start(&mut self) -> Result<(), ChunkError> {
         if let Ok(mut t) = self.stderr_tail.lock() {
             t.clear();
         }
+        let began = Instant::now();
+        let (proc, stdin, stdout, stderr) = match self.forked()? {
+            Some(started) => started,
+            None => self.spawned()?,
+        };
+        let how = if matches!(proc, Proc::Spawned(_)) {
+            "started"
+        } else {
+            "forked"
+        };
+        self.abort.set(Some(proc.id()));
+        // Chunks travel through these pipes as Arrow IPC, megabytes each way: 1 MiB pipe buffers
+        // (Linux's default is 64 KiB) cut the wakeups and copies per chunk.
+        grow_pipe(stdin.as_raw_fd());
+        grow_pipe(stdout.as_raw_fd());
+        let lines = spawn_stdout_reader(stdout);
+        let stderr = self.forward_stderr(stderr);
+        self.running = Some(Running {
+            proc,
+            stdin: Some(stdin),
+            lines,
+            stderr: Some(stderr),
+            arrow: false,
+        });
+        self.handshake()?;
+        tracing::debug!(
+            "worker {}: mapper {} {how} and ready in {:.1} ms",
+            self.rank.0,
+            self.label,
+            began.elapsed().as_secs_f64() * 1e3
+        );
+        Ok(())
+    }
+
+    /// Starts the mapper process itself.
+    fn spawned(&mut self) -> Result<Started, ChunkError> {
         let mut child = self.command().spawn().map_err(|e| {
             ChunkError::new(
                 FailureKind::MapperStart,
                 format!("cannot start mapper '{}': {e}", self.program),
             )
         })?;
-        self.abort.set(Some(child.id()));
-        let (stdin, stdout, stderr) =
-            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-                (Some(a), Some(b), Some(c)) => (a, b, c),
-                _ => {
-                    return Err(ChunkError::new(
-                        FailureKind::MapperStart,
-                        "mapper process has no pipes",
-                    ))
-                }
+        match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+            (Some(a), Some(b), Some(c)) => Ok((Proc::Spawned(child), a, b, c)),
+            _ => {
+                crate::child::signal_group(child.id(), libc::SIGKILL);
+                let _ = child.wait();
+                Err(ChunkError::new(
+                    FailureKind::MapperStart,
+                    "mapper process has no pipes",
+                ))
+            }
+        }
+    }
+
+    /// A mapper process forked by the fork server, starting the server on the first call;
+    /// `None` when there is none (not a Python mapper, `FLYWHEEL_FORK_SERVER=0`, or it cannot
+    /// serve: then every process starts directly, as a failed import is reported from there).
+    #[cfg(target_os = "linux")]
+    fn forked(&mut self) -> Result<Option<Started>, ChunkError> {
+        use crate::fork_server::{server_env, ForkServer, Started as Server};
+        if matches!(self.fork_server, ServerState::Untried) {
+            self.fork_server = ServerState::Off;
+            let mut command = self.base_command(&["--fork-server"]);
+            let env = &self.env;
+            command.envs(server_env(|k| {
+                env.iter().any(|(e, _)| e == k) || std::env::var_os(k).is_some()
+            }));
+            let forward = |stderr| {
+                self.forward_stderr(stderr);
             };
-        // Chunks travel through these pipes as Arrow IPC, megabytes each way: 1 MiB pipe buffers
-        // (Linux's default is 64 KiB) cut the wakeups and copies per chunk.
-        grow_pipe(stdin.as_raw_fd());
-        grow_pipe(stdout.as_raw_fd());
-        let lines = spawn_stdout_reader(stdout);
-        let stderr = spawn_stderr_forwarder(
+            match ForkServer::start(command, handshake_timeout(), self.timeout, forward) {
+                Server::Up(server) => self.fork_server = ServerState::Up(server),
+                Server::Off(why) => tracing::info!(
+                    "mapper {}: no fork server ({why}); each mapper process starts a new interpreter",
+                    self.label
+                ),
+                Server::ImportFailed => {}
+                Server::TimedOut => return Err(self.missed(Wait::Ready)),
+            }
+        }
+        let ServerState::Up(server) = &self.fork_server else {
+            return Ok(None);
+        };
+        match server.fork(self.mem_limit) {
+            Ok((forked, stdin, stdout, stderr)) => {
+                Ok(Some((Proc::Forked(forked), stdin, stdout, stderr)))
+            }
+            Err(why) => {
+                tracing::warn!(
+                    "mapper {}: the fork server failed ({why}); mapper processes start directly from now on",
+                    self.label
+                );
+                self.fork_server = ServerState::Off;
+                Ok(None)
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn forked(&mut self) -> Result<Option<Started>, ChunkError> {
+        Ok(None)
+    }
+
+    /// The thread forwarding a process's stderr to the job log, keeping its tail.
+    fn forward_stderr(&self, stderr: ChildStderr) -> JoinHandle<()> {
+        spawn_stderr_forwarder(
             stderr,
             Arc::clone(&self.stderr_tail),
             Arc::clone(&self.current_chunk),
             self.label.clone(),
             self.rank,
-        );
-        self.running = Some(Running {
-            child,
-            stdin: Some(stdin),
-            lines,
-            stderr: Some(stderr),
-            arrow: false,
-        });
-        self.handshake()
+        )
     }
 
     /// The mapper's command: its program, arguments and environment, piped, in a process group
     /// of its own, with the memory limit.
     fn command(&self) -> Command {
         use std::os::unix::process::CommandExt;
-        let mut command = Command::new(&self.program);
-        command.args(&self.args).envs(self.env.iter().cloned());
-        // In its own process group the mapper no longer gets a terminal's Ctrl-C with flywheel:
-        // it gets SIGTERM when the thread that started it goes, however flywheel ends.
-        #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        let mut command = self.base_command(&[]);
         if let Some(limit) = self.mem_limit {
             // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
             unsafe {
@@ -100,9 +184,34 @@ impl ProcessMapper {
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// The program with its arguments (and `extra`) and environment, in a process group of its
+    /// own, with SIGTERM when the thread that started it goes: the mapper's command, and the
+    /// fork server's.
+    fn base_command(&self, extra: &[&str]) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .args(extra)
+            .envs(self.env.iter().cloned())
             // Its own process group: killing the mapper kills whatever it started too.
             .process_group(0);
+        // In its own process group the mapper no longer gets a terminal's Ctrl-C with flywheel:
+        // it gets SIGTERM when the thread that started it goes, however flywheel ends.
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         command
     }
 
