@@ -258,6 +258,18 @@ fn read_file(path: &Path) -> Result<Option<Vec<JournalEntry>>, JournalError> {
         }
     };
     let (entries, bad) = parse_lines(&bytes);
+    if !entries
+        .iter()
+        .any(|e| matches!(e, JournalEntry::Start { .. }))
+    {
+        // A run killed between creating its journal and writing (or syncing) the start line
+        // recorded nothing: there is no job here to resume, and the next run starts it afresh.
+        tracing::info!(
+            "{}: no start line (a run stopped as it began); it records no job",
+            path.display()
+        );
+        return Ok(None);
+    }
     for line in bad {
         tracing::warn!(
             "{} line {}: not a journal entry, skipped ({})",
@@ -373,6 +385,19 @@ pub struct StartLine<'a> {
     pub reused: (usize, u64),
 }
 
+/// Whether the file is empty or ends with a whole line.
+fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    if f.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
 fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
     *n == T::default()
 }
@@ -393,11 +418,18 @@ impl Journal {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = OpenOptions::new()
+        // A new job's journal starts empty: what a run that stopped before its start line left
+        // (an empty file, a torn line) is no job's. A resumed one goes on after a whole line.
+        let mut file = OpenOptions::new()
             .append(true)
             .create(true)
             .open(&path)
             .map_err(io)?;
+        if !resumed {
+            file.set_len(0).map_err(io)?;
+        } else if !ends_with_newline(&path).map_err(io)? {
+            file.write_all(b"\n").map_err(io)?;
+        }
         let mut j = Journal {
             file,
             path: path.clone(),

@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 use std::sync::Arc;
 
-/// The cookie that carries the token after the first visit.
+/// The cookie that carries the token after the first visit (`_PORT` follows).
 pub const COOKIE: &str = "flywheel_view_token";
 
 /// A fresh random token (128 bits, hex).
@@ -29,7 +29,7 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 /// The token a request carries: `?token=` first, then the cookie.
-fn offered(req: &Request) -> (Option<String>, Option<String>) {
+fn offered(req: &Request, cookie_name: &str) -> (Option<String>, Option<String>) {
     let from_query = req.uri().query().and_then(|q| {
         q.split('&')
             .filter_map(|kv| kv.split_once('='))
@@ -43,14 +43,14 @@ fn offered(req: &Request) -> (Option<String>, Option<String>) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == cookie_name)
         .map(|(_, v)| v.to_string());
     (from_query, from_cookie)
 }
 
 /// Lets through requests with the right token; a right `?token=` also sets the cookie.
 pub async fn token(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let (query, cookie) = offered(&req);
+    let (query, cookie) = offered(&req, &app.cookie);
     let by_query = query.as_deref().is_some_and(|t| same(t, &app.token));
     let by_cookie = cookie.as_deref().is_some_and(|t| same(t, &app.token));
     if !by_query && !by_cookie {
@@ -66,7 +66,10 @@ pub async fn token(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     }
     let mut response = next.run(req).await;
     if by_query && !by_cookie {
-        let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", app.token);
+        let cookie = format!(
+            "{}={}; Path=/; HttpOnly; SameSite=Strict",
+            app.cookie, app.token
+        );
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }

@@ -109,6 +109,9 @@ pub struct Options {
 pub struct App {
     pub catalog: Catalog,
     pub token: String,
+    /// The cookie that carries the token, named after the port: browsers keep one cookie jar
+    /// per host, not per port, and two viewers on one machine must not replace each other's.
+    pub cookie: String,
 }
 
 /// Serves until interrupted (SIGINT or SIGTERM). `ready` gets the URL to open (with the token)
@@ -138,7 +141,11 @@ pub fn serve(options: Options, ready: impl FnOnce(&str)) -> Result<(), ViewError
             options.host.clone()
         };
         ready(&format!("http://{host}:{port}/?token={token}"));
-        let app = Arc::new(App { catalog, token });
+        let app = Arc::new(App {
+            catalog,
+            token,
+            cookie: format!("{}_{port}", guard::COOKIE),
+        });
         axum::serve(listener, api::router(app))
             .with_graceful_shutdown(interrupted())
             .await

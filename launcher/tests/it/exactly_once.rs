@@ -207,6 +207,36 @@ fn kill_loop_every_append_lands_exactly_once() {
 }
 
 #[test]
+fn a_run_killed_before_its_journal_has_a_start_line_resumes_as_a_new_job() {
+    // What a kill between creating the journal and writing its first line leaves: an empty
+    // file, or (a crash) a torn line. The resume runs the job; a later resume finds its start.
+    let Some(py) = pyarrow_or_skip() else { return };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let input = ids_input(&py, dir.path(), 300);
+    let t = dir.path().join("t");
+    identity(&input, &t, "create").run().assert_ok("create");
+    for (i, left) in [&b""[..], &b"{\"Start\":{\"plan\":\"ab"[..]]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("stopped-{i}");
+        let journal = t.join(format!("_jobs/{id}.jsonl"));
+        std::fs::write(&journal, left).expect("the journal is written");
+        let o = identity(&input, &t, "append")
+            .args(["--job-id", &id, "--resume"])
+            .run();
+        o.assert_ok("resume of a job that recorded nothing");
+        assert_eq!(versions(&t).len(), i + 2, "one version per append");
+        let text = std::fs::read_to_string(&journal).expect("the journal is read");
+        assert!(
+            text.starts_with("{\"Start\"") && text.contains("\"Published\""),
+            "a whole journal of its own: {text}"
+        );
+    }
+    assert_eq!(ids(&py, &t, None).len(), 900);
+}
+
+#[test]
 fn three_resumes_at_once_one_publishes_the_others_name_the_holder() {
     let Some((py, dir)) = setup() else { return };
     let Interrupted { input, mapper, t } = interrupted_create(&py, dir.path());

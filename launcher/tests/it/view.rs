@@ -102,7 +102,13 @@ impl Viewer {
     }
 
     fn cookie(&self) -> String {
-        format!("Cookie: flywheel_view_token={}", self.token)
+        format!("Cookie: {}={}", self.cookie_name(), self.token)
+    }
+
+    /// The token's cookie is named after the viewer's port (one browser, several viewers).
+    pub fn cookie_name(&self) -> String {
+        let port = self.address().rsplit(':').next().unwrap_or_default();
+        format!("flywheel_view_token_{port}")
     }
 }
 
@@ -194,10 +200,18 @@ fn the_token_is_needed_and_a_first_visit_sets_its_cookie() {
     let bad_cookie = v.request(
         "GET",
         "/api/tables",
-        &["Cookie: flywheel_view_token=abc".into()],
+        &[format!("Cookie: {}=abc", v.cookie_name())],
         "",
     );
     assert_eq!(bad_cookie.status, 401);
+    // The right token under another viewer's cookie name is not this viewer's.
+    let other = v.request(
+        "GET",
+        "/api/tables",
+        &[format!("Cookie: flywheel_view_token_1={}", v.token)],
+        "",
+    );
+    assert_eq!(other.status, 401);
     let first = v.request("GET", &format!("/?token={}", v.token), &[], "");
     assert_eq!(
         first.status, 303,
@@ -207,7 +221,7 @@ fn the_token_is_needed_and_a_first_visit_sets_its_cookie() {
     assert!(
         first
             .head
-            .contains(&format!("flywheel_view_token={}", v.token))
+            .contains(&format!("{}={}", v.cookie_name(), v.token))
             && first.head.contains("HttpOnly"),
         "{}",
         first.head
