@@ -372,19 +372,11 @@ fn dispatch_throughput(throughput_chunks: usize) -> Result<()> {
     let mut cycles = 0u64;
     while let Some(task) = tx.0.pop() {
         let out = ChunkOutput {
-            chunk: task.chunk,
-            attempt: task.attempt,
-            file: None,
             rows_in: 1000,
             rows_out: 1000,
-            bytes: 0,
-            schema: None,
             wall_ms: 1,
-            errors_file: None,
-            error_rows: 0,
-            stats: None,
             worker: 1,
-            host: String::new(),
+            ..ChunkOutput::none(task.chunk, task.attempt)
         };
         coord.on_message(
             &mut tx,

@@ -17,19 +17,14 @@ fn out(i: u32, dir: &Path) -> ChunkOutput {
     w.write(&batch).unwrap();
     w.close().unwrap();
     ChunkOutput {
-        chunk: ChunkId(i),
-        attempt: Attempt(1),
         file: Some(rel.clone()),
         rows_in: 1,
         rows_out: 1,
         bytes: std::fs::metadata(dir.join(&rel)).unwrap().len(),
-        schema: None,
         wall_ms: 1,
-        errors_file: None,
-        error_rows: 0,
-        stats: None,
         worker: 1,
         host: "h".into(),
+        ..ChunkOutput::none(ChunkId(i), Attempt(1))
     }
 }
 
