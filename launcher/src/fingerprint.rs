@@ -18,9 +18,8 @@ fn hash(v: &Value) -> String {
 }
 
 fn file_sha256(path: &Path) -> Result<String, CliError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| bad_input(anyhow!("mapper file {}: {e}", path.display())))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+    crate::lineage::file_sha256(path)
+        .map_err(|e| bad_input(anyhow!("mapper file {}: {e}", path.display())))
 }
 
 /// A directory's identity: each file below it (relative path, size, modification time in ns),
@@ -46,13 +45,6 @@ fn dir_identity(dir: &Path) -> Value {
     json!(files)
 }
 
-/// Where `program` is on PATH, as a shell would find it.
-fn on_path(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-}
-
 /// What the mapper is: a Python file's content and the name in it, an exec mapper's command
 /// line (and its program's content), a builtin's name, a shipped mapper's code and model.
 fn mapper_identity(job: &JobOptions) -> Result<Value, CliError> {
@@ -64,8 +56,8 @@ fn mapper_identity(job: &JobOptions) -> Result<Value, CliError> {
             // The program and every file its arguments name (`exec:python3 tag.py`: the
             // script), by content; a bare program name is looked up on PATH.
             let named = argv.iter().enumerate().map(|(i, a)| {
-                let path = if i == 0 && !a.contains('/') {
-                    on_path(a)
+                let path = if i == 0 {
+                    crate::plan::find_program(a)
                 } else {
                     Some(PathBuf::from(a)).filter(|p| p.is_file())
                 };

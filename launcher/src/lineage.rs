@@ -24,10 +24,9 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-fn file_sha256(path: &std::path::Path) -> Option<String> {
-    std::fs::read(path)
-        .ok()
-        .map(|b| hex::encode(Sha256::digest(&b)))
+/// sha256 (hex) of a file's content.
+pub(crate) fn file_sha256(path: &std::path::Path) -> std::io::Result<String> {
+    std::fs::read(path).map(|b| hex::encode(Sha256::digest(&b)))
 }
 
 impl Lineage {
@@ -71,7 +70,7 @@ impl Lineage {
             "mapper".into(),
             json!({
                 "spec": job.mapper,
-                "sha256": mapper_file.as_deref().and_then(file_sha256),
+                "sha256": mapper_file.as_deref().and_then(|f| file_sha256(f).ok()),
             }),
         );
         let files: Vec<Value> = input

@@ -159,12 +159,18 @@ fn check_options(job: &mut JobOptions) -> Result<(), CliError> {
 }
 
 fn program_exists(program: &str) -> bool {
+    find_program(program).is_some()
+}
+
+/// The file a command name runs: a path as given, a bare name looked up on PATH as a shell
+/// would.
+pub(crate) fn find_program(program: &str) -> Option<std::path::PathBuf> {
     if program.contains('/') {
-        return std::path::Path::new(program).is_file();
+        return Some(std::path::PathBuf::from(program)).filter(|p| p.is_file());
     }
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 pub use flywheel_coordinator::Outcome;

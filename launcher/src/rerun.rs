@@ -8,7 +8,6 @@ use flywheel_explore::Difference;
 use flywheel_formats::{Manifest, Table, TableRef};
 use flywheel_protocol::{JobOptions, Mode};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 fn mismatch(address: &str, what: String) -> CliError {
@@ -21,13 +20,12 @@ fn mismatch(address: &str, what: String) -> CliError {
 fn check_lineage(address: &str, job: &JobOptions, lineage: &Value) -> Result<String, CliError> {
     if let Some(file) = mapper_file(&job.mapper) {
         let recorded = lineage["mapper"]["sha256"].as_str();
-        let bytes = std::fs::read(&file).map_err(|e| {
+        let now = crate::lineage::file_sha256(&file).map_err(|e| {
             mismatch(
                 address,
                 format!("the mapper file {} cannot be read ({e})", file.display()),
             )
         })?;
-        let now = hex::encode(Sha256::digest(&bytes));
         match recorded {
             Some(r) if r != now => {
                 return Err(mismatch(
