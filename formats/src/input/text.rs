@@ -320,15 +320,18 @@ pub(super) fn read(slice: &InputSlice, batch_rows: usize) -> Result<Vec<RecordBa
     }
     let (ls, le) = line_range(data, b as usize, e as usize);
     let region = &data[ls..le];
-    let first_line = memchr::memchr_iter(b'\n', &data[..ls]).count() as u64 + 1;
+    // The file's line number of the region's line `i`, for an error only: counting the lines
+    // before the region reads the whole file up to it, which every chunk doing it would make a
+    // job quadratic in the file's size (and every page of the file resident in each worker).
+    let line = |i: usize| memchr::memchr_iter(b'\n', &data[..ls]).count() as u64 + 1 + i as u64;
     if slice.format == InputFormat::Csv {
         if let Some((i, fault)) = quote_fault(region, le == data.len()) {
-            return Err(fault.at(&path, first_line + i as u64));
+            return Err(fault.at(&path, line(i)));
         }
     }
     decode(slice.format, &schema, region, batch_rows).map_err(|whole_error| {
         let (i, fault) = first_bad_line(slice.format, &schema, region, whole_error);
-        fault.at(&path, first_line + i as u64)
+        fault.at(&path, line(i))
     })
 }
 
