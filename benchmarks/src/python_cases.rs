@@ -133,7 +133,7 @@ pub fn expand_case(args: &Args, dir: &Path, input: &Path) -> Result<()> {
         );
     };
     line("expand vs plain loop", median(plain), ">= 1.8");
-    line("expand vs Pool(2)", median(pool), ">= 0.95");
+    line("expand vs Pool(2)", median(pool), ">= 0.90");
     if hf {
         line("expand vs HF datasets(2)", median(hfd), "> 1");
     } else {

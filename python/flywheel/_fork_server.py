@@ -10,7 +10,9 @@ limit, the protocol on stdin and stdout, start() run in it).
 The control channel is a SOCK_SEQPACKET socket on the server's stdin, one JSON message a packet:
 
     worker -> server  {"fork": {"mem": BYTES|null}}  with 3 descriptors (SCM_RIGHTS): the new
-                                                      process's stdin, stdout and stderr
+                                                      process's stdin, stdout and stderr, or 5:
+                                                      then also its shared memory (input and
+                                                      output memfds, FLYWHEEL_SHM_FDS in it)
                       {"reap": PID}                   reap PID once it has exited
     server -> worker  {"starting": true}, then {"ready": true} | {"fatal": TRACEBACK} |
                       {"unsafe": WHY} (threads exist: forking would not be safe)
@@ -94,10 +96,10 @@ class _Server:
 
     def fork(self, request, fds):
         """Forks a mapper process; returns True in it, False in the server."""
-        if len(fds) != 3:
+        if len(fds) not in (3, 5):
             for fd in fds:
                 os.close(fd)
-            self.say({"fork_failed": f"the request carried {len(fds)} descriptors, not 3"})
+            self.say({"fork_failed": f"the request carried {len(fds)} descriptors, not 3 or 5"})
             return False
         mem = (request.get("fork") or {}).get("mem")
         if _threads() != 1:
@@ -140,9 +142,14 @@ class _Server:
         os.close(self.wake_r)
         os.close(self.wake_w)
         self.ctl.close()
-        for target, fd in enumerate(fds):
+        # Received descriptors are numbered after 0, 1 and 2, which this server holds open.
+        for target, fd in enumerate(fds[:3]):
             os.dup2(fd, target)
             os.close(fd)
+        if len(fds) == 5:
+            os.environ["FLYWHEEL_SHM_FDS"] = f"{fds[3]},{fds[4]}"
+        else:
+            os.environ.pop("FLYWHEEL_SHM_FDS", None)
         for name in os.environ.get("FLYWHEEL_FORK_SERVER_SET", "").split(","):
             if name:
                 os.environ.pop(name, None)
@@ -187,7 +194,7 @@ class _Server:
                 except BlockingIOError:
                     pass
             if self.ctl in ready:
-                msg, fds, _, _ = socket.recv_fds(self.ctl, 1 << 16, 3)
+                msg, fds, _, _ = socket.recv_fds(self.ctl, 1 << 16, 5)
                 if not msg:
                     return False
                 request = json.loads(msg)

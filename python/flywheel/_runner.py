@@ -13,6 +13,7 @@ import gc
 import importlib.util
 import inspect
 import json
+import mmap
 import os
 import random
 import sys
@@ -230,8 +231,9 @@ class _Produced:
 
 
 def _arrow_output(produced, target):
-    """The output rows as an Arrow IPC stream, or None when they must travel as JSON (a column
-    flywheel checks itself, or rows pyarrow cannot convert: flywheel then names the bad row)."""
+    """The output rows as an Arrow table with their input rows' column, or None when they must
+    travel as JSON (a column flywheel checks itself, or rows pyarrow cannot convert: flywheel
+    then names the bad row)."""
     if target is not None:
         for f in target:
             kind = (f.metadata or {}).get(b"flywheel.type", b"").decode()
@@ -258,25 +260,109 @@ def _arrow_output(produced, target):
                 return None
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None
-    table = table.append_column("__flywheel_in", pa.array(produced.sources, pa.uint64()))
-    sink = pa.BufferOutputStream()
+    return table.append_column("__flywheel_in", pa.array(produced.sources, pa.uint64()))
+
+
+def _write_ipc(sink, table):
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue()
 
 
-def _send_output(out, produced, target, arrow):
+_SHM_REFUSED = False
+
+
+def _write_shm(fd, table):
+    """Writes the table as an Arrow IPC stream from the start of the output memfd, straight into
+    the pages the worker reads; returns its length, or None when the memfd cannot hold it (a
+    memory limit: the table then goes through the pipe)."""
+    mock = pa.MockOutputStream()
+    _write_ipc(mock, table)
+    n = mock.size()
+    try:
+        size = os.fstat(fd).st_size
+        if size > 4 * n:
+            os.ftruncate(fd, n)  # a far smaller chunk than the largest so far: give pages back
+        # Allocates the pages now, so that running out of memory is an error here rather than
+        # a SIGBUS while writing through the mapping.
+        os.posix_fallocate(fd, 0, n)
+        region = mmap.mmap(fd, n)
+    except OSError as exc:
+        global _SHM_REFUSED
+        if not _SHM_REFUSED:  # said once per process, in the job log
+            _SHM_REFUSED = True
+            print(f"flywheel: {n} bytes of output do not fit in shared memory ({exc}); "
+                  "such chunks go through the pipe", file=sys.stderr, flush=True)
+        return None
+    try:
+        sink = pa.FixedSizeBufferWriter(pa.py_buffer(region))
+        _write_ipc(sink, table)
+        sink.close()
+        del sink
+    finally:
+        _unmap(region)
+    return n
+
+
+def _unmap(region):
+    try:
+        region.close()
+    except BufferError:  # a pyarrow buffer still points into it: unmapped when that goes
+        pass
+
+
+def _send_output(out, produced, target, arrow, shm):
     if not produced.rows:
         return
-    data = _arrow_output(produced, target) if arrow else None
-    if data is None:
+    table = _arrow_output(produced, target) if arrow else None
+    if table is None:
         for row, index in zip(produced.rows, produced.sources):
             _send(out, {"row": row, "in": index})
         return
+    n = _write_shm(shm[1], table) if shm else None
+    if n is not None:
+        _send(out, {"arrow": {"bytes": n, "rows": len(produced.rows), "shm": True}})
+        return
+    sink = pa.BufferOutputStream()
+    _write_ipc(sink, table)
+    data = sink.getvalue()
     _send(out, {"arrow": {"bytes": data.size, "rows": len(produced.rows)}})
     out.flush()
     out.buffer.write(data)
     out.buffer.flush()
+
+
+def _shared_memory():
+    """The input and output memfds the worker gave this process (FLYWHEEL_SHM_FDS=IN,OUT), or
+    None (the Arrow fast path then goes through the pipes). Taken out of the environment, so the
+    mapper's own subprocesses neither see nor inherit them."""
+    spec = os.environ.pop("FLYWHEEL_SHM_FDS", "")
+    if not ARROW or not spec:
+        return None
+    try:
+        fds = tuple(int(x) for x in spec.split(","))
+        if len(fds) != 2:
+            return None
+        for fd in fds:
+            os.fstat(fd)
+            os.set_inheritable(fd, False)
+    except (ValueError, OSError):
+        return None
+    return fds
+
+
+def _read_shm(fd, header):
+    """A chunk's rows (and the table schema, if sent) from the input memfd, mapped, not copied."""
+    n, s = header["arrow_bytes"], header.get("schema_bytes") or 0
+    region = mmap.mmap(fd, n + s, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
+                       prot=mmap.PROT_READ)
+    try:
+        data = pa.py_buffer(region)
+        rows = pa.ipc.open_stream(data.slice(0, n)).read_all().to_pylist()
+        target = pa.ipc.open_stream(data.slice(n, s)).schema if s else None
+        del data
+    finally:
+        _unmap(region)
+    return rows, target
 
 
 def _warm_up():
@@ -309,6 +395,7 @@ def main(loaded=None):
     stdin = sys.stdin.buffer
 
     spec = os.environ["FLYWHEEL_MAPPER"]
+    shm = _shared_memory()
     kwargs = json.loads(os.environ.get("FLYWHEEL_MAPPER_ARGS", "{}"))
     skip_errors = os.environ.get("FLYWHEEL_ON_ROW_ERROR", "fail") == "skip"
     try:
@@ -317,7 +404,7 @@ def main(loaded=None):
         _send(out, {"fatal": traceback.format_exc()})
         out.flush()
         sys.exit(1)
-    _send(out, {"ready": True, "arrow": ARROW})
+    _send(out, {"ready": True, "arrow": ARROW, "shm": shm is not None})
     out.flush()
     # A chunk allocates hundreds of thousands of short-lived dicts and lists (its rows). With
     # CPython's default thresholds the cycle collector runs every 700 allocations and keeps
@@ -333,7 +420,9 @@ def main(loaded=None):
         header = json.loads(line)["chunk"]
         arrow = "arrow_bytes" in header
         target = None
-        if arrow:
+        if arrow and header.get("shm"):
+            rows, target = _read_shm(shm[0], header)
+        elif arrow:
             rows = pa.ipc.open_stream(_read_exact(stdin, header["arrow_bytes"])).read_all().to_pylist()
             if header.get("schema_bytes"):
                 target = pa.ipc.open_stream(_read_exact(stdin, header["schema_bytes"])).schema
@@ -350,7 +439,7 @@ def main(loaded=None):
             produced, failed = _run_chunk(mapper, rows, out, skip_errors, produced_rows)
         else:
             produced, failed = 0, not skip_errors
-        _send_output(out, produced_rows, target, arrow)
+        _send_output(out, produced_rows, target, arrow, shm)
         _send(out, {"end": {"chunk": header["chunk"], "attempt": header.get("attempt"), "rows_out": produced, "failed": failed}})
         out.flush()
         del rows, produced_rows

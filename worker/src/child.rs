@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::lines::{arrow_announcement, Loose};
+use crate::lines::{arrow_announcement, Announcement, Loose};
 
 /// Asks for a 1 MiB buffer on a pipe; a refusal (a lower /proc/sys/fs/pipe-max-size) only
 /// costs speed.
@@ -96,6 +96,9 @@ pub(crate) struct Running {
     pub(crate) stderr: Option<std::thread::JoinHandle<()>>,
     /// The mapper takes and gives Arrow IPC streams (the Python runner with pyarrow).
     pub(crate) arrow: bool,
+    /// The shared memory it was given (a Python mapper), and whether it said it uses it.
+    pub(crate) shm: Option<crate::shm::Shm>,
+    pub(crate) shm_on: bool,
 }
 
 /// What a read from the mapper is waiting for; says what a missed deadline means.
@@ -214,9 +217,11 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic with no message".to_string())
 }
 
-/// Reads the mapper's stdout into messages until it ends.
+/// Reads the mapper's stdout into messages until it ends; the Arrow data of an arrow line that
+/// says `"shm": true` is read from `shm` (the mapper's output memfd), if it was given one.
 pub(crate) fn read_messages(
     stdout: std::process::ChildStdout,
+    shm: Option<&std::fs::File>,
     tx: &crossbeam_channel::Sender<Option<Message>>,
 ) {
     let mut reader = BufReader::with_capacity(1 << 20, stdout);
@@ -228,8 +233,28 @@ pub(crate) fn read_messages(
             Err(e) => Message::Broken(format!("reading its stdout failed: {e}")),
             Ok(_) => match serde_json::from_slice::<serde_json::Value>(&line) {
                 Ok(v) => match arrow_announcement(&v) {
-                    Some((Loose::Is(n), rows)) => read_arrow(&mut reader, n, rows),
-                    Some((Loose::Not(n), _)) => {
+                    Some(Announcement {
+                        bytes: Loose::Is(n),
+                        rows,
+                        shm: true,
+                    }) => match shm {
+                        Some(file) => match crate::shm::read_output(file, n) {
+                            Ok(data) => Message::Arrow { data, rows },
+                            Err(why) => Message::Broken(why),
+                        },
+                        None => Message::Broken(
+                            "its arrow line points at shared memory it was not given".into(),
+                        ),
+                    },
+                    Some(Announcement {
+                        bytes: Loose::Is(n),
+                        rows,
+                        shm: false,
+                    }) => read_arrow(&mut reader, n, rows),
+                    Some(Announcement {
+                        bytes: Loose::Not(n),
+                        ..
+                    }) => {
                         Message::Broken(format!("its arrow line has bytes {n}, not a byte count"))
                     }
                     None => Message::Json(v),
@@ -294,6 +319,8 @@ mod tests {
             lines: crossbeam_channel::never(),
             stderr: None,
             arrow: false,
+            shm: None,
+            shm_on: false,
         }
     }
 

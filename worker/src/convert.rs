@@ -357,7 +357,7 @@ pub fn batches_to_json_lines(
 }
 
 /// Writes batches as one Arrow IPC stream.
-pub fn ipc_stream(batches: &[RecordBatch], out: &mut Vec<u8>) -> Result<(), ChunkError> {
+pub fn ipc_stream(batches: &[RecordBatch], out: impl std::io::Write) -> Result<(), ChunkError> {
     let io = |e: arrow::error::ArrowError| {
         ChunkError::new(
             FailureKind::Io,
@@ -375,7 +375,7 @@ pub fn ipc_stream(batches: &[RecordBatch], out: &mut Vec<u8>) -> Result<(), Chun
 }
 
 /// Writes an IPC stream holding only a schema.
-pub fn ipc_schema(schema: &Schema, out: &mut Vec<u8>) -> Result<(), ChunkError> {
+pub fn ipc_schema(schema: &Schema, out: impl std::io::Write) -> Result<(), ChunkError> {
     let io = |e: arrow::error::ArrowError| {
         ChunkError::new(
             FailureKind::Io,
@@ -386,9 +386,18 @@ pub fn ipc_schema(schema: &Schema, out: &mut Vec<u8>) -> Result<(), ChunkError> 
     w.finish().map_err(io)
 }
 
-/// Reads an Arrow IPC stream.
-pub fn read_ipc(data: &[u8]) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
-    arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(data), None)?.collect()
+/// Reads an Arrow IPC stream without copying it: the batches' arrays are slices of `data`.
+pub fn read_ipc(data: Vec<u8>) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    let mut buffer = arrow::buffer::Buffer::from_vec(data);
+    let mut decoder = arrow::ipc::reader::StreamDecoder::new();
+    let mut batches = Vec::new();
+    while !buffer.is_empty() {
+        if let Some(batch) = decoder.decode(&mut buffer)? {
+            batches.push(batch);
+        }
+    }
+    decoder.finish()?;
+    Ok(batches)
 }
 
 const IN_COLUMN: &str = "__flywheel_in";

@@ -169,20 +169,23 @@ impl ForkServer {
     }
 
     /// Forks a mapper process with fresh pipes; the memory limit `mem` (RLIMIT_DATA) is set in
-    /// it. Returns it with the worker's ends of its stdin, stdout and stderr.
+    /// it, and it gets the shared memory `shm` (input and output memfds), if any. Returns it
+    /// with the worker's ends of its stdin, stdout and stderr.
     pub(crate) fn fork(
         &self,
         mem: Option<u64>,
+        shm: Option<[RawFd; 2]>,
     ) -> Result<(Forked, ChildStdin, ChildStdout, ChildStderr), String> {
         let (stdin_r, stdin_w) = pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
         let (stdout_r, stdout_w) = pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
         let (stderr_r, stderr_w) = pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
         let request = serde_json::json!({"fork": {"mem": mem}});
-        let fds = [
+        let mut fds = vec![
             stdin_r.as_raw_fd(),
             stdout_w.as_raw_fd(),
             stderr_w.as_raw_fd(),
         ];
+        fds.extend(shm.into_iter().flatten());
         self.shared
             .send(&request, &fds)
             .map_err(|e| format!("cannot send it a request: {e}"))?;

@@ -14,6 +14,7 @@ mod lines;
 mod mapper;
 mod process;
 mod runtime;
+mod shm;
 
 pub use error::{ChunkError, WorkerError};
 pub use gpu::{

@@ -76,6 +76,10 @@ pub(crate) struct ChunkHeaderBody {
     /// The fast path, with a fixed table schema: the byte length of its IPC stream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) schema_bytes: Option<usize>,
+    /// The fast path through shared memory: both streams are at the start of the input memfd
+    /// instead of after this line.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) shm: bool,
     /// The JSON path: the input columns whose values travel as base64.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) bytes_columns: Option<Vec<String>>,
@@ -86,8 +90,9 @@ pub(crate) struct ChunkHeaderBody {
 pub(crate) enum Hello {
     /// `{"starting": true}`: the mapper is loading; `ready` follows within the chunk timeout.
     Starting,
-    /// `{"ready": true}`, with `"arrow": true` when it speaks the Arrow fast path.
-    Ready { arrow: bool },
+    /// `{"ready": true}`, with `"arrow": true` when it speaks the Arrow fast path and
+    /// `"shm": true` when it takes that path through the shared memory it was given.
+    Ready { arrow: bool, shm: bool },
     /// `{"fatal": TEXT}`: it cannot start (an import error, an exception in `start()`).
     Fatal(String),
     /// Anything else: not the flywheel mapper protocol.
@@ -100,6 +105,7 @@ struct HelloLine {
     starting: Option<Loose<bool>>,
     ready: Option<Loose<bool>>,
     arrow: Option<Loose<bool>>,
+    shm: Option<Loose<bool>>,
     #[serde(deserialize_with = "present")]
     fatal: Option<Loose<String>>,
 }
@@ -125,8 +131,10 @@ impl Hello {
 
     fn from_line(line: HelloLine) -> Hello {
         if is_true(&line.ready) {
+            let arrow = is_true(&line.arrow);
             return Hello::Ready {
-                arrow: is_true(&line.arrow),
+                arrow,
+                shm: arrow && is_true(&line.shm),
             };
         }
         match line.fatal {
@@ -214,11 +222,22 @@ impl Answer {
 }
 
 /// What an `{"arrow": {"bytes": N, "rows": R}}` line announces: `N` bytes of an Arrow IPC stream
-/// of `R` rows follow. `None` when the line is no such announcement.
-pub(crate) fn arrow_announcement(line: &Value) -> Option<(Loose<u64>, Option<u64>)> {
+/// of `R` rows follow on stdout, or, with `"shm": true`, are at the start of the mapper's output
+/// memfd. `None` when the line is no such announcement.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Announcement {
+    pub(crate) bytes: Loose<u64>,
+    pub(crate) rows: Option<u64>,
+    pub(crate) shm: bool,
+}
+
+pub(crate) fn arrow_announcement(line: &Value) -> Option<Announcement> {
     let arrow = line.get("arrow")?;
-    let bytes = Loose::count(arrow.get("bytes")?);
-    Some((bytes, arrow.get("rows").and_then(Value::as_u64)))
+    Some(Announcement {
+        bytes: Loose::count(arrow.get("bytes")?),
+        rows: arrow.get("rows").and_then(Value::as_u64),
+        shm: arrow.get("shm").and_then(Value::as_bool) == Some(true),
+    })
 }
 
 #[cfg(test)]
@@ -237,6 +256,7 @@ mod tests {
                 rows: 2,
                 arrow_bytes: None,
                 schema_bytes: None,
+                shm: false,
                 bytes_columns: Some(vec!["b".into()]),
             },
         };
@@ -255,11 +275,24 @@ mod tests {
         );
         assert_eq!(
             Hello::first(&json!({"ready": true, "arrow": true})),
-            Hello::Ready { arrow: true }
+            Hello::Ready {
+                arrow: true,
+                shm: false
+            }
         );
         assert_eq!(
-            Hello::first(&json!({"ready": true, "arrow": "yes"})),
-            Hello::Ready { arrow: false }
+            Hello::first(&json!({"ready": true, "arrow": true, "shm": true})),
+            Hello::Ready {
+                arrow: true,
+                shm: true
+            }
+        );
+        assert_eq!(
+            Hello::first(&json!({"ready": true, "arrow": "yes", "shm": true})),
+            Hello::Ready {
+                arrow: false,
+                shm: false
+            }
         );
         assert_eq!(Hello::first(&json!({"ready": 1})), Hello::Other);
         assert_eq!(
@@ -313,11 +346,27 @@ mod tests {
         );
         assert_eq!(
             arrow_announcement(&json!({"arrow": {"bytes": 10, "rows": 2}})),
-            Some((Loose::Is(10), Some(2)))
+            Some(Announcement {
+                bytes: Loose::Is(10),
+                rows: Some(2),
+                shm: false
+            })
         );
         assert_eq!(
             arrow_announcement(&json!({"arrow": {"bytes": "ten"}})),
-            Some((Loose::Not(json!("ten")), None))
+            Some(Announcement {
+                bytes: Loose::Not(json!("ten")),
+                rows: None,
+                shm: false
+            })
+        );
+        assert_eq!(
+            arrow_announcement(&json!({"arrow": {"bytes": 10, "rows": 2, "shm": true}})),
+            Some(Announcement {
+                bytes: Loose::Is(10),
+                rows: Some(2),
+                shm: true
+            })
         );
     }
 }

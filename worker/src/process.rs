@@ -136,6 +136,8 @@ pub struct ProcessMapper {
     mem_limit: Option<u64>,
     /// The fork server that starts a Python mapper's processes warm.
     fork_server: start::ServerState,
+    /// Whether its processes get shared memory for their Arrow data (Python mappers).
+    shm: bool,
 }
 
 impl ProcessMapper {
@@ -162,8 +164,8 @@ impl ProcessMapper {
             std::env::var_os(k).is_some()
         }));
         env.extend(cfg.extra_env.iter().cloned());
-        let forks = matches!(spec, MapperSpec::Python { .. } | MapperSpec::Shipped { .. })
-            && start::fork_server_enabled();
+        let python = matches!(spec, MapperSpec::Python { .. } | MapperSpec::Shipped { .. });
+        let forks = python && start::fork_server_enabled();
         let (program, args, label) = match spec {
             MapperSpec::Python { file, name } => {
                 let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
@@ -211,6 +213,7 @@ impl ProcessMapper {
             } else {
                 start::ServerState::Off
             },
+            shm: python && crate::shm::enabled(),
         })
     }
 
@@ -354,6 +357,7 @@ fn encode_chunk(
     worker: Rank,
     input: Vec<RecordBatch>,
     arrow: bool,
+    shm: Option<&crate::shm::Shm>,
 ) -> Result<Vec<u8>, ChunkError> {
     let mut header = ChunkHeaderBody {
         chunk: task.chunk,
@@ -363,17 +367,39 @@ fn encode_chunk(
         rows: input.iter().map(|b| b.num_rows()).sum(),
         arrow_bytes: None,
         schema_bytes: None,
+        shm: false,
         bytes_columns: None,
     };
     let mut body = Vec::new();
-    if arrow {
+    let schema = match (&task.schema, arrow) {
+        (Some(json), true) => Some(flywheel_formats::schema_from_json(json)?),
+        _ => None,
+    };
+    let in_shm = match shm.filter(|_| arrow) {
+        Some(shm) => match shm.write_input(&input, schema.as_ref()) {
+            Ok((arrow_bytes, schema_bytes)) => {
+                header.arrow_bytes = Some(arrow_bytes);
+                header.schema_bytes = schema_bytes;
+                header.shm = true;
+                true
+            }
+            // Out of memory for it (a cgroup's limit): this chunk goes through the pipe.
+            Err(e) => {
+                tracing::debug!("{}: {}; sent through the pipe", task.chunk, e.message);
+                false
+            }
+        },
+        None => false,
+    };
+    if in_shm {
+        // The header line alone: the rows are in shared memory.
+    } else if arrow {
         // Fast path: the rows as an Arrow IPC stream, then the table schema (if fixed).
         ipc_stream(&input, &mut body)?;
         header.arrow_bytes = Some(body.len());
-        if let Some(schema) = &task.schema {
-            let schema = flywheel_formats::schema_from_json(schema)?;
+        if let Some(schema) = &schema {
             let before = body.len();
-            ipc_schema(&schema, &mut body)?;
+            ipc_schema(schema, &mut body)?;
             header.schema_bytes = Some(body.len() - before);
         }
     } else {
@@ -467,7 +493,12 @@ impl Mapper for ProcessMapper {
             .store(i64::from(task.chunk.0), Ordering::Relaxed);
         let rows_in: usize = input.iter().map(|b| b.num_rows()).sum();
         let arrow = self.running.as_ref().is_some_and(|r| r.arrow);
-        let buf = encode_chunk(task, worker, input, arrow)?;
+        let shm = self
+            .running
+            .as_ref()
+            .filter(|r| r.shm_on)
+            .and_then(|r| r.shm.as_ref());
+        let buf = encode_chunk(task, worker, input, arrow, shm)?;
         let deadline = Instant::now() + self.timeout;
         let Some(mut stdin) = self.running.as_mut().and_then(|r| r.stdin.take()) else {
             return Err(ChunkError::new(

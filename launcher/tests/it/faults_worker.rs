@@ -325,6 +325,21 @@ fn what_a_mapper_says_at_the_end_of_a_chunk_is_checked() {
 }
 
 #[test]
+fn an_arrow_line_pointing_at_shared_memory_a_mapper_was_not_given_fails_its_chunk() {
+    // Only the Python runner gets shared memory; an exec mapper that claims to have written
+    // its rows there is refused, not read.
+    let (dir, m) = dir_with_mapper(
+        "shm.sh",
+        "echo '{\"arrow\": {\"bytes\": 64, \"rows\": 1, \"shm\": true}}'\nsleep 60\n",
+    );
+    let o = ran_once(dir.path(), "t", &m, &["--workers", "1"], 30);
+    o.assert_failed(
+        "map",
+        &["its arrow line points at shared memory it was not given"],
+    );
+}
+
+#[test]
 fn a_mapper_does_not_outlive_a_killed_flywheel() {
     let (dir, pid_file) = dir_with_pid_file("mapper.pid");
     // Hangs in its chunk (the shell becomes `sleep`, so the mapper itself is the sleeper).

@@ -406,3 +406,98 @@ fn mapper_thread_pools_get_the_workers_share_of_the_cpus_unless_the_user_set_the
         }
     }
 }
+
+/// A mapper whose chunks' outputs differ in size by a hundred times (the first is megabytes, the
+/// rest kilobytes), with a nested column, so the shared memory first grows, then shrinks.
+const SIZES_MAPPER: &str = r#"
+import os
+
+class Sizes:
+    def __call__(self, row):
+        chunk = int(os.environ["FLYWHEEL_CHUNK"])
+        pad = ("x" * 20000) if chunk == 0 else str(row["id"])
+        yield {"id": row["id"], "pad": pad, "tags": [row["topic"], str(chunk)]}
+"#;
+
+#[test]
+fn arrow_data_through_shared_memory_and_through_pipes_gives_the_same_table() {
+    let Some((py, dir)) = setup() else { return };
+    let m = py_mapper(dir.path(), "sizes.py", SIZES_MAPPER, "Sizes");
+    let run = |name: &str, env: &[(&str, &str)], schema: bool| {
+        let map = env.iter().fold(
+            Map::dialogues(dir.path().join(name))
+                .workers(2)
+                .chunk_rows(100)
+                .mapper(&m)
+                .python(&py)
+                .env("FLYWHEEL_LOG", "debug"),
+            |m, (k, v)| m.env(k, v),
+        );
+        let map = if schema {
+            map.schema("id: int64, pad: str, tags: list<str>")
+        } else {
+            map
+        };
+        let o = map.run();
+        o.assert_ok(name);
+        (o.rows(&py), o.stderr_text())
+    };
+    for schema in [false, true] {
+        let (pipes, log) = run(&format!("pipes-{schema}"), &[("FLYWHEEL_SHM", "0")], schema);
+        assert!(log.contains("(Arrow data through pipes)"), "{log}");
+        assert!(!log.contains("shared memory)"), "{log}");
+        assert_eq!(pipes.len(), 500);
+        assert_eq!(pipes[0]["pad"].as_str().map(str::len), Some(20000));
+        assert_eq!(pipes[499]["pad"], "499");
+        assert_eq!(pipes[7]["tags"][1], "0");
+        assert_eq!(pipes[499]["tags"][1], "4");
+        for (name, env) in [
+            ("forked", &[][..]),
+            ("spawned", &[("FLYWHEEL_FORK_SERVER", "0")][..]),
+        ] {
+            let (rows, log) = run(&format!("{name}-{schema}"), env, schema);
+            assert!(
+                log.contains("(Arrow data in shared memory)"),
+                "{name}: {log}"
+            );
+            assert!(!log.contains("through pipes"), "{name}: {log}");
+            assert_eq!(rows, pipes, "{name}, schema fixed: {schema}");
+        }
+    }
+}
+
+#[test]
+fn output_the_shared_memory_cannot_hold_goes_through_the_pipe() {
+    let Some((py, dir)) = setup() else { return };
+    // RLIMIT_FSIZE below a chunk's output: the runner cannot allocate its shared memory (EFBIG;
+    // Python ignores SIGXFSZ) and sends the rows through the pipe instead, chunk by chunk.
+    let code = format!(
+        "import resource\n{SIZES_MAPPER}\nclass Limited(Sizes):\n    def start(self):\n        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))\n"
+    );
+    let m = py_mapper(dir.path(), "limited.py", &code, "Limited");
+    let limited = Map::dialogues(dir.path().join("limited"))
+        .workers(2)
+        .chunk_rows(100)
+        .mapper(&m)
+        .python(&py)
+        .env("FLYWHEEL_LOG", "debug")
+        .run();
+    limited.assert_ok("a mapper whose shared memory is limited");
+    let log = limited.stderr_text();
+    assert!(log.contains("(Arrow data in shared memory)"), "{log}");
+    assert!(
+        log.contains("bytes of output do not fit in shared memory (")
+            && log.contains("such chunks go through the pipe"),
+        "the runner says so: {log}"
+    );
+    let plain = Map::dialogues(dir.path().join("plain"))
+        .workers(2)
+        .chunk_rows(100)
+        .mapper(py_mapper(dir.path(), "sizes.py", SIZES_MAPPER, "Sizes"))
+        .python(&py)
+        .run();
+    plain.assert_ok("the same mapper");
+    let rows = limited.rows(&py);
+    assert_eq!(rows.len(), 500);
+    assert_eq!(rows, plain.rows(&py));
+}

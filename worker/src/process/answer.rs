@@ -189,7 +189,7 @@ impl ProcessMapper {
         answer: &mut Collected,
     ) -> Result<Option<Ending>, ChunkError> {
         let message = match self.next_message(deadline, Wait::Chunk) {
-            Ok(Message::Arrow { data, rows }) => match read_ipc(&data) {
+            Ok(Message::Arrow { data, rows }) => match read_ipc(data) {
                 Ok(batches) => {
                     answer.arrow(batches, rows);
                     return Ok(None);

@@ -12,7 +12,7 @@ use crossbeam_channel::{unbounded, Receiver};
 use flywheel_protocol::{FailureKind, Rank};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,9 +47,22 @@ impl ProcessMapper {
             t.clear();
         }
         let began = Instant::now();
-        let (proc, stdin, stdout, stderr) = match self.forked()? {
+        let shm = if self.shm {
+            crate::shm::Shm::create()
+                .map_err(|e| {
+                    tracing::debug!(
+                        "mapper {}: no shared memory ({e}); its chunks go through pipes",
+                        self.label
+                    )
+                })
+                .ok()
+        } else {
+            None
+        };
+        let fds = shm.as_ref().map(crate::shm::Shm::fds);
+        let (proc, stdin, stdout, stderr) = match self.forked(fds)? {
             Some(started) => started,
-            None => self.spawned()?,
+            None => self.spawned(fds)?,
         };
         let how = if matches!(proc, Proc::Spawned(_)) {
             "started"
@@ -61,7 +74,7 @@ impl ProcessMapper {
         // (Linux's default is 64 KiB) cut the wakeups and copies per chunk.
         grow_pipe(stdin.as_raw_fd());
         grow_pipe(stdout.as_raw_fd());
-        let lines = spawn_stdout_reader(stdout);
+        let lines = spawn_stdout_reader(stdout, shm.as_ref().map(crate::shm::Shm::output));
         let stderr = self.forward_stderr(stderr);
         self.running = Some(Running {
             proc,
@@ -69,10 +82,17 @@ impl ProcessMapper {
             lines,
             stderr: Some(stderr),
             arrow: false,
+            shm,
+            shm_on: false,
         });
         self.handshake()?;
+        let path = match self.running.as_ref() {
+            Some(r) if r.shm_on => "Arrow data in shared memory",
+            Some(r) if r.arrow => "Arrow data through pipes",
+            _ => "JSON lines",
+        };
         tracing::debug!(
-            "worker {}: mapper {} {how} and ready in {:.1} ms",
+            "worker {}: mapper {} {how} and ready in {:.1} ms ({path})",
             self.rank.0,
             self.label,
             began.elapsed().as_secs_f64() * 1e3
@@ -80,9 +100,9 @@ impl ProcessMapper {
         Ok(())
     }
 
-    /// Starts the mapper process itself.
-    fn spawned(&mut self) -> Result<Started, ChunkError> {
-        let mut child = self.command().spawn().map_err(|e| {
+    /// Starts the mapper process itself, handing it the shared memory `shm`, if any.
+    fn spawned(&mut self, shm: Option<[RawFd; 2]>) -> Result<Started, ChunkError> {
+        let mut child = self.command(shm).spawn().map_err(|e| {
             ChunkError::new(
                 FailureKind::MapperStart,
                 format!("cannot start mapper '{}': {e}", self.program),
@@ -105,7 +125,7 @@ impl ProcessMapper {
     /// `None` when there is none (not a Python mapper, `FLYWHEEL_FORK_SERVER=0`, or it cannot
     /// serve: then every process starts directly, as a failed import is reported from there).
     #[cfg(target_os = "linux")]
-    fn forked(&mut self) -> Result<Option<Started>, ChunkError> {
+    fn forked(&mut self, shm: Option<[RawFd; 2]>) -> Result<Option<Started>, ChunkError> {
         use crate::fork_server::{server_env, ForkServer, Started as Server};
         if matches!(self.fork_server, ServerState::Untried) {
             self.fork_server = ServerState::Off;
@@ -130,7 +150,7 @@ impl ProcessMapper {
         let ServerState::Up(server) = &self.fork_server else {
             return Ok(None);
         };
-        match server.fork(self.mem_limit) {
+        match server.fork(self.mem_limit, shm) {
             Ok((forked, stdin, stdout, stderr)) => {
                 Ok(Some((Proc::Forked(forked), stdin, stdout, stderr)))
             }
@@ -146,7 +166,7 @@ impl ProcessMapper {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn forked(&mut self) -> Result<Option<Started>, ChunkError> {
+    fn forked(&mut self, _: Option<[RawFd; 2]>) -> Result<Option<Started>, ChunkError> {
         Ok(None)
     }
 
@@ -162,10 +182,26 @@ impl ProcessMapper {
     }
 
     /// The mapper's command: its program, arguments and environment, piped, in a process group
-    /// of its own, with the memory limit.
-    fn command(&self) -> Command {
+    /// of its own, with the memory limit and the shared memory `shm` (inherited, and named in
+    /// `FLYWHEEL_SHM_FDS`).
+    fn command(&self, shm: Option<[RawFd; 2]>) -> Command {
         use std::os::unix::process::CommandExt;
         let mut command = self.base_command(&[]);
+        if let Some(fds) = shm {
+            command.env(crate::shm::FDS_VAR, format!("{},{}", fds[0], fds[1]));
+            // SAFETY: fcntl is async-signal-safe; it clears close-on-exec on two descriptors
+            // this process owns, in the child only, between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    for fd in fds {
+                        if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
         if let Some(limit) = self.mem_limit {
             // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
             unsafe {
@@ -198,6 +234,8 @@ impl ProcessMapper {
             .args(&self.args)
             .args(extra)
             .envs(self.env.iter().cloned())
+            // Only a mapper process given shared memory has it (`command`).
+            .env_remove(crate::shm::FDS_VAR)
             // Its own process group: killing the mapper kills whatever it started too.
             .process_group(0);
         // In its own process group the mapper no longer gets a terminal's Ctrl-C with flywheel:
@@ -238,9 +276,10 @@ impl ProcessMapper {
             };
         }
         match hello {
-            Hello::Ready { arrow } => {
+            Hello::Ready { arrow, shm } => {
                 if let Some(r) = self.running.as_mut() {
                     r.arrow = arrow;
+                    r.shm_on = shm && r.shm.is_some();
                 }
                 Ok(())
             }
@@ -285,13 +324,18 @@ impl ProcessMapper {
     }
 }
 
-/// The thread turning the mapper's stdout into messages; `None` on the channel is its end.
-fn spawn_stdout_reader(stdout: ChildStdout) -> Receiver<Option<Message>> {
+/// The thread turning the mapper's stdout (and its output memfd `shm`) into messages; `None` on
+/// the channel is its end.
+fn spawn_stdout_reader(
+    stdout: ChildStdout,
+    shm: Option<Arc<std::fs::File>>,
+) -> Receiver<Option<Message>> {
     let (tx, lines) = unbounded();
     std::thread::spawn(move || {
         // A panic here must reach the chunk as an error, not look like a quiet stream.
-        let caught =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_messages(stdout, &tx)));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read_messages(stdout, shm.as_deref(), &tx)
+        }));
         if let Err(payload) = caught {
             let why = panic_message(payload.as_ref());
             let _ = tx.send(Some(Message::Broken(format!(
