@@ -43,22 +43,35 @@ fn json_f64(x: f64) -> serde_json::Value {
     }
 }
 
+/// The length of `s` in characters; `ascii` says it is its length in bytes.
+fn char_len(s: &str, ascii: bool) -> u64 {
+    if ascii {
+        s.len() as u64
+    } else {
+        s.chars().count() as u64
+    }
+}
+
 fn lengths(col: &ArrayRef) -> Option<Vec<u64>> {
     let valid = |i: usize| col.is_valid(i);
     let n = col.len();
     Some(match col.data_type() {
         DataType::Utf8 => {
             let a = col.as_any().downcast_ref::<StringArray>()?;
+            // All ASCII (one fast scan of the bytes): each value's length is its byte length.
+            let ascii = a.value_data().is_ascii();
             (0..n)
                 .filter(|i| valid(*i))
-                .map(|i| a.value(i).chars().count() as u64)
+                .map(|i| char_len(a.value(i), ascii))
                 .collect()
         }
         DataType::LargeUtf8 => {
             let a = col.as_any().downcast_ref::<LargeStringArray>()?;
+            // All ASCII (one fast scan of the bytes): each value's length is its byte length.
+            let ascii = a.value_data().is_ascii();
             (0..n)
                 .filter(|i| valid(*i))
-                .map(|i| a.value(i).chars().count() as u64)
+                .map(|i| char_len(a.value(i), ascii))
                 .collect()
         }
         DataType::Binary => {
