@@ -132,10 +132,52 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs a command and returns (wall seconds, peak RSS in MB) of the child.
+/// Runs a command and returns (wall seconds, peak RSS in MB) of it. Linux gives a process the
+/// RSS high-water mark of the process it was forked from (`ru_maxrss` starts at the parent's
+/// resident size): started from this process, whose in-process cases leave it hundreds of MB
+/// resident, every command would measure at least that. So a small helper (this binary again,
+/// in its measuring mode) starts the command and reports its usage.
 fn measured(cmd: &mut Command) -> Result<(f64, f64)> {
+    let mut helper = Command::new(std::env::current_exe()?);
+    helper
+        .env(MEASURE_VAR, "1")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => helper.env(k, v),
+            None => helper.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        helper.current_dir(d);
+    }
+    let out = helper.stderr(std::process::Stdio::inherit()).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "{cmd:?} failed ({})", out.status);
+    let mut it = text.split_whitespace().map(str::parse::<f64>);
+    match (it.next(), it.next()) {
+        (Some(Ok(wall)), Some(Ok(rss))) => Ok((wall, rss)),
+        _ => bail!("the measuring helper printed {text:?}"),
+    }
+}
+
+/// Set in the measuring helper's environment (see `measured`).
+const MEASURE_VAR: &str = "FLYWHEEL_BENCH_MEASURE";
+
+/// The measuring helper: runs its arguments as a command, prints "WALL_S RSS_MB" of it, and
+/// exits non-zero if the command failed.
+fn measure_main() -> Result<()> {
+    let mut argv = std::env::args_os().skip(1);
+    let program = argv
+        .next()
+        .context("the measuring helper needs a command")?;
     let t = Instant::now();
-    let child = cmd.stdout(std::process::Stdio::null()).spawn()?;
+    let child = Command::new(&program)
+        .args(argv)
+        .env_remove(MEASURE_VAR)
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -145,9 +187,14 @@ fn measured(cmd: &mut Command) -> Result<(f64, f64)> {
         bail!("wait4 failed: {}", std::io::Error::last_os_error());
     }
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!("{cmd:?} failed (status {status})");
+        bail!("{} failed (status {status})", program.to_string_lossy());
     }
-    Ok((t.elapsed().as_secs_f64(), usage.ru_maxrss as f64 / 1024.0))
+    println!(
+        "{} {}",
+        t.elapsed().as_secs_f64(),
+        usage.ru_maxrss as f64 / 1024.0
+    );
+    Ok(())
 }
 
 /// Writes about `mb` MB of JSONL rows.
@@ -462,6 +509,9 @@ fn python_case(args: &Args, dir: &Path, input: &Path) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    if std::env::var_os(MEASURE_VAR).is_some() {
+        return measure_main();
+    }
     let mut args = Args::parse();
     if args.cases.iter().any(|c| c == "mpi-rank") {
         return mpi_case_gate::rank_main(args.rows);

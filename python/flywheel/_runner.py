@@ -2,8 +2,10 @@
 
 The flywheel worker starts this file in a child process (one per worker, living across chunks) and
 speaks the protocol of docs/protocol.md with it over stdin and a private copy of stdout: JSON
-lines, with chunks of rows as Arrow IPC streams when pyarrow is importable (the fast path). Before any user code runs, file descriptor 1 is pointed at stderr, so a mapper's print()
-(or a C library writing to stdout) lands in the job log and can never corrupt the data stream.
+lines, with chunks of rows as Arrow IPC streams when pyarrow is importable (the fast path), in
+shared memory (two memfds the worker hands it) or after the lines that announce them. Before any
+user code runs, file descriptor 1 is pointed at stderr, so a mapper's print() (or a C library
+writing to stdout) lands in the job log and can never corrupt the data stream.
 
 The runner ships inside the flywheel binary; users need not install it.
 """
