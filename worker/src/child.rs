@@ -96,9 +96,9 @@ pub(crate) struct Running {
     pub(crate) stderr: Option<std::thread::JoinHandle<()>>,
     /// The mapper takes and gives Arrow IPC streams (the Python runner with pyarrow).
     pub(crate) arrow: bool,
-    /// The shared memory it was given (a Python mapper), and whether it said it uses it.
+    /// The shared memory its Arrow data goes through: given to a Python mapper, kept once its
+    /// handshake says it uses it.
     pub(crate) shm: Option<crate::shm::Shm>,
-    pub(crate) shm_on: bool,
 }
 
 /// What a read from the mapper is waiting for; says what a missed deadline means.
@@ -320,7 +320,6 @@ mod tests {
             stderr: None,
             arrow: false,
             shm: None,
-            shm_on: false,
         }
     }
 

@@ -493,11 +493,7 @@ impl Mapper for ProcessMapper {
             .store(i64::from(task.chunk.0), Ordering::Relaxed);
         let rows_in: usize = input.iter().map(|b| b.num_rows()).sum();
         let arrow = self.running.as_ref().is_some_and(|r| r.arrow);
-        let shm = self
-            .running
-            .as_ref()
-            .filter(|r| r.shm_on)
-            .and_then(|r| r.shm.as_ref());
+        let shm = self.running.as_ref().and_then(|r| r.shm.as_ref());
         let buf = encode_chunk(task, worker, input, arrow, shm)?;
         let deadline = Instant::now() + self.timeout;
         let Some(mut stdin) = self.running.as_mut().and_then(|r| r.stdin.take()) else {

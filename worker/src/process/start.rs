@@ -83,11 +83,10 @@ impl ProcessMapper {
             stderr: Some(stderr),
             arrow: false,
             shm,
-            shm_on: false,
         });
         self.handshake()?;
         let path = match self.running.as_ref() {
-            Some(r) if r.shm_on => "Arrow data in shared memory",
+            Some(r) if r.shm.is_some() => "Arrow data in shared memory",
             Some(r) if r.arrow => "Arrow data through pipes",
             _ => "JSON lines",
         };
@@ -279,7 +278,9 @@ impl ProcessMapper {
             Hello::Ready { arrow, shm } => {
                 if let Some(r) = self.running.as_mut() {
                     r.arrow = arrow;
-                    r.shm_on = shm && r.shm.is_some();
+                    if !shm {
+                        r.shm = None;
+                    }
                 }
                 Ok(())
             }
