@@ -3,4 +3,5 @@
 
 mod assignments;
 mod journal;
+mod publish;
 mod simulation;
