@@ -384,11 +384,21 @@ fn rerun_rebuilds_an_incremental_version_with_its_random_values() {
     assert_eq!(incremental(&out, 2)["reused"], 2);
     let o = rerun(2);
     assert_prints(&o, "rerun of an incremental version", &["matches: 40 rows"]);
-    // The random column does depend on the seeds (the match above is not trivial): a
-    // non-incremental map seeds chunks by their place in the plan, and differs.
+    // The random column does depend on the seeds (the match above is not trivial): a map
+    // with another --seed differs.
     let plain = rows(&fx.py, &out, None);
-    let full = fx.full(fx.glob(), "full");
-    assert_ne!(plain, full, "the random column depends on the seeds");
+    let other = fx.path("other-seed");
+    fx.map(fx.glob(), &other)
+        .mapper_arg("noise=1")
+        .arg("--seed")
+        .arg("1")
+        .run()
+        .assert_ok("another seed");
+    assert_ne!(
+        plain,
+        rows(&fx.py, &other, None),
+        "the random column depends on the seeds"
+    );
 }
 
 #[test]

@@ -1,0 +1,264 @@
+//! What an incremental version depends on besides the mapper's own file — the helper modules it
+//! imports, the data files it declares (`depends_on`, `--depends-on`), the interpreter and its
+//! packages (`--python`), `--on-row-error`, an input file rewritten in place — and what it does
+//! not: where the input sits. An incremental version equals a full map, random values included.
+
+use crate::support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The directory, Python and an input of 100 ids in `dir/data/in.parquet`.
+fn fixture() -> Option<(PathBuf, tempfile::TempDir, PathBuf)> {
+    let (py, dir) = setup()?;
+    std::fs::create_dir_all(dir.path().join("data")).expect("data/");
+    let input = dir.path().join("data/in.parquet");
+    ids_parquet(&py, &input, 0, 100);
+    Some((py, dir, input))
+}
+
+/// A mapper class importing `helper` (beside it), reading `lookup.json` (declared in
+/// `depends_on`) in start(), and drawing from `random` per row.
+fn write_mapper(dir: &Path) -> String {
+    write_file(dir, "helper.py", "SCALE = 2\n");
+    write_file(dir, "lookup.json", "{\"offset\": 1000}\n");
+    let code = r#"import json, os, random
+import helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+class M:
+    depends_on = [os.path.join(HERE, "lookup.json")]
+
+    def start(self):
+        with open(os.path.join(HERE, "lookup.json")) as f:
+            self.offset = json.load(f)["offset"]
+
+    def __call__(self, row):
+        yield {"id": row["id"], "v": row["id"] * helper.SCALE + self.offset, "r": random.random()}
+"#;
+    py_mapper(dir, "m.py", code, "M")
+}
+
+fn map(py: &Path, input: &Path, out: &Path, mapper: &str) -> Map {
+    Map::new(input, out)
+        .mapper(mapper)
+        .python(py)
+        .chunk_rows(25)
+        .within(Duration::from_secs(120))
+}
+
+/// An incremental map: its stderr (which says what was reused).
+fn incremental(m: Map) -> String {
+    let o = m.arg("--incremental").run();
+    o.assert_ok("incremental map");
+    o.stderr_text()
+}
+
+/// `--dry-run --json`: (reused, computed, the whole answer).
+fn dry_run(m: Map) -> (u64, u64, Value) {
+    let o = m.arg("--incremental").arg("--dry-run").arg("--json").run();
+    o.assert_ok("dry run");
+    let v: Value = serde_json::from_slice(&o.stdout).expect("the dry run prints JSON");
+    (
+        v["reused"].as_u64().expect("reused"),
+        v["compute"].as_u64().expect("compute"),
+        v,
+    )
+}
+
+#[test]
+fn an_edited_helper_module_or_declared_file_recomputes_and_the_dry_run_says_which() {
+    let Some((py, dir, input)) = fixture() else {
+        return;
+    };
+    let d = dir.path();
+    let mapper = write_mapper(d);
+    let out = d.join("out");
+    incremental(map(&py, &input, &out, &mapper));
+    assert_eq!(rows(&py, &out, None)[3]["v"], 1006);
+    // Nothing changed: every chunk reused.
+    assert!(incremental(map(&py, &input, &out, &mapper)).contains("4 of 4 chunks reused"));
+    // The version records the helper and the declared file, each with its sha256.
+    let deps = info(&out)["lineage"]["dependencies"].clone();
+    let paths: Vec<&str> = deps
+        .as_array()
+        .expect("dependencies")
+        .iter()
+        .map(|d| d["path"].as_str().expect("a path"))
+        .collect();
+    for name in ["helper.py", "lookup.json", "m.py"] {
+        assert!(paths.iter().any(|p| p.ends_with(name)), "{name} in {deps}");
+    }
+    assert!(!paths.iter().any(|p| p.contains("site-packages")), "{deps}");
+    // An edited helper: the dry run says so, naming it; the job recomputes every chunk.
+    write_file(d, "helper.py", "SCALE = 3\n");
+    let (reused, compute, v) = dry_run(map(&py, &input, &out, &mapper));
+    assert_eq!((reused, compute), (0, 4), "{v}");
+    assert!(
+        v["changed_dependency"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("helper.py")),
+        "{v}"
+    );
+    let text = map(&py, &input, &out, &mapper)
+        .arg("--incremental")
+        .arg("--dry-run")
+        .run();
+    assert!(
+        text.stdout_text().contains("helper.py changed"),
+        "{}",
+        text.stdout_text()
+    );
+    incremental(map(&py, &input, &out, &mapper));
+    assert_eq!(rows(&py, &out, None)[3]["v"], 1009);
+    // An edited declared data file, read in start().
+    write_file(d, "lookup.json", "{\"offset\": 2000}\n");
+    let (reused, compute, v) = dry_run(map(&py, &input, &out, &mapper));
+    assert_eq!((reused, compute), (0, 4), "{v}");
+    assert!(
+        v["changed_dependency"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("lookup.json")),
+        "{v}"
+    );
+    incremental(map(&py, &input, &out, &mapper));
+    assert_eq!(rows(&py, &out, None)[3]["v"], 2009);
+    // Reused chunks keep their dependencies recorded: after a run that reused every chunk,
+    // an edit is still seen.
+    assert!(incremental(map(&py, &input, &out, &mapper)).contains("4 of 4 chunks reused"));
+    write_file(d, "helper.py", "SCALE = 4\n");
+    assert_eq!(dry_run(map(&py, &input, &out, &mapper)).0, 0);
+}
+
+#[test]
+fn depends_on_python_and_on_row_error_are_in_the_fingerprint() {
+    let Some((py, dir, input)) = fixture() else {
+        return;
+    };
+    let d = dir.path();
+    let mapper = py_mapper(
+        d,
+        "plain.py",
+        "def f(row):\n    yield {'id': row['id']}\n",
+        "f",
+    );
+    let table = write_file(d, "table.txt", "a\n");
+    let out = d.join("out");
+    let with_dep = |m: Map| m.arg("--depends-on").arg(&table);
+    incremental(with_dep(map(&py, &input, &out, &mapper)));
+    assert_eq!(dry_run(with_dep(map(&py, &input, &out, &mapper))).0, 4);
+    write_file(d, "table.txt", "b\n");
+    let (reused, _, v) = dry_run(with_dep(map(&py, &input, &out, &mapper)));
+    assert_eq!(reused, 0, "{v}");
+    assert_eq!(v["recomputed"]["changed --depends-on file"], 4, "{v}");
+    incremental(with_dep(map(&py, &input, &out, &mapper)));
+    // Another --on-row-error.
+    let (reused, _, v) = dry_run(with_dep(map(&py, &input, &out, &mapper)).on_row_error("skip"));
+    assert_eq!(reused, 0, "{v}");
+    assert_eq!(v["recomputed"]["changed --on-row-error"], 4, "{v}");
+    // Another interpreter (a second venv: the JSON path, without pyarrow).
+    let venv = d.join("venv2");
+    let made = run(std::process::Command::new(&py)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv));
+    assert!(made.status.success(), "a second venv");
+    let other = venv.join("bin/python");
+    let (reused, _, v) = dry_run(with_dep(map(&py, &input, &out, &mapper)).python(&other));
+    assert_eq!(reused, 0, "{v}");
+    assert_eq!(
+        v["recomputed"]["changed Python interpreter or packages"], 4,
+        "{v}"
+    );
+    incremental(with_dep(map(&py, &input, &out, &mapper)).python(&other));
+    assert_eq!(
+        dry_run(with_dep(map(&py, &input, &out, &mapper)).python(&other)).0,
+        4
+    );
+    assert_eq!(dry_run(with_dep(map(&py, &input, &out, &mapper))).0, 0);
+}
+
+#[test]
+fn a_same_size_rewrite_with_its_mtime_put_back_is_a_changed_input() {
+    let Some((py, dir, _)) = fixture() else {
+        return;
+    };
+    let d = dir.path();
+    let input = write_file(d, "in.jsonl", "{\"id\": 1}\n{\"id\": 2}\n");
+    let mapper = py_mapper(
+        d,
+        "plain.py",
+        "def f(row):\n    yield {'id': row['id']}\n",
+        "f",
+    );
+    let out = d.join("out");
+    incremental(map(&py, &input, &out, &mapper));
+    let mtime = std::fs::metadata(&input)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&input, "{\"id\": 7}\n{\"id\": 8}\n").expect("rewritten");
+    std::fs::File::options()
+        .write(true)
+        .open(&input)
+        .and_then(|f| f.set_modified(mtime))
+        .expect("the mtime put back");
+    let (reused, compute, v) = dry_run(map(&py, &input, &out, &mapper));
+    assert_eq!((reused, compute), (0, 1), "{v}");
+    incremental(map(&py, &input, &out, &mapper));
+    assert_eq!(ids(&py, &out, None), [7, 8]);
+}
+
+#[test]
+fn an_incremental_version_equals_a_full_map_random_values_included_wherever_the_data_sits() {
+    let Some((py, dir, input)) = fixture() else {
+        return;
+    };
+    let d = dir.path();
+    let mapper = write_mapper(d);
+    let full = d.join("full");
+    map(&py, &input, &full, &mapper)
+        .arg("--seed")
+        .arg("7")
+        .run()
+        .assert_ok("full map");
+    let out = d.join("inc");
+    incremental(map(&py, &input, &out, &mapper).arg("--seed").arg("7"));
+    let expected = rows(&py, &full, None);
+    assert_eq!(
+        rows(&py, &out, None),
+        expected,
+        "incremental and full maps differ"
+    );
+    // Rerun of each rebuilds the same values.
+    for t in [&full, &out] {
+        let o = run(flywheel().arg("rerun").arg(t));
+        assert_prints(&o, "rerun", &["matches: 100 rows"]);
+    }
+    // The values do depend on the seed (the equality above is not trivial).
+    let other = d.join("other-seed");
+    map(&py, &input, &other, &mapper)
+        .arg("--seed")
+        .arg("8")
+        .run()
+        .assert_ok("full map");
+    assert_ne!(rows(&py, &other, None), expected);
+    // The data directory moved: every chunk reused, the same values; a full map of the moved
+    // data draws them too.
+    std::fs::rename(d.join("data"), d.join("moved")).expect("moved");
+    let moved = d.join("moved/in.parquet");
+    let said = incremental(map(&py, &moved, &out, &mapper).arg("--seed").arg("7"));
+    assert!(said.contains("4 of 4 chunks reused"), "{said}");
+    assert_eq!(rows(&py, &out, None), expected);
+    let full2 = d.join("full2");
+    map(&py, &moved, &full2, &mapper)
+        .arg("--seed")
+        .arg("7")
+        .run()
+        .assert_ok("full map");
+    assert_eq!(
+        rows(&py, &full2, None),
+        expected,
+        "moving the data changed the draws"
+    );
+}

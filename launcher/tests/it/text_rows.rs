@@ -1,0 +1,88 @@
+//! JSONL and CSV chunks are cut by bytes, so how many rows each holds is known only once it is
+//! read: provenance and error messages give the rows a chunk really held, never the estimate.
+
+use crate::support::*;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+/// 300 lines: short ones first (what planning samples), then long ones, so chunks in the
+/// second part hold far fewer rows than planned.
+fn uneven_jsonl(dir: &Path) -> std::path::PathBuf {
+    let mut text = String::new();
+    for i in 0..300 {
+        if i < 100 {
+            text += &format!("{{\"id\": {i}}}\n");
+        } else {
+            text += &format!("{{\"id\": {i}, \"pad\": \"{}\"}}\n", "x".repeat(60 + i % 7));
+        }
+    }
+    write_file(dir, "uneven.jsonl", &text)
+}
+
+#[test]
+fn a_text_chunks_provenance_names_the_rows_it_held() {
+    let Some((py, dir)) = setup() else {
+        return;
+    };
+    let input = uneven_jsonl(dir.path());
+    let out = dir.path().join("out");
+    Map::new(&input, &out)
+        .identity()
+        .workers(3)
+        .chunk_rows(40)
+        .within(Duration::from_secs(120))
+        .run()
+        .assert_ok("identity over uneven JSONL");
+    let m = info(&out);
+    let files = m["files"].as_array().expect("files");
+    assert!(files.len() >= 4, "{m}");
+    let read = read_with_pyarrow(&py, &out, None);
+    let rows = read["rows"].as_array().expect("rows");
+    let mut at = 0;
+    for f in files {
+        let p = &f["provenance"];
+        let n = f["rows"].as_u64().expect("rows");
+        assert_eq!(p["input"]["row_start"], at, "{f}");
+        assert_eq!(p["input"]["row_count"], n, "{f}");
+        assert_eq!(rows[at as usize]["id"], Value::from(at), "{f}");
+        at += n;
+    }
+    assert_eq!(at, 300);
+}
+
+#[test]
+fn a_failed_text_chunk_is_named_by_its_bytes_and_the_rows_it_starts_at() {
+    let Some((py, dir)) = setup() else {
+        return;
+    };
+    let input = uneven_jsonl(dir.path());
+    let out = dir.path().join("out");
+    let mapper = py_mapper(
+        dir.path(),
+        "m.py",
+        "def f(row):\n    if row['id'] == 250:\n        raise ValueError('no 250')\n    yield {'id': row['id']}\n",
+        "f",
+    );
+    let o = Map::new(&input, &out)
+        .mapper(mapper)
+        .python(&py)
+        .workers(1)
+        .chunk_rows(40)
+        .max_attempts(1)
+        .within(Duration::from_secs(120))
+        .run();
+    o.assert_failed("a row that raises", &["no 250"]);
+    let err = o.stderr_text();
+    // "chunk N (bytes B..E of PATH, from row S)": S is the number of lines before byte B.
+    let bytes = err
+        .split("(bytes ")
+        .nth(1)
+        .and_then(|r| r.split("..").next())
+        .and_then(|b| b.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("the failure names the chunk's bytes: {err}"));
+    let text = std::fs::read_to_string(&input).expect("the input");
+    let before = text[..bytes].matches('\n').count();
+    assert!(err.contains(&format!("from row {before})")), "{err}");
+    assert!(before > 100 && before <= 250, "{before}");
+}
