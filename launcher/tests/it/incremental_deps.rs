@@ -41,9 +41,13 @@ class M:
 }
 
 fn map(py: &Path, input: &Path, out: &Path, mapper: &str) -> Map {
+    map_with(input, out, mapper).python(py)
+}
+
+/// [`map`] without `--python`.
+fn map_with(input: &Path, out: &Path, mapper: &str) -> Map {
     Map::new(input, out)
         .mapper(mapper)
-        .python(py)
         .chunk_rows(25)
         .within(Duration::from_secs(120))
 }
@@ -87,9 +91,11 @@ fn an_edited_helper_module_or_declared_file_recomputes_and_the_dry_run_says_whic
         .iter()
         .map(|d| d["path"].as_str().expect("a path"))
         .collect();
-    for name in ["helper.py", "lookup.json", "m.py"] {
+    for name in ["helper.py", "lookup.json"] {
         assert!(paths.iter().any(|p| p.ends_with(name)), "{name} in {deps}");
     }
+    // The mapper's own file is in the fingerprint by content, not among its dependencies.
+    assert!(!paths.iter().any(|p| p.ends_with("m.py")), "{deps}");
     assert!(!paths.iter().any(|p| p.contains("site-packages")), "{deps}");
     // An edited helper: the dry run says so, naming it; the job recomputes every chunk.
     write_file(d, "helper.py", "SCALE = 3\n");
@@ -164,15 +170,15 @@ fn depends_on_python_and_on_row_error_are_in_the_fingerprint() {
         .arg(&venv));
     assert!(made.status.success(), "a second venv");
     let other = venv.join("bin/python");
-    let (reused, _, v) = dry_run(with_dep(map(&py, &input, &out, &mapper)).python(&other));
+    let (reused, _, v) = dry_run(with_dep(map_with(&input, &out, &mapper)).python(&other));
     assert_eq!(reused, 0, "{v}");
     assert_eq!(
         v["recomputed"]["changed Python interpreter or packages"], 4,
         "{v}"
     );
-    incremental(with_dep(map(&py, &input, &out, &mapper)).python(&other));
+    incremental(with_dep(map_with(&input, &out, &mapper)).python(&other));
     assert_eq!(
-        dry_run(with_dep(map(&py, &input, &out, &mapper)).python(&other)).0,
+        dry_run(with_dep(map_with(&input, &out, &mapper)).python(&other)).0,
         4
     );
     assert_eq!(dry_run(with_dep(map(&py, &input, &out, &mapper))).0, 0);

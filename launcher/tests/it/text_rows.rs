@@ -74,7 +74,7 @@ fn a_failed_text_chunk_is_named_by_its_bytes_and_the_rows_it_starts_at() {
         .run();
     o.assert_failed("a row that raises", &["no 250"]);
     let err = o.stderr_text();
-    // "chunk N (bytes B..E of PATH, from row S)": S is the number of lines before byte B.
+    // "chunk N (bytes B..E of PATH, from row S)": S is the number of lines before the chunk.
     let bytes = err
         .split("(bytes ")
         .nth(1)
@@ -82,7 +82,43 @@ fn a_failed_text_chunk_is_named_by_its_bytes_and_the_rows_it_starts_at() {
         .and_then(|b| b.parse::<usize>().ok())
         .unwrap_or_else(|| panic!("the failure names the chunk's bytes: {err}"));
     let text = std::fs::read_to_string(&input).expect("the input");
-    let before = text[..bytes].matches('\n').count();
+    // A chunk holds the lines that start inside its bytes: those before are line 0 and one
+    // after each newline before byte B - 1.
+    let before = 1 + text[..bytes - 1].matches('\n').count();
     assert!(err.contains(&format!("from row {before})")), "{err}");
     assert!(before > 100 && before <= 250, "{before}");
+}
+
+#[test]
+fn a_text_chunks_refused_rows_are_numbered_by_the_rows_it_held() {
+    let Some((py, dir)) = setup() else {
+        return;
+    };
+    let input = uneven_jsonl(dir.path());
+    let out = dir.path().join("out");
+    let mapper = py_mapper(
+        dir.path(),
+        "m.py",
+        "def f(row):\n    if row['id'] % 50 == 7:\n        raise ValueError('no')\n    yield {'id': row['id']}\n",
+        "f",
+    );
+    Map::new(&input, &out)
+        .mapper(mapper)
+        .python(&py)
+        .workers(2)
+        .chunk_rows(40)
+        .on_row_error("skip")
+        .within(Duration::from_secs(120))
+        .run()
+        .assert_ok("rows refused to _errors");
+    let errors = read_with_pyarrow(&py, &out.join("_errors"), None);
+    let mut got: Vec<u64> = errors["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["row"].as_u64().expect("a row number"))
+        .collect();
+    got.sort_unstable();
+    // The input's line i holds id i: each refused row is named by its line.
+    assert_eq!(got, [7, 57, 107, 157, 207, 257], "{errors}");
 }
