@@ -325,6 +325,7 @@ impl Sim {
                 stats: None,
                 worker: rank,
                 host: format!("sim{rank}"),
+                dependencies: Vec::new(),
             })
         };
         self.deliver(i, msg);

@@ -56,6 +56,8 @@ pub(crate) fn publish_job(
     incremental: Option<(&IncrementalPlan, &Reuse)>,
 ) -> Result<crate::Published, JobError> {
     let outputs = coord.outputs();
+    // A text chunk's rows as it held them, not as planned.
+    let held = coord.held_slices();
     let provenance = outputs
         .iter()
         .map(|o| {
@@ -68,7 +70,7 @@ pub(crate) fn publish_job(
                 "attempt": o.attempt.0,
                 "worker": o.worker,
                 "host": o.host,
-                "input": coord.slice(o.chunk),
+                "input": held.get(o.chunk.0 as usize),
                 "rows_in": o.rows_in,
                 "rows_out": o.rows_out,
                 "bytes": o.bytes,
@@ -81,11 +83,29 @@ pub(crate) fn publish_job(
         .iter()
         .map(|o| crate::incremental::fingerprint_of(plan, o).cloned())
         .collect();
-    if let (Some((plan, reuse)), serde_json::Value::Object(map)) = (incremental, &mut lineage) {
-        map.insert("incremental".into(), reuse.lineage(plan, &outputs));
+    if let serde_json::Value::Object(map) = &mut lineage {
+        // What this run's mappers reported, and for reused chunks what their version recorded.
+        let mut deps = coord.dependencies().clone();
+        if let Some((_, reuse)) = incremental {
+            deps.extend(reuse.base_dependencies.iter().cloned());
+        }
+        if !deps.is_empty() {
+            map.insert(
+                "dependencies".into(),
+                crate::dependencies::lineage_entry(&deps),
+            );
+        }
+        if let Some((plan, reuse)) = incremental {
+            map.insert("incremental".into(), reuse.lineage(plan, &outputs));
+        }
     }
-    let errors =
-        crate::errors_table::error_files(&job.output, &outputs, plan).map_err(table_err)?;
+    let errors = crate::errors_table::error_files(
+        &job.output,
+        &outputs,
+        plan,
+        (&held, &coord.planned_slices()),
+    )
+    .map_err(table_err)?;
     crate::crash_point("before-publish");
     publish_once(PublishRequest {
         table,

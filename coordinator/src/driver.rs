@@ -48,6 +48,11 @@ pub fn drive(
     // Messages handled and the time spent handling them (for the log line at the end).
     let mut handled = (0u64, Duration::ZERO);
     let result = loop {
+        // A failure first: the last accepted chunk can both complete the job and fail it (its
+        // schema conflicts with the others').
+        if let Some(f) = coord.failure() {
+            break Err(f.clone().into());
+        }
         if coord.is_complete() {
             break Ok(());
         }
@@ -67,9 +72,6 @@ pub fn drive(
                     total: p.chunks_total,
                 });
             }
-        }
-        if let Some(f) = coord.failure() {
-            break Err(f.clone().into());
         }
         if coord.live_workers().is_empty() && started.elapsed() > opts.ready_timeout {
             break Err(CoordinatorError::NoWorkerRegistered {

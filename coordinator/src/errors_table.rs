@@ -3,17 +3,30 @@
 
 use crate::{publish_once, CoordinatorError, PublishRequest};
 use flywheel_formats::{DataFile, FormatError, Table};
-use flywheel_protocol::{ChunkOutput, Mode};
+use flywheel_protocol::{ChunkOutput, InputSlice, Mode};
 
-/// The `_errors` files of accepted outputs, as entries of the main manifest.
+/// The `_errors` files of accepted outputs, as entries of the main manifest. `held`: each
+/// chunk's slice with the rows it really held (see `Coordinator::held_slices`), `planned`: as
+/// planned; a text chunk's error rows, numbered by the worker from the planned first row, are
+/// numbered again from the real one.
 pub(crate) fn error_files(
     out: &std::path::Path,
     outputs: &[&ChunkOutput],
     incremental: Option<&crate::IncrementalPlan>,
+    (held, planned): (&[InputSlice], &[InputSlice]),
 ) -> Result<Vec<DataFile>, FormatError> {
     let mut files = Vec::new();
     for o in outputs {
         if let Some(f) = &o.errors_file {
+            let i = o.chunk.0 as usize;
+            let shift = match (held.get(i), planned.get(i)) {
+                (Some(h), Some(p)) => i128::from(h.row_start) - i128::from(p.row_start),
+                _ => 0,
+            };
+            let f = match shift {
+                0 => f.clone(),
+                _ => renumbered(&out.join("_errors"), f, o.error_rows, shift)?,
+            };
             let path = format!("_errors/{f}");
             let bytes = std::fs::metadata(out.join(&path))
                 .map_err(|e| FormatError::Io {
@@ -33,6 +46,48 @@ pub(crate) fn error_files(
         }
     }
     Ok(files)
+}
+
+/// The error rows of `file` (relative to the `_errors` table `dir`) with `shift` added to
+/// their `row`, in a file of their own beside it (the worker's stays as it wrote it, so a
+/// resumed job renumbers from it again); its path relative to `dir`.
+fn renumbered(
+    dir: &std::path::Path,
+    file: &str,
+    rows: u64,
+    shift: i128,
+) -> Result<String, FormatError> {
+    use arrow::array::{Array, ArrayRef, UInt64Array};
+    let from = dir.join(file);
+    let bad = |reason: String| FormatError::BadFile {
+        path: from.clone(),
+        reason,
+    };
+    let mut batches = Vec::new();
+    for b in flywheel_formats::read_data_file(&from, rows, 0..rows)? {
+        let Some(i) = b.schema().index_of("row").ok() else {
+            return Err(bad("no 'row' column".into()));
+        };
+        let Some(old) = b.column(i).as_any().downcast_ref::<UInt64Array>() else {
+            return Err(bad("its 'row' column is not uint64".into()));
+        };
+        let new: UInt64Array = old
+            .iter()
+            .map(|r| r.and_then(|r| u64::try_from(i128::from(r) + shift).ok()))
+            .collect();
+        let mut columns: Vec<ArrayRef> = b.columns().to_vec();
+        columns[i] = std::sync::Arc::new(new);
+        batches.push(
+            arrow::record_batch::RecordBatch::try_new(b.schema(), columns)
+                .map_err(|e| bad(e.to_string()))?,
+        );
+    }
+    let name = match file.strip_suffix(".parquet") {
+        Some(stem) => format!("{stem}-rows.parquet"),
+        None => format!("{file}-rows"),
+    };
+    flywheel_formats::write_chunk_file(&dir.join(&name), &batches)?;
+    Ok(name)
 }
 
 /// Brings `TABLE/_errors` up to date with the main table: every main version that lists error
@@ -85,7 +140,9 @@ pub fn complete_errors(table: &Table) -> Result<(), CoordinatorError> {
             table: &errors_table,
             mode: Mode::Append,
             outputs: outputs.iter().collect(),
-            schema: None,
+            schema: Some(flywheel_formats::schema_to_json(
+                &flywheel_formats::errors_schema(),
+            )),
             provenance: Vec::new(),
             fingerprints: Vec::new(),
             lineage,

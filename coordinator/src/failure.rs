@@ -136,13 +136,14 @@ impl fmt::Display for WorkerState {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum JobFailure {
     /// A chunk used all its attempts.
-    #[error("{chunk} (rows {}..{} of {path}) failed {failures} time{} on {}; last error ({} on {}): {}",
-        rows.start, rows.end, plural(*failures), ranks(workers), last.attempt, last.worker, last.error)]
+    #[error("{chunk} ({at}) failed {failures} time{} on {}; last error ({} on {}): {}",
+        plural(*failures), ranks(workers), last.attempt, last.worker, last.error)]
     AttemptsExhausted {
         chunk: ChunkId,
-        /// The chunk's input file and rows.
+        /// The chunk's input file.
         path: String,
-        rows: Range<u64>,
+        /// Where its rows are in the file, in words ([`where_rows`]).
+        at: String,
         failures: u32,
         /// The workers its failed attempts ran on, in order, each once.
         workers: Vec<Rank>,
@@ -174,6 +175,22 @@ impl JobFailure {
     /// The input itself is bad (exit 2 rather than 1).
     pub fn is_bad_input(&self) -> bool {
         matches!(self, JobFailure::BadInput { .. })
+    }
+}
+
+/// Where a failed chunk's rows are, in words: `rows 0..100 of PATH`, or for a text chunk (cut
+/// by bytes: its planned rows are an estimate) `bytes 2439..4878 of PATH, from row 116` (without
+/// the row before the chunks of its file before it were read).
+pub(crate) fn where_rows(
+    path: &str,
+    rows: &Range<u64>,
+    bytes: &Option<(u64, u64)>,
+    start: &Option<u64>,
+) -> String {
+    match (bytes, start) {
+        (Some((b, e)), Some(s)) => format!("bytes {b}..{e} of {path}, from row {s}"),
+        (Some((b, e)), None) => format!("bytes {b}..{e} of {path}"),
+        (None, _) => format!("rows {}..{} of {path}", rows.start, rows.end),
     }
 }
 
@@ -242,7 +259,7 @@ mod tests {
         let f = JobFailure::AttemptsExhausted {
             chunk: ChunkId(3),
             path: "/in.parquet".into(),
-            rows: 30..40,
+            at: where_rows("/in.parquet", &(30..40), &None, &None),
             failures: 2,
             workers: vec![Rank(2), Rank(1)],
             last: last(),

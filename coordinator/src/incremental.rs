@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 /// The fingerprint layout this build writes; a version written under another never matches.
-pub const FINGERPRINT_VERSION: u32 = 1;
+pub const FINGERPRINT_VERSION: u32 = 2;
 
 /// The job-wide parts of every chunk's fingerprint, kept in the version's lineage
 /// (`incremental.parts`) so a later job can say which of them changed.
@@ -38,6 +38,16 @@ pub struct FingerprintParts {
     pub schema: String,
     /// The job seed (each chunk's seed is derived from it and the chunk's rows).
     pub seed: u64,
+    /// sha256 of the interpreter of a Python mapper (its path, version and installed
+    /// distributions), or of none.
+    #[serde(default)]
+    pub python: String,
+    /// sha256 of `--on-row-error`.
+    #[serde(default)]
+    pub on_row_error: String,
+    /// sha256 of the `--depends-on` files' digests.
+    #[serde(default)]
+    pub depends_on: String,
 }
 
 /// What an incremental job knows of its chunks before it runs.
@@ -60,6 +70,11 @@ pub enum Reason {
     ChangedSchema,
     ChangedSeed,
     ChangedFormat,
+    ChangedPython,
+    ChangedRowErrorPolicy,
+    ChangedDependsOn,
+    /// A local module or declared file the mapper's processes reported (see [`Reuse::changed_dependency`]).
+    ChangedDependency,
     PreviouslyFailed,
     FileMissing,
     /// Reused at first, then written again with a table schema its file lacked.
@@ -78,6 +93,10 @@ impl fmt::Display for Reason {
             Reason::ChangedSchema => "changed schema",
             Reason::ChangedSeed => "changed seed",
             Reason::ChangedFormat => "changed fingerprint format",
+            Reason::ChangedPython => "changed Python interpreter or packages",
+            Reason::ChangedRowErrorPolicy => "changed --on-row-error",
+            Reason::ChangedDependsOn => "changed --depends-on file",
+            Reason::ChangedDependency => "changed mapper dependency",
             Reason::PreviouslyFailed => "previously failed to _errors",
             Reason::FileMissing => "earlier file missing",
             Reason::Rewritten => "rewritten with the table schema",
@@ -96,6 +115,11 @@ pub struct Reuse {
     pub reused: Vec<(ChunkOutput, Option<serde_json::Value>)>,
     /// The chunks to compute, with why.
     pub compute: Vec<(ChunkId, Reason)>,
+    /// The base version's recorded dependency that changed since (its path), if one did:
+    /// every chunk is computed.
+    pub changed_dependency: Option<String>,
+    /// The dependencies the base version recorded (kept for the chunks reused from it).
+    pub base_dependencies: Vec<String>,
 }
 
 /// Where an earlier version holds a chunk: a data file, or a chunk that yielded no rows.
@@ -115,6 +139,8 @@ pub fn plan_reuse(table: &Table, plan: &IncrementalPlan) -> Result<Reuse, Format
         base,
         reused: Vec::new(),
         compute: Vec::new(),
+        changed_dependency: None,
+        base_dependencies: Vec::new(),
     };
     let Some(m) = manifest else {
         for i in 0..plan.fingerprints.len() {
@@ -149,10 +175,14 @@ pub fn plan_reuse(table: &Table, plan: &IncrementalPlan) -> Result<Reuse, Format
         sources.insert(fp.source.as_str());
     }
     let schema = serde_json::to_string(&m.schema).unwrap_or_default();
+    let deps = crate::dependencies::recorded(&m.lineage);
+    reuse.changed_dependency = crate::dependencies::first_changed(&deps);
+    reuse.base_dependencies = deps.into_iter().map(|(p, _)| p).collect();
     for (i, fp) in plan.fingerprints.iter().enumerate() {
         let id = chunk_id(i);
         let why = match held.get(fp.hash.as_str()) {
             _ if old_parts.is_none() => Reason::NoFingerprint,
+            _ if reuse.changed_dependency.is_some() => Reason::ChangedDependency,
             // Its rows went to _errors (a chunk whose every row did has no data file).
             _ if failed.contains(fp.hash.as_str()) => Reason::PreviouslyFailed,
             Some(Held::Empty) => {
@@ -195,6 +225,12 @@ fn changed_part(old: Option<&FingerprintParts>, new: &FingerprintParts) -> Reaso
         Reason::ChangedArgs
     } else if old.schema != new.schema {
         Reason::ChangedSchema
+    } else if old.python != new.python {
+        Reason::ChangedPython
+    } else if old.on_row_error != new.on_row_error {
+        Reason::ChangedRowErrorPolicy
+    } else if old.depends_on != new.depends_on {
+        Reason::ChangedDependsOn
     } else {
         // Same input rows and parts: only the seed (or the range's seed) is left.
         Reason::ChangedSeed
@@ -264,11 +300,14 @@ impl Reuse {
             .iter()
             .map(|(r, n)| format!("{r}: {n}"))
             .collect();
-        let why = if reasons.is_empty() {
+        let mut why = if reasons.is_empty() {
             String::new()
         } else {
             format!(" ({})", reasons.join(", "))
         };
+        if let Some(dep) = &self.changed_dependency {
+            why += &format!("; {dep} changed since version {}", self.base.unwrap_or(0));
+        }
         format!(
             "{} of {total} chunks reused{from}, {} to compute{why}",
             self.reused.len(),
@@ -356,6 +395,9 @@ mod tests {
             args: "a".into(),
             schema: "s".into(),
             seed: 0,
+            python: "p".into(),
+            on_row_error: "e".into(),
+            depends_on: "d".into(),
         }
     }
 
@@ -395,6 +437,8 @@ mod tests {
                 (ChunkId(2), Reason::NewInput),
                 (ChunkId(3), Reason::ChangedInput),
             ],
+            changed_dependency: None,
+            base_dependencies: Vec::new(),
         };
         assert_eq!(
             reuse.summary(),

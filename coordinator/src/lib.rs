@@ -7,6 +7,7 @@
 //! [`flywheel_protocol::Transport`]. [`drive`] is the loop that runs it against a real transport.
 
 mod commit;
+mod dependencies;
 mod driver;
 mod error;
 mod errors_table;

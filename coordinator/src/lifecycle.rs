@@ -46,6 +46,8 @@ pub struct JobPlan {
     pub lineage: serde_json::Value,
     /// For an incremental job: each chunk's fingerprint (see [`crate::plan_reuse`]).
     pub incremental: Option<IncrementalPlan>,
+    /// The input's root directory (see [`flywheel_protocol::SeedScheme::InputRows`]).
+    pub input_root: String,
 }
 
 /// What a finished job left.
@@ -200,6 +202,24 @@ fn resolve_job(
     }
 }
 
+/// The scheduling core's settings for `job`.
+fn coordinator_config(
+    job: &JobOptions,
+    schema: Option<String>,
+    input_root: String,
+) -> CoordinatorConfig {
+    CoordinatorConfig {
+        max_attempts: job.max_attempts,
+        job_seed: job.seed,
+        schema,
+        seed_scheme: job
+            .seed_scheme
+            .unwrap_or(flywheel_protocol::SeedScheme::InputRows),
+        input_root,
+        ..CoordinatorConfig::default()
+    }
+}
+
 /// Runs a job to its end over `tx`: at most one version is published per job id, whatever is
 /// killed when. Workers are stopped on every path out.
 pub fn run_job(
@@ -227,6 +247,7 @@ pub fn run_job(
         inputs,
         lineage,
         incremental,
+        input_root,
     } = plan;
     let started = Instant::now();
     let table = Table::new(&job.output);
@@ -246,13 +267,7 @@ pub fn run_job(
         Some(_) => crate::job_record(job.output.as_path(), &job_id)?.or(record),
         None => None,
     };
-    let cfg = CoordinatorConfig {
-        max_attempts: job.max_attempts,
-        job_seed: job.seed,
-        schema,
-        seed_by_input: incremental.is_some(),
-        ..CoordinatorConfig::default()
-    };
+    let cfg = coordinator_config(&job, schema, input_root);
     if let Some(manifest) = published_version(&table, &job_id, record.as_ref(), say)? {
         // Published before: killed between the commit and its bookkeeping, or run again.
         guard.stop();

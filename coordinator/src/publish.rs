@@ -62,6 +62,10 @@ pub fn publish_once(req: PublishRequest<'_>) -> Result<Published, CoordinatorErr
         None => None,
     };
     let new_files = data_files(&req);
+    if req.mode != Mode::Append || new_schema.is_some() {
+        check_columns(&new_files, new_schema.as_ref().unwrap_or(&empty_schema()))?;
+    }
+    check_outputs_schema(&req)?;
     for _ in 0..MAX_COMMIT_ATTEMPTS {
         let latest = req.table.latest_version()?;
         if let (Some(id), Some(l)) = (&req.job_id, latest) {
@@ -74,6 +78,7 @@ pub fn publish_once(req: PublishRequest<'_>) -> Result<Published, CoordinatorErr
         }
         let (mut files, schema) = base(&req, latest, new_schema.as_ref())?;
         files.extend(new_files.iter().cloned());
+        check_columns(&files, &schema)?;
         let manifest = manifest(&req, latest.unwrap_or(0) + 1, files, schema);
         match req.table.commit(&manifest) {
             Ok(()) => {
@@ -101,6 +106,38 @@ pub fn publish_once(req: PublishRequest<'_>) -> Result<Published, CoordinatorErr
         table: req.table.dir().to_path_buf(),
         attempts: MAX_COMMIT_ATTEMPTS,
     })
+}
+
+/// Every output that carries its file's schema carries the table's: a chunk written under
+/// another schema (one that conflicted, or was never rewritten) is never published.
+fn check_outputs_schema(req: &PublishRequest<'_>) -> Result<(), CoordinatorError> {
+    let Some(table) = req.schema.as_deref() else {
+        return Ok(());
+    };
+    for o in &req.outputs {
+        if let (Some(_), Some(s)) = (&o.file, o.schema.as_deref()) {
+            if o.rows_out > 0 && !crate::schema_merge::same_schema(s, table) {
+                return Err(CoordinatorError::SchemaConflict(format!(
+                    "{}'s file has schema {s} but the table's is {table}",
+                    o.chunk
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rows are never published under a schema without columns (a readerless table).
+fn check_columns(files: &[DataFile], schema: &serde_json::Value) -> Result<(), CoordinatorError> {
+    let rows: u64 = files.iter().map(|f| f.rows).sum();
+    let columns = schema["fields"].as_array().map_or(0, Vec::len);
+    if rows > 0 && columns == 0 {
+        return Err(CoordinatorError::SchemaConflict(format!(
+            "{rows} rows in {} file(s) but no table schema with columns to publish them under",
+            files.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The data files the job adds, with their provenance and statistics.
@@ -142,8 +179,11 @@ fn base(
             let prev = req.table.manifest(Some(v))?;
             // Never carry a damaged version's gaps into a new one.
             req.table.check_files(&prev)?;
+            // A version published without columns (as the `_errors` table's first ones were)
+            // takes the schema of the rows appended to it.
+            let prev_columns = prev.schema["fields"].as_array().map_or(0, Vec::len);
             let schema = match new_schema {
-                Some(s) if !prev.files.is_empty() && *s != prev.schema => {
+                Some(s) if !prev.files.is_empty() && prev_columns > 0 && *s != prev.schema => {
                     return Err(CoordinatorError::SchemaConflict(format!(
                         "appended rows have schema {s} but version {v} has {}",
                         prev.schema

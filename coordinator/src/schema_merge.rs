@@ -24,11 +24,14 @@ fn parse(json: &str) -> Option<Schema> {
 
 /// Whether two output schemas (Arrow JSON) describe the same table schema.
 pub(crate) fn same_schema(a: &str, b: &str) -> bool {
-    a == b
-        || match (parse(a), parse(b)) {
-            (Some(x), Some(y)) => x == y,
-            _ => false,
-        }
+    if a == b {
+        return true;
+    }
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => x == y,
+        // Types flywheel's schemas do not describe: the same Arrow schema.
+        _ => matches!((schema_from_json(a), schema_from_json(b)), (Ok(x), Ok(y)) if x == y),
+    }
 }
 
 /// Unifies one more accepted chunk schema into `acc` (in any order); whether the accepted

@@ -479,6 +479,7 @@ impl<'a> Sim<'a> {
                     stats: None,
                     worker: rank.0,
                     host: format!("sim{}", rank.0),
+                    dependencies: Vec::new(),
                 })
             }
             Fate::Crash => {

@@ -19,8 +19,7 @@ mod write;
 pub use delta::DELTA_LOG_DIR;
 pub use error::FormatError;
 pub use input::{
-    plan_chunks, plan_chunks_counted, plan_chunks_per_file, read_slice, resolve_input, InputFile,
-    ResolvedInput,
+    plan_chunks, plan_chunks_counted, read_slice, resolve_input, InputFile, ResolvedInput, Tail,
 };
 pub use lock::{lock_holder, Lock};
 pub use manifest::{DataFile, Fingerprint, Manifest, FORMAT_NAME, FORMAT_VERSION};
@@ -68,4 +67,54 @@ fn sort_keys(v: serde_json::Value) -> serde_json::Value {
 /// JSON text → Arrow schema.
 pub fn schema_from_json(text: &str) -> Result<arrow::datatypes::Schema, FormatError> {
     serde_json::from_str(text).map_err(|e| FormatError::BadSchemaJson(e.to_string()))
+}
+
+/// The schema of the `_errors` table's rows (`--on-row-error skip`): the chunk, the input file
+/// and row, the row as JSON, the error and its traceback.
+pub fn errors_schema() -> arrow::datatypes::Schema {
+    use arrow::datatypes::{DataType, Field};
+    arrow::datatypes::Schema::new(vec![
+        Field::new("chunk", DataType::UInt32, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("row", DataType::UInt64, false),
+        Field::new("input", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, false),
+        Field::new("traceback", DataType::Utf8, false),
+    ])
+}
+
+/// What a mapper's dependency is now (`--depends-on`, its local modules, the files it declares):
+/// for a file the sha256 of its content; for a directory the sha256 of its files' identities
+/// (relative path, size, modification and change times, inode), which a rewrite changes without
+/// reading a model's gigabytes. Hex.
+pub fn path_digest(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    let mut hasher = Sha256::new();
+    if meta.is_file() {
+        std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    } else {
+        let mut files = Vec::new();
+        let mut stack = vec![path.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let p = entry?.path();
+                let m = std::fs::metadata(&p)?;
+                if m.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(path).unwrap_or(&p).display().to_string();
+                    let times = (m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec());
+                    files.push(format!("{rel}\0{}\0{times:?}\0{}", m.len(), m.ino()));
+                }
+            }
+        }
+        files.sort();
+        for f in files {
+            hasher.update(f.as_bytes());
+            hasher.update(b"\n");
+        }
+    }
+    Ok(format!("{:x}", hasher.finalize()))
 }

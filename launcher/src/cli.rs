@@ -206,10 +206,17 @@ pub struct MapArgs {
     #[arg(long, value_name = "ID")]
     pub job_id: Option<String>,
     /// Publish a version equal to a full map of the input's current state, computing only the
-    /// chunks whose input rows, mapper, --mapper-arg, --schema or seed changed since OUT's
+    /// chunks whose input rows, mapper (its file, the local modules it imported, its declared
+    /// files), --python, --mapper-arg, --schema, --on-row-error or seed changed since OUT's
     /// latest version; the others' files are reused. Publishes like --mode overwrite.
     #[arg(long)]
     pub incremental: bool,
+    /// A file or directory the mapper reads besides its own file (a lookup table, a model
+    /// directory); repeatable. With --incremental, chunks are computed again when one changed
+    /// (a file by content, a directory by its files' sizes and times). A Python mapper can
+    /// declare them itself: `depends_on = ["lookup.json", "model/"]` on its class.
+    #[arg(long = "depends-on", value_name = "PATH")]
+    pub depends_on: Vec<String>,
     /// With --incremental: print which chunks would be reused and which computed (and why),
     /// run nothing, write nothing.
     #[arg(long, requires = "incremental")]

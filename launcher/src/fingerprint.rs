@@ -6,7 +6,9 @@ use crate::error::{bad_input, CliError};
 use anyhow::anyhow;
 use flywheel_coordinator::{FingerprintParts, IncrementalPlan, InputIdentity, FINGERPRINT_VERSION};
 use flywheel_formats::{Fingerprint, ResolvedInput, Table, FORMAT_VERSION};
-use flywheel_protocol::{slice_seed, InputSlice, JobOptions, MapperSpec};
+use flywheel_protocol::{
+    relative_path, seed_for, ChunkId, InputSlice, JobOptions, MapperSpec, SeedScheme,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -86,8 +88,9 @@ fn mapper_identity(job: &JobOptions) -> Result<Value, CliError> {
 }
 
 /// Each input file's identity: for a table version's file, its entry in the manifest (path,
-/// rows, bytes: data files are written once); for any other file, its size and modification
-/// time in nanoseconds.
+/// rows, bytes: data files are written once); for any other file, its size, modification and
+/// change times in nanoseconds and inode (a same-size rewrite with its mtime put back changes
+/// the change time; a moved directory keeps all of them).
 fn file_identities(input: &ResolvedInput) -> Result<HashMap<PathBuf, Value>, CliError> {
     let mut ids = HashMap::new();
     if let Some((dir, version)) = &input.table {
@@ -103,17 +106,58 @@ fn file_identities(input: &ResolvedInput) -> Result<HashMap<PathBuf, Value>, Cli
         return Ok(ids);
     }
     for f in &input.files {
-        let id = InputIdentity::of(&f.path)
-            .map_err(|e| bad_input(anyhow!("{}: {e}", f.path.display())))?;
+        use std::os::unix::fs::MetadataExt;
+        let err = |e: std::io::Error| bad_input(anyhow!("{}: {e}", f.path.display()));
+        let id = InputIdentity::of(&f.path).map_err(err)?;
+        let meta = std::fs::metadata(&f.path).map_err(err)?;
+        let ctime_ns = i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec());
         ids.insert(
             f.path.clone(),
-            json!({"bytes": id.bytes, "mtime_ns": id.mtime_ns.to_string()}),
+            json!({"bytes": id.bytes, "mtime_ns": id.mtime_ns.to_string(),
+                   "ctime_ns": ctime_ns.to_string(), "inode": meta.ino()}),
         );
     }
     Ok(ids)
 }
 
+/// The interpreter of a Python mapper, as it says itself: its executable, version and the
+/// names and versions of its installed distributions (hashed); `None` for other mappers.
+fn python_identity(job: &JobOptions) -> Result<Value, CliError> {
+    const PROBE: &str = "import sys, json, hashlib, importlib.metadata as m\n\
+        d = sorted({(x.metadata['Name'] or '', x.version or '') for x in m.distributions()})\n\
+        print(json.dumps({'executable': sys.executable, 'version': sys.version, \
+        'distributions': hashlib.sha256(repr(d).encode()).hexdigest()}))";
+    let spec = MapperSpec::parse(&job.mapper).map_err(bad_input)?;
+    if !matches!(spec, MapperSpec::Python { .. } | MapperSpec::Shipped { .. }) {
+        return Ok(Value::Null);
+    }
+    let out = crate::plan::output_within(
+        std::process::Command::new(&job.python).args(["-c", PROBE]),
+        std::time::Duration::from_secs(120),
+    )
+    .map_err(|e| bad_input(anyhow!("--python {}: {e}", job.python)))?;
+    serde_json::from_slice(&out).map_err(|e| {
+        bad_input(anyhow!(
+            "--python {}: cannot tell its version and packages ({e})",
+            job.python
+        ))
+    })
+}
+
+/// The `--depends-on` files and directories, each with its digest now.
+fn declared_identity(job: &JobOptions) -> Result<Value, CliError> {
+    let mut out = Vec::new();
+    for d in &job.depends_on {
+        let digest = flywheel_formats::path_digest(Path::new(d))
+            .map_err(|e| bad_input(anyhow!("--depends-on {d}: {e}")))?;
+        out.push(json!([d, digest]));
+    }
+    Ok(Value::Array(out))
+}
+
 /// The fingerprint of every planned chunk. `schema` is the output schema given (Arrow JSON).
+/// A chunk's input is named by its file's path relative to the input's root, so a moved input
+/// keeps its fingerprints, and its seed is the one the job gives it (see `SeedScheme`).
 pub fn plan(
     job: &JobOptions,
     schema: Option<&str>,
@@ -127,28 +171,43 @@ pub fn plan(
         schema: hash(&json!(schema)),
         seed: job.seed,
         format,
+        python: hash(&python_identity(job)?),
+        on_row_error: hash(&json!(job.on_row_error)),
+        depends_on: hash(&declared_identity(job)?),
     };
+    let scheme = job.seed_scheme.unwrap_or(SeedScheme::InputRows);
+    let root = input.root.display().to_string();
     let files = file_identities(input)?;
     let fingerprints = slices
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             let file = files
                 .get(Path::new(&s.path))
                 .cloned()
                 .unwrap_or(Value::Null);
-            let input = hash(&json!({"slice": s, "file": file}));
+            let source = relative_path(&root, &s.path).to_string();
+            let slice = InputSlice {
+                path: source.clone(),
+                ..s.clone()
+            };
+            let input = hash(&json!({"slice": slice, "file": file}));
+            let chunk = ChunkId(u32::try_from(i).unwrap_or(u32::MAX));
             let all = json!({
                 "format": parts.format,
                 "input": input,
                 "mapper": parts.mapper,
                 "args": parts.args,
                 "schema": parts.schema,
-                "seed": slice_seed(job.seed, s).to_string(),
+                "python": parts.python,
+                "on_row_error": parts.on_row_error,
+                "depends_on": parts.depends_on,
+                "seed": seed_for(scheme, job.seed, &root, chunk, s).to_string(),
             });
             Fingerprint {
                 hash: hash(&all),
                 input,
-                source: s.path.clone(),
+                source,
             }
         })
         .collect();
@@ -173,10 +232,16 @@ pub fn print_dry_run(job: JobOptions, json: bool) -> Result<(), CliError> {
         .iter()
         .filter_map(|(c, why)| {
             let s = prepared.slices.get(c.0 as usize)?;
-            Some(
-                json!({"chunk": c.0, "input": s.path, "row_start": s.row_start,
-                        "row_count": s.row_count, "reason": why.to_string()}),
-            )
+            // A text chunk's rows are known only once it is read: it is named by its bytes.
+            let at = match s.bytes {
+                Some((b, e)) => json!({"bytes": [b, e]}),
+                None => json!({"row_start": s.row_start, "row_count": s.row_count}),
+            };
+            let mut c = json!({"chunk": c.0, "input": s.path, "reason": why.to_string()});
+            if let (Value::Object(c), Value::Object(at)) = (&mut c, at) {
+                c.extend(at);
+            }
+            Some(c)
         })
         .collect();
     let mut stdout = std::io::stdout().lock();
@@ -188,6 +253,7 @@ pub fn print_dry_run(job: JobOptions, json: bool) -> Result<(), CliError> {
             "reused": reuse.reused.len(),
             "compute": reuse.compute.len(),
             "recomputed": reuse.reasons(),
+            "changed_dependency": reuse.changed_dependency,
             "to_compute": to_compute,
         });
         writeln!(
@@ -202,13 +268,18 @@ pub fn print_dry_run(job: JobOptions, json: bool) -> Result<(), CliError> {
             reuse.summary()
         );
         for c in &to_compute {
-            let start = c["row_start"].as_u64().unwrap_or(0);
+            let at = match c["bytes"].as_array() {
+                Some(b) => format!("bytes {}..{}", b[0], b[1]),
+                None => {
+                    let start = c["row_start"].as_u64().unwrap_or(0);
+                    let end = start + c["row_count"].as_u64().unwrap_or(0);
+                    format!("rows {start}..{end}")
+                }
+            };
             text += &format!(
-                "  compute chunk {}: {} rows {}..{} ({})\n",
+                "  compute chunk {}: {} {at} ({})\n",
                 c["chunk"],
                 c["input"].as_str().unwrap_or_default(),
-                start,
-                start + c["row_count"].as_u64().unwrap_or(0),
                 c["reason"].as_str().unwrap_or_default()
             );
         }

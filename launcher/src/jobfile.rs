@@ -55,6 +55,9 @@ pub fn load(path: &Path) -> Result<JobFile, CliError> {
             job.mapper = format!("{}:{name}", absolutize(&base, file));
         }
     }
+    for d in &mut job.depends_on {
+        *d = absolutize(&base, d);
+    }
     // A shipped mapper's directories (its model), like every other path here.
     if let Ok(MapperSpec::Shipped { mapper }) = MapperSpec::parse(&job.mapper) {
         for key in mapper.dir_args() {

@@ -30,6 +30,15 @@ pub fn job_from_args(a: &MapArgs) -> Result<JobOptions, CliError> {
     job.mapper_mem = a.mapper_mem.clone();
     job.resume = a.resume;
     job.incremental = a.incremental;
+    job.depends_on = a
+        .depends_on
+        .iter()
+        .map(|d| {
+            std::path::absolute(d)
+                .map(|p| p.display().to_string())
+                .map_err(|e| bad_input(anyhow!("--depends-on {d}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
     job.job_id = a.job_id.clone().or_else(|| {
         std::env::var("FLYWHEEL_JOB_ID")
             .ok()

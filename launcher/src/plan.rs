@@ -8,8 +8,8 @@ use anyhow::anyhow;
 use flywheel_coordinator::{
     run_job, DriveOptions, IncrementalPlan, InputIdentity, JobHooks, JobPlan,
 };
-use flywheel_formats::{plan_chunks, plan_chunks_per_file, resolve_input, Table};
-use flywheel_protocol::{InputSlice, JobOptions, MapperSpec, Mode, Transport};
+use flywheel_formats::{plan_chunks_counted, resolve_input, Table, Tail};
+use flywheel_protocol::{InputSlice, JobOptions, MapperSpec, Mode, SeedScheme, Transport};
 
 /// A job that passed its checks.
 pub struct Prepared {
@@ -20,6 +20,8 @@ pub struct Prepared {
     pub lineage: Lineage,
     /// An incremental job's chunk fingerprints.
     pub incremental: Option<IncrementalPlan>,
+    /// The input's root directory (chunks are seeded from paths relative to it).
+    pub input_root: String,
 }
 
 /// Checks the job and plans its chunks, before any worker starts.
@@ -58,11 +60,16 @@ pub fn prepare_checked(
         }
     };
     let input = resolve_input(&job.input).map_err(bad_input)?;
-    let slices = match job.incremental {
-        true => plan_chunks_per_file(&input, job.chunk_rows),
-        false => plan_chunks(&input, job.chunk_rows),
-    }
-    .map_err(bad_input)?;
+    // Plain and incremental maps cut the same chunks (each file's depend on it alone); a rerun
+    // of a version from before that cuts them as it was cut.
+    let tail = match job.seed_scheme {
+        None | Some(SeedScheme::InputRows) => Tail::PerFile,
+        Some(SeedScheme::ChunkIndex) => Tail::Whole,
+        Some(SeedScheme::AbsoluteRows) => Tail::None,
+    };
+    let slices = plan_chunks_counted(&input, job.chunk_rows, tail)
+        .map_err(bad_input)?
+        .0;
     if let MapperSpec::Shipped { mapper } = MapperSpec::parse(&job.mapper).map_err(bad_input)? {
         let input_schema = match slices.first() {
             Some(first) => flywheel_formats::read_slice(first, 1)
@@ -78,6 +85,9 @@ pub fn prepare_checked(
             job.schema = Some(text);
         }
     }
+    // Recorded in the lineage (its options), so a rerun of this version seeds as it did.
+    job.seed_scheme
+        .get_or_insert(flywheel_protocol::SeedScheme::InputRows);
     let lineage = lineage.with_input(&job, &input);
     let incremental = match job.incremental {
         true => Some(crate::fingerprint::plan(
@@ -100,6 +110,7 @@ pub fn prepare_checked(
         slices,
         lineage,
         incremental,
+        input_root: input.root.display().to_string(),
     })
 }
 
@@ -188,6 +199,7 @@ pub fn coordinate(
         slices,
         lineage,
         incremental,
+        input_root,
     } = prepared;
     let inputs = input_identities(&slices);
     let plan = plan_hash(&job, &slices, &inputs, &lineage);
@@ -211,6 +223,7 @@ pub fn coordinate(
             inputs,
             lineage: lineage.to_json(),
             incremental,
+            input_root,
         },
         tx,
         JobHooks {
@@ -304,4 +317,63 @@ pub fn print_outcome(job: &JobOptions, outcome: &Outcome, json: bool) {
             outcome.manifest.files.len()
         );
     }
+}
+
+/// Runs `cmd` to its end within `limit` (killed past it) and returns what it printed; an error
+/// when it cannot start, fails or runs out of time.
+pub fn output_within(
+    cmd: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start it: {e}"))?;
+    // Read on threads, so a chatty child never blocks on a full pipe.
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer within {}s", limit.as_secs()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    if !status.success() {
+        let tail = String::from_utf8_lossy(&err);
+        return Err(format!("it failed ({status}): {}", tail.trim_end()));
+    }
+    Ok(out)
 }

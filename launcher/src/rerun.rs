@@ -145,6 +145,10 @@ pub fn rerun(args: RerunArgs) -> Result<(), CliError> {
             )));
         }
     }
+    // The version's seed scheme (one recorded none before schemes were): a rerun draws what
+    // the version drew.
+    job.seed_scheme
+        .get_or_insert(flywheel_protocol::SeedScheme::legacy(job.incremental));
     if let Some(w) = args.workers {
         job.workers = w;
     }

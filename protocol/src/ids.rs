@@ -46,9 +46,15 @@ pub fn chunk_seed(job_seed: u64, chunk: ChunkId) -> u64 {
 /// and the chunk's rows (its input file and range), never of the chunk's place in the plan, so
 /// a file's chunks keep their seeds when other files are added before it.
 pub fn slice_seed(job_seed: u64, slice: &crate::InputSlice) -> u64 {
+    rows_seed(job_seed, &slice.path, slice)
+}
+
+/// The seed of a chunk's rows under [`crate::SeedScheme::InputRows`]: [`slice_seed`] with the
+/// file's path relative to the input's root (`rel_path`), so that moving the data leaves it.
+pub fn rows_seed(job_seed: u64, rel_path: &str, slice: &crate::InputSlice) -> u64 {
     // FNV-1a of the file's path, then each number of the range mixed in: stable across versions.
     let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-    for b in slice.path.bytes() {
+    for b in rel_path.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3);
     }
     let (b0, b1) = slice.bytes.unwrap_or((0, 0));
@@ -57,6 +63,39 @@ pub fn slice_seed(job_seed: u64, slice: &crate::InputSlice) -> u64 {
         z = splitmix(z ^ n);
     }
     z
+}
+
+/// The seed of chunk `chunk` (rows `slice`) under `scheme`; `root` is the input's root
+/// directory (absolute), which [`crate::SeedScheme::InputRows`] takes paths relative to.
+pub fn seed_for(
+    scheme: crate::SeedScheme,
+    job_seed: u64,
+    root: &str,
+    chunk: ChunkId,
+    slice: &crate::InputSlice,
+) -> u64 {
+    match scheme {
+        crate::SeedScheme::ChunkIndex => chunk_seed(job_seed, chunk),
+        crate::SeedScheme::AbsoluteRows => slice_seed(job_seed, slice),
+        crate::SeedScheme::InputRows => {
+            rows_seed(job_seed, relative_path(root, &slice.path), slice)
+        }
+    }
+}
+
+/// `path` relative to the directory `root` (`a/b.parquet`), or `path` itself outside it.
+pub fn relative_path<'p>(root: &str, path: &'p str) -> &'p str {
+    let root = root.trim_end_matches('/');
+    match path.strip_prefix(root) {
+        Some(rest) if rest.starts_with('/') => &rest[1..],
+        _ => path,
+    }
+}
+
+/// The seed a worker's mapper processes start from (their constructor and `start()` draw from
+/// it): a pure function of the job seed and the worker's rank, never a chunk's seed.
+pub fn start_seed(job_seed: u64, worker: Rank) -> u64 {
+    splitmix(splitmix(job_seed ^ 0x5354_4152_5453_4545) ^ u64::from(worker.0))
 }
 
 /// splitmix64: well mixed, cheap, and stable across versions.

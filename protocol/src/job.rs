@@ -42,6 +42,32 @@ pub enum RowErrorPolicy {
     Skip,
 }
 
+/// How each chunk's seed is derived from the job seed (recorded in a version's lineage, so that
+/// `flywheel rerun` of a version draws what it drew).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeedScheme {
+    /// From the chunk's rows: its file's path relative to the input's root (the table, the
+    /// glob's directory, the file's directory) and its range ([`crate::rows_seed`]). A plain
+    /// and an incremental map of the same input draw the same values, wherever the data sits.
+    InputRows,
+    /// Before `input-rows`, plain maps: from the chunk's place in the plan.
+    ChunkIndex,
+    /// Before `input-rows`, incremental maps: from the file's absolute path and the range.
+    AbsoluteRows,
+}
+
+impl SeedScheme {
+    /// The scheme of a version whose lineage records none (written before schemes were).
+    pub fn legacy(incremental: bool) -> SeedScheme {
+        if incremental {
+            SeedScheme::AbsoluteRows
+        } else {
+            SeedScheme::ChunkIndex
+        }
+    }
+}
+
 /// Everything a rank needs to know about a map job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,10 +120,19 @@ pub struct JobOptions {
     pub mapper_args: BTreeMap<String, String>,
     /// Publish a version equal to a full map of the input's current state, reusing the output
     /// table's chunks whose fingerprint (input rows, mapper, arguments, schema, seed) did not
-    /// change. Chunks are planned per input file and seeded from their rows (see
-    /// [`crate::slice_seed`]), so an unchanged file's chunks stay the same chunks.
+    /// change. Every map plans each file's chunks from that file alone and seeds them from their
+    /// rows ([`SeedScheme::InputRows`]), so an unchanged file's chunks stay the same chunks and
+    /// an incremental version equals a full map, random draws included.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub incremental: bool,
+    /// Files and directories the mapper reads besides its own file (`--depends-on`): part of an
+    /// incremental chunk's fingerprint, by content (a directory by its files' identities).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// How chunks are seeded; unset means [`SeedScheme::InputRows`] (a rerun of a version
+    /// whose lineage has none uses [`SeedScheme::legacy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_scheme: Option<SeedScheme>,
 }
 
 fn default_workers() -> u32 {
@@ -141,6 +176,8 @@ impl JobOptions {
             job_id: None,
             mapper_args: BTreeMap::new(),
             incremental: false,
+            depends_on: Vec::new(),
+            seed_scheme: None,
         }
     }
 }

@@ -18,8 +18,12 @@ mod transport;
 pub use channel::{
     channel_transport, channel_transport_ranked, ChannelTransport, ChannelWorkerLink,
 };
-pub use ids::{chunk_seed, slice_seed, Attempt, ChunkId, Rank};
-pub use job::{parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy};
+pub use ids::{
+    chunk_seed, relative_path, rows_seed, seed_for, slice_seed, start_seed, Attempt, ChunkId, Rank,
+};
+pub use job::{
+    parse_size, JobOptions, MapperSpec, MapperSpecError, Mode, RowErrorPolicy, SeedScheme,
+};
 pub use messages::{
     ChunkOutput, ChunkTask, FailureKind, GpuSample, InputFormat, InputSlice, ToCoordinator,
     ToWorker, WorkerGpu,

@@ -80,6 +80,10 @@ pub struct ChunkOutput {
     pub worker: u32,
     #[serde(default)]
     pub host: String,
+    /// The local files the worker's mapper depends on (absolute paths), when they changed
+    /// since its previous output (a Python mapper's modules and declared files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
 }
 
 impl ChunkOutput {
@@ -100,6 +104,7 @@ impl ChunkOutput {
             stats: None,
             worker: 0,
             host: String::new(),
+            dependencies: Vec::new(),
         }
     }
 }

@@ -128,6 +128,43 @@ def _instantiate(loaded, kwargs):
     return target
 
 
+def _dependencies(mapper, loaded):
+    """The files the mapper depends on besides the interpreter and its installed packages: every
+    loaded module's file outside the standard library and site-packages (the mapper's file, the
+    helpers it imports, whatever start() imported), and the files or directories it declares in
+    `depends_on` (relative to the current directory, as an open() in start() would take them).
+    The worker records them in the version's lineage; an incremental job re-hashes them."""
+    import site
+    import sysconfig
+    installed = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    installed.update(sysconfig.get_paths().get(k, "") for k in ("stdlib", "platstdlib", "purelib", "platlib"))
+    try:
+        installed.update(site.getsitepackages())
+        installed.add(site.getusersitepackages())
+    except AttributeError:  # a virtualenv's old site module
+        pass
+    installed.add(os.path.dirname(os.path.abspath(__file__)))  # the runner itself
+    skip = tuple(os.path.realpath(p) + os.sep for p in installed if p)
+    files = set()
+    for module in list(sys.modules.values()):
+        f = getattr(module, "__file__", None)
+        if not isinstance(f, str) or not f:
+            continue
+        f = os.path.realpath(f)
+        if not f.startswith(skip) and os.path.isfile(f):
+            files.add(f)
+    # The mapper's own file is in the fingerprint already (by content).
+    files.discard(os.path.realpath(loaded[2]))
+    declared = getattr(mapper, "depends_on", None)
+    if declared is None:
+        declared = getattr(getattr(loaded[0], loaded[1], None), "depends_on", ())
+    if isinstance(declared, (str, os.PathLike)):
+        declared = [declared]
+    for d in declared or ():
+        files.add(os.path.realpath(os.fspath(d)))
+    return sorted(files)
+
+
 def _outputs(result):
     """A mapper call may return a dict, None, or an iterable (list, generator) of dicts."""
     if result is None:
@@ -150,12 +187,27 @@ def _decode_bytes(rows, columns):
     return rows
 
 
-def _begin_chunk(mapper, seed, rows, out):
-    """Seeds `random` with the chunk's seed and calls the mapper's `begin_chunk(seed)`, if it has
-    one, before every attempt: an attempt's random draws depend only on its chunk, even when the
-    same chunk runs twice in a row in this process. Whether the chunk can run; if `begin_chunk`
-    raised, every row of the chunk is reported failed."""
+def _seed_generators(seed):
+    """Seeds the global generators a mapper draws from without seeding them itself: Python's
+    `random`, numpy's legacy global one (`np.random.random()`…) and torch's, each only if its
+    module is already imported (importing numpy or torch here would cost every mapper)."""
     random.seed(seed)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and hasattr(numpy, "random"):
+        numpy.random.seed([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF])
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "manual_seed"):
+        torch.manual_seed(seed)
+
+
+def _begin_chunk(mapper, seed, rows, out):
+    """Seeds the global generators (see _seed_generators) with the chunk's seed and calls the
+    mapper's `begin_chunk(seed)`, if it has one, before every attempt: an attempt's random draws
+    depend only on its chunk, even when the same chunk runs twice in a row in this process, or
+    in processes forked from one fork server (which would otherwise share one random state).
+    Whether the chunk can run; if `begin_chunk` raised, every row of the chunk is reported
+    failed."""
+    _seed_generators(seed)
     begin = getattr(mapper, "begin_chunk", None)
     if begin is None:
         return True
@@ -401,12 +453,21 @@ def main(loaded=None):
     kwargs = json.loads(os.environ.get("FLYWHEEL_MAPPER_ARGS", "{}"))
     skip_errors = os.environ.get("FLYWHEEL_ON_ROW_ERROR", "fail") == "skip"
     try:
-        mapper = _instantiate(loaded or _import(spec), kwargs)
+        loaded = loaded or _import(spec)
+        # Draws in the constructor and start() come from the worker's seed: the same in every
+        # process of one worker (a restart repeats them), different between workers, never the
+        # state a fork server's processes would otherwise share.
+        _seed_generators(int(os.environ.get("FLYWHEEL_START_SEED", "0")))
+        mapper = _instantiate(loaded, kwargs)
     except BaseException:  # noqa: BLE001 - reported to the worker, which fails the chunk
         _send(out, {"fatal": traceback.format_exc()})
         out.flush()
         sys.exit(1)
-    _send(out, {"ready": True, "arrow": ARROW, "shm": shm is not None})
+    try:
+        depends = _dependencies(mapper, loaded)
+    except Exception:  # noqa: BLE001 - an odd module table costs the report, not the job
+        depends = []
+    _send(out, {"ready": True, "arrow": ARROW, "shm": shm is not None, "depends": depends})
     out.flush()
     # A chunk allocates hundreds of thousands of short-lived dicts and lists (its rows). With
     # CPython's default thresholds the cycle collector runs every 700 allocations and keeps

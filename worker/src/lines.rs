@@ -92,7 +92,12 @@ pub(crate) enum Hello {
     Starting,
     /// `{"ready": true}`, with `"arrow": true` when it speaks the Arrow fast path and
     /// `"shm": true` when it takes that path through the shared memory it was given.
-    Ready { arrow: bool, shm: bool },
+    /// `"depends": [PATH…]`: the local files it depends on (see `_dependencies` in the runner).
+    Ready {
+        arrow: bool,
+        shm: bool,
+        depends: Vec<String>,
+    },
     /// `{"fatal": TEXT}`: it cannot start (an import error, an exception in `start()`).
     Fatal(String),
     /// Anything else: not the flywheel mapper protocol.
@@ -106,6 +111,7 @@ struct HelloLine {
     ready: Option<Loose<bool>>,
     arrow: Option<Loose<bool>>,
     shm: Option<Loose<bool>>,
+    depends: Option<Value>,
     #[serde(deserialize_with = "present")]
     fatal: Option<Loose<String>>,
 }
@@ -132,9 +138,18 @@ impl Hello {
     fn from_line(line: HelloLine) -> Hello {
         if is_true(&line.ready) {
             let arrow = is_true(&line.arrow);
+            // A list of paths; anything else in it is no report.
+            let depends = match &line.depends {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            };
             return Hello::Ready {
                 arrow,
                 shm: arrow && is_true(&line.shm),
+                depends,
             };
         }
         match line.fatal {
@@ -277,21 +292,26 @@ mod tests {
             Hello::first(&json!({"ready": true, "arrow": true})),
             Hello::Ready {
                 arrow: true,
-                shm: false
+                shm: false,
+                depends: Vec::new()
             }
         );
         assert_eq!(
-            Hello::first(&json!({"ready": true, "arrow": true, "shm": true})),
+            Hello::first(
+                &json!({"ready": true, "arrow": true, "shm": true, "depends": ["/a.py", 3]})
+            ),
             Hello::Ready {
                 arrow: true,
-                shm: true
+                shm: true,
+                depends: vec!["/a.py".to_string()]
             }
         );
         assert_eq!(
             Hello::first(&json!({"ready": true, "arrow": "yes", "shm": true})),
             Hello::Ready {
                 arrow: false,
-                shm: false
+                shm: false,
+                depends: Vec::new()
             }
         );
         assert_eq!(Hello::first(&json!({"ready": 1})), Hello::Other);

@@ -20,6 +20,12 @@ pub trait Mapper: Send {
 
     /// Runs once when the worker stops (a Python class's `finish()`).
     fn finish(&mut self) {}
+
+    /// The local files the mapper's process reported it depends on (a Python mapper's modules
+    /// outside the interpreter's libraries and its declared `depends_on`), as of its last start.
+    fn dependencies(&self) -> &[String] {
+        &[]
+    }
 }
 
 /// A mapper call that raised, kept with `--on-row-error skip`.

@@ -138,6 +138,8 @@ pub struct ProcessMapper {
     fork_server: start::ServerState,
     /// Whether its processes get shared memory for their Arrow data (Python mappers).
     shm: bool,
+    /// The local files its last started process reported it depends on.
+    depends: Vec<String>,
 }
 
 impl ProcessMapper {
@@ -149,6 +151,10 @@ impl ProcessMapper {
     ) -> Result<ProcessMapper, WorkerError> {
         let mut env = vec![
             ("FLYWHEEL_WORKER".to_string(), cfg.rank.0.to_string()),
+            (
+                "FLYWHEEL_START_SEED".to_string(),
+                flywheel_protocol::start_seed(cfg.job.seed, cfg.rank).to_string(),
+            ),
             (
                 "FLYWHEEL_ON_ROW_ERROR".to_string(),
                 if cfg.job.on_row_error == RowErrorPolicy::Skip {
@@ -214,6 +220,7 @@ impl ProcessMapper {
                 start::ServerState::Off
             },
             shm: python && crate::shm::enabled(),
+            depends: Vec::new(),
         })
     }
 
@@ -519,6 +526,10 @@ impl Mapper for ProcessMapper {
         let result = self.join_writer(writer, result, task, rows_in);
         self.current_chunk.store(-1, Ordering::Relaxed);
         result
+    }
+
+    fn dependencies(&self) -> &[String] {
+        &self.depends
     }
 
     fn finish(&mut self) {

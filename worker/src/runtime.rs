@@ -4,7 +4,6 @@
 
 use crate::{build_mapper, AbortHandle, ChunkError, MapOutput, Mapper, RowError, WorkerError};
 use arrow::array::{ArrayRef, StringArray, UInt32Array, UInt64Array};
-use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use flywheel_formats::{read_slice, schema_to_json, write_chunk_file, Table};
@@ -318,6 +317,7 @@ fn execute(
     cancelled: &Cancelled,
     abort: &AbortHandle,
 ) {
+    let mut reported_deps: Vec<String> = Vec::new();
     for task in tasks.iter() {
         if stopping.load(Ordering::SeqCst) {
             break;
@@ -346,7 +346,16 @@ fn execute(
             run_chunk(mapper.as_mut(), cfg, &task)
         }));
         let msg = match attempt {
-            Ok(Ok(out)) => ToCoordinator::Done(out),
+            Ok(Ok(mut out)) => {
+                // Each worker tells the coordinator its mapper's dependencies when they change
+                // (its first output, a restart that imported other modules).
+                let deps = mapper.dependencies();
+                if deps != reported_deps.as_slice() {
+                    reported_deps = deps.to_vec();
+                    out.dependencies = reported_deps.clone();
+                }
+                ToCoordinator::Done(out)
+            }
             Ok(Err(e)) => ToCoordinator::Failed {
                 chunk: task.chunk,
                 attempt: task.attempt,
@@ -443,6 +452,7 @@ fn run_chunk(
         stats,
         worker: cfg.rank.0,
         host: cfg.host.clone(),
+        dependencies: Vec::new(),
     })
 }
 
@@ -536,16 +546,28 @@ fn error_batch(
         Vec::new(),
         Vec::new(),
     );
+    // A text chunk is read by its bytes (a slice's rows are not where its rows are): read once,
+    // and each failing row taken from it. Other formats read the failing row alone.
+    let text = match task.input.bytes {
+        Some(_) => Some(read_slice(&task.input, batch_rows)?),
+        None => None,
+    };
     for e in errors {
         for k in 0..e.rows.max(1) {
             let at = task.input.row_start + e.row + k;
-            let slice = InputSlice {
-                row_start: at,
-                row_count: 1,
-                ..task.input.clone()
+            let rows = match &text {
+                Some(chunk) => slice_rows(chunk, (e.row + k) as usize, 1),
+                None => read_slice(
+                    &InputSlice {
+                        row_start: at,
+                        row_count: 1,
+                        ..task.input.clone()
+                    },
+                    batch_rows,
+                )?,
             };
             let mut json = Vec::new();
-            crate::convert::batches_to_json_lines(&read_slice(&slice, batch_rows)?, &mut json)?;
+            crate::convert::batches_to_json_lines(&rows, &mut json)?;
             chunk.push(task.chunk.0);
             source.push(task.input.path.clone());
             row.push(at);
@@ -554,14 +576,7 @@ fn error_batch(
             traceback.push(e.traceback.clone());
         }
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("chunk", DataType::UInt32, false),
-        Field::new("source", DataType::Utf8, false),
-        Field::new("row", DataType::UInt64, false),
-        Field::new("input", DataType::Utf8, false),
-        Field::new("error", DataType::Utf8, false),
-        Field::new("traceback", DataType::Utf8, false),
-    ]));
+    let schema = Arc::new(flywheel_formats::errors_schema());
     let cols: Vec<ArrayRef> = vec![
         Arc::new(UInt32Array::from(chunk)),
         Arc::new(StringArray::from(source)),

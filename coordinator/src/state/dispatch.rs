@@ -3,7 +3,7 @@
 
 use super::{ChunkState, Coordinator, Run, Runs};
 use flywheel_protocol::{
-    chunk_seed, slice_seed, Attempt, ChunkId, ChunkTask, Rank, ToWorker, Transport, TransportError,
+    seed_for, Attempt, ChunkId, ChunkTask, Rank, ToWorker, Transport, TransportError,
 };
 
 impl Coordinator {
@@ -58,11 +58,13 @@ impl Coordinator {
         let task = ChunkTask {
             chunk: id,
             attempt,
-            seed: if self.cfg.seed_by_input {
-                slice_seed(self.cfg.job_seed, &chunk.slice)
-            } else {
-                chunk_seed(self.cfg.job_seed, id)
-            },
+            seed: seed_for(
+                self.cfg.seed_scheme,
+                self.cfg.job_seed,
+                &self.cfg.input_root,
+                id,
+                &chunk.slice,
+            ),
             input: chunk.slice.clone(),
             schema: self.schema.clone(),
         };

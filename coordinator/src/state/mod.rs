@@ -27,6 +27,7 @@
 //! checks).
 
 mod dispatch;
+mod held;
 mod index;
 mod ranks;
 mod results;
@@ -43,8 +44,8 @@ pub use sanity::SanityError;
 
 use crate::failure::{AttemptError, JobFailure};
 use flywheel_protocol::{
-    Attempt, ChunkId, ChunkOutput, InputSlice, Rank, ToCoordinator, Transport, TransportError,
-    WorkerGpu,
+    Attempt, ChunkId, ChunkOutput, InputSlice, Rank, SeedScheme, ToCoordinator, Transport,
+    TransportError, WorkerGpu,
 };
 use ranks::RankMap;
 use std::collections::VecDeque;
@@ -69,9 +70,11 @@ pub struct CoordinatorConfig {
     pub speculate: bool,
     /// A worker that fails this many chunks in a row is drained (never the last live worker).
     pub drain_after_failures: u32,
-    /// Seed each chunk from its rows ([`flywheel_protocol::slice_seed`], incremental jobs)
-    /// instead of from its place in the plan ([`flywheel_protocol::chunk_seed`]).
-    pub seed_by_input: bool,
+    /// How each chunk's seed is derived ([`flywheel_protocol::seed_for`]); a job takes its
+    /// lineage's (rerun) or [`SeedScheme::InputRows`].
+    pub seed_scheme: SeedScheme,
+    /// The input's root directory, which `input-rows` seeds take file paths relative to.
+    pub input_root: String,
 }
 
 impl Default for CoordinatorConfig {
@@ -84,7 +87,8 @@ impl Default for CoordinatorConfig {
             schema: None,
             speculate: true,
             drain_after_failures: 5,
-            seed_by_input: false,
+            seed_scheme: SeedScheme::ChunkIndex,
+            input_root: String::new(),
         }
     }
 }
@@ -158,6 +162,8 @@ pub struct Coordinator {
     schema_probed: Option<Arc<str>>,
     /// What deciding the schema changed, for the report (widened columns, chunks run again).
     schema_notes: Vec<String>,
+    /// The local files the workers' mappers reported they depend on (for the lineage).
+    dependencies: std::collections::BTreeSet<String>,
     failure: Option<JobFailure>,
     done: usize,
     retries: u64,
@@ -205,6 +211,10 @@ impl Coordinator {
             .collect();
         let schema = cfg.schema.as_deref().map(Arc::from);
         let mut n_done = 0;
+        let dependencies = done
+            .iter()
+            .flat_map(|o| o.dependencies.iter().cloned())
+            .collect();
         for out in done {
             if let Some(c) = chunks.get_mut(out.chunk.0 as usize) {
                 if c.state == ChunkState::Pending {
@@ -229,6 +239,7 @@ impl Coordinator {
             schema_probe: None,
             schema_probed: None,
             schema_notes: Vec::new(),
+            dependencies,
             failure: None,
             done: n_done,
             retries: 0,
@@ -295,6 +306,7 @@ impl Coordinator {
                 Ok(())
             }
             ToCoordinator::Done(out) => {
+                self.dependencies.extend(out.dependencies.iter().cloned());
                 self.on_done(tx, from, out)?;
                 self.fill_all(tx)
             }
@@ -367,9 +379,10 @@ impl Coordinator {
             .collect()
     }
 
-    /// All chunks accepted.
+    /// All chunks accepted, and the job has not failed (the chunk accepted last can fail it:
+    /// its schema may conflict with the others').
     pub fn is_complete(&self) -> bool {
-        self.done == self.chunks.len()
+        self.done == self.chunks.len() && self.failure.is_none()
     }
 
     /// Why the job failed, once it has.
@@ -384,6 +397,11 @@ impl Coordinator {
             .filter(|(_, w)| !w.state.is_lost())
             .map(|(r, _)| *r)
             .collect()
+    }
+
+    /// The local files the mappers reported they depend on, in path order.
+    pub fn dependencies(&self) -> &std::collections::BTreeSet<String> {
+        &self.dependencies
     }
 
     /// The table schema fixed so far.

@@ -252,7 +252,8 @@ impl Coordinator {
             });
             return;
         }
-        let exhausted = (chunk.failures >= self.cfg.max_attempts).then(|| exhausted(chunk, failed));
+        let exhausted = (chunk.failures >= self.cfg.max_attempts)
+            .then(|| exhausted(chunk, self.held_start(id), failed));
         self.maybe_drain(from);
         // The attempt budget counts every failed attempt, copies included.
         if let Some(f) = exhausted {
@@ -299,18 +300,23 @@ impl Coordinator {
 }
 
 /// The failure of a chunk that used all its attempts, the last being `last`.
-fn exhausted(chunk: &Chunk, last: AttemptError) -> JobFailure {
+fn exhausted(chunk: &Chunk, start: Option<u64>, last: AttemptError) -> JobFailure {
     let mut workers: Vec<Rank> = Vec::new();
     for e in &chunk.errors {
         if !workers.contains(&e.worker) {
             workers.push(e.worker);
         }
     }
-    let start = chunk.slice.row_start;
+    let first = chunk.slice.row_start;
     JobFailure::AttemptsExhausted {
         chunk: last.chunk,
         path: chunk.slice.path.clone(),
-        rows: start..start + chunk.slice.row_count,
+        at: crate::failure::where_rows(
+            &chunk.slice.path,
+            &(first..first + chunk.slice.row_count),
+            &chunk.slice.bytes,
+            &start,
+        ),
         failures: chunk.failures,
         workers,
         last,

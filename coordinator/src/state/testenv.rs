@@ -171,6 +171,7 @@ pub fn output(t: &ChunkTask) -> ChunkOutput {
         stats: None,
         worker: 0,
         host: String::new(),
+        dependencies: Vec::new(),
     }
 }
 

@@ -36,6 +36,44 @@ pub struct ResolvedInput {
     pub files: Vec<InputFile>,
     /// When the input is a table: its directory and the pinned version.
     pub table: Option<(PathBuf, u64)>,
+    /// The directory the input's files are named relative to, wherever the data sits: the
+    /// table's, a glob's directory (before its first wildcard), a file's own (absolute).
+    pub root: PathBuf,
+}
+
+impl ResolvedInput {
+    /// The files' input, with `root` their files' directory when there is one file.
+    fn of_files(files: Vec<InputFile>, root: Option<PathBuf>) -> ResolvedInput {
+        let root = root.unwrap_or_else(|| {
+            files
+                .first()
+                .and_then(|f| f.path.parent())
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        });
+        ResolvedInput {
+            files,
+            table: None,
+            root,
+        }
+    }
+}
+
+/// A glob's directory: its components before the first with a wildcard, made absolute.
+fn glob_root(pattern: &str) -> PathBuf {
+    let mut dir = PathBuf::new();
+    for c in Path::new(pattern).components() {
+        if c.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
+            break;
+        }
+        dir.push(c);
+    }
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    fs::canonicalize(&dir).unwrap_or(dir)
 }
 
 fn format_of(path: &Path) -> Result<InputFormat, FormatError> {
@@ -86,7 +124,8 @@ pub fn resolve_input(address: &str) -> Result<ResolvedInput, FormatError> {
         let dir = fs::canonicalize(&tref.path).map_err(FormatError::io(&tref.path))?;
         return Ok(ResolvedInput {
             files,
-            table: Some((dir, manifest.version)),
+            table: Some((dir.clone(), manifest.version)),
+            root: dir,
         });
     }
     if address.contains(['*', '?', '[']) {
@@ -108,51 +147,73 @@ pub fn resolve_input(address: &str) -> Result<ResolvedInput, FormatError> {
             return Err(FormatError::NoInput(address.to_string()));
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        return Ok(ResolvedInput { files, table: None });
+        return Ok(ResolvedInput::of_files(files, Some(glob_root(address))));
     }
     // `file.h5:/group` picks an HDF5 group.
     if let Some((file, group)) = address
         .split_once(".h5:")
         .map(|(f, g)| (format!("{f}.h5"), g))
     {
-        return Ok(ResolvedInput {
-            files: vec![input_file(Path::new(&file), Some(group.to_string()))?],
-            table: None,
-        });
+        return Ok(ResolvedInput::of_files(
+            vec![input_file(Path::new(&file), Some(group.to_string()))?],
+            None,
+        ));
     }
     let path = Path::new(address);
     if !path.exists() {
         return Err(FormatError::NoInput(address.to_string()));
     }
-    Ok(ResolvedInput {
-        files: vec![input_file(path, None)?],
-        table: None,
-    })
+    Ok(ResolvedInput::of_files(vec![input_file(path, None)?], None))
+}
+
+/// Where a plan's chunks are cut finer for the tail of a job (see [`shrink_tail`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// In each file of at least [`TAIL_MIN_CHUNKS`] chunks, its last eighth: every file's chunks
+    /// depend on that file alone. What every map plans.
+    PerFile,
+    /// The last eighth of the whole plan (plain maps before per-file tails; `flywheel rerun`
+    /// of their versions).
+    Whole,
+    /// None (incremental maps before per-file tails; `flywheel rerun` of their versions).
+    None,
 }
 
 /// Cuts the input into chunks of about `chunk_rows` rows, in input order, from metadata only
 /// (Parquet footers, Arrow IPC batch headers, HDF5 shapes, a sample of a text file's head).
-pub fn plan_chunks(input: &ResolvedInput, chunk_rows: u64) -> Result<Vec<InputSlice>, FormatError> {
-    Ok(plan_chunks_counted(input, chunk_rows)?.0)
-}
-
-/// [`plan_chunks`] for incremental jobs: each file's chunks depend on that file alone (no finer
-/// tail, whose place depends on the whole plan), so an unchanged file keeps its chunk
+/// Each file's chunks depend on that file and `chunk_rows` alone (its finer tail included), so
+/// a plain and an incremental map cut the same chunks, and an unchanged file keeps its chunk
 /// boundaries when other files are added or removed.
-pub fn plan_chunks_per_file(
-    input: &ResolvedInput,
-    chunk_rows: u64,
-) -> Result<Vec<InputSlice>, FormatError> {
-    Ok(plan_files(input, chunk_rows)?.0)
+pub fn plan_chunks(input: &ResolvedInput, chunk_rows: u64) -> Result<Vec<InputSlice>, FormatError> {
+    Ok(plan_chunks_counted(input, chunk_rows, Tail::PerFile)?.0)
 }
 
-/// [`plan_chunks`], also returning how many bytes of the input files planning read.
+/// [`plan_chunks`] with the tail cut as `tail` says, also returning how many bytes of the input
+/// files planning read.
 pub fn plan_chunks_counted(
     input: &ResolvedInput,
     chunk_rows: u64,
+    tail: Tail,
 ) -> Result<(Vec<InputSlice>, u64), FormatError> {
     let (slices, bytes_read) = plan_files(input, chunk_rows)?;
-    Ok((shrink_tail(slices), bytes_read))
+    let slices = match tail {
+        Tail::None => slices,
+        Tail::Whole => shrink_tail(slices),
+        Tail::PerFile => {
+            // A file's chunks are consecutive.
+            let mut out = Vec::with_capacity(slices.len());
+            let mut file = Vec::new();
+            for s in slices {
+                if file.last().is_some_and(|l: &InputSlice| l.path != s.path) {
+                    out.extend(shrink_tail(std::mem::take(&mut file)));
+                }
+                file.push(s);
+            }
+            out.extend(shrink_tail(file));
+            out
+        }
+    };
+    Ok((slices, bytes_read))
 }
 
 /// Each file's chunks, in input order, and the bytes planning read.
@@ -196,11 +257,11 @@ fn why_no_rows(file: &InputFile) -> &'static str {
     }
 }
 
-/// Plans of at least this many chunks get a finer tail.
+/// Files of at least this many chunks get a finer tail.
 const TAIL_MIN_CHUNKS: usize = 64;
 
 /// Guided self-scheduling, decided at planning time so that a plan stays a pure function of the
-/// input and `--chunk-rows`: in plans of at least [`TAIL_MIN_CHUNKS`] chunks, the chunks of the
+/// input and `--chunk-rows`: in a file of at least [`TAIL_MIN_CHUNKS`] chunks, the chunks of its
 /// last eighth are cut into quarters, so the end of a job is made of small pieces that spread
 /// evenly over the workers (speculation then covers the last of them).
 fn shrink_tail(slices: Vec<InputSlice>) -> Vec<InputSlice> {

@@ -77,7 +77,7 @@ fn unseeded_numpy_draws_are_the_same_for_any_workers_crashes_and_fork_server() {
                 o.assert_ok(&what);
                 if crash {
                     assert!(
-                        o.stderr_text().contains("retries 3"),
+                        o.stderr_text().contains("failures 3"),
                         "{what}: {}",
                         o.stderr_text()
                     );

@@ -275,7 +275,12 @@ impl ProcessMapper {
             };
         }
         match hello {
-            Hello::Ready { arrow, shm } => {
+            Hello::Ready {
+                arrow,
+                shm,
+                depends,
+            } => {
+                self.depends = depends;
                 if let Some(r) = self.running.as_mut() {
                     r.arrow = arrow;
                     if !shm {
