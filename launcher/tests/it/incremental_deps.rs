@@ -268,3 +268,88 @@ fn an_incremental_version_equals_a_full_map_random_values_included_wherever_the_
         "moving the data changed the draws"
     );
 }
+
+#[test]
+fn a_long_plans_finer_tail_is_the_same_in_a_full_and_an_incremental_map() {
+    let Some((py, dir, _)) = fixture() else {
+        return;
+    };
+    let d = dir.path();
+    // Two files of 80 chunks each: each file's last eighth is cut into quarters.
+    std::fs::create_dir_all(d.join("shards")).expect("shards/");
+    ids_parquet(&py, &d.join("shards/a.parquet"), 0, 400);
+    ids_parquet(&py, &d.join("shards/b.parquet"), 400, 400);
+    let glob = format!("{}/*.parquet", d.join("shards").display());
+    let mapper = write_mapper(d);
+    let run = |out: &Path, incremental: bool| {
+        let mut m = Map::new(&glob, out)
+            .mapper(&mapper)
+            .python(&py)
+            .chunk_rows(5)
+            .workers(3)
+            .within(Duration::from_secs(300));
+        if incremental {
+            m = m.arg("--incremental");
+        }
+        m.run().assert_ok("map");
+        rows(&py, out, None)
+    };
+    let full = run(&d.join("full"), false);
+    assert_eq!(full.len(), 800);
+    assert_eq!(
+        run(&d.join("inc"), true),
+        full,
+        "incremental and full maps differ"
+    );
+    let chunks = info(d.join("full"))["files"]
+        .as_array()
+        .expect("files")
+        .len();
+    assert!(chunks > 160, "the tails are cut finer: {chunks} files");
+}
+
+/// Copies `from` into `to`, every file, folders included.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("the copy's folder");
+    for e in std::fs::read_dir(from).expect("the fixture is listed") {
+        let e = e.expect("an entry");
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("a fixture file is copied");
+        }
+    }
+}
+
+#[test]
+fn versions_written_before_seed_schemes_rerun_as_they_were_seeded() {
+    let Some((py, dir)) = setup() else {
+        return;
+    };
+    // launcher/tests/fixtures/legacy-seeds/README.md says how they were written.
+    let fixture = root().join("launcher/tests/fixtures/legacy-seeds");
+    let rerun = |table: &Path, n: u64| {
+        let o = run(flywheel().arg("rerun").arg(table).arg("--python").arg(&py));
+        assert_prints(
+            &o,
+            &table.display().to_string(),
+            &[&format!("matches: {n} rows")],
+        );
+    };
+    // A plain map's version, seeded by chunk index: moved anywhere, it reruns the same.
+    let copy = dir.path().join("legacy");
+    copy_dir(&fixture, &copy);
+    let manifest = copy.join("plain/_versions/00000000000000000001.json");
+    let text = std::fs::read_to_string(&manifest).expect("the fixture's manifest");
+    let here = text.replace("/tmp/flywheel-legacy-fixture", &copy.display().to_string());
+    std::fs::write(&manifest, here).expect("the manifest rewritten");
+    rerun(&copy.join("plain"), 256);
+    // An incremental map's, seeded from its input's absolute path: it reruns the same where it
+    // was written (and only there: that scheme is why seeds are relative now).
+    let original = Path::new("/tmp/flywheel-legacy-fixture");
+    let _ = std::fs::remove_dir_all(original);
+    copy_dir(&fixture, original);
+    rerun(&original.join("inc"), 32);
+    let _ = std::fs::remove_dir_all(original);
+}

@@ -118,6 +118,12 @@ fn a_text_chunks_refused_rows_are_numbered_by_the_rows_it_held() {
         .iter()
         .map(|r| r["row"].as_u64().expect("a row number"))
         .collect();
+    // Each refused row is there as its line holds it, alone.
+    for r in errors["rows"].as_array().expect("rows") {
+        let input: Value = serde_json::from_str(r["input"].as_str().expect("input text"))
+            .unwrap_or_else(|e| panic!("one row of JSON, not a chunk ({e}): {r}"));
+        assert_eq!(input["id"], r["row"], "{r}");
+    }
     got.sort_unstable();
     // The input's line i holds id i: each refused row is named by its line.
     assert_eq!(got, [7, 57, 107, 157, 207, 257], "{errors}");
