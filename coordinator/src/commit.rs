@@ -84,8 +84,10 @@ pub(crate) fn publish_job(
         .map(|o| crate::incremental::fingerprint_of(plan, o).cloned())
         .collect();
     if let serde_json::Value::Object(map) = &mut lineage {
-        // What this run's mappers reported, and for reused chunks what their version recorded.
+        // What this run's mappers reported, the --depends-on files, and for reused chunks what
+        // their version recorded.
         let mut deps = coord.dependencies().clone();
+        deps.extend(job.depends_on.iter().cloned());
         if let Some((_, reuse)) = incremental {
             deps.extend(reuse.base_dependencies.iter().cloned());
         }

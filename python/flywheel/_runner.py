@@ -129,8 +129,8 @@ def _instantiate(loaded, kwargs):
 
 
 def _dependencies(mapper, loaded):
-    """The files the mapper depends on besides the interpreter and its installed packages: every
-    loaded module's file outside the standard library and site-packages (the mapper's file, the
+    """The files the mapper depends on besides its own file, the interpreter and its installed
+    packages: every loaded module's file outside the standard library and site-packages (the
     helpers it imports, whatever start() imported), and the files or directories it declares in
     `depends_on` (relative to the current directory, as an open() in start() would take them).
     The worker records them in the version's lineage; an incremental job re-hashes them."""
@@ -144,11 +144,14 @@ def _dependencies(mapper, loaded):
     except AttributeError:  # a virtualenv's old site module
         pass
     installed.add(os.path.dirname(os.path.abspath(__file__)))  # the runner itself
-    skip = tuple(os.path.realpath(p) + os.sep for p in installed if p)
+    installed.discard("")
+    # Paths as given and resolved: most modules are told apart by the string alone (a realpath
+    # per module of torch's thousands would cost every process start).
+    skip = tuple({p + os.sep for p in installed} | {os.path.realpath(p) + os.sep for p in installed})
     files = set()
     for module in list(sys.modules.values()):
         f = getattr(module, "__file__", None)
-        if not isinstance(f, str) or not f:
+        if not isinstance(f, str) or not f or f.startswith(skip):
             continue
         f = os.path.realpath(f)
         if not f.startswith(skip) and os.path.isfile(f):
@@ -197,7 +200,7 @@ def _seed_generators(seed):
         numpy.random.seed([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF])
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "manual_seed"):
-        torch.manual_seed(seed)
+        torch.manual_seed(seed & 0xFFFF_FFFF_FFFF_FFFF)
 
 
 def _begin_chunk(mapper, seed, rows, out):

@@ -157,8 +157,24 @@ fn depends_on_python_and_on_row_error_are_in_the_fingerprint() {
     write_file(d, "table.txt", "b\n");
     let (reused, _, v) = dry_run(with_dep(map(&py, &input, &out, &mapper)));
     assert_eq!(reused, 0, "{v}");
-    assert_eq!(v["recomputed"]["changed --depends-on file"], 4, "{v}");
+    // Named, as the version recorded it among its dependencies.
+    assert_eq!(v["recomputed"]["changed mapper dependency"], 4, "{v}");
+    assert!(
+        v["changed_dependency"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("table.txt")),
+        "{v}"
+    );
     incremental(with_dep(map(&py, &input, &out, &mapper)));
+    // Another --depends-on file altogether.
+    let other_dep = write_file(d, "other.txt", "c\n");
+    let (reused, _, v) = dry_run(
+        map(&py, &input, &out, &mapper)
+            .arg("--depends-on")
+            .arg(&other_dep),
+    );
+    assert_eq!(reused, 0, "{v}");
+    assert_eq!(v["recomputed"]["changed --depends-on file"], 4, "{v}");
     // Another --on-row-error.
     let (reused, _, v) = dry_run(with_dep(map(&py, &input, &out, &mapper)).on_row_error("skip"));
     assert_eq!(reused, 0, "{v}");

@@ -20,6 +20,21 @@ fn uneven_jsonl(dir: &Path) -> std::path::PathBuf {
     write_file(dir, "uneven.jsonl", &text)
 }
 
+/// The uneven input and a map of it into `dir/out`, 40 rows a chunk, whose mapper raises
+/// `ValueError: no` on the rows where `when` holds.
+fn raising_map(py: &Path, dir: &Path, when: &str) -> (std::path::PathBuf, Map) {
+    let input = uneven_jsonl(dir);
+    let code = format!(
+        "def f(row):\n    if {when}:\n        raise ValueError('no')\n    yield {{'id': row['id']}}\n"
+    );
+    let map = Map::new(&input, dir.join("out"))
+        .mapper(py_mapper(dir, "m.py", &code, "f"))
+        .python(py)
+        .chunk_rows(40)
+        .within(Duration::from_secs(120));
+    (input, map)
+}
+
 #[test]
 fn a_text_chunks_provenance_names_the_rows_it_held() {
     let Some((py, dir)) = setup() else {
@@ -56,23 +71,9 @@ fn a_failed_text_chunk_is_named_by_its_bytes_and_the_rows_it_starts_at() {
     let Some((py, dir)) = setup() else {
         return;
     };
-    let input = uneven_jsonl(dir.path());
-    let out = dir.path().join("out");
-    let mapper = py_mapper(
-        dir.path(),
-        "m.py",
-        "def f(row):\n    if row['id'] == 250:\n        raise ValueError('no 250')\n    yield {'id': row['id']}\n",
-        "f",
-    );
-    let o = Map::new(&input, &out)
-        .mapper(mapper)
-        .python(&py)
-        .workers(1)
-        .chunk_rows(40)
-        .max_attempts(1)
-        .within(Duration::from_secs(120))
-        .run();
-    o.assert_failed("a row that raises", &["no 250"]);
+    let (input, map) = raising_map(&py, dir.path(), "row['id'] == 250");
+    let o = map.workers(1).max_attempts(1).run();
+    o.assert_failed("a row that raises", &["ValueError: no"]);
     let err = o.stderr_text();
     // "chunk N (bytes B..E of PATH, from row S)": S is the number of lines before the chunk.
     let bytes = err
@@ -94,21 +95,10 @@ fn a_text_chunks_refused_rows_are_numbered_by_the_rows_it_held() {
     let Some((py, dir)) = setup() else {
         return;
     };
-    let input = uneven_jsonl(dir.path());
+    let (_, map) = raising_map(&py, dir.path(), "row['id'] % 50 == 7");
     let out = dir.path().join("out");
-    let mapper = py_mapper(
-        dir.path(),
-        "m.py",
-        "def f(row):\n    if row['id'] % 50 == 7:\n        raise ValueError('no')\n    yield {'id': row['id']}\n",
-        "f",
-    );
-    Map::new(&input, &out)
-        .mapper(mapper)
-        .python(&py)
-        .workers(2)
-        .chunk_rows(40)
+    map.workers(2)
         .on_row_error("skip")
-        .within(Duration::from_secs(120))
         .run()
         .assert_ok("rows refused to _errors");
     let errors = read_with_pyarrow(&py, &out.join("_errors"), None);
