@@ -135,8 +135,8 @@ fn a_type_clash_fails_every_time_whatever_order_chunks_finish_in() {
     }
 }
 
-/// Under mpirun (3 ranks: rank 0 coordinates and works), the clash in the first and the last
-/// chunk fails the job the same way.
+/// Under mpirun (1 and 3 ranks: rank 0 coordinates and works), a clash in the first, a middle or
+/// the last chunk fails the job the same way.
 #[cfg(feature = "mpi")]
 #[test]
 fn mpirun_type_clash_in_any_chunk_fails_the_job_and_publishes_nothing() {
@@ -151,11 +151,14 @@ fn mpirun_type_clash_in_any_chunk_fails_the_job_and_publishes_nothing() {
         return;
     }
     let input = ids_input(&py, dir.path(), CHUNK_ROWS * CHUNKS);
-    for at in [0, CHUNKS / 2, CHUNKS - 1] {
-        let out = dir.path().join(format!("mpi-{at}"));
+    for (ranks, at) in [1u32, 3]
+        .into_iter()
+        .flat_map(|n| [0, CHUNKS / 2, CHUNKS - 1].map(|a| (n, a)))
+    {
+        let out = dir.path().join(format!("mpi-{ranks}-{at}"));
         let job = write_file(
             dir.path(),
-            &format!("job-{at}.toml"),
+            &format!("job-{ranks}-{at}.toml"),
             &format!(
                 "input = {:?}\noutput = {:?}\nmapper = {:?}\npython = {:?}\nchunk_rows = {CHUNK_ROWS}\n",
                 input.display().to_string(),
@@ -165,16 +168,16 @@ fn mpirun_type_clash_in_any_chunk_fails_the_job_and_publishes_nothing() {
             ),
         );
         let o = run(std::process::Command::new("timeout")
-            .args(["300", "mpirun", "-n", "3", "--oversubscribe"])
+            .args(["300", "mpirun", "-n", &ranks.to_string(), "--oversubscribe"])
             .arg(env!("CARGO_BIN_EXE_flywheel"))
             .arg("run")
             .arg(&job)
             .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
             .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"));
-        let what = format!("mpirun, clash at chunk {at}");
+        let what = format!("mpirun -n {ranks}, clash at chunk {at}");
         assert!(!o.status.success(), "{what}: the job succeeded");
         let err = stderr_text(&o);
-        for s in says(at, 3) {
+        for s in says(at, ranks) {
             assert!(err.contains(&s), "{what}: stderr lacks {s:?}: {err}");
         }
         assert!(!has_version(&out), "{what}: a failed job publishes nothing");
