@@ -143,6 +143,15 @@ fn check_options(job: &mut JobOptions) -> Result<(), CliError> {
             )));
         }
     }
+    if let Some(d) = job
+        .depends_on
+        .iter()
+        .find(|d| !std::path::Path::new(d).exists())
+    {
+        return Err(bad_input(anyhow!(
+            "--depends-on {d}: no such file or directory"
+        )));
+    }
     if job.workers == 0 {
         return Err(bad_input(anyhow!("--workers must be at least 1")));
     }

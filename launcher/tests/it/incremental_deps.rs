@@ -151,6 +151,18 @@ fn depends_on_python_and_on_row_error_are_in_the_fingerprint() {
     );
     let table = write_file(d, "table.txt", "a\n");
     let out = d.join("out");
+    // A --depends-on that names nothing is refused before anything runs.
+    let o = map(&py, &input, &out, &mapper)
+        .arg("--depends-on")
+        .arg(d.join("missing.json"))
+        .run();
+    assert_exit(
+        &o,
+        2,
+        "a missing --depends-on",
+        &["--depends-on", "missing.json"],
+    );
+    assert!(!has_version(&out));
     let with_dep = |m: Map| m.arg("--depends-on").arg(&table);
     incremental(with_dep(map(&py, &input, &out, &mapper)));
     assert_eq!(dry_run(with_dep(map(&py, &input, &out, &mapper))).0, 4);
