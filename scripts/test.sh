@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # flywheel's test command (the README's second command). It sets up what the tests need, then runs
 # them with cargo-nextest (cargo test if nextest is missing):
-#   - a Python venv in .venv with the independent readers the tests check tables with: pyarrow,
+#   - a Python venv in .venv with the independent readers the tests check tables with: pyarrow, numpy,
 #     h5py, DuckDB (with its Delta extension), deltalake, Polars and Hugging Face datasets;
 #   - in CI or with FLYWHEEL_TEST_ML=1: a venv with torch and transformers in .venv-ml, for the
 #     shipped generate/embed mappers' tests (tiny random models on CPU);
@@ -54,9 +54,10 @@ fi
 
 # The outside readers the tests compare tables with, pinned: duckdb-ext-delta ships the Delta
 # extension built for exactly this duckdb (no download at LOAD time).
-READERS=(pyarrow h5py "duckdb==1.4.4" "duckdb-ext-delta==1.4.4.20260205" "deltalake==1.6.6"
+# numpy: the seeding tests draw from its global generator in a mapper.
+READERS=(pyarrow h5py numpy "duckdb==1.4.4" "duckdb-ext-delta==1.4.4.20260205" "deltalake==1.6.6"
   "polars==2.1.0" "datasets==5.2.0")
-if ! .venv/bin/python -c "import pyarrow, h5py, deltalake, polars, datasets, duckdb_ext, duckdb
+if ! .venv/bin/python -c "import pyarrow, h5py, numpy, deltalake, polars, datasets, duckdb_ext, duckdb
 assert duckdb.__version__ == '1.4.4'" >/dev/null 2>&1; then
   echo "== setting up .venv with ${READERS[*]}"
   [ -x .venv/bin/python ] || python3 -m venv .venv
