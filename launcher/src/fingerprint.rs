@@ -123,10 +123,17 @@ fn file_identities(input: &ResolvedInput) -> Result<HashMap<PathBuf, Value>, Cli
 /// The interpreter of a Python mapper, as it says itself: its executable, version and the
 /// names and versions of its installed distributions (hashed); `None` for other mappers.
 fn python_identity(job: &JobOptions) -> Result<Value, CliError> {
-    const PROBE: &str = "import sys, json, hashlib, importlib.metadata as m\n\
-        d = sorted({(x.metadata['Name'] or '', x.version or '') for x in m.distributions()})\n\
-        print(json.dumps({'executable': sys.executable, 'version': sys.version, \
-        'distributions': hashlib.sha256(repr(d).encode()).hexdigest()}))";
+    // A distribution whose metadata cannot be read counts as absent, not as a failed probe.
+    const PROBE: &str = r#"import sys, json, hashlib, importlib.metadata as m
+d = set()
+for x in m.distributions():
+    try:
+        d.add((x.metadata["Name"] or "", x.version or ""))
+    except Exception:
+        pass
+print(json.dumps({"executable": sys.executable, "version": sys.version,
+                  "distributions": hashlib.sha256(repr(sorted(d)).encode()).hexdigest()}))
+"#;
     let spec = MapperSpec::parse(&job.mapper).map_err(bad_input)?;
     if !matches!(spec, MapperSpec::Python { .. } | MapperSpec::Shipped { .. }) {
         return Ok(Value::Null);

@@ -200,7 +200,7 @@ def _seed_generators(seed):
         numpy.random.seed([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF])
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "manual_seed"):
-        torch.manual_seed(seed & 0xFFFF_FFFF_FFFF_FFFF)
+        torch.manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)  # within every version's int64
 
 
 def _begin_chunk(mapper, seed, rows, out):
