@@ -101,13 +101,8 @@ pub(crate) fn publish_job(
             map.insert("incremental".into(), reuse.lineage(plan, &outputs));
         }
     }
-    let errors = crate::errors_table::error_files(
-        &job.output,
-        &outputs,
-        plan,
-        (&held, &coord.planned_slices()),
-    )
-    .map_err(table_err)?;
+    let errors = crate::errors_table::error_files(&job.output, (coord, &outputs), plan, &held)
+        .map_err(table_err)?;
     crate::crash_point("before-publish");
     publish_once(PublishRequest {
         table,

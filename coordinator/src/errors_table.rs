@@ -6,20 +6,19 @@ use flywheel_formats::{DataFile, FormatError, Table};
 use flywheel_protocol::{ChunkOutput, InputSlice, Mode};
 
 /// The `_errors` files of accepted outputs, as entries of the main manifest. `held`: each
-/// chunk's slice with the rows it really held (see `Coordinator::held_slices`), `planned`: as
-/// planned; a text chunk's error rows, numbered by the worker from the planned first row, are
-/// numbered again from the real one.
+/// chunk's slice with the rows it really held (`Coordinator::held_slices`); a text chunk's error
+/// rows, numbered by the worker from the planned first row (`coord`'s slice), are numbered again
+/// from the real one.
 pub(crate) fn error_files(
     out: &std::path::Path,
-    outputs: &[&ChunkOutput],
+    (coord, outputs): (&crate::Coordinator, &[&ChunkOutput]),
     incremental: Option<&crate::IncrementalPlan>,
-    (held, planned): (&[InputSlice], &[InputSlice]),
+    held: &[InputSlice],
 ) -> Result<Vec<DataFile>, FormatError> {
     let mut files = Vec::new();
     for o in outputs {
         if let Some(f) = &o.errors_file {
-            let i = o.chunk.0 as usize;
-            let shift = match (held.get(i), planned.get(i)) {
+            let shift = match (held.get(o.chunk.0 as usize), coord.slice(o.chunk)) {
                 (Some(h), Some(p)) => i128::from(h.row_start) - i128::from(p.row_start),
                 _ => 0,
             };

@@ -107,14 +107,13 @@ fn file_identities(input: &ResolvedInput) -> Result<HashMap<PathBuf, Value>, Cli
     }
     for f in &input.files {
         use std::os::unix::fs::MetadataExt;
-        let err = |e: std::io::Error| bad_input(anyhow!("{}: {e}", f.path.display()));
-        let id = InputIdentity::of(&f.path).map_err(err)?;
-        let meta = std::fs::metadata(&f.path).map_err(err)?;
-        let ctime_ns = i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec());
+        let meta = std::fs::metadata(&f.path)
+            .map_err(|e| bad_input(anyhow!("{}: {e}", f.path.display())))?;
+        let ns = |s: i64, n: i64| (i128::from(s) * 1_000_000_000 + i128::from(n)).to_string();
         ids.insert(
             f.path.clone(),
-            json!({"bytes": id.bytes, "mtime_ns": id.mtime_ns.to_string(),
-                   "ctime_ns": ctime_ns.to_string(), "inode": meta.ino()}),
+            json!({"bytes": meta.len(), "mtime_ns": ns(meta.mtime(), meta.mtime_nsec()),
+                   "ctime_ns": ns(meta.ctime(), meta.ctime_nsec()), "inode": meta.ino()}),
         );
     }
     Ok(ids)
@@ -138,7 +137,7 @@ print(json.dumps({"executable": sys.executable, "version": sys.version,
     if !matches!(spec, MapperSpec::Python { .. } | MapperSpec::Shipped { .. }) {
         return Ok(Value::Null);
     }
-    let out = crate::plan::output_within(
+    let out = output_within(
         std::process::Command::new(&job.python).args(["-c", PROBE]),
         std::time::Duration::from_secs(120),
     )
@@ -149,6 +148,57 @@ print(json.dumps({"executable": sys.executable, "version": sys.version,
             job.python
         ))
     })
+}
+
+/// Runs `cmd` to its end within `limit` (killed past it) and returns what it printed; an error
+/// when it cannot start, fails or runs out of time.
+fn output_within(
+    cmd: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> Result<Vec<u8>, String> {
+    // Each pipe read on a thread of its own, so a chatty child never blocks on a full one.
+    fn drain<R: std::io::Read + Send + 'static>(
+        pipe: Option<R>,
+    ) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start it: {e}"))?;
+    let (out, err) = (drain(child.stdout.take()), drain(child.stderr.take()));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer within {}s", limit.as_secs()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    if !status.success() {
+        let tail = String::from_utf8_lossy(&err);
+        return Err(format!("it failed ({status}): {}", tail.trim_end()));
+    }
+    Ok(out)
 }
 
 /// The `--depends-on` files and directories, each with its digest now.

@@ -86,8 +86,7 @@ pub fn prepare_checked(
         }
     }
     // Recorded in the lineage (its options), so a rerun of this version seeds as it did.
-    job.seed_scheme
-        .get_or_insert(flywheel_protocol::SeedScheme::InputRows);
+    job.seed_scheme.get_or_insert(SeedScheme::InputRows);
     let lineage = lineage.with_input(&job, &input);
     let incremental = match job.incremental {
         true => Some(crate::fingerprint::plan(
@@ -326,63 +325,4 @@ pub fn print_outcome(job: &JobOptions, outcome: &Outcome, json: bool) {
             outcome.manifest.files.len()
         );
     }
-}
-
-/// Runs `cmd` to its end within `limit` (killed past it) and returns what it printed; an error
-/// when it cannot start, fails or runs out of time.
-pub fn output_within(
-    cmd: &mut std::process::Command,
-    limit: std::time::Duration,
-) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start it: {e}"))?;
-    // Read on threads, so a chatty child never blocks on a full pipe.
-    let reader = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = std::time::Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("no answer within {}s", limit.as_secs()));
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    };
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
-    if !status.success() {
-        let tail = String::from_utf8_lossy(&err);
-        return Err(format!("it failed ({status}): {}", tail.trim_end()));
-    }
-    Ok(out)
 }
